@@ -1,0 +1,110 @@
+"""cffi build of corral's native core (out-of-line API mode).
+
+Two products: the extension `supervisor._corral_native` (spawn, the few
+syscalls Python lacks, and the kernel's and our header's constants), and the
+`corral-monitor` executable, built by setup.py from the same sources.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+
+# Strict warnings for our own C; CORRAL_ASAN=1 builds with AddressSanitizer.
+CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
+LDFLAGS: list[str] = []
+if os.environ.get("CORRAL_ASAN"):
+    CFLAGS += ["-fsanitize=address", "-fno-omit-frame-pointer", "-O1"]
+    LDFLAGS += ["-fsanitize=address"]
+
+MONITOR_SOURCES = ["monitor.c", "container.c", "plan.c"]
+
+_CONSTANTS = [
+    # namespaces
+    "CLONE_NEWNS", "CLONE_NEWUTS", "CLONE_NEWIPC", "CLONE_NEWNET", "CLONE_NEWPID",
+    "CLONE_NEWCGROUP", "CLONE_NEWUSER", "CLONE_NEWTIME",
+    # mount flags
+    "MS_RDONLY", "MS_NOSUID", "MS_NODEV", "MS_NOEXEC", "MS_SYNCHRONOUS", "MS_REMOUNT",
+    "MS_MANDLOCK", "MS_DIRSYNC", "MS_NOATIME", "MS_NODIRATIME", "MS_BIND", "MS_MOVE",
+    "MS_REC", "MS_SILENT", "MS_UNBINDABLE", "MS_PRIVATE", "MS_SLAVE", "MS_SHARED",
+    "MS_RELATIME", "MS_STRICTATIME", "MS_LAZYTIME",
+    # capabilities
+    *[f"CAP_{n}" for n in (
+        "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP "
+        "LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK "
+        "IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN "
+        "SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE "
+        "AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND "
+        "AUDIT_READ PERFMON BPF CHECKPOINT_RESTORE"
+    ).split()],
+    # file types for device nodes
+    "S_IFCHR", "S_IFBLK", "S_IFIFO",
+]
+
+CDEF = (
+    "\n".join(f"#define {name} ..." for name in _CONSTANTS)
+    + """
+enum corral_tag { CORRAL_T_ROOTFS, CORRAL_T_ROOTFS_RO, CORRAL_T_ROOT_PROPAGATION,
+    CORRAL_T_NAMESPACES, CORRAL_T_NS_PATH, CORRAL_T_HOSTNAME, CORRAL_T_MOUNT,
+    CORRAL_T_DEVICE, CORRAL_T_SYMLINK, CORRAL_T_MASK, CORRAL_T_READONLY,
+    CORRAL_T_SYSCTL, CORRAL_T_RLIMIT, CORRAL_T_USER, CORRAL_T_GROUPS, CORRAL_T_CAPS,
+    CORRAL_T_NO_NEW_PRIVS, CORRAL_T_UMASK, CORRAL_T_OOM_SCORE_ADJ, CORRAL_T_CWD,
+    CORRAL_T_ARG, CORRAL_T_ENV, CORRAL_T_TERMINAL, CORRAL_T_CGROUP_PROCS,
+    CORRAL_T_CGROUP_DIR, CORRAL_T_OOM_FILE, CORRAL_T_START_FIFO, CORRAL_T_EXIT_FILE,
+    CORRAL_T_LOG_FILE, CORRAL_T_TMPFS_RO, ... };
+enum corral_mount_kind { CORRAL_MOUNT_FS, CORRAL_MOUNT_BIND, CORRAL_MOUNT_REMOUNT, ... };
+enum corral_step { CORRAL_S_READY, CORRAL_S__COUNT, ... };
+enum corral_report_kind { CORRAL_R_CREATED, CORRAL_R_FAILED, ... };
+
+struct corral_error {
+    int32_t step;
+    int32_t err;
+    char path[...];
+    char detail[...];
+};
+struct corral_report {
+    int32_t kind;
+    int32_t pid;
+    struct corral_error error;
+};
+
+const char *corral_step_name(int step);
+int corral_spawn(const char *path, char *const argv[], char *const envp[],
+                 const int *fds, int nfds, int setsid, int *pidfd);
+int corral_setns(int fd, int nstype);
+int corral_pidfd_open(int pid);
+"""
+)
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+ffibuilder.set_source(
+    "supervisor._corral_native",
+    """
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <sched.h>
+#include <linux/capability.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "corral.h"
+#include "spawn.h"
+
+int corral_setns(int fd, int nstype) { return setns(fd, nstype); }
+int corral_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+""",
+    sources=["native/spawn.c", "native/plan.c"],  # relative: setuptools refuses absolute
+    include_dirs=["native"],
+    extra_compile_args=CFLAGS,
+    extra_link_args=LDFLAGS,
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

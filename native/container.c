@@ -1,0 +1,529 @@
+/* The container's side: from clone3 to execve, carrying out the plan.
+ *
+ * Facts this relies on:
+ * - The child starts in new mount/uts/ipc/net/pid namespaces; its cgroup
+ *   namespace is unshared only after it has joined its cgroup, so the
+ *   namespace's root is the container's cgroup.
+ * - Every mount target is resolved with openat2(RESOLVE_IN_ROOT), so a
+ *   symlink planted in the image resolves inside the root, never out of it;
+ *   the mount is then made on /proc/self/fd/N, the resolved object, not on a
+ *   path that could be swapped between check and use.
+ * - Until execve the child is a copy of the monitor binary: it makes itself
+ *   non-dumpable, so no process in the container can open /proc/1/exe; exec
+ *   resets that for the container's own program.
+ * - Every descriptor is marked close-on-exec before execve; the error pipe
+ *   closing is how the monitor learns execve succeeded.
+ * Any failure is written to the error pipe as (step, errno, path, detail)
+ * and the child exits; nothing it made outlives its mount namespace. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <termios.h>
+#include <unistd.h>
+#include "container.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+static const struct child_args *A;
+
+static _Noreturn void fail(int step, int err, const char *path, const char *detail)
+{
+	struct corral_error e;
+	set_error(&e, step, err, path, detail);
+	if (write(A->errfd, &e, sizeof(e)) < 0) {
+		/* The monitor is gone; nobody is left to tell. */
+	}
+	_exit(err == ENOENT && step == CORRAL_S_EXEC_LOOKUP ? 127 : 126);
+}
+
+static void fdpath(char *buf, size_t len, int fd)
+{
+	snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+static int openat2_in(int dirfd, const char *path, int flags, uint64_t resolve)
+{
+	struct open_how how = { .flags = (uint64_t)flags | O_CLOEXEC, .resolve = resolve };
+	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+/* Open path inside the root at rootfd (O_PATH), creating what is missing:
+ * directories, and the last component as a file when as_file is set. */
+static int resolve_create(int rootfd, const char *path, int as_file, int create)
+{
+	uint64_t res = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+	int fd = openat2_in(rootfd, path, O_PATH, res);
+	if (fd >= 0 || errno != ENOENT || !create)
+		return fd;
+
+	char parent[CORRAL_PATH_MAX];
+	snprintf(parent, sizeof(parent), "%s", path);
+	size_t n = strlen(parent);
+	while (n > 1 && parent[n - 1] == '/')
+		parent[--n] = '\0';
+	char *slash = strrchr(parent, '/');
+	const char *name = slash ? slash + 1 : parent;
+	int pfd;
+	if (slash && slash != parent) {
+		*slash = '\0';
+		pfd = resolve_create(rootfd, parent, 0, 1);
+	} else {
+		pfd = openat2_in(rootfd, "/", O_PATH, res);
+	}
+	if (pfd < 0)
+		return -1;
+	int rc;
+	if (as_file) {
+		rc = openat(pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (rc >= 0)
+			close(rc);
+	} else {
+		rc = mkdirat(pfd, name, 0755);
+	}
+	int saved = errno;
+	close(pfd);
+	if (rc < 0 && saved != EEXIST) {
+		errno = saved;
+		return -1;
+	}
+	/* Re-resolve: whatever is there now is opened inside the root. */
+	return openat2_in(rootfd, path, O_PATH, res);
+}
+
+/* mount(2) on an already-resolved descriptor. */
+static int mount_fd(const char *src, int fd, const char *fstype, unsigned long flags, const char *data)
+{
+	char p[64];
+	fdpath(p, sizeof(p), fd);
+	return mount(src, p, fstype, flags, data);
+}
+
+#define MNT_FLAG_MASK (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | \
+		       MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME | MS_SYNCHRONOUS)
+
+static void do_mount(int rootfd, const struct plan_rec *r)
+{
+	unsigned long flags = plan_u64(r, 0);
+	unsigned long pflags = plan_u64(r, 8);
+	uint32_t kind = plan_u32(r, 16);
+	const char *src = plan_str(r, 20, 0), *target = plan_str(r, 20, 1);
+	const char *fstype = plan_str(r, 20, 2), *data = plan_str(r, 20, 3);
+	int as_file = 0;
+
+	if (kind == CORRAL_MOUNT_BIND) {
+		struct stat st;
+		if (stat(src, &st) < 0)
+			fail(CORRAL_S_MOUNT, errno, src, "bind source");
+		as_file = !S_ISDIR(st.st_mode);
+	}
+	int fd = resolve_create(rootfd, target, as_file, kind != CORRAL_MOUNT_REMOUNT);
+	if (fd < 0)
+		fail(CORRAL_S_RESOLVE, errno, target, "mount target");
+	if (kind == CORRAL_MOUNT_BIND) {
+		if (mount_fd(src, fd, NULL, MS_BIND | (flags & MS_REC), NULL) < 0)
+			fail(CORRAL_S_MOUNT, errno, target, src);
+	} else if (kind == CORRAL_MOUNT_FS) {
+		if (mount_fd(*src ? src : fstype, fd, fstype, flags & ~MS_REC, *data ? data : NULL) < 0)
+			fail(CORRAL_S_MOUNT, errno, target, fstype);
+	}
+	close(fd);
+	/* Bind flags and remounts act on the mount now at target: resolve again. */
+	if (kind != CORRAL_MOUNT_FS && ((flags & MNT_FLAG_MASK) || kind == CORRAL_MOUNT_REMOUNT)) {
+		fd = resolve_create(rootfd, target, 0, 0);
+		if (fd < 0)
+			fail(CORRAL_S_RESOLVE, errno, target, "remount target");
+		unsigned long rf = MS_REMOUNT | MS_BIND | (flags & MNT_FLAG_MASK);
+		if (mount_fd(NULL, fd, NULL, rf, NULL) < 0)
+			fail(CORRAL_S_MOUNT, errno, target, "remount");
+		close(fd);
+	}
+	if (pflags) {
+		fd = resolve_create(rootfd, target, 0, 0);
+		if (fd < 0 || mount_fd(NULL, fd, NULL, pflags, NULL) < 0)
+			fail(CORRAL_S_MOUNT, errno, target, "propagation");
+		close(fd);
+	}
+}
+
+static int open_parent(int rootfd, const char *path, const char **name)
+{
+	char parent[CORRAL_PATH_MAX];
+	snprintf(parent, sizeof(parent), "%s", path);
+	char *slash = strrchr(parent, '/');
+	*name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	if (!slash || slash == parent)
+		return openat2_in(rootfd, "/", O_PATH, RESOLVE_IN_ROOT);
+	*slash = '\0';
+	return resolve_create(rootfd, parent, 0, 1);
+}
+
+static void do_device(int rootfd, const struct plan_rec *r)
+{
+	uint32_t mode = plan_u32(r, 0), major = plan_u32(r, 4), minor = plan_u32(r, 8);
+	uint32_t uid = plan_u32(r, 12), gid = plan_u32(r, 16);
+	const char *path = plan_str(r, 20, 0), *name;
+	int pfd = open_parent(rootfd, path, &name);
+	if (pfd < 0)
+		fail(CORRAL_S_RESOLVE, errno, path, "device directory");
+	/* O_PATH descriptors do not serve mknodat: reopen the directory. */
+	int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		fail(CORRAL_S_RESOLVE, errno, path, "device directory");
+	unlinkat(dfd, name, 0);
+	if (mknodat(dfd, name, mode, makedev(major, minor)) < 0)
+		fail(CORRAL_S_MKNOD, errno, path, NULL);
+	if (fchmodat(dfd, name, mode & 07777, 0) < 0 ||
+	    fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		fail(CORRAL_S_MKNOD, errno, path, "chown/chmod");
+	close(dfd);
+	close(pfd);
+}
+
+static void do_symlink(int rootfd, const struct plan_rec *r)
+{
+	const char *target = plan_str(r, 0, 0), *path = plan_str(r, 0, 1), *name;
+	int pfd = open_parent(rootfd, path, &name);
+	if (pfd < 0)
+		fail(CORRAL_S_RESOLVE, errno, path, "symlink directory");
+	int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || (symlinkat(target, dfd, name) < 0 && errno != EEXIST))
+		fail(CORRAL_S_SYMLINK, errno, path, target);
+	close(dfd);
+	close(pfd);
+}
+
+/* After pivot_root: hide a path (empty read-only tmpfs over a directory,
+ * /dev/null over a file).  Paths that do not exist need no hiding. */
+static void do_mask(int rootfd, const char *path)
+{
+	int fd = openat2_in(rootfd, path, O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return;
+		fail(CORRAL_S_MASK, errno, path, NULL);
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		fail(CORRAL_S_MASK, errno, path, NULL);
+	int rc = S_ISDIR(st.st_mode)
+		 ? mount_fd("tmpfs", fd, "tmpfs", MS_RDONLY, "size=0k,mode=0755")
+		 : mount_fd("/dev/null", fd, NULL, MS_BIND, NULL);
+	if (rc < 0)
+		fail(CORRAL_S_MASK, errno, path, NULL);
+	close(fd);
+}
+
+static void do_readonly(int rootfd, const char *path)
+{
+	int fd = openat2_in(rootfd, path, O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return;
+		fail(CORRAL_S_READONLY, errno, path, NULL);
+	}
+	char self[64];
+	fdpath(self, sizeof(self), fd);
+	if (mount_fd(self, fd, NULL, MS_BIND | MS_REC, NULL) < 0)
+		fail(CORRAL_S_READONLY, errno, path, "bind");
+	close(fd);
+	fd = openat2_in(rootfd, path, O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS);
+	if (fd < 0 || mount_fd(NULL, fd, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		fail(CORRAL_S_READONLY, errno, path, "remount");
+	close(fd);
+}
+
+static void do_sysctl(int rootfd, const struct plan_rec *r)
+{
+	const char *key = plan_str(r, 0, 0), *value = plan_str(r, 0, 1);
+	char path[CORRAL_PATH_MAX];
+	snprintf(path, sizeof(path), "/proc/sys/%s", key);
+	for (char *p = path + 10; *p; p++)
+		if (*p == '.')
+			*p = '/';
+	int fd = openat2_in(rootfd, path, O_WRONLY | O_TRUNC, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS);
+	if (fd < 0 || write(fd, value, strlen(value)) < 0)
+		fail(CORRAL_S_SYSCTL, errno, path, value);
+	close(fd);
+}
+
+static void send_fd(int sock, int fd)
+{
+	char byte = 0, cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	memset(cbuf, 0, sizeof(cbuf));
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	if (sendmsg(sock, &msg, 0) < 0)
+		fail(CORRAL_S_TERMINAL, errno, NULL, "sending the pty to the monitor");
+}
+
+static void setup_terminal(void)
+{
+	int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		fail(CORRAL_S_TERMINAL, errno, "/dev/ptmx", NULL);
+	int unlock = 0;
+	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+		fail(CORRAL_S_TERMINAL, errno, "/dev/ptmx", "unlockpt");
+	int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+	if (slave < 0)
+		fail(CORRAL_S_TERMINAL, errno, "/dev/ptmx", "TIOCGPTPEER");
+	send_fd(A->consock, master);
+	close(master);
+	if (setsid() < 0 || ioctl(slave, TIOCSCTTY, 0) < 0)
+		fail(CORRAL_S_TERMINAL, errno, NULL, "making the pty the controlling terminal");
+	for (int i = 0; i < 3; i++)
+		if (dup2(slave, i) < 0)
+			fail(CORRAL_S_TERMINAL, errno, NULL, "dup2");
+	if (slave > 2)
+		close(slave);
+}
+
+static void set_user_and_caps(const struct corral_plan *p)
+{
+	if (p->has_caps) {
+		/* Bounding set first: dropping needs CAP_SETPCAP, which we hold now. */
+		for (int cap = 0; cap <= 63; cap++) {
+			if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0)
+				break;
+			if (!(p->caps[0] & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+				fail(CORRAL_S_CAPS, errno, NULL, "PR_CAPBSET_DROP");
+		}
+		if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+			fail(CORRAL_S_CAPS, errno, NULL, "PR_SET_KEEPCAPS");
+	}
+	if (p->has_user) {
+		if (setgroups(p->ngroups, (const gid_t *)p->groups) < 0)
+			fail(CORRAL_S_USER, errno, NULL, "setgroups");
+		if (setresgid(p->gid, p->gid, p->gid) < 0)
+			fail(CORRAL_S_USER, errno, NULL, "setresgid");
+		if (setresuid(p->uid, p->uid, p->uid) < 0)
+			fail(CORRAL_S_USER, errno, NULL, "setresuid");
+	}
+	if (p->has_caps) {
+		struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+		struct __user_cap_data_struct data[2];
+		for (int i = 0; i < 2; i++) {
+			data[i].effective = (uint32_t)(p->caps[1] >> (32 * i));
+			data[i].inheritable = (uint32_t)(p->caps[2] >> (32 * i));
+			data[i].permitted = (uint32_t)(p->caps[3] >> (32 * i));
+		}
+		if (syscall(SYS_capset, &hdr, data) < 0)
+			fail(CORRAL_S_CAPS, errno, NULL, "capset");
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+			fail(CORRAL_S_CAPS, errno, NULL, "PR_CAP_AMBIENT_CLEAR_ALL");
+		for (int cap = 0; cap <= 63; cap++)
+			if ((p->caps[4] & (1ULL << cap)) &&
+			    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+				fail(CORRAL_S_CAPS, errno, NULL, "PR_CAP_AMBIENT_RAISE");
+	}
+}
+
+/* execvpe() searches the caller's PATH; the container's PATH is in envp. */
+static void lookup_exec(const struct corral_plan *p, char *out, size_t len)
+{
+	const char *arg0 = p->argv[0];
+	if (strchr(arg0, '/')) {
+		snprintf(out, len, "%s", arg0);
+		if (access(out, X_OK) < 0)
+			fail(CORRAL_S_EXEC_LOOKUP, errno, arg0, NULL);
+		return;
+	}
+	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	for (size_t i = 0; i < p->envc; i++)
+		if (!strncmp(p->envp[i], "PATH=", 5))
+			path = p->envp[i] + 5;
+	int saw_eacces = 0;
+	while (*path) {
+		const char *end = strchrnul(path, ':');
+		int n = (int)(end - path);
+		snprintf(out, len, "%.*s%s%s", n, path, n ? "/" : "", arg0);
+		if (access(out, X_OK) == 0) {
+			struct stat st;
+			if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+				return;
+		} else if (errno == EACCES) {
+			saw_eacces = 1;
+		}
+		path = *end ? end + 1 : end;
+	}
+	fail(CORRAL_S_EXEC_LOOKUP, saw_eacces ? EACCES : ENOENT, arg0, "executable file not found in $PATH");
+}
+
+static void wait_for_start(int fifo)
+{
+	struct pollfd pfd = { .fd = fifo, .events = POLLIN };
+	char byte;
+	while (poll(&pfd, 1, -1) < 0)
+		if (errno != EINTR)
+			fail(CORRAL_S_START_WAIT, errno, NULL, "poll");
+	if (read(fifo, &byte, 1) < 0)
+		fail(CORRAL_S_START_WAIT, errno, NULL, "read");
+	close(fifo);
+}
+
+_Noreturn void container_main(const struct child_args *args)
+{
+	const struct corral_plan *p = args->plan;
+	char buf[CORRAL_PATH_MAX];
+	A = args;
+
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (args->gofd >= 0) {
+		char go;
+		if (read(args->gofd, &go, 1) != 1)
+			_exit(1);  /* the monitor failed to place us; it reports why */
+		close(args->gofd);
+	}
+	for (size_t i = 0; i < p->nrecs; i++) {
+		const struct plan_rec *r = &p->recs[i];
+		if (r->tag != CORRAL_T_NS_PATH || plan_u64(r, 0) == CLONE_NEWPID)
+			continue;
+		const char *path = plan_str(r, 8, 0);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, (int)plan_u64(r, 0)) < 0)
+			fail(CORRAL_S_SETNS, errno, path, NULL);
+		close(fd);
+	}
+	if ((p->namespaces & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+		fail(CORRAL_S_UNSHARE_CGROUP, errno, NULL, NULL);
+	if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
+		fail(CORRAL_S_HOSTNAME, errno, p->hostname, NULL);
+
+	int fifo = -1;
+	if (p->start_fifo) {
+		/* Opened before pivot_root: the FIFO lives in the host's state dir. */
+		fifo = open(p->start_fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (fifo < 0)
+			fail(CORRAL_S_START_WAIT, errno, p->start_fifo, NULL);
+	}
+
+	if (mount(NULL, "/", NULL, p->root_propagation ? p->root_propagation : MS_REC | MS_PRIVATE, NULL) < 0)
+		fail(CORRAL_S_PROPAGATION, errno, "/", NULL);
+	if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+		fail(CORRAL_S_ROOTFS, errno, p->rootfs, NULL);
+	int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		fail(CORRAL_S_ROOTFS, errno, p->rootfs, NULL);
+
+	for (size_t i = 0; i < p->nrecs; i++) {
+		const struct plan_rec *r = &p->recs[i];
+		if (r->tag == CORRAL_T_MOUNT)
+			do_mount(rootfd, r);
+		else if (r->tag == CORRAL_T_DEVICE)
+			do_device(rootfd, r);
+		else if (r->tag == CORRAL_T_SYMLINK)
+			do_symlink(rootfd, r);
+	}
+
+	if (fchdir(rootfd) < 0)
+		fail(CORRAL_S_PIVOT_ROOT, errno, p->rootfs, "fchdir");
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		fail(CORRAL_S_PIVOT_ROOT, errno, p->rootfs, NULL);
+	/* The old root is stacked under the new one: detach it. */
+	if (umount2(".", MNT_DETACH) < 0)
+		fail(CORRAL_S_PIVOT_ROOT, errno, p->rootfs, "detaching the old root");
+	if (chdir("/") < 0)
+		fail(CORRAL_S_PIVOT_ROOT, errno, "/", "chdir");
+	close(rootfd);
+	rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		fail(CORRAL_S_PIVOT_ROOT, errno, "/", NULL);
+
+	for (size_t i = 0; i < p->nrecs; i++)
+		if (p->recs[i].tag == CORRAL_T_SYSCTL)
+			do_sysctl(rootfd, &p->recs[i]);
+	for (size_t i = 0; i < p->nrecs; i++) {
+		const struct plan_rec *r = &p->recs[i];
+		if (r->tag == CORRAL_T_MASK)
+			do_mask(rootfd, (const char *)r->data);
+		else if (r->tag == CORRAL_T_READONLY)
+			do_readonly(rootfd, (const char *)r->data);
+		else if (r->tag == CORRAL_T_TMPFS_RO) {
+			int fd = resolve_create(rootfd, (const char *)r->data, 0, 0);
+			if (fd < 0 || mount_fd(NULL, fd, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+				fail(CORRAL_S_READONLY, errno, (const char *)r->data, "remount");
+			close(fd);
+		}
+	}
+	if (p->rootfs_ro && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+		fail(CORRAL_S_READONLY, errno, "/", "read-only root");
+
+	if (p->terminal)
+		setup_terminal();
+
+	for (size_t i = 0; i < p->nrecs; i++) {
+		const struct plan_rec *r = &p->recs[i];
+		if (r->tag != CORRAL_T_RLIMIT)
+			continue;
+		struct rlimit rl = { .rlim_cur = plan_u64(r, 8), .rlim_max = plan_u64(r, 16) };
+		if (setrlimit((int)plan_u32(r, 0), &rl) < 0) {
+			snprintf(buf, sizeof(buf), "resource %u", plan_u32(r, 0));
+			fail(CORRAL_S_RLIMIT, errno, NULL, buf);
+		}
+	}
+	if (p->has_oom_adj) {
+		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+		int n = snprintf(buf, sizeof(buf), "%d", p->oom_score_adj);
+		if (fd < 0 || write(fd, buf, n) < 0)
+			fail(CORRAL_S_OOM_SCORE_ADJ, errno, "/proc/self/oom_score_adj", NULL);
+		close(fd);
+	}
+
+	if (p->cwd) {
+		int fd = openat2_in(rootfd, p->cwd, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+		if (fd < 0 || fchdir(fd) < 0)
+			fail(CORRAL_S_CWD, errno, p->cwd, NULL);
+		close(fd);
+	}
+	close(rootfd);
+	if (p->has_umask)
+		umask(p->umask);
+
+	set_user_and_caps(p);
+	if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		fail(CORRAL_S_NO_NEW_PRIVS, errno, NULL, NULL);
+
+	char exe[CORRAL_PATH_MAX];
+	lookup_exec(p, exe, sizeof(exe));
+
+	struct corral_error ready;
+	set_error(&ready, CORRAL_S_READY, 0, NULL, NULL);
+	if (write(args->errfd, &ready, sizeof(ready)) != sizeof(ready))
+		_exit(1);
+	if (fifo >= 0)
+		wait_for_start(fifo);
+
+	/* Nothing the runtime opened may reach the container's program. */
+	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		fail(CORRAL_S_EXEC, errno, NULL, "close_range");
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execve(exe, p->argv, p->envp);
+	fail(CORRAL_S_EXEC, errno, exe, NULL);
+}

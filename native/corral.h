@@ -1,0 +1,119 @@
+/* The contract between Python (supervisor/_native.py) and the C core.
+ *
+ * Python plans a container and encodes the plan as a flat list of records
+ * (tag, length, payload); the per-container monitor (monitor.c) reads it,
+ * clones the container and the child (container.c) carries it out.  Every
+ * number Python needs (tags, steps, report kinds) is read from this header
+ * through cffi, never written twice. */
+#ifndef CORRAL_H
+#define CORRAL_H
+
+#include <stdint.h>
+
+/* Plan records.  Payload layout per tag (native endianness, strings are
+ * NUL-terminated, the length counts the NUL). */
+enum corral_tag {
+	CORRAL_T_ROOTFS = 1,      /* str: host path of the root filesystem      */
+	CORRAL_T_ROOTFS_RO,       /* -                                           */
+	CORRAL_T_ROOT_PROPAGATION,/* u64 mount flags for "/" (MS_PRIVATE|MS_REC) */
+	CORRAL_T_NAMESPACES,      /* u64 CLONE_NEW* flags                        */
+	CORRAL_T_NS_PATH,         /* u64 CLONE_NEW* flag, str path: join        */
+	CORRAL_T_HOSTNAME,        /* str                                         */
+	CORRAL_T_MOUNT,           /* u64 flags, u64 propagation, u32 kind, str
+	                             source, str target, str fstype, str data    */
+	CORRAL_T_DEVICE,          /* u32 mode (incl. S_IFCHR/S_IFBLK), u32 major,
+	                             u32 minor, u32 uid, u32 gid, str path        */
+	CORRAL_T_SYMLINK,         /* str target, str linkpath                    */
+	CORRAL_T_MASK,            /* str path                                    */
+	CORRAL_T_READONLY,        /* str path                                    */
+	CORRAL_T_SYSCTL,          /* str key, str value                          */
+	CORRAL_T_RLIMIT,          /* u32 resource, u32 pad, u64 soft, u64 hard   */
+	CORRAL_T_USER,            /* u32 uid, u32 gid                            */
+	CORRAL_T_GROUPS,          /* u32[] additional gids                       */
+	CORRAL_T_CAPS,            /* u64 bounding, effective, inheritable,
+	                             permitted, ambient                           */
+	CORRAL_T_NO_NEW_PRIVS,    /* -                                           */
+	CORRAL_T_UMASK,           /* u32                                         */
+	CORRAL_T_OOM_SCORE_ADJ,   /* i32                                         */
+	CORRAL_T_CWD,             /* str                                         */
+	CORRAL_T_ARG,             /* str, repeated in order                      */
+	CORRAL_T_ENV,             /* str, repeated in order                      */
+	CORRAL_T_TERMINAL,        /* -: allocate a pty inside the container      */
+	CORRAL_T_CGROUP_PROCS,    /* str: a cgroup.procs file to join (v1)       */
+	CORRAL_T_CGROUP_DIR,      /* str: cgroup directory for CLONE_INTO_CGROUP */
+	CORRAL_T_OOM_FILE,        /* str: memory.oom_control / memory.events     */
+	CORRAL_T_START_FIFO,      /* str: wait for `start` on this FIFO          */
+	CORRAL_T_EXIT_FILE,       /* str: where the monitor records the exit     */
+	CORRAL_T_LOG_FILE,        /* str: monitor writes stdout/stderr here      */
+	CORRAL_T_TMPFS_RO,        /* str: remount this tmpfs/mount read-only     */
+};
+
+/* Mount kinds (CORRAL_T_MOUNT's u32). */
+enum corral_mount_kind {
+	CORRAL_MOUNT_FS = 0,      /* a filesystem: mount(source, t, fstype)      */
+	CORRAL_MOUNT_BIND = 1,    /* a bind of a host path (file or directory)   */
+	CORRAL_MOUNT_REMOUNT = 2, /* change the flags of what is at target       */
+};
+
+/* Steps, so a failure names where it happened (corral_step_name()). */
+enum corral_step {
+	CORRAL_S_NONE = 0,
+	CORRAL_S_PLAN,
+	CORRAL_S_CLONE,
+	CORRAL_S_CGROUP,
+	CORRAL_S_SETNS,
+	CORRAL_S_UNSHARE_CGROUP,
+	CORRAL_S_HOSTNAME,
+	CORRAL_S_PROPAGATION,
+	CORRAL_S_ROOTFS,
+	CORRAL_S_RESOLVE,
+	CORRAL_S_MOUNT,
+	CORRAL_S_MKNOD,
+	CORRAL_S_SYMLINK,
+	CORRAL_S_PIVOT_ROOT,
+	CORRAL_S_MASK,
+	CORRAL_S_READONLY,
+	CORRAL_S_SYSCTL,
+	CORRAL_S_TERMINAL,
+	CORRAL_S_RLIMIT,
+	CORRAL_S_OOM_SCORE_ADJ,
+	CORRAL_S_CWD,
+	CORRAL_S_USER,
+	CORRAL_S_CAPS,
+	CORRAL_S_NO_NEW_PRIVS,
+	CORRAL_S_START_WAIT,
+	CORRAL_S_EXEC_LOOKUP,
+	CORRAL_S_EXEC,
+	CORRAL_S_MONITOR,
+	CORRAL_S_SPAWN,
+	CORRAL_S_READY,           /* not a failure: the child is set up          */
+	CORRAL_S__COUNT,
+};
+
+#define CORRAL_PATH_MAX 512
+#define CORRAL_DETAIL_MAX 256
+
+/* What the child sends its monitor through a close-on-exec pipe: a failure,
+ * or CORRAL_S_READY once set up.  EOF after READY means execve succeeded. */
+struct corral_error {
+	int32_t step;
+	int32_t err;
+	char path[CORRAL_PATH_MAX];
+	char detail[CORRAL_DETAIL_MAX];
+};
+
+enum corral_report_kind {
+	CORRAL_R_CREATED = 1,     /* container set up (and, without a FIFO, exec'd) */
+	CORRAL_R_FAILED = 2,
+};
+
+/* What the monitor sends Python once the container is created or failed. */
+struct corral_report {
+	int32_t kind;
+	int32_t pid;              /* the container's pid in the caller's pid ns */
+	struct corral_error error;
+};
+
+const char *corral_step_name(int step);
+
+#endif

@@ -1,0 +1,448 @@
+/* corral-monitor: the parent of one container, in the spirit of conmon.
+ *
+ *   corral-monitor PLAN_FD REPORT_FD
+ *
+ * It reads the plan, clones the container into its namespaces and cgroup,
+ * tells the caller (REPORT_FD: one struct corral_report) that the container
+ * is created or why it failed, then stays as the container's parent: it
+ * forwards signals, holds stdout/stderr (copying them to the log file, or a
+ * pty to its own stdio), and when the container exits records the status
+ * atomically in the exit file and exits with it.  It must stay small: one
+ * runs per container, so it allocates nothing after the container starts. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+#include "container.h"
+
+static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+
+static int report_fd = -1;
+
+static void report(int kind, int pid, const struct corral_error *err)
+{
+	struct corral_report r;
+	memset(&r, 0, sizeof(r));
+	r.kind = kind;
+	r.pid = pid;
+	if (err)
+		r.error = *err;
+	if (report_fd >= 0) {
+		if (write(report_fd, &r, sizeof(r)) != sizeof(r)) {
+			/* The caller went away; the container's fate is still recorded. */
+		}
+		close(report_fd);
+		report_fd = -1;
+	}
+}
+
+static _Noreturn void die(int step, int err, const char *path, const char *detail)
+{
+	struct corral_error e;
+	set_error(&e, step, err, path, detail);
+	report(CORRAL_R_FAILED, 0, &e);
+	_exit(125);
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* CRI log format, one record per line: TIME STREAM P|F CONTENT. */
+static void log_chunk(int logfd, const char *stream, const char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+	char head[80];
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	while (len) {
+		const char *nl = memchr(buf, '\n', len);
+		size_t n = nl ? (size_t)(nl - buf) : len;
+		int h = snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ %s %c ",
+				 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+				 tm.tm_min, tm.tm_sec, ts.tv_nsec, stream, nl ? 'F' : 'P');
+		struct iovec iov[3] = { { head, (size_t)h }, { (void *)buf, n }, { "\n", 1 } };
+		if (writev(logfd, iov, 3) < 0)
+			return;
+		buf += n + (nl ? 1 : 0);
+		len -= n + (nl ? 1 : 0);
+	}
+}
+
+static long read_oom_kills(const char *path)
+{
+	char buf[1024];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *p = strstr(buf, "oom_kill ");
+	return p ? strtol(p + 9, NULL, 10) : 0;
+}
+
+static void record_exit(const char *path, int code, int sig, int oom)
+{
+	char tmp[CORRAL_PATH_MAX + 8], buf[256];
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int n = snprintf(buf, sizeof(buf),
+			 "{\"exit_code\":%d,\"signal\":%d,\"oom_killed\":%s,\"finished_at\":%lld}\n",
+			 code, sig, oom ? "true" : "false",
+			 (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (write_all(fd, buf, (size_t)n) == 0 && fsync(fd) == 0) {
+		close(fd);
+		rename(tmp, path);
+		return;
+	}
+	close(fd);
+	unlink(tmp);
+}
+
+static int recv_fd(int sock)
+{
+	char byte, cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) <= 0)
+		return -1;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_type != SCM_RIGHTS)
+		return -1;
+	int fd;
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+static int read_plan(int fd, unsigned char **out, size_t *len)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -1;
+	unsigned char *buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return -1;
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
+		if (n <= 0) {
+			free(buf);
+			errno = n == 0 ? EIO : errno;
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	*out = buf;
+	*len = got;
+	return 0;
+}
+
+static pid_t clone_container(const struct corral_plan *p, int cgfd, int *pidfd)
+{
+	uint64_t ns = p->namespaces & ~(uint64_t)CLONE_NEWCGROUP;
+	struct clone_args ca = {
+		.flags = ns | CLONE_PIDFD | (cgfd >= 0 ? CLONE_INTO_CGROUP : 0),
+		.pidfd = (uint64_t)(uintptr_t)pidfd,
+		.exit_signal = SIGCHLD,
+		.cgroup = (uint64_t)(cgfd >= 0 ? cgfd : 0),
+	};
+	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid < 0 && errno == ENOSYS) {
+		/* Kernels before 5.3: clone(2) has CLONE_PIDFD since 5.2, no
+		 * CLONE_INTO_CGROUP; the caller joins the cgroup by writing. */
+		errno = ENOSYS;
+		if (cgfd >= 0)
+			return -1;
+		pid = (pid_t)syscall(SYS_clone, ns | CLONE_PIDFD | SIGCHLD, NULL, pidfd, NULL, NULL);
+	}
+	return pid;
+}
+
+int main(int argc, char **argv)
+{
+	struct corral_plan plan;
+	struct corral_error err;
+	unsigned char *planbuf;
+	size_t planlen;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: corral-monitor PLAN_FD REPORT_FD\n");
+		return 125;
+	}
+	report_fd = atoi(argv[2]);
+	int planfd = atoi(argv[1]);
+	if (read_plan(planfd, &planbuf, &planlen) < 0)
+		die(CORRAL_S_PLAN, errno, NULL, "reading the plan");
+	close(planfd);
+	if (plan_parse(planbuf, planlen, &plan, &err) < 0) {
+		report(CORRAL_R_FAILED, 0, &err);
+		return 125;
+	}
+
+	/* Signals are read from a signalfd; block them before the child exists
+	 * (it unblocks everything before execve). */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGWINCH);
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(*forwarded); i++)
+		sigaddset(&mask, forwarded[i]);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sigfd < 0)
+		die(CORRAL_S_MONITOR, errno, NULL, "signalfd");
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+
+	int logfd = -1, outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, cons[2] = { -1, -1 };
+	if (plan.log_file) {
+		logfd = open(plan.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (logfd < 0)
+			die(CORRAL_S_MONITOR, errno, plan.log_file, "opening the log");
+		if (!plan.terminal && (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0))
+			die(CORRAL_S_MONITOR, errno, NULL, "pipe2");
+	}
+	if (plan.terminal && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cons) < 0)
+		die(CORRAL_S_TERMINAL, errno, NULL, "socketpair");
+	int epipe[2], gopipe[2] = { -1, -1 };
+	if (pipe2(epipe, O_CLOEXEC) < 0)
+		die(CORRAL_S_MONITOR, errno, NULL, "pipe2");
+	int need_join = 0;
+	for (size_t i = 0; i < plan.nrecs; i++)
+		need_join |= plan.recs[i].tag == CORRAL_T_CGROUP_PROCS;
+	if (need_join && pipe2(gopipe, O_CLOEXEC) < 0)
+		die(CORRAL_S_MONITOR, errno, NULL, "pipe2");
+	int cgfd = -1;
+	if (plan.cgroup_dir) {
+		cgfd = open(plan.cgroup_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (cgfd < 0)
+			die(CORRAL_S_CGROUP, errno, plan.cgroup_dir, NULL);
+	}
+	for (size_t i = 0; i < plan.nrecs; i++) {
+		const struct plan_rec *r = &plan.recs[i];
+		if (r->tag == CORRAL_T_NS_PATH && plan_u64(r, 0) == CLONE_NEWPID) {
+			const char *path = plan_str(r, 8, 0);
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0 || setns(fd, CLONE_NEWPID) < 0)
+				die(CORRAL_S_SETNS, errno, path, NULL);
+			close(fd);
+		}
+	}
+
+	int pidfd = -1;
+	pid_t pid = clone_container(&plan, cgfd, &pidfd);
+	if (pid < 0)
+		die(CORRAL_S_CLONE, errno, plan.cgroup_dir, NULL);
+	if (pid == 0) {
+		struct child_args ca = { .plan = &plan, .errfd = epipe[1],
+					 .gofd = gopipe[0], .consock = cons[1] };
+		close(epipe[0]);
+		if (gopipe[1] >= 0)
+			close(gopipe[1]);
+		if (outp[1] >= 0) {
+			int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0)
+				_exit(125);
+		}
+		container_main(&ca);
+	}
+	close(epipe[1]);
+	if (gopipe[0] >= 0)
+		close(gopipe[0]);
+	if (cons[1] >= 0)
+		close(cons[1]);
+	if (outp[1] >= 0) {
+		close(outp[1]);
+		close(errp[1]);
+	}
+	if (cgfd >= 0)
+		close(cgfd);
+
+	if (need_join) {
+		char buf[32];
+		int n = snprintf(buf, sizeof(buf), "%d", pid);
+		for (size_t i = 0; i < plan.nrecs; i++) {
+			const struct plan_rec *r = &plan.recs[i];
+			if (r->tag != CORRAL_T_CGROUP_PROCS)
+				continue;
+			const char *path = (const char *)r->data;
+			int fd = open(path, O_WRONLY | O_CLOEXEC);
+			if (fd < 0 || write(fd, buf, (size_t)n) < 0) {
+				int e = errno;
+				kill(pid, SIGKILL);
+				waitpid(pid, NULL, 0);
+				die(CORRAL_S_CGROUP, e, path, NULL);
+			}
+			close(fd);
+		}
+		if (write(gopipe[1], "g", 1) != 1)
+			die(CORRAL_S_CGROUP, errno, NULL, "releasing the child");
+		close(gopipe[1]);
+	}
+
+	/* The child reports READY after setup; then EOF when execve succeeds.
+	 * With a start FIFO the caller hears of READY; without one, of the exec. */
+	int ready = 0, epipe_open = 1;
+	for (;;) {
+		ssize_t n = read(epipe[0], &err, sizeof(err));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == sizeof(err) && err.step == CORRAL_S_READY) {
+			ready = 1;
+			if (plan.start_fifo)
+				break;
+			continue;
+		}
+		if (n == sizeof(err) || !ready) {
+			if (n != sizeof(err))
+				set_error(&err, CORRAL_S_MONITOR, EPIPE, NULL, "the container died during setup");
+			waitpid(pid, NULL, 0);
+			report(CORRAL_R_FAILED, pid, &err);
+			return 125;
+		}
+		epipe_open = 0;
+		break;
+	}
+	int master = -1;
+	if (plan.terminal) {
+		master = recv_fd(cons[0]);
+		close(cons[0]);
+	}
+	report(CORRAL_R_CREATED, pid, NULL);
+	free(planbuf);
+
+	/* Foreground terminal: proxy our stdio to the pty. */
+	int in_tty = plan.terminal && !plan.log_file && isatty(0);
+	struct termios saved;
+	if (in_tty && tcgetattr(0, &saved) == 0) {
+		struct termios raw = saved;
+		struct winsize ws;
+		cfmakeraw(&raw);
+		tcsetattr(0, TCSANOW, &raw);
+		if (ioctl(0, TIOCGWINSZ, &ws) == 0 && master >= 0)
+			ioctl(master, TIOCSWINSZ, &ws);
+	} else {
+		in_tty = 0;
+	}
+
+	enum { P_SIG, P_EPIPE, P_OUT, P_ERR, P_MASTER, P_STDIN, P_N };
+	struct pollfd fds[P_N];
+	for (int i = 0; i < P_N; i++)
+		fds[i] = (struct pollfd){ .fd = -1, .events = POLLIN };
+	fds[P_SIG].fd = sigfd;
+	fds[P_EPIPE].fd = epipe_open ? epipe[0] : -1;
+	fds[P_OUT].fd = outp[0];
+	fds[P_ERR].fd = errp[0];
+	fds[P_MASTER].fd = master;
+	fds[P_STDIN].fd = (plan.terminal && !plan.log_file && master >= 0) ? 0 : -1;
+	int status = 0, exited = 0;
+	char buf[8192];
+	const char *names[P_N] = { [P_OUT] = "stdout", [P_ERR] = "stderr", [P_MASTER] = "stdout" };
+
+	while (!exited || fds[P_OUT].fd >= 0 || fds[P_ERR].fd >= 0 || fds[P_MASTER].fd >= 0) {
+		/* After the exit, only drain what is already buffered. */
+		int rc = poll(fds, P_N, exited ? 0 : -1);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0)
+			break;
+		if (fds[P_SIG].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGCHLD) {
+					int st;
+					pid_t w;
+					while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+						if (w == pid) {
+							status = st;
+							exited = 1;
+						}
+				} else if (si.ssi_signo == SIGWINCH) {
+					struct winsize ws;
+					if (in_tty && ioctl(0, TIOCGWINSZ, &ws) == 0)
+						ioctl(master, TIOCSWINSZ, &ws);
+				} else if (!exited) {
+					syscall(SYS_pidfd_send_signal, pidfd, si.ssi_signo, NULL, 0);
+				}
+			}
+		}
+		if (fds[P_EPIPE].revents) {
+			/* EOF: execve succeeded; a record: it failed, and the exit
+			 * status (126/127) says so. */
+			if (read(epipe[0], &err, sizeof(err)) != sizeof(err) || err.step != CORRAL_S_READY) {
+				close(epipe[0]);
+				fds[P_EPIPE].fd = -1;
+			}
+		}
+		for (int i = P_OUT; i <= P_STDIN; i++) {
+			if (fds[i].fd < 0 || !fds[i].revents)
+				continue;
+			ssize_t n = read(fds[i].fd, buf, sizeof(buf));
+			if (n <= 0) {
+				if (n < 0 && errno == EINTR)
+					continue;
+				if (i != P_STDIN)
+					close(fds[i].fd);
+				fds[i].fd = -1;
+				continue;
+			}
+			if (i == P_STDIN)
+				write_all(master, buf, (size_t)n);
+			else if (logfd >= 0)
+				log_chunk(logfd, names[i], buf, (size_t)n);
+			else
+				write_all(1, buf, (size_t)n);
+		}
+	}
+	if (in_tty)
+		tcsetattr(0, TCSANOW, &saved);
+
+	int code, sig = 0;
+	if (WIFSIGNALED(status)) {
+		sig = WTERMSIG(status);
+		code = 128 + sig;
+	} else {
+		code = WEXITSTATUS(status);
+	}
+	int oom = plan.oom_file && read_oom_kills(plan.oom_file) > 0;
+	if (plan.exit_file)
+		record_exit(plan.exit_file, code, sig, oom);
+	return code;
+}

@@ -1,0 +1,184 @@
+"""The OCI runtime-spec configuration (config.json), as msgspec Structs.
+
+Decoding is strict about types (a string where a number belongs is an error
+that names the field) and tolerant of fields it does not know, so a
+config.json written by `runc spec` or `crun spec` decodes unmodified.
+Field names follow the spec's JSON through `rename="camel"`; the few the
+camel rule gets wrong are named explicitly.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+OCI_VERSION = "1.0.2"
+
+
+class _Base(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True, frozen=True):
+    pass
+
+
+class User(_Base):
+    uid: int = 0
+    gid: int = 0
+    umask: int | None = None
+    additional_gids: list[int] | None = None
+
+
+class Capabilities(_Base):
+    bounding: list[str] | None = None
+    effective: list[str] | None = None
+    inheritable: list[str] | None = None
+    permitted: list[str] | None = None
+    ambient: list[str] | None = None
+
+
+class Rlimit(_Base):
+    type: str
+    hard: int
+    soft: int
+
+
+class ConsoleSize(_Base):
+    height: int
+    width: int
+
+
+class Process(_Base):
+    args: list[str]
+    cwd: str = "/"
+    terminal: bool = False
+    console_size: ConsoleSize | None = None
+    user: User = User()
+    env: list[str] | None = None
+    capabilities: Capabilities | None = None
+    rlimits: list[Rlimit] | None = None
+    no_new_privileges: bool = False
+    oom_score_adj: int | None = None
+    apparmor_profile: str | None = None
+    selinux_label: str | None = None
+
+
+class Root(_Base):
+    path: str
+    readonly: bool = False
+
+
+class Mount(_Base):
+    destination: str
+    type: str | None = None
+    source: str | None = None
+    options: list[str] | None = None
+
+
+class Namespace(_Base):
+    type: str
+    path: str | None = None
+
+
+class IDMapping(_Base):
+    container_id: int = msgspec.field(name="containerID")
+    host_id: int = msgspec.field(name="hostID")
+    size: int
+
+
+class Device(_Base):
+    path: str
+    type: str
+    major: int | None = None
+    minor: int | None = None
+    file_mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+
+
+class DeviceCgroup(_Base):
+    allow: bool
+    type: str | None = None
+    major: int | None = None
+    minor: int | None = None
+    access: str | None = None
+
+
+class Memory(_Base):
+    limit: int | None = None
+    reservation: int | None = None
+    swap: int | None = None
+    kernel: int | None = None
+    kernel_tcp: int | None = msgspec.field(default=None, name="kernelTCP")
+    swappiness: int | None = None
+    disable_oom_killer: bool | None = msgspec.field(default=None, name="disableOOMKiller")
+    use_hierarchy: bool | None = None
+
+
+class CPU(_Base):
+    shares: int | None = None
+    quota: int | None = None
+    burst: int | None = None
+    period: int | None = None
+    realtime_runtime: int | None = None
+    realtime_period: int | None = None
+    cpus: str | None = None
+    mems: str | None = None
+    idle: int | None = None
+
+
+class Pids(_Base):
+    limit: int
+
+
+class Resources(_Base):
+    devices: list[DeviceCgroup] | None = None
+    memory: Memory | None = None
+    cpu: CPU | None = None
+    pids: Pids | None = None
+    unified: dict[str, str] | None = None
+
+
+class Linux(_Base):
+    namespaces: list[Namespace] | None = None
+    uid_mappings: list[IDMapping] | None = None
+    gid_mappings: list[IDMapping] | None = None
+    devices: list[Device] | None = None
+    cgroups_path: str | None = None
+    resources: Resources | None = None
+    rootfs_propagation: str | None = None
+    masked_paths: list[str] | None = None
+    readonly_paths: list[str] | None = None
+    sysctl: dict[str, str] | None = None
+    mount_label: str | None = None
+
+
+class Spec(_Base):
+    oci_version: str = OCI_VERSION
+    process: Process | None = None
+    root: Root | None = None
+    hostname: str | None = None
+    domainname: str | None = None
+    mounts: list[Mount] | None = None
+    annotations: dict[str, str] | None = None
+    linux: Linux | None = None
+
+
+class State(_Base):
+    """What `runtime state` prints: the OCI runtime-spec state."""
+
+    oci_version: str
+    id: str
+    status: str  # creating | created | running | stopped
+    bundle: str
+    pid: int | None = None
+    annotations: dict[str, str] | None = None
+
+
+_decoder = msgspec.json.Decoder(Spec)
+_encoder = msgspec.json.Encoder()
+
+
+def decode_spec(data: bytes) -> Spec:
+    """Decode a config.json; raises msgspec.ValidationError naming the field."""
+    return _decoder.decode(data)
+
+
+def encode(obj: msgspec.Struct) -> bytes:
+    return _encoder.encode(obj)

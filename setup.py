@@ -1,0 +1,48 @@
+"""Build hooks: the cffi extension and the corral-monitor executable.
+
+setuptools builds `supervisor._corral_native` from native/build_ffi.py; the
+build_ext step below also compiles native/monitor.c into
+`supervisor/libexec/corral-monitor`, so the monitor ships inside the package.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "native"))
+import build_ffi  # noqa: E402
+
+
+class BuildWithMonitor(build_ext):
+    def run(self) -> None:
+        super().run()
+        # Next to the extension: in-place for editable installs, build_lib otherwise.
+        ext_path = Path(self.get_ext_fullpath("supervisor._corral_native"))
+        out_dir = ext_path.parent / "libexec"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        native = Path(build_ffi.HERE)
+        sources = [str(native / s) for s in build_ffi.MONITOR_SOURCES]
+        objects = self.compiler.compile(
+            sources,
+            output_dir=self.build_temp,
+            include_dirs=[str(native)],
+            extra_postargs=build_ffi.CFLAGS,
+        )
+        self.compiler.link_executable(
+            objects,
+            "corral-monitor",
+            output_dir=str(out_dir),
+            extra_postargs=build_ffi.LDFLAGS,
+        )
+        os.chmod(out_dir / "corral-monitor", 0o755)
+
+
+setup(
+    cffi_modules=["native/build_ffi.py:ffibuilder"],
+    cmdclass={"build_ext": BuildWithMonitor},
+)

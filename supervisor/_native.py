@@ -1,0 +1,98 @@
+"""The one module that owns the cffi `lib`: typed wrappers over the C core.
+
+Nothing else imports `lib`. Constants are read from the kernel's and our own
+headers through cffi's API mode (native/build_ffi.py), never written here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from supervisor._corral_native import ffi, lib  # type: ignore[import-not-found]
+from supervisor.errors import SetupError
+
+MONITOR = str(Path(__file__).resolve().parent / "libexec" / "corral-monitor")
+
+# Constants, typed for the rest of the package.
+NS_FLAGS: dict[str, int] = {
+    "mount": lib.CLONE_NEWNS,
+    "uts": lib.CLONE_NEWUTS,
+    "ipc": lib.CLONE_NEWIPC,
+    "network": lib.CLONE_NEWNET,
+    "pid": lib.CLONE_NEWPID,
+    "cgroup": lib.CLONE_NEWCGROUP,
+    "user": lib.CLONE_NEWUSER,
+    "time": lib.CLONE_NEWTIME,
+}
+MS: dict[str, int] = {
+    name[3:].lower(): getattr(lib, name)
+    for name in dir(lib)
+    if name.startswith("MS_")
+}
+CAPS: dict[str, int] = {name: getattr(lib, name) for name in dir(lib) if name.startswith("CAP_")}
+S_IFCHR: int = lib.S_IFCHR
+S_IFBLK: int = lib.S_IFBLK
+S_IFIFO: int = lib.S_IFIFO
+
+TAG = {name[len("CORRAL_T_"):]: getattr(lib, name) for name in dir(lib) if name.startswith("CORRAL_T_")}
+MOUNT_FS: int = lib.CORRAL_MOUNT_FS
+MOUNT_BIND: int = lib.CORRAL_MOUNT_BIND
+MOUNT_REMOUNT: int = lib.CORRAL_MOUNT_REMOUNT
+REPORT_SIZE: int = ffi.sizeof("struct corral_report")
+
+
+def step_name(step: int) -> str:
+    return ffi.string(lib.corral_step_name(step)).decode()
+
+
+def spawn(
+    path: str, argv: list[str], env: list[str], fds: list[int], *, setsid: bool
+) -> tuple[int, int]:
+    """Start `path` without fork(): clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD).
+
+    `fds[i]` becomes descriptor i in the child (-1: closed there). Returns
+    (pid, pidfd). Raises SetupError naming the failed step and errno.
+    """
+    keep = [ffi.new("char[]", a.encode()) for a in argv]
+    keep_env = [ffi.new("char[]", e.encode()) for e in env]
+    c_argv = ffi.new("char *[]", [*keep, ffi.NULL])
+    c_env = ffi.new("char *[]", [*keep_env, ffi.NULL])
+    c_fds = ffi.new("int[]", fds)
+    pidfd = ffi.new("int *")
+    ffi.errno = 0
+    pid = lib.corral_spawn(path.encode(), c_argv, c_env, c_fds, len(fds), int(setsid), pidfd)
+    if pid < 0:
+        raise SetupError("spawning the monitor", ffi.errno, path)
+    return pid, pidfd[0]
+
+
+def parse_report(data: bytes) -> tuple[int, int, SetupError | None]:
+    """Decode the monitor's report: (kind, pid, error or None)."""
+    if len(data) != REPORT_SIZE:
+        return lib.CORRAL_R_FAILED, 0, SetupError(
+            "the monitor", 0, "", "it exited before reporting (see its stderr)"
+        )
+    r = ffi.from_buffer("struct corral_report *", data)
+    if r.kind == lib.CORRAL_R_CREATED:
+        return r.kind, r.pid, None
+    e = r.error
+    err = SetupError(
+        step_name(e.step), e.err, ffi.string(e.path).decode(errors="replace"),
+        ffi.string(e.detail).decode(errors="replace"),
+    )
+    return r.kind, r.pid, err
+
+
+REPORT_CREATED: int = lib.CORRAL_R_CREATED
+
+
+def pidfd_open(pid: int) -> int:
+    """A pidfd for `pid` (os.pidfd_open, kept here so callers need one import)."""
+    return os.pidfd_open(pid)
+
+
+def setns(fd: int, nstype: int) -> None:
+    ffi.errno = 0
+    if lib.corral_setns(fd, nstype) < 0:
+        raise SetupError("setns", ffi.errno, f"/proc/self/fd/{fd}")

@@ -1,0 +1,178 @@
+"""Cgroups, v1 and v2, detected at run time.
+
+One cgroup per container, created before the container's process exists,
+so it is joined before exec: on v2 through clone3(CLONE_INTO_CGROUP), on v1
+by the monitor writing the pid into each hierarchy's cgroup.procs while the
+child waits.  Limits are written here, by Python, once per container; the
+joins are on the hot path and are done in C.
+
+Hybrid hosts (v1 controllers plus a cgroup2 mount with none, like this
+project's CI machine) are driven as v1: the controllers are where v1 has
+them. `detect()` says which; `open_cgroup()` builds the right driver.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from supervisor.errors import CgroupError
+
+__all__ = ["Limits", "Stats", "Cgroup", "detect", "open_cgroup", "Mount", "mounts"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits in the engine's own terms (bytes, CPU quota/period)."""
+
+    memory: int | None = None  # bytes
+    memory_swap: int | None = None  # memory + swap, bytes (-1: unlimited)
+    memory_reservation: int | None = None
+    cpu_shares: int | None = None  # v1 shares (2..262144); translated on v2
+    cpu_quota: int | None = None  # microseconds per period (-1: unlimited)
+    cpu_period: int | None = None  # microseconds
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
+    pids: int | None = None  # <= 0: unlimited
+    unified: dict[str, str] = field(default_factory=dict)  # v2 files, verbatim
+
+
+@dataclass(frozen=True)
+class Stats:
+    memory_usage: int
+    memory_limit: int | None
+    cpu_usage_ns: int
+    pids: int
+    oom_kills: int
+
+
+@dataclass(frozen=True)
+class Mount:
+    path: str
+    fstype: str  # "cgroup" or "cgroup2"
+    options: str  # super options, e.g. "rw,memory"
+    root: str  # the mount's root inside the hierarchy
+
+    @property
+    def controllers(self) -> list[str]:
+        if self.fstype == "cgroup2":
+            return []
+        return [o for o in self.options.split(",") if o not in ("rw", "ro")]
+
+
+def mounts() -> list[Mount]:
+    """The cgroup mounts of this mount namespace, from /proc/self/mountinfo."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            parts = left.split()
+            fstype, _source, super_opts = right.split()[:3]
+            if fstype in ("cgroup", "cgroup2"):
+                found.append(Mount(parts[4], fstype, super_opts, parts[3]))
+    return found
+
+
+def detect() -> str:
+    """'v2' on a pure cgroup v2 host, 'v1' where v1 controllers are mounted."""
+    ms = mounts()
+    if any(m.fstype == "cgroup" and m.controllers for m in ms):
+        return "v1"
+    if any(m.fstype == "cgroup2" for m in ms):
+        return "v2"
+    raise CgroupError("/sys/fs/cgroup", errno.ENOENT, "no cgroup filesystem is mounted at")
+
+
+def read_int(path: Path) -> int:
+    return int(path.read_text().split()[0])
+
+
+def write(path: Path, value: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        raise CgroupError(str(path), e.errno or 0, f"writing {value!r} to") from None
+
+
+def own_cgroup(hierarchy: str) -> str:
+    """This process's cgroup in a hierarchy ('' for the v2 one)."""
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, names, path = line.rstrip("\n").split(":", 2)
+            if names == hierarchy or hierarchy in names.split(","):
+                return path
+    return "/"
+
+
+def make_dirs(base: Path, rel: str, on_new: object = None) -> list[Path]:
+    """mkdir -p base/rel; returns the directories it created, top first.
+
+    A concurrent delete may remove an empty parent between two mkdirs: retry.
+    """
+    created: list[Path] = []
+    path = base
+    for part in [p for p in rel.split("/") if p]:
+        path = path / part
+        for _ in range(5):
+            try:
+                os.mkdir(path)
+                created.append(path)
+                if callable(on_new):
+                    on_new(path)
+                break
+            except FileExistsError:
+                break
+            except FileNotFoundError:
+                continue  # a parent vanished under us
+            except OSError as e:
+                raise CgroupError(str(path), e.errno or 0, "creating") from None
+    return created
+
+
+def remove_dirs(leaf: Path, levels: int) -> None:
+    """rmdir the leaf, then up to `levels - 1` now-empty parents.
+
+    rmdir of a cgroup whose last task has just exited can meet EBUSY for a
+    moment while the kernel finishes the exit: retry briefly.
+    """
+    path = leaf
+    for i in range(levels):
+        for attempt in range(200):
+            try:
+                os.rmdir(path)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if i > 0 and e.errno in (errno.ENOTEMPTY, errno.EBUSY):
+                    return  # a parent still in use by another container
+                if e.errno == errno.EBUSY and attempt < 199:
+                    time.sleep(0.005)
+                    continue
+                raise CgroupError(str(path), e.errno or 0, "removing") from None
+        path = path.parent
+
+
+def open_cgroup(cgroups_path: str, version: str | None = None, mount_root: str | None = None):
+    """The driver for a container's cgroup at `cgroups_path`.
+
+    An absolute path is below each hierarchy's root, a relative one below this
+    process's own cgroup (the OCI rule). `mount_root` overrides where the v2
+    hierarchy is found (tests drive v2 on a hybrid host's unified mount).
+    """
+    version = version or detect()
+    if version == "v2":
+        from supervisor.runtime.cgroups.v2 import CgroupV2
+
+        return CgroupV2(cgroups_path, mount_root)
+    from supervisor.runtime.cgroups.v1 import CgroupV1
+
+    return CgroupV1(cgroups_path)
+
+
+# A type alias that reads well in signatures elsewhere.
+Cgroup = object

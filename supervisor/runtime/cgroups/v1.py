@@ -1,0 +1,179 @@
+"""cgroup v1: one directory per hierarchy, limits in each controller's files.
+
+Facts relied on:
+- A new cpuset cgroup starts with empty cpuset.cpus/mems and refuses tasks
+  (ENOSPC) until they are set: copy the parent's into each new level.
+- memory.memsw.limit_in_bytes (memory+swap) must stay >= memory.limit_in_bytes,
+  so the memory limit is written first; memsw exists only with swap accounting.
+- memory.oom_control lists `oom_kill N` (Linux 4.13+): the monitor reads it
+  when the container exits to tell an OOM kill from any other SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from supervisor.runtime.cgroups import (
+    Limits,
+    Stats,
+    make_dirs,
+    mounts,
+    own_cgroup,
+    read_int,
+    remove_dirs,
+    write,
+)
+
+# Hierarchies a container joins (named hierarchies like name=systemd are not ours).
+CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio")
+
+
+class CgroupV1:
+    version = "v1"
+
+    def __init__(self, cgroups_path: str) -> None:
+        self.cgroups_path = cgroups_path
+        self.levels = len([p for p in cgroups_path.split("/") if p])
+        self.dirs: dict[str, Path] = {}
+        self._bases: dict[str, Path] = {}
+        seen: set[str] = set()
+        for m in mounts():
+            names = [c for c in m.controllers if c in CONTROLLERS]
+            if m.fstype != "cgroup" or not names or m.path in seen:
+                continue
+            seen.add(m.path)
+            if cgroups_path.startswith("/"):
+                base = Path(m.path)
+            else:
+                base = Path(m.path) / own_cgroup(names[0]).lstrip("/")
+            for name in names:
+                self._bases[name] = base
+                self.dirs[name] = base / cgroups_path.lstrip("/")
+
+    def _unique_dirs(self) -> list[tuple[Path, Path]]:
+        out, seen = [], set()
+        for name, d in self.dirs.items():
+            if d not in seen:
+                seen.add(d)
+                out.append((self._bases[name], d))
+        return out
+
+    def create(self, limits: Limits) -> None:
+        """Make the container's cgroup in every hierarchy and write its limits."""
+        for base, d in self._unique_dirs():
+            on_new = _inherit_cpuset if d == self.dirs.get("cpuset") else None
+            make_dirs(base, os.path.relpath(d, base), on_new)
+        self.apply(limits)
+
+    def apply(self, limits: Limits) -> None:
+        mem = self.dirs.get("memory")
+        if mem is not None:
+            if limits.memory is not None:
+                write(mem / "memory.limit_in_bytes", str(limits.memory))
+            if limits.memory_swap is not None and (mem / "memory.memsw.limit_in_bytes").exists():
+                write(mem / "memory.memsw.limit_in_bytes", str(limits.memory_swap))
+            if limits.memory_reservation is not None:
+                write(mem / "memory.soft_limit_in_bytes", str(limits.memory_reservation))
+        cpu = self.dirs.get("cpu")
+        if cpu is not None:
+            if limits.cpu_shares is not None:
+                write(cpu / "cpu.shares", str(limits.cpu_shares))
+            if limits.cpu_period is not None:
+                write(cpu / "cpu.cfs_period_us", str(limits.cpu_period))
+            if limits.cpu_quota is not None:
+                write(cpu / "cpu.cfs_quota_us", str(limits.cpu_quota))
+        cpuset = self.dirs.get("cpuset")
+        if cpuset is not None:
+            if limits.cpuset_cpus:
+                write(cpuset / "cpuset.cpus", limits.cpuset_cpus)
+            if limits.cpuset_mems:
+                write(cpuset / "cpuset.mems", limits.cpuset_mems)
+        pids = self.dirs.get("pids")
+        if pids is not None and limits.pids is not None:
+            write(pids / "pids.max", str(limits.pids) if limits.pids > 0 else "max")
+
+    def join_files(self) -> list[str]:
+        """The cgroup.procs files the monitor writes the container's pid into."""
+        return [str(d / "cgroup.procs") for _, d in self._unique_dirs()]
+
+    def clone_dir(self) -> str | None:
+        return None  # v1 has no CLONE_INTO_CGROUP
+
+    def oom_file(self) -> str | None:
+        mem = self.dirs.get("memory")
+        return str(mem / "memory.oom_control") if mem else None
+
+    def pids(self) -> list[int]:
+        d = self.dirs.get("pids") or next(iter(self.dirs.values()))
+        try:
+            return [int(p) for p in (d / "cgroup.procs").read_text().split()]
+        except FileNotFoundError:
+            return []
+
+    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+        # Freeze first so nothing forks between reading the list and the kill.
+        frozen = self.freeze() if sig == signal.SIGKILL else False
+        for pid in self.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        if frozen:
+            self.thaw()
+
+    def freeze(self) -> bool:
+        d = self.dirs.get("freezer")
+        if d is None:
+            return False
+        write(d / "freezer.state", "FROZEN")
+        return True
+
+    def thaw(self) -> None:
+        d = self.dirs.get("freezer")
+        if d is not None:
+            write(d / "freezer.state", "THAWED")
+
+    def frozen(self) -> bool:
+        d = self.dirs.get("freezer")
+        try:
+            return d is not None and (d / "freezer.state").read_text().strip() == "FROZEN"
+        except FileNotFoundError:
+            return False
+
+    def stats(self) -> Stats:
+        mem, acct = self.dirs.get("memory"), self.dirs.get("cpuacct")
+        pids = self.dirs.get("pids")
+        limit = read_int(mem / "memory.limit_in_bytes") if mem else None
+        return Stats(
+            memory_usage=read_int(mem / "memory.usage_in_bytes") if mem else 0,
+            memory_limit=limit if limit is not None and limit < 2**62 else None,
+            cpu_usage_ns=read_int(acct / "cpuacct.usage") if acct else 0,
+            pids=read_int(pids / "pids.current") if pids else len(self.pids()),
+            oom_kills=_oom_kills(mem / "memory.oom_control") if mem else 0,
+        )
+
+    def destroy(self) -> None:
+        for _, d in self._unique_dirs():
+            remove_dirs(d, self.levels)
+
+    def exists(self) -> bool:
+        return any(d.exists() for d in self.dirs.values())
+
+
+def _inherit_cpuset(path: Path) -> None:
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        if not (path / name).read_text().strip():
+            write(path / name, (path.parent / name).read_text().strip())
+
+
+def _oom_kills(path: Path) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+    except FileNotFoundError:
+        pass
+    return 0

@@ -1,0 +1,192 @@
+"""cgroup v2: one directory in the unified hierarchy.
+
+Facts relied on:
+- Controllers must be enabled in every ancestor's cgroup.subtree_control
+  before their files appear in a child; a cgroup with processes cannot enable
+  controllers for children (the "no internal processes" rule), so containers
+  go in a leaf of their own.
+- clone3(CLONE_INTO_CGROUP) places the child at fork: it never runs outside.
+- memory.swap.max is swap alone, where OCI's memory.swap is memory+swap.
+- cpu.weight (1..10000) from v1 shares (2..262144) by runc's formula,
+  so the same spec gives the same share on either version.
+- cgroup.kill (5.14+) kills every process in the cgroup at once;
+  cgroup.freeze needs no controller at all.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from pathlib import Path
+
+from supervisor.errors import CgroupError
+from supervisor.runtime.cgroups import (
+    Limits,
+    Stats,
+    make_dirs,
+    mounts,
+    own_cgroup,
+    read_int,
+    remove_dirs,
+    write,
+)
+
+
+def shares_to_weight(shares: int) -> int:
+    """v1 cpu.shares to v2 cpu.weight, as runc converts them."""
+    if shares == 0:
+        return 0
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+def v2_files(limits: Limits) -> list[tuple[str, str, str]]:
+    """The (controller, file, value) writes that apply `limits` on v2."""
+    out: list[tuple[str, str, str]] = []
+    if limits.memory is not None:
+        out.append(("memory", "memory.max", str(limits.memory) if limits.memory > 0 else "max"))
+    if limits.memory_swap is not None:
+        if limits.memory_swap < 0:
+            swap = "max"
+        elif limits.memory is not None and limits.memory > 0:
+            if limits.memory_swap < limits.memory:
+                raise CgroupError("memory.swap.max", errno.EINVAL, "swap below memory limit for")
+            swap = str(limits.memory_swap - limits.memory)
+        else:
+            swap = str(limits.memory_swap)
+        out.append(("memory", "memory.swap.max", swap))
+    if limits.memory_reservation is not None:
+        out.append(("memory", "memory.low", str(limits.memory_reservation)))
+    if limits.cpu_shares is not None:
+        out.append(("cpu", "cpu.weight", str(shares_to_weight(limits.cpu_shares))))
+    if limits.cpu_quota is not None or limits.cpu_period is not None:
+        quota = limits.cpu_quota
+        q = "max" if quota is None or quota <= 0 else str(quota)
+        out.append(("cpu", "cpu.max", f"{q} {limits.cpu_period or 100000}"))
+    if limits.cpuset_cpus:
+        out.append(("cpuset", "cpuset.cpus", limits.cpuset_cpus))
+    if limits.cpuset_mems:
+        out.append(("cpuset", "cpuset.mems", limits.cpuset_mems))
+    if limits.pids is not None:
+        out.append(("pids", "pids.max", str(limits.pids) if limits.pids > 0 else "max"))
+    for name, value in limits.unified.items():
+        out.append((name.split(".", 1)[0], name, value))
+    return out
+
+
+class CgroupV2:
+    version = "v2"
+
+    def __init__(self, cgroups_path: str, mount_root: str | None = None) -> None:
+        if mount_root is None:
+            m = next((m for m in mounts() if m.fstype == "cgroup2"), None)
+            if m is None:
+                raise CgroupError("/sys/fs/cgroup", errno.ENOENT, "no cgroup2 mount at")
+            mount_root = m.path
+        self.mount_root = Path(mount_root)
+        self.cgroups_path = cgroups_path
+        self.levels = len([p for p in cgroups_path.split("/") if p])
+        if cgroups_path.startswith("/"):
+            self.base = self.mount_root
+        else:
+            self.base = self.mount_root / own_cgroup("").lstrip("/")
+        self.dir = self.base / cgroups_path.lstrip("/")
+
+    def create(self, limits: Limits) -> None:
+        writes = v2_files(limits)
+        wanted = {c for c, _, _ in writes if c not in ("cgroup",)}
+        make_dirs(self.base, os.path.relpath(self.dir, self.base))
+        self._enable(wanted)
+        for controller, name, value in writes:
+            path = self.dir / name
+            if controller != "cgroup" and not path.exists():
+                raise CgroupError(
+                    str(path), errno.ENOTSUP,
+                    f"the {controller} controller is not enabled here; cannot write",
+                )
+            write(path, value)
+
+    def _enable(self, wanted: set[str]) -> None:
+        """Enable `wanted` (those the root offers) from the root down to our parent."""
+        if not wanted:
+            return
+        offered = set((self.mount_root / "cgroup.controllers").read_text().split())
+        missing = wanted - offered
+        if missing:
+            raise CgroupError(
+                str(self.mount_root), errno.ENOTSUP,
+                f"controllers {sorted(missing)} are not available at",
+            )
+        node = self.mount_root
+        for part in self.dir.relative_to(self.mount_root).parts:
+            have = set((node / "cgroup.subtree_control").read_text().split())
+            need = wanted - have
+            if need:
+                write(node / "cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(need)))
+            node = node / part
+
+    def join_files(self) -> list[str]:
+        return []  # clone3 places the child directly
+
+    def clone_dir(self) -> str | None:
+        return str(self.dir)
+
+    def oom_file(self) -> str | None:
+        return str(self.dir / "memory.events")
+
+    def pids(self) -> list[int]:
+        try:
+            return [int(p) for p in (self.dir / "cgroup.procs").read_text().split()]
+        except FileNotFoundError:
+            return []
+
+    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+        if sig == signal.SIGKILL and (self.dir / "cgroup.kill").exists():
+            write(self.dir / "cgroup.kill", "1")
+            return
+        for pid in self.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def freeze(self) -> bool:
+        write(self.dir / "cgroup.freeze", "1")
+        return True
+
+    def thaw(self) -> None:
+        write(self.dir / "cgroup.freeze", "0")
+
+    def frozen(self) -> bool:
+        try:
+            for line in (self.dir / "cgroup.events").read_text().splitlines():
+                if line.startswith("frozen "):
+                    return line.split()[1] == "1"
+        except FileNotFoundError:
+            pass
+        return False
+
+    def stats(self) -> Stats:
+        d = self.dir
+        usage = read_int(d / "memory.current") if (d / "memory.current").exists() else 0
+        limit = None
+        if (d / "memory.max").exists():
+            raw = (d / "memory.max").read_text().strip()
+            limit = None if raw == "max" else int(raw)
+        cpu = 0
+        for line in (d / "cpu.stat").read_text().splitlines():
+            if line.startswith("usage_usec "):
+                cpu = int(line.split()[1]) * 1000
+        pids = read_int(d / "pids.current") if (d / "pids.current").exists() else len(self.pids())
+        oom = 0
+        if (d / "memory.events").exists():
+            for line in (d / "memory.events").read_text().splitlines():
+                if line.startswith("oom_kill "):
+                    oom = int(line.split()[1])
+        return Stats(usage, limit, cpu, pids, oom)
+
+    def destroy(self) -> None:
+        remove_dirs(self.dir, self.levels)
+
+    def exists(self) -> bool:
+        return self.dir.exists()

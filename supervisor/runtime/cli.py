@@ -1,0 +1,162 @@
+"""`corral runtime ...`: the OCI runtime commands, in the shape of runc's.
+
+Imports only the runtime (never trio or the daemon): it starts in
+milliseconds, which the benchmarks measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import msgspec
+
+from protocols import oci
+from supervisor.errors import CorralError, SetupError
+from supervisor.runtime import spec as specs
+from supervisor.runtime.container import DEFAULT_ROOT, Runtime, _wait_child
+
+# Signals a foreground `run` passes on to the container (through its monitor).
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+              signal.SIGUSR1, signal.SIGUSR2)
+
+
+def parse_signal(value: str) -> int:
+    """'9', 'KILL' or 'SIGKILL' to a signal number."""
+    if value.isdigit():
+        return int(value)
+    name = value.upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"unknown signal {value!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="corral runtime", description="Run OCI bundles.")
+    p.add_argument("--root", default=os.environ.get("CORRAL_RUNTIME_ROOT", DEFAULT_ROOT),
+                   help=f"state directory (default {DEFAULT_ROOT})")
+    p.add_argument("--cgroup-parent", default="/corral",
+                   help="cgroup for containers whose config names none (default /corral)")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("spec", help="write a default config.json")
+    s.add_argument("-b", "--bundle", default=".")
+    s.add_argument("--force", action="store_true", help="overwrite an existing config.json")
+
+    for name, help in (("run", "create and start a container"),
+                       ("create", "create a container, to be started with `start`")):
+        s = sub.add_parser(name, help=help)
+        s.add_argument("-b", "--bundle", default=".")
+        s.add_argument("id")
+        if name == "run":
+            s.add_argument("-d", "--detach", action="store_true")
+            s.add_argument("--keep", action="store_true", help="do not delete after exit")
+
+    for name, help in (("start", "start a created container"),
+                       ("state", "print a container's state as JSON"),
+                       ("pause", "freeze a container's processes"),
+                       ("resume", "thaw a paused container")):
+        sub.add_parser(name, help=help).add_argument("id")
+
+    s = sub.add_parser("kill", help="signal a container's init process")
+    s.add_argument("id")
+    s.add_argument("signal", nargs="?", default="SIGTERM", type=parse_signal)
+
+    s = sub.add_parser("delete", help="delete a stopped container")
+    s.add_argument("-f", "--force", action="store_true", help="kill it first if running")
+    s.add_argument("id")
+
+    s = sub.add_parser("list", help="list containers")
+    s.add_argument("-q", "--quiet", action="store_true", help="ids only")
+    s.add_argument("-f", "--format", choices=("table", "json"), default="table")
+
+    s = sub.add_parser("busybox-rootfs", help="build a busybox root filesystem (no network)")
+    s.add_argument("dir")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    rt = Runtime(args.root, cgroup_parent=args.cgroup_parent)
+    try:
+        return _dispatch(rt, args)
+    except SetupError as e:
+        print(f"corral: {e}", file=sys.stderr)
+        return e.exit_code
+    except CorralError as e:
+        print(f"corral: {e}", file=sys.stderr)
+        return 125 if args.cmd == "run" else 1
+
+
+def _dispatch(rt: Runtime, args: argparse.Namespace) -> int:
+    cmd = args.cmd
+    if cmd == "spec":
+        path = Path(args.bundle) / "config.json"
+        if path.exists() and not args.force:
+            raise CorralError(f"{path} already exists (use --force to overwrite)")
+        data = msgspec.json.format(oci.encode(specs.default_spec()), indent=2)
+        path.write_bytes(data + b"\n")
+        return 0
+    if cmd == "run":
+        if args.detach:
+            rt.create(args.id, args.bundle, stdio=None, detach=True, wait_for_start=False).close()
+            return 0
+        return _run_foreground(rt, args)
+    if cmd == "create":
+        rt.create(args.id, args.bundle, stdio=None, detach=True).close()
+        return 0
+    if cmd == "start":
+        rt.start(args.id)
+    elif cmd == "state":
+        print(msgspec.json.format(oci.encode(rt.state(args.id)), indent=2).decode())
+    elif cmd == "kill":
+        rt.kill(args.id, args.signal)
+    elif cmd == "pause":
+        rt.pause(args.id)
+    elif cmd == "resume":
+        rt.resume(args.id)
+    elif cmd == "delete":
+        rt.delete(args.id, force=args.force)
+    elif cmd == "list":
+        states = rt.list()
+        if args.quiet:
+            for s in states:
+                print(s.id)
+        elif args.format == "json":
+            print(json.dumps([msgspec.to_builtins(s) for s in states]))
+        else:
+            print(f"{'ID':<24} {'PID':>8} {'STATUS':<10} BUNDLE")
+            for s in states:
+                print(f"{s.id:<24} {s.pid or 0:>8} {s.status:<10} {s.bundle}")
+    elif cmd == "busybox-rootfs":
+        from supervisor.runtime.rootfs import make_busybox_rootfs
+
+        make_busybox_rootfs(args.dir)
+    return 0
+
+
+def _run_foreground(rt: Runtime, args: argparse.Namespace) -> int:
+    created = rt.create(args.id, args.bundle, stdio=(0, 1, 2), detach=False, wait_for_start=False)
+    pidfd = created.monitor_pidfd
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            signal.pidfd_send_signal(pidfd, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {s: signal.signal(s, forward) for s in _FORWARDED}
+    try:
+        return _wait_child(pidfd)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        created.close()
+        if not args.keep:
+            rt.delete(args.id, force=True)

@@ -1,0 +1,399 @@
+"""The runtime's lifecycle: create, start, state, kill, delete, run.
+
+A container's parent is its monitor (native/monitor.c), never the caller:
+`create` starts the monitor without fork(), hands it the plan through a
+memfd and waits for its one report (created, or the step that failed).
+Everything else reads the record on disk and talks to the kernel through
+pidfds, so any process (the CLI now, the daemon later) can manage a
+container it did not create, and containers outlive whoever created them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import select
+import shutil
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocols import oci
+from supervisor import _native
+from supervisor.errors import (
+    CgroupError,
+    ContainerExists,
+    InvalidState,
+    NoSuchContainer,
+    SpecError,
+)
+from supervisor.runtime import plan as planner
+from supervisor.runtime import spec as specs
+from supervisor.runtime.cgroups import Stats, open_cgroup
+from supervisor.runtime.state import (
+    CgroupRecord,
+    ContainerRecord,
+    ExitRecord,
+    alive,
+    proc_start_time,
+    read_exit,
+    read_record,
+    write_record,
+)
+
+DEFAULT_ROOT = "/run/corral/runtime"
+DEFAULT_CGROUP_PARENT = "/corral"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass
+class Created:
+    """A container just created by this process; `monitor_pidfd` is ours to wait on."""
+
+    record: ContainerRecord
+    monitor_pidfd: int
+
+    def close(self) -> None:
+        if self.monitor_pidfd >= 0:
+            os.close(self.monitor_pidfd)
+            self.monitor_pidfd = -1
+
+
+class Runtime:
+    """Containers under one state root.
+
+    `cgroup_version` forces "v1" or "v2" (default: detected); with
+    `cgroup_mount_root` the v2 hierarchy is looked for there.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] = DEFAULT_ROOT,
+        *,
+        cgroup_parent: str = DEFAULT_CGROUP_PARENT,
+        cgroup_version: str | None = None,
+        cgroup_mount_root: str | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.cgroup_parent = cgroup_parent
+        self.cgroup_version = cgroup_version
+        self.cgroup_mount_root = cgroup_mount_root
+
+    # -- create / start -------------------------------------------------------------
+
+    def create(
+        self,
+        id: str,
+        bundle: str | os.PathLike[str],
+        *,
+        stdio: Sequence[int] | None = None,
+        detach: bool = True,
+        wait_for_start: bool = True,
+        spec: oci.Spec | None = None,
+    ) -> Created:
+        """Set the container up; with `wait_for_start` it waits for `start()`,
+        else it runs at once.
+
+        `stdio` is passed to the container (foreground); None sends its output
+        to `container.log` through the monitor. Raises SpecError, CgroupError,
+        ContainerExists or SetupError; on failure nothing is left behind.
+        """
+        if not _ID.match(id):
+            raise SpecError("id", f"{id!r} must be 1-128 of [A-Za-z0-9_.-], not starting with . - _")
+        bundle = os.path.abspath(bundle)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state_dir = self.root / id
+        try:
+            os.mkdir(state_dir, 0o700)
+        except FileExistsError:
+            raise ContainerExists(id) from None
+        cgroup = None
+        pidfd = -1
+        try:
+            if spec is None:
+                spec = specs.load(bundle)
+            else:
+                specs.validate(spec)
+            assert spec.root is not None and spec.linux is not None or spec.root is not None
+            rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
+            if not os.path.isdir(rootfs):
+                raise SpecError("root.path", f"{rootfs} is not a directory")
+            linux = spec.linux or oci.Linux()
+            cg_path = linux.cgroups_path or f"{self.cgroup_parent}/{id}"
+            cgroup = open_cgroup(cg_path, self.cgroup_version, self.cgroup_mount_root)
+            if cgroup.exists():
+                raise CgroupError(cg_path, errno.EEXIST, "already in use:")
+            cgroup.create(planner.limits_from_spec(linux.resources))
+            fifo = None
+            if wait_for_start:
+                fifo = str(state_dir / "exec.fifo")
+                os.mkfifo(fifo, 0o600)
+            paths = planner.Paths(
+                rootfs=rootfs,
+                bundle=bundle,
+                exit_file=str(state_dir / "exit.json"),
+                start_fifo=fifo,
+                log_file=None if stdio is not None else str(state_dir / "container.log"),
+            )
+            pid, pidfd, cpid = _spawn_monitor(planner.build(spec, paths, cgroup), stdio, detach)
+            record = ContainerRecord(
+                id=id,
+                bundle=bundle,
+                rootfs=rootfs,
+                pid=cpid,
+                pid_start=proc_start_time(cpid) or 0,
+                monitor_pid=pid,
+                monitor_start=proc_start_time(pid) or 0,
+                created_at=time.time_ns(),
+                cgroup=CgroupRecord(
+                    version=cgroup.version, path=cg_path, mount_root=self.cgroup_mount_root
+                ),
+                annotations=dict(spec.annotations or {}),
+            )
+            write_record(state_dir, record)
+            return Created(record, pidfd)
+        except BaseException:
+            if pidfd >= 0:
+                os.close(pidfd)
+            if cgroup is not None and cgroup.exists():
+                cgroup.kill_all()
+                cgroup.destroy()
+            shutil.rmtree(state_dir, ignore_errors=True)
+            raise
+
+    def start(self, id: str) -> None:
+        """Let a created container exec its process."""
+        state_dir = self._dir(id)
+        try:
+            fd = os.open(state_dir / "exec.fifo", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise InvalidState(f"container {id!r} is {self.status(id)}, not created") from None
+        except OSError as e:
+            if e.errno == errno.ENXIO:  # no reader: it died while waiting
+                raise InvalidState(f"container {id!r} is no longer waiting to start") from None
+            raise
+        try:
+            os.write(fd, b"\0")
+        finally:
+            os.close(fd)
+        os.unlink(state_dir / "exec.fifo")
+
+    def run(
+        self,
+        id: str,
+        bundle: str | os.PathLike[str],
+        *,
+        stdio: Sequence[int] = (0, 1, 2),
+        spec: oci.Spec | None = None,
+        keep: bool = False,
+    ) -> int:
+        """Create, start and wait in the foreground; delete unless `keep`.
+
+        Returns the exit status (128+N when killed by signal N).
+        """
+        created = self.create(id, bundle, stdio=stdio, detach=False, wait_for_start=False, spec=spec)
+        try:
+            code = _wait_child(created.monitor_pidfd)
+        finally:
+            created.close()
+            if not keep:
+                self.delete(id, force=True)
+        return code
+
+    # -- inspection ---------------------------------------------------------------------
+
+    def _dir(self, id: str) -> Path:
+        if not _ID.match(id) or not (self.root / id).is_dir():
+            raise NoSuchContainer(id)
+        return self.root / id
+
+    def record(self, id: str) -> ContainerRecord:
+        rec = read_record(self._dir(id))
+        if rec is None:
+            raise NoSuchContainer(id)
+        return rec
+
+    def _cgroup(self, rec: ContainerRecord):
+        c = rec.cgroup
+        return open_cgroup(c.path, c.version, c.mount_root)
+
+    def status(self, id: str, rec: ContainerRecord | None = None) -> str:
+        state_dir = self._dir(id)
+        rec = rec or read_record(state_dir)
+        if rec is None:
+            return "creating"
+        if read_exit(state_dir) is not None or not alive(rec.monitor_pid, rec.monitor_start):
+            return "stopped"
+        if (state_dir / "exec.fifo").exists():
+            return "created"
+        if not alive(rec.pid, rec.pid_start):
+            return "stopped"
+        if self._cgroup(rec).frozen():
+            return "paused"
+        return "running"
+
+    def state(self, id: str) -> oci.State:
+        rec = self.record(id)
+        status = self.status(id, rec)
+        return oci.State(
+            oci_version=oci.OCI_VERSION,
+            id=id,
+            status=status,
+            bundle=rec.bundle,
+            pid=rec.pid if status != "stopped" else 0,
+            annotations=rec.annotations or None,
+        )
+
+    def exit_status(self, id: str) -> ExitRecord | None:
+        return read_exit(self._dir(id))
+
+    def stats(self, id: str) -> Stats:
+        return self._cgroup(self.record(id)).stats()
+
+    def list(self) -> list[oci.State]:
+        if not self.root.is_dir():
+            return []
+        out = []
+        for d in sorted(self.root.iterdir()):
+            try:
+                out.append(self.state(d.name))
+            except NoSuchContainer:
+                continue
+        return out
+
+    # -- signals, removal -------------------------------------------------------------
+
+    def kill(self, id: str, sig: int = signal.SIGTERM) -> None:
+        rec = self.record(id)
+        status = self.status(id, rec)
+        if status == "stopped":
+            raise InvalidState(f"container {id!r} is not running")
+        _signal(rec.pid, rec.pid_start, sig)
+        if status == "paused" and sig == signal.SIGKILL:
+            self._cgroup(rec).thaw()
+
+    def pause(self, id: str) -> None:
+        rec = self.record(id)
+        if self.status(id, rec) != "running":
+            raise InvalidState(f"container {id!r} is not running")
+        self._cgroup(rec).freeze()
+
+    def resume(self, id: str) -> None:
+        rec = self.record(id)
+        if self.status(id, rec) != "paused":
+            raise InvalidState(f"container {id!r} is not paused")
+        self._cgroup(rec).thaw()
+
+    def delete(self, id: str, *, force: bool = False, timeout: float = 10.0) -> None:
+        """Remove a stopped (or created) container; `force` kills a running one."""
+        state_dir = self._dir(id)
+        rec = read_record(state_dir)
+        if rec is None:  # creation never finished (a crash mid-create)
+            shutil.rmtree(state_dir, ignore_errors=True)
+            return
+        status = self.status(id, rec)
+        if status in ("running", "paused") and not force:
+            raise InvalidState(
+                f"cannot delete container {id!r}: it is {status} (stop it, or use --force)"
+            )
+        cgroup = self._cgroup(rec)
+        if status != "stopped":
+            if cgroup.exists():
+                cgroup.kill_all()
+            try:
+                _signal(rec.pid, rec.pid_start, signal.SIGKILL)
+            except InvalidState:
+                pass
+            if status == "paused":
+                cgroup.thaw()
+        _wait_gone(rec.monitor_pid, rec.monitor_start, timeout)
+        if cgroup.exists():
+            cgroup.destroy()
+        shutil.rmtree(state_dir)
+
+
+def _spawn_monitor(
+    plan: bytes, stdio: Sequence[int] | None, detach: bool
+) -> tuple[int, int, int]:
+    """Start the monitor with the plan; returns (monitor pid, its pidfd, container pid)."""
+    memfd = os.memfd_create("corral-plan", os.MFD_CLOEXEC)
+    r, w = os.pipe2(os.O_CLOEXEC)
+    devnull = -1
+    try:
+        os.write(memfd, plan)
+        if stdio is None:
+            devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+            stdio = (devnull, devnull, devnull)
+        fds = [*stdio, memfd, w]
+        pid, pidfd = _native.spawn(
+            _native.MONITOR, [_native.MONITOR, "3", "4"], [], fds, setsid=detach
+        )
+    finally:
+        os.close(memfd)
+        os.close(w)
+        if devnull >= 0:
+            os.close(devnull)
+    try:
+        chunks = []
+        while n := _native.REPORT_SIZE - sum(map(len, chunks)):
+            chunk = os.read(r, n)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(r)
+    kind, cpid, err = _native.parse_report(b"".join(chunks))
+    if err is not None:
+        _wait_child(pidfd)
+        os.close(pidfd)
+        raise err
+    return pid, pidfd, cpid
+
+
+def _wait_child(pidfd: int) -> int:
+    """Reap our child through its pidfd; its exit status in the shell's terms."""
+    info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+    assert info is not None
+    if info.si_code == os.CLD_EXITED:
+        return info.si_status
+    return 128 + info.si_status
+
+
+def _signal(pid: int, start: int, sig: int) -> None:
+    """Signal `pid` only if it is still the process we recorded (no pid reuse race:
+    the pidfd is opened first, then the identity checked, then signalled)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise InvalidState(f"process {pid} has exited") from None
+    try:
+        if not alive(pid, start):
+            raise InvalidState(f"process {pid} has exited")
+        signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        raise InvalidState(f"process {pid} has exited") from None
+    finally:
+        os.close(pidfd)
+
+
+def _wait_gone(pid: int, start: int, timeout: float) -> None:
+    """Wait until a process that may not be our child has exited."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if alive(pid, start):
+            p = select.poll()
+            p.register(pidfd, select.POLLIN)
+            if not p.poll(timeout * 1000):
+                raise InvalidState(f"the monitor (pid {pid}) did not exit within {timeout} s")
+        try:
+            os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+        except ChildProcessError:
+            pass  # not our child: its parent reaps it
+    finally:
+        os.close(pidfd)

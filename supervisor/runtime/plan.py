@@ -1,0 +1,263 @@
+"""From an OCI spec to the C core's plan: what to mount, which limits, which ids.
+
+Everything that is decision lives here in Python, as pure functions; the C
+child only carries the records out in order (native/corral.h documents each).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from protocols import oci
+from supervisor import _native
+from supervisor.runtime.cgroups import Limits, mounts
+from supervisor.runtime.spec import PROPAGATION
+
+T = _native.TAG
+MS = _native.MS
+
+# mount(8) option words -> (set these flags, clear these flags)
+_FLAG_OPTIONS: dict[str, tuple[int, int]] = {
+    "ro": (MS["rdonly"], 0), "rw": (0, MS["rdonly"]),
+    "nosuid": (MS["nosuid"], 0), "suid": (0, MS["nosuid"]),
+    "nodev": (MS["nodev"], 0), "dev": (0, MS["nodev"]),
+    "noexec": (MS["noexec"], 0), "exec": (0, MS["noexec"]),
+    "sync": (MS["synchronous"], 0), "async": (0, MS["synchronous"]),
+    "dirsync": (MS["dirsync"], 0), "remount": (MS["remount"], 0),
+    "mand": (MS["mandlock"], 0), "nomand": (0, MS["mandlock"]),
+    "atime": (0, MS["noatime"]), "noatime": (MS["noatime"], 0),
+    "diratime": (0, MS["nodiratime"]), "nodiratime": (MS["nodiratime"], 0),
+    "bind": (MS["bind"], 0), "rbind": (MS["bind"] | MS["rec"], 0),
+    "relatime": (MS["relatime"], 0), "norelatime": (0, MS["relatime"]),
+    "strictatime": (MS["strictatime"], 0), "nostrictatime": (0, MS["strictatime"]),
+    "lazytime": (MS["lazytime"], 0), "nolazytime": (0, MS["lazytime"]),
+    "defaults": (0, 0),
+}
+_PROP_FLAG = {"private": MS["private"], "shared": MS["shared"], "slave": MS["slave"],
+              "unbindable": MS["unbindable"], "rec": MS["rec"]}
+
+
+@dataclass(frozen=True)
+class MountOptions:
+    flags: int
+    propagation: int
+    data: str
+
+
+def parse_mount_options(options: Iterable[str]) -> MountOptions:
+    """Split mount(8) words into MS_* flags, propagation flags and fs data."""
+    flags = prop = 0
+    data: list[str] = []
+    for opt in options:
+        if opt in _FLAG_OPTIONS:
+            on, off = _FLAG_OPTIONS[opt]
+            flags = (flags | on) & ~off
+        elif opt in PROPAGATION:
+            for word in PROPAGATION[opt]:
+                prop |= _PROP_FLAG[word]
+        else:
+            data.append(opt)
+    return MountOptions(flags, prop, ",".join(data))
+
+
+def propagation_flags(name: str | None) -> int:
+    flags = 0
+    for word in PROPAGATION[name or "rprivate"]:
+        flags |= _PROP_FLAG[word]
+    return flags
+
+
+def capability_mask(names: Iterable[str] | None) -> int:
+    mask = 0
+    for n in names or ():
+        mask |= 1 << _native.CAPS[n]
+    return mask
+
+
+def limits_from_spec(res: oci.Resources | None) -> Limits:
+    if res is None:
+        return Limits()
+    mem, cpu, pids = res.memory, res.cpu, res.pids
+    return Limits(
+        memory=mem.limit if mem else None,
+        memory_swap=mem.swap if mem else None,
+        memory_reservation=mem.reservation if mem else None,
+        cpu_shares=cpu.shares if cpu else None,
+        cpu_quota=cpu.quota if cpu else None,
+        cpu_period=cpu.period if cpu else None,
+        cpuset_cpus=cpu.cpus if cpu else None,
+        cpuset_mems=cpu.mems if cpu else None,
+        pids=pids.limit if pids else None,
+        unified=dict(res.unified or {}),
+    )
+
+
+# The devices every container gets (OCI runtime-spec "Default Devices").
+DEFAULT_DEVICES = [
+    ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0),
+]
+DEFAULT_SYMLINKS = [
+    ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
+    ("pts/ptmx", "/dev/ptmx"), ("/proc/kcore", "/dev/core"),
+]
+
+
+class PlanWriter:
+    """Encodes records: u32 tag, u32 length, payload padded to 8 bytes."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def add(self, tag: int, payload: bytes = b"") -> None:
+        pad = -len(payload) % 8
+        self._parts.append(struct.pack("=II", tag, len(payload)) + payload + b"\0" * pad)
+
+    def strs(self, tag: int, *values: str, prefix: bytes = b"") -> None:
+        self.add(tag, prefix + b"".join(os.fsencode(v) + b"\0" for v in values))
+
+    def bytes(self) -> bytes:
+        return b"".join(self._parts)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Host-side files the plan refers to."""
+
+    rootfs: str
+    bundle: str
+    exit_file: str
+    start_fifo: str | None = None
+    log_file: str | None = None
+
+
+def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
+    """The plan for `spec`, with the cgroup already created."""
+    w = PlanWriter()
+    process = spec.process
+    assert process is not None and spec.root is not None
+    linux = spec.linux or oci.Linux()
+
+    w.strs(T["ROOTFS"], paths.rootfs)
+    if spec.root.readonly:
+        w.add(T["ROOTFS_RO"])
+    w.add(T["ROOT_PROPAGATION"], struct.pack("=Q", propagation_flags(linux.rootfs_propagation)))
+    ns_flags = 0
+    for ns in linux.namespaces or []:
+        if ns.path:
+            w.strs(T["NS_PATH"], ns.path, prefix=struct.pack("=Q", _native.NS_FLAGS[ns.type]))
+        else:
+            ns_flags |= _native.NS_FLAGS[ns.type]
+    w.add(T["NAMESPACES"], struct.pack("=Q", ns_flags))
+    if spec.hostname:
+        w.strs(T["HOSTNAME"], spec.hostname)
+
+    has_dev = False
+    for m in spec.mounts or []:
+        has_dev |= m.destination == "/dev"
+        _add_mount(w, m, paths.bundle, cgroup)
+    if has_dev:
+        for path, major, minor in DEFAULT_DEVICES:
+            w.add(T["DEVICE"], struct.pack("=IIIII", _native.S_IFCHR | 0o666, major, minor, 0, 0)
+                  + os.fsencode(path) + b"\0")
+        for target, link in DEFAULT_SYMLINKS:
+            w.strs(T["SYMLINK"], target, link)
+    for d in linux.devices or []:
+        kind = {"c": _native.S_IFCHR, "u": _native.S_IFCHR, "b": _native.S_IFBLK,
+                "p": _native.S_IFIFO}[d.type]
+        mode = kind | (d.file_mode if d.file_mode is not None else 0o666)
+        w.add(T["DEVICE"], struct.pack("=IIIII", mode, d.major or 0, d.minor or 0,
+                                       d.uid or 0, d.gid or 0) + os.fsencode(d.path) + b"\0")
+    for key, value in (linux.sysctl or {}).items():
+        w.strs(T["SYSCTL"], key, value)
+    for path in linux.masked_paths or []:
+        w.strs(T["MASK"], path)
+    for path in linux.readonly_paths or []:
+        w.strs(T["READONLY"], path)
+
+    if process.terminal:
+        w.add(T["TERMINAL"])
+    for rl in process.rlimits or []:
+        import resource
+
+        w.add(T["RLIMIT"], struct.pack("=IIQQ", getattr(resource, rl.type), 0, rl.soft, rl.hard))
+    if process.oom_score_adj is not None:
+        w.add(T["OOM_SCORE_ADJ"], struct.pack("=i", process.oom_score_adj))
+    w.strs(T["CWD"], process.cwd)
+    user = process.user
+    w.add(T["USER"], struct.pack("=II", user.uid, user.gid))
+    w.add(T["GROUPS"], struct.pack(f"={len(user.additional_gids or [])}I", *(user.additional_gids or [])))
+    if user.umask is not None:
+        w.add(T["UMASK"], struct.pack("=I", user.umask))
+    caps = process.capabilities
+    if caps is not None:
+        w.add(T["CAPS"], struct.pack(
+            "=5Q", capability_mask(caps.bounding), capability_mask(caps.effective),
+            capability_mask(caps.inheritable), capability_mask(caps.permitted),
+            capability_mask(caps.ambient)))
+    if process.no_new_privileges:
+        w.add(T["NO_NEW_PRIVS"])
+    for a in process.args:
+        w.strs(T["ARG"], a)
+    for e in process.env or []:
+        w.strs(T["ENV"], e)
+
+    for f in cgroup.join_files():
+        w.strs(T["CGROUP_PROCS"], f)
+    if cgroup.clone_dir():
+        w.strs(T["CGROUP_DIR"], cgroup.clone_dir())
+    if cgroup.oom_file():
+        w.strs(T["OOM_FILE"], cgroup.oom_file())
+    w.strs(T["EXIT_FILE"], paths.exit_file)
+    if paths.start_fifo:
+        w.strs(T["START_FIFO"], paths.start_fifo)
+    if paths.log_file:
+        w.strs(T["LOG_FILE"], paths.log_file)
+    return w.bytes()
+
+
+def _add_mount(w: PlanWriter, m: oci.Mount, bundle: str, cgroup) -> None:
+    opts = parse_mount_options(m.options or [])
+    fstype = m.type or ""
+    if fstype == "bind" or opts.flags & MS["bind"]:
+        src = m.source or ""
+        if not os.path.isabs(src):
+            src = os.path.join(bundle, src)
+        _mount_rec(w, _native.MOUNT_BIND, opts.flags | MS["bind"], opts.propagation, src,
+                   m.destination, "", "")
+        return
+    if fstype == "cgroup":
+        _add_cgroup_mount(w, m.destination, opts, cgroup)
+        return
+    _mount_rec(w, _native.MOUNT_FS, opts.flags, opts.propagation, m.source or fstype,
+               m.destination, fstype, opts.data)
+
+
+def _add_cgroup_mount(w: PlanWriter, dest: str, opts: MountOptions, cgroup) -> None:
+    """cgroup2 where the container's cgroup is v2; on v1 a tmpfs with each
+    hierarchy mounted in it (the container is in its cgroup namespace, so each
+    shows the container's own cgroup as its root), then made read-only."""
+    if cgroup.version == "v2":
+        _mount_rec(w, _native.MOUNT_FS, opts.flags, opts.propagation, "cgroup2", dest, "cgroup2", "")
+        return
+    base_flags = opts.flags & ~MS["rdonly"]
+    _mount_rec(w, _native.MOUNT_FS, base_flags, 0, "tmpfs", dest, "tmpfs", "mode=755")
+    seen = set()
+    for cm in mounts():
+        if cm.fstype != "cgroup" or cm.path in seen:
+            continue
+        seen.add(cm.path)
+        name = os.path.basename(cm.path)
+        data = ",".join(o for o in cm.options.split(",") if o not in ("rw", "ro"))
+        _mount_rec(w, _native.MOUNT_FS, opts.flags, 0, "cgroup", f"{dest}/{name}", "cgroup", data)
+    if opts.flags & MS["rdonly"]:
+        w.strs(T["TMPFS_RO"], dest)
+
+
+def _mount_rec(w: PlanWriter, kind: int, flags: int, prop: int, src: str, dest: str,
+               fstype: str, data: str) -> None:
+    w.strs(T["MOUNT"], src, dest, fstype, data, prefix=struct.pack("=QQI", flags, prop, kind))

@@ -1,0 +1,180 @@
+"""The OCI config: Docker's defaults, loading, and validation.
+
+`default_spec()` is what `corral runtime spec` writes: runc's layout with
+Docker's security profile (its 14 capabilities, masked and read-only paths).
+`load()` decodes a bundle's config.json and `validate()` refuses what Corral
+cannot run, naming the field, before anything is created.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from pathlib import Path
+
+import msgspec
+
+from protocols import oci
+from supervisor import _native
+from supervisor.errors import SpecError
+
+# Docker's default capability set (moby oci/caps/defaults.go).
+DOCKER_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+    "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+]
+DOCKER_MASKED = [
+    "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+    "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
+    "/proc/timer_stats", "/sys/firmware", "/sys/devices/virtual/powercap",
+]
+DOCKER_READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup")
+
+
+def default_mounts() -> list[oci.Mount]:
+    M = oci.Mount
+    return [
+        M(destination="/proc", type="proc", source="proc", options=["nosuid", "noexec", "nodev"]),
+        M(destination="/dev", type="tmpfs", source="tmpfs",
+          options=["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        M(destination="/dev/pts", type="devpts", source="devpts",
+          options=["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+        M(destination="/dev/shm", type="tmpfs", source="shm",
+          options=["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+        M(destination="/dev/mqueue", type="mqueue", source="mqueue",
+          options=["nosuid", "noexec", "nodev"]),
+        M(destination="/sys", type="sysfs", source="sysfs",
+          options=["nosuid", "noexec", "nodev", "ro"]),
+        M(destination="/sys/fs/cgroup", type="cgroup", source="cgroup",
+          options=["nosuid", "noexec", "nodev", "relatime", "ro"]),
+    ]
+
+
+def default_spec(
+    args: list[str] | None = None, *, terminal: bool = True, rootfs: str = "rootfs"
+) -> oci.Spec:
+    """A config like `runc spec` writes, with Docker's security defaults."""
+    caps = list(DOCKER_CAPS)
+    return oci.Spec(
+        process=oci.Process(
+            terminal=terminal,
+            args=args or ["sh"],
+            env=[DEFAULT_PATH, "TERM=xterm"],
+            cwd="/",
+            user=oci.User(uid=0, gid=0),
+            capabilities=oci.Capabilities(bounding=caps, effective=caps, permitted=caps),
+            rlimits=[oci.Rlimit(type="RLIMIT_NOFILE", hard=1024, soft=1024)],
+            no_new_privileges=True,
+        ),
+        root=oci.Root(path=rootfs, readonly=False),
+        hostname="corral",
+        mounts=default_mounts(),
+        linux=oci.Linux(
+            namespaces=[oci.Namespace(type=t) for t in NAMESPACES],
+            masked_paths=list(DOCKER_MASKED),
+            readonly_paths=list(DOCKER_READONLY),
+        ),
+    )
+
+
+def load(bundle: str | os.PathLike[str]) -> oci.Spec:
+    """Read and validate BUNDLE/config.json. Raises SpecError naming the field."""
+    path = Path(bundle) / "config.json"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError("config.json", f"{path} does not exist") from None
+    try:
+        spec = oci.decode_spec(data)
+    except msgspec.ValidationError as e:
+        # msgspec says "Expected `int`, got `str` - at `$.process.user.uid`".
+        msg = str(e)
+        field = msg.rsplit("at `", 1)[-1].rstrip("`") if "at `" in msg else "config.json"
+        raise SpecError(field, msg.split(" - at ")[0]) from None
+    except msgspec.DecodeError as e:
+        raise SpecError("config.json", f"not valid JSON: {e}") from None
+    validate(spec)
+    return spec
+
+
+def _host_hard_limit(res: int) -> int:
+    return resource.getrlimit(res)[1]
+
+
+def validate(spec: oci.Spec) -> None:
+    """Refuse, naming the field, what cannot be run as asked."""
+    p = spec.process
+    if p is None:
+        raise SpecError("process", "missing: there is nothing to run")
+    if not p.args:
+        raise SpecError("process.args", "must name at least the program to run")
+    if not p.cwd.startswith("/"):
+        raise SpecError("process.cwd", f"must be absolute, got {p.cwd!r}")
+    for i, e in enumerate(p.env or []):
+        if "=" not in e:
+            raise SpecError(f"process.env[{i}]", f"{e!r} is not NAME=VALUE")
+    if p.user.uid < 0 or p.user.gid < 0:
+        raise SpecError("process.user", "uid and gid must not be negative")
+    if p.capabilities is not None:
+        for kind in ("bounding", "effective", "inheritable", "permitted", "ambient"):
+            for i, name in enumerate(getattr(p.capabilities, kind) or []):
+                if name not in _native.CAPS:
+                    raise SpecError(f"process.capabilities.{kind}[{i}]", f"unknown capability {name!r}")
+    for i, rl in enumerate(p.rlimits or []):
+        field = f"process.rlimits[{i}]"
+        res = getattr(resource, rl.type, None)
+        if not rl.type.startswith("RLIMIT_") or res is None:
+            raise SpecError(f"{field}.type", f"unknown resource {rl.type!r}")
+        if rl.soft > rl.hard:
+            raise SpecError(field, f"soft limit {rl.soft} is above the hard limit {rl.hard}")
+        host = _host_hard_limit(res)
+        if host != resource.RLIM_INFINITY and rl.hard > host:
+            raise SpecError(
+                field, f"{rl.type} hard limit {rl.hard} is above the host's hard limit {host}"
+            )
+    if spec.root is None or not spec.root.path:
+        raise SpecError("root.path", "missing: the container needs a root filesystem")
+    linux = spec.linux or oci.Linux()
+    seen: set[str] = set()
+    for i, ns in enumerate(linux.namespaces or []):
+        if ns.type not in _native.NS_FLAGS:
+            raise SpecError(f"linux.namespaces[{i}].type", f"unknown namespace {ns.type!r}")
+        if ns.type in seen:
+            raise SpecError(f"linux.namespaces[{i}]", f"{ns.type} namespace listed twice")
+        if ns.type in ("user", "time"):
+            raise SpecError(f"linux.namespaces[{i}]", f"{ns.type} namespaces are not supported yet")
+        if ns.path and not os.path.exists(ns.path):
+            raise SpecError(f"linux.namespaces[{i}].path", f"{ns.path} does not exist")
+        seen.add(ns.type)
+    if linux.uid_mappings or linux.gid_mappings:
+        raise SpecError("linux.uidMappings", "user namespaces are not supported yet")
+    if spec.hostname and "uts" not in seen:
+        raise SpecError("hostname", "setting a hostname needs a new uts namespace")
+    if (linux.sysctl or {}) and "mount" not in seen:
+        raise SpecError("linux.sysctl", "sysctls need a new mount namespace")
+    for i, m in enumerate(spec.mounts or []):
+        if not m.destination.startswith("/"):
+            raise SpecError(f"mounts[{i}].destination", f"must be absolute, got {m.destination!r}")
+    if linux.rootfs_propagation and linux.rootfs_propagation not in PROPAGATION:
+        raise SpecError("linux.rootfsPropagation", f"unknown value {linux.rootfs_propagation!r}")
+    res = linux.resources
+    if res is not None:
+        if res.memory and res.memory.limit is not None and 0 <= res.memory.limit < 6 * 1024 * 1024:
+            if res.memory.limit != 0:
+                raise SpecError(
+                    "linux.resources.memory.limit",
+                    "below the 6 MiB minimum Docker also enforces",
+                )
+        if res.cpu and res.cpu.quota is not None and res.cpu.quota > 0 and (res.cpu.period or 100000) < 1000:
+            raise SpecError("linux.resources.cpu.period", "must be at least 1000 microseconds")
+
+
+PROPAGATION = {
+    "private": ("private",), "rprivate": ("private", "rec"),
+    "shared": ("shared",), "rshared": ("shared", "rec"),
+    "slave": ("slave",), "rslave": ("slave", "rec"),
+    "unbindable": ("unbindable",), "runbindable": ("unbindable", "rec"),
+}

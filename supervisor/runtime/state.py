@@ -1,0 +1,118 @@
+"""What the runtime records of a container, on disk, atomically.
+
+Each container has a directory under the runtime root (default
+/run/corral/runtime, a tmpfs: state never outlives a reboot, and neither do
+containers):
+
+    state.json   ContainerRecord, written once the container is created
+    exec.fifo    exists while the container waits for `start`
+    exit.json    written by the monitor when the container exits
+    container.log  stdout/stderr in CRI format, when detached
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import msgspec
+
+from supervisor.errors import CorralError
+
+
+class CgroupRecord(msgspec.Struct, frozen=True, kw_only=True):
+    version: str
+    path: str
+    mount_root: str | None = None
+
+
+class ContainerRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    bundle: str
+    rootfs: str
+    pid: int
+    pid_start: int  # /proc/PID/stat starttime: guards against pid reuse
+    monitor_pid: int
+    monitor_start: int
+    created_at: int  # ns since the epoch
+    cgroup: CgroupRecord
+    annotations: dict[str, str] = {}
+
+
+class ExitRecord(msgspec.Struct, frozen=True):
+    exit_code: int
+    signal: int
+    oom_killed: bool
+    finished_at: int
+
+
+_record_decoder = msgspec.json.Decoder(ContainerRecord)
+_exit_decoder = msgspec.json.Decoder(ExitRecord)
+
+
+class CorruptState(CorralError):
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"state file {path} is unreadable: {why}")
+        self.path = path
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write-then-rename, fsynced: a reader sees the old file or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def write_record(state_dir: Path, rec: ContainerRecord) -> None:
+    atomic_write(state_dir / "state.json", msgspec.json.encode(rec))
+
+
+def read_record(state_dir: Path) -> ContainerRecord | None:
+    path = state_dir / "state.json"
+    try:
+        return _record_decoder.decode(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise CorruptState(path, str(e)) from None
+
+
+def read_exit(state_dir: Path) -> ExitRecord | None:
+    path = state_dir / "exit.json"
+    try:
+        return _exit_decoder.decode(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise CorruptState(path, str(e)) from None
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (clock ticks since boot), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm may hold spaces and parentheses: split after the last ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    return int(fields[19])
+
+
+def alive(pid: int, start: int) -> bool:
+    """Is `pid` still the process that started at `start` (and not a zombie)?"""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ESRCH):
+            return False
+        raise
+    rest = data[data.rindex(b")") + 2 :].split()
+    return rest[0] != b"Z" and int(rest[19]) == start
