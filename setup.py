@@ -15,7 +15,7 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "native"))
-import build_ffi  # noqa: E402
+import build_ffi
 
 
 class BuildWithMonitor(build_ext):

@@ -25,24 +25,82 @@ MONITOR_SOURCES = ["monitor.c", "container.c", "plan.c"]
 
 _CONSTANTS = [
     # namespaces
-    "CLONE_NEWNS", "CLONE_NEWUTS", "CLONE_NEWIPC", "CLONE_NEWNET", "CLONE_NEWPID",
-    "CLONE_NEWCGROUP", "CLONE_NEWUSER", "CLONE_NEWTIME",
+    "CLONE_NEWNS",
+    "CLONE_NEWUTS",
+    "CLONE_NEWIPC",
+    "CLONE_NEWNET",
+    "CLONE_NEWPID",
+    "CLONE_NEWCGROUP",
+    "CLONE_NEWUSER",
+    "CLONE_NEWTIME",
     # mount flags
-    "MS_RDONLY", "MS_NOSUID", "MS_NODEV", "MS_NOEXEC", "MS_SYNCHRONOUS", "MS_REMOUNT",
-    "MS_MANDLOCK", "MS_DIRSYNC", "MS_NOATIME", "MS_NODIRATIME", "MS_BIND", "MS_MOVE",
-    "MS_REC", "MS_SILENT", "MS_UNBINDABLE", "MS_PRIVATE", "MS_SLAVE", "MS_SHARED",
-    "MS_RELATIME", "MS_STRICTATIME", "MS_LAZYTIME",
+    "MS_RDONLY",
+    "MS_NOSUID",
+    "MS_NODEV",
+    "MS_NOEXEC",
+    "MS_SYNCHRONOUS",
+    "MS_REMOUNT",
+    "MS_MANDLOCK",
+    "MS_DIRSYNC",
+    "MS_NOATIME",
+    "MS_NODIRATIME",
+    "MS_BIND",
+    "MS_MOVE",
+    "MS_REC",
+    "MS_SILENT",
+    "MS_UNBINDABLE",
+    "MS_PRIVATE",
+    "MS_SLAVE",
+    "MS_SHARED",
+    "MS_RELATIME",
+    "MS_STRICTATIME",
+    "MS_LAZYTIME",
     # capabilities
-    *[f"CAP_{n}" for n in (
-        "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP "
-        "LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK "
-        "IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN "
-        "SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE "
-        "AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND "
-        "AUDIT_READ PERFMON BPF CHECKPOINT_RESTORE"
-    ).split()],
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
     # file types for device nodes
-    "S_IFCHR", "S_IFBLK", "S_IFIFO",
+    "S_IFCHR",
+    "S_IFBLK",
+    "S_IFIFO",
 ]
 
 CDEF = (
@@ -76,6 +134,7 @@ const char *corral_step_name(int step);
 int corral_spawn(const char *path, char *const argv[], char *const envp[],
                  const int *fds, int nfds, int setsid, int *pidfd);
 int corral_setns(int fd, int nstype);
+int corral_plan_check(const unsigned char *buf, size_t len, struct corral_error *err);
 int corral_pidfd_open(int pid);
 """
 )
@@ -95,9 +154,21 @@ ffibuilder.set_source(
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "corral.h"
+#include "plan.h"
 #include "spawn.h"
 
 int corral_setns(int fd, int nstype) { return setns(fd, nstype); }
+
+/* Parse a plan as the monitor would, for tests and for early refusal. */
+int corral_plan_check(const unsigned char *buf, size_t len, struct corral_error *err)
+{
+    struct corral_plan plan;
+    if (plan_parse((unsigned char *)buf, len, &plan, err) < 0)
+        return -1;
+    int n = (int)plan.nrecs;
+    plan_free(&plan);
+    return n;
+}
 int corral_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 """,
     sources=["native/spawn.c", "native/plan.c"],  # relative: setuptools refuses absolute

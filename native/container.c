@@ -66,47 +66,115 @@ static int openat2_in(int dirfd, const char *path, int flags, uint64_t resolve)
 	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
 }
 
-/* Open path inside the root at rootfd (O_PATH), creating what is missing:
- * directories, and the last component as a file when as_file is set. */
+/* Like mkdir -p inside the root: walk `path` one component at a time from
+ * rootfd, following symlinks by hand (an absolute target restarts at the
+ * root, ".." never climbs above it) and creating what is missing, so a
+ * dangling symlink in an image leads to a directory inside the root, never
+ * outside it.  Each step opens a single name with O_NOFOLLOW below a
+ * directory already inside the root. */
+static int walk_create(int rootfd, const char *path, int as_file)
+{
+	char todo[2 * CORRAL_PATH_MAX], done[CORRAL_PATH_MAX] = "", comp[256];
+	int links = 0;
+	int cur = fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
+	if (cur < 0)
+		return -1;
+	snprintf(todo, sizeof(todo), "%s", path);
+	char *rest = todo;
+	for (;;) {
+		while (*rest == '/')
+			rest++;
+		if (!*rest)
+			return cur;
+		char *end = strchrnul(rest, '/');
+		size_t n = (size_t)(end - rest);
+		if (n >= sizeof(comp)) {
+			errno = ENAMETOOLONG;
+			goto err;
+		}
+		memcpy(comp, rest, n);
+		comp[n] = '\0';
+		rest = end;
+		const char *after = rest;
+		while (*after == '/')
+			after++;
+		int last = !*after;
+		if (!strcmp(comp, "."))
+			continue;
+		if (!strcmp(comp, "..")) {
+			char *slash = strrchr(done, '/');
+			if (slash)
+				*slash = '\0';
+			close(cur);
+			cur = openat2_in(rootfd, *done ? done : "/", O_PATH,
+					 RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS);
+			if (cur < 0)
+				return -1;
+			continue;
+		}
+		uint64_t res = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+		int next = openat2_in(cur, comp, O_PATH | O_NOFOLLOW, res);
+		if (next < 0 && errno == ENOENT) {
+			if (last && as_file) {
+				int f = openat(cur, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+				if (f >= 0)
+					close(f);
+				else if (errno != EEXIST)
+					goto err;
+			} else if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST) {
+				goto err;
+			}
+			next = openat2_in(cur, comp, O_PATH | O_NOFOLLOW, res);
+		}
+		if (next < 0)
+			goto err;
+		struct stat st;
+		if (fstat(next, &st) < 0) {
+			close(next);
+			goto err;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			char target[CORRAL_PATH_MAX], joined[2 * CORRAL_PATH_MAX];
+			ssize_t len = readlinkat(next, "", target, sizeof(target) - 1);
+			close(next);
+			if (len < 0)
+				goto err;
+			if (++links > 40) {
+				errno = ELOOP;
+				goto err;
+			}
+			target[len] = '\0';
+			snprintf(joined, sizeof(joined), "%s/%s", target, rest);
+			snprintf(todo, sizeof(todo), "%s", joined);
+			rest = todo;
+			if (target[0] == '/') {
+				done[0] = '\0';
+				close(cur);
+				if ((cur = fcntl(rootfd, F_DUPFD_CLOEXEC, 0)) < 0)
+					return -1;
+			}
+			continue;
+		}
+		size_t dl = strlen(done);
+		snprintf(done + dl, sizeof(done) - dl, "/%s", comp);
+		close(cur);
+		cur = next;
+	}
+err:;
+	int saved = errno;
+	close(cur);
+	errno = saved;
+	return -1;
+}
+
+/* Open path inside the root at rootfd (O_PATH); with `create`, make what is
+ * missing: directories, and the last component as a file when as_file. */
 static int resolve_create(int rootfd, const char *path, int as_file, int create)
 {
-	uint64_t res = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-	int fd = openat2_in(rootfd, path, O_PATH, res);
+	int fd = openat2_in(rootfd, path, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 	if (fd >= 0 || errno != ENOENT || !create)
 		return fd;
-
-	char parent[CORRAL_PATH_MAX];
-	snprintf(parent, sizeof(parent), "%s", path);
-	size_t n = strlen(parent);
-	while (n > 1 && parent[n - 1] == '/')
-		parent[--n] = '\0';
-	char *slash = strrchr(parent, '/');
-	const char *name = slash ? slash + 1 : parent;
-	int pfd;
-	if (slash && slash != parent) {
-		*slash = '\0';
-		pfd = resolve_create(rootfd, parent, 0, 1);
-	} else {
-		pfd = openat2_in(rootfd, "/", O_PATH, res);
-	}
-	if (pfd < 0)
-		return -1;
-	int rc;
-	if (as_file) {
-		rc = openat(pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
-		if (rc >= 0)
-			close(rc);
-	} else {
-		rc = mkdirat(pfd, name, 0755);
-	}
-	int saved = errno;
-	close(pfd);
-	if (rc < 0 && saved != EEXIST) {
-		errno = saved;
-		return -1;
-	}
-	/* Re-resolve: whatever is there now is opened inside the root. */
-	return openat2_in(rootfd, path, O_PATH, res);
+	return walk_create(rootfd, path, as_file);
 }
 
 /* mount(2) on an already-resolved descriptor. */

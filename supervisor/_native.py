@@ -26,16 +26,18 @@ NS_FLAGS: dict[str, int] = {
     "time": lib.CLONE_NEWTIME,
 }
 MS: dict[str, int] = {
-    name[3:].lower(): getattr(lib, name)
-    for name in dir(lib)
-    if name.startswith("MS_")
+    name[3:].lower(): getattr(lib, name) for name in dir(lib) if name.startswith("MS_")
 }
 CAPS: dict[str, int] = {name: getattr(lib, name) for name in dir(lib) if name.startswith("CAP_")}
 S_IFCHR: int = lib.S_IFCHR
 S_IFBLK: int = lib.S_IFBLK
 S_IFIFO: int = lib.S_IFIFO
 
-TAG = {name[len("CORRAL_T_"):]: getattr(lib, name) for name in dir(lib) if name.startswith("CORRAL_T_")}
+TAG = {
+    name[len("CORRAL_T_") :]: getattr(lib, name)
+    for name in dir(lib)
+    if name.startswith("CORRAL_T_")
+}
 MOUNT_FS: int = lib.CORRAL_MOUNT_FS
 MOUNT_BIND: int = lib.CORRAL_MOUNT_BIND
 MOUNT_REMOUNT: int = lib.CORRAL_MOUNT_REMOUNT
@@ -70,15 +72,19 @@ def spawn(
 def parse_report(data: bytes) -> tuple[int, int, SetupError | None]:
     """Decode the monitor's report: (kind, pid, error or None)."""
     if len(data) != REPORT_SIZE:
-        return lib.CORRAL_R_FAILED, 0, SetupError(
-            "the monitor", 0, "", "it exited before reporting (see its stderr)"
+        return (
+            lib.CORRAL_R_FAILED,
+            0,
+            SetupError("the monitor", 0, "", "it exited before reporting (see its stderr)"),
         )
     r = ffi.from_buffer("struct corral_report *", data)
     if r.kind == lib.CORRAL_R_CREATED:
         return r.kind, r.pid, None
     e = r.error
     err = SetupError(
-        step_name(e.step), e.err, ffi.string(e.path).decode(errors="replace"),
+        step_name(e.step),
+        e.err,
+        ffi.string(e.path).decode(errors="replace"),
         ffi.string(e.detail).decode(errors="replace"),
     )
     return r.kind, r.pid, err
@@ -90,6 +96,18 @@ REPORT_CREATED: int = lib.CORRAL_R_CREATED
 def pidfd_open(pid: int) -> int:
     """A pidfd for `pid` (os.pidfd_open, kept here so callers need one import)."""
     return os.pidfd_open(pid)
+
+
+def plan_check(plan: bytes) -> int:
+    """Parse `plan` with the C parser the monitor uses; the record count.
+
+    Raises SetupError (step "reading the plan") for a malformed plan.
+    """
+    err = ffi.new("struct corral_error *")
+    n = lib.corral_plan_check(plan, len(plan), err)
+    if n < 0:
+        raise SetupError(step_name(err.step), err.err, "", ffi.string(err.detail).decode())
+    return n
 
 
 def setns(fd: int, nstype: int) -> None:

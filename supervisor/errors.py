@@ -1,14 +1,14 @@
 """Corral's exceptions: one small hierarchy, each naming what failed.
 
-    CorralError                 anything Corral refuses or fails to do
-    ├── SpecError               an invalid config.json / request (names the field)
-    ├── ContainerError          a lifecycle request that does not fit the state
-    │   ├── NoSuchContainer
-    │   ├── ContainerExists
-    │   └── InvalidState
-    ├── SetupError              the kernel refused a step of container setup
-    │                           (carries step, errno, path)
-    └── CgroupError             a cgroup write or read failed (path, errno)
+CorralError                 anything Corral refuses or fails to do
+├── SpecError               an invalid config.json / request (names the field)
+├── ContainerError          a lifecycle request that does not fit the state
+│   ├── NoSuchContainer
+│   ├── ContainerExists
+│   └── InvalidState
+├── SetupError              the kernel refused a step of container setup
+│                           (carries step, errno, path)
+└── CgroupError             a cgroup write or read failed (path, errno)
 """
 
 from __future__ import annotations

@@ -21,8 +21,14 @@ from supervisor.runtime import spec as specs
 from supervisor.runtime.container import DEFAULT_ROOT, Runtime, _wait_child
 
 # Signals a foreground `run` passes on to the container (through its monitor).
-_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-              signal.SIGUSR1, signal.SIGUSR2)
+_FORWARDED = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
 
 
 def parse_signal(value: str) -> int:
@@ -39,18 +45,28 @@ def parse_signal(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="corral runtime", description="Run OCI bundles.")
-    p.add_argument("--root", default=os.environ.get("CORRAL_RUNTIME_ROOT", DEFAULT_ROOT),
-                   help=f"state directory (default {DEFAULT_ROOT})")
-    p.add_argument("--cgroup-parent", default="/corral",
-                   help="cgroup for containers whose config names none (default /corral)")
+    p.add_argument(
+        "--root",
+        default=os.environ.get("CORRAL_RUNTIME_ROOT", DEFAULT_ROOT),
+        help=f"state directory (default {DEFAULT_ROOT})",
+    )
+    p.add_argument(
+        "--cgroup-parent",
+        default="/corral",
+        help="cgroup for containers whose config names none (default /corral)",
+    )
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     s = sub.add_parser("spec", help="write a default config.json")
     s.add_argument("-b", "--bundle", default=".")
     s.add_argument("--force", action="store_true", help="overwrite an existing config.json")
+    s.add_argument("--no-terminal", action="store_true", help="do not ask for a terminal")
+    s.add_argument("command", nargs=argparse.REMAINDER, help="the process to run (default: sh)")
 
-    for name, help in (("run", "create and start a container"),
-                       ("create", "create a container, to be started with `start`")):
+    for name, help in (
+        ("run", "create and start a container"),
+        ("create", "create a container, to be started with `start`"),
+    ):
         s = sub.add_parser(name, help=help)
         s.add_argument("-b", "--bundle", default=".")
         s.add_argument("id")
@@ -58,10 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("-d", "--detach", action="store_true")
             s.add_argument("--keep", action="store_true", help="do not delete after exit")
 
-    for name, help in (("start", "start a created container"),
-                       ("state", "print a container's state as JSON"),
-                       ("pause", "freeze a container's processes"),
-                       ("resume", "thaw a paused container")):
+    for name, help in (
+        ("start", "start a created container"),
+        ("state", "print a container's state as JSON"),
+        ("pause", "freeze a container's processes"),
+        ("resume", "thaw a paused container"),
+    ):
         sub.add_parser(name, help=help).add_argument("id")
 
     s = sub.add_parser("kill", help="signal a container's init process")
@@ -100,7 +118,8 @@ def _dispatch(rt: Runtime, args: argparse.Namespace) -> int:
         path = Path(args.bundle) / "config.json"
         if path.exists() and not args.force:
             raise CorralError(f"{path} already exists (use --force to overwrite)")
-        data = msgspec.json.format(oci.encode(specs.default_spec()), indent=2)
+        spec = specs.default_spec(args.command or None, terminal=not args.no_terminal)
+        data = msgspec.json.format(oci.encode(spec), indent=2)
         path.write_bytes(data + b"\n")
         return 0
     if cmd == "run":
@@ -142,21 +161,34 @@ def _dispatch(rt: Runtime, args: argparse.Namespace) -> int:
 
 
 def _run_foreground(rt: Runtime, args: argparse.Namespace) -> int:
-    created = rt.create(args.id, args.bundle, stdio=(0, 1, 2), detach=False, wait_for_start=False)
-    pidfd = created.monitor_pidfd
+    # Handlers go in before the container exists: a signal that arrives while
+    # it is being created is held and passed on once there is a monitor.
+    pidfd = -1
+    pending: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
+        if pidfd < 0:
+            pending.append(signum)
+            return
         try:
             signal.pidfd_send_signal(pidfd, signum)
         except ProcessLookupError:
             pass
 
     previous = {s: signal.signal(s, forward) for s in _FORWARDED}
+    created = None
     try:
+        created = rt.create(
+            args.id, args.bundle, stdio=(0, 1, 2), detach=False, wait_for_start=False
+        )
+        pidfd = created.monitor_pidfd
+        for s in pending:
+            forward(s, None)
         return _wait_child(pidfd)
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-        created.close()
-        if not args.keep:
-            rt.delete(args.id, force=True)
+        if created is not None:
+            created.close()
+            if not args.keep:
+                rt.delete(args.id, force=True)

@@ -102,7 +102,9 @@ class Runtime:
         ContainerExists or SetupError; on failure nothing is left behind.
         """
         if not _ID.match(id):
-            raise SpecError("id", f"{id!r} must be 1-128 of [A-Za-z0-9_.-], not starting with . - _")
+            raise SpecError(
+                "id", f"{id!r} must be 1-128 of [A-Za-z0-9_.-], not starting with . - _"
+            )
         bundle = os.path.abspath(bundle)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         state_dir = self.root / id
@@ -117,7 +119,7 @@ class Runtime:
                 spec = specs.load(bundle)
             else:
                 specs.validate(spec)
-            assert spec.root is not None and spec.linux is not None or spec.root is not None
+            assert (spec.root is not None and spec.linux is not None) or spec.root is not None
             rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
             if not os.path.isdir(rootfs):
                 raise SpecError("root.path", f"{rootfs} is not a directory")
@@ -194,7 +196,9 @@ class Runtime:
 
         Returns the exit status (128+N when killed by signal N).
         """
-        created = self.create(id, bundle, stdio=stdio, detach=False, wait_for_start=False, spec=spec)
+        created = self.create(
+            id, bundle, stdio=stdio, detach=False, wait_for_start=False, spec=spec
+        )
         try:
             code = _wait_child(created.monitor_pidfd)
         finally:
@@ -229,8 +233,8 @@ class Runtime:
             return "stopped"
         if (state_dir / "exec.fifo").exists():
             return "created"
-        if not alive(rec.pid, rec.pid_start):
-            return "stopped"
+        # A container whose process is gone but whose monitor has not yet
+        # recorded the exit is still "running": stopped means recorded.
         if self._cgroup(rec).frozen():
             return "paused"
         return "running"
@@ -315,9 +319,7 @@ class Runtime:
         shutil.rmtree(state_dir)
 
 
-def _spawn_monitor(
-    plan: bytes, stdio: Sequence[int] | None, detach: bool
-) -> tuple[int, int, int]:
+def _spawn_monitor(plan: bytes, stdio: Sequence[int] | None, detach: bool) -> tuple[int, int, int]:
     """Start the monitor with the plan; returns (monitor pid, its pidfd, container pid)."""
     memfd = os.memfd_create("corral-plan", os.MFD_CLOEXEC)
     r, w = os.pipe2(os.O_CLOEXEC)
@@ -345,7 +347,7 @@ def _spawn_monitor(
             chunks.append(chunk)
     finally:
         os.close(r)
-    kind, cpid, err = _native.parse_report(b"".join(chunks))
+    _kind, cpid, err = _native.parse_report(b"".join(chunks))
     if err is not None:
         _wait_child(pidfd)
         os.close(pidfd)

@@ -21,23 +21,41 @@ MS = _native.MS
 
 # mount(8) option words -> (set these flags, clear these flags)
 _FLAG_OPTIONS: dict[str, tuple[int, int]] = {
-    "ro": (MS["rdonly"], 0), "rw": (0, MS["rdonly"]),
-    "nosuid": (MS["nosuid"], 0), "suid": (0, MS["nosuid"]),
-    "nodev": (MS["nodev"], 0), "dev": (0, MS["nodev"]),
-    "noexec": (MS["noexec"], 0), "exec": (0, MS["noexec"]),
-    "sync": (MS["synchronous"], 0), "async": (0, MS["synchronous"]),
-    "dirsync": (MS["dirsync"], 0), "remount": (MS["remount"], 0),
-    "mand": (MS["mandlock"], 0), "nomand": (0, MS["mandlock"]),
-    "atime": (0, MS["noatime"]), "noatime": (MS["noatime"], 0),
-    "diratime": (0, MS["nodiratime"]), "nodiratime": (MS["nodiratime"], 0),
-    "bind": (MS["bind"], 0), "rbind": (MS["bind"] | MS["rec"], 0),
-    "relatime": (MS["relatime"], 0), "norelatime": (0, MS["relatime"]),
-    "strictatime": (MS["strictatime"], 0), "nostrictatime": (0, MS["strictatime"]),
-    "lazytime": (MS["lazytime"], 0), "nolazytime": (0, MS["lazytime"]),
+    "ro": (MS["rdonly"], 0),
+    "rw": (0, MS["rdonly"]),
+    "nosuid": (MS["nosuid"], 0),
+    "suid": (0, MS["nosuid"]),
+    "nodev": (MS["nodev"], 0),
+    "dev": (0, MS["nodev"]),
+    "noexec": (MS["noexec"], 0),
+    "exec": (0, MS["noexec"]),
+    "sync": (MS["synchronous"], 0),
+    "async": (0, MS["synchronous"]),
+    "dirsync": (MS["dirsync"], 0),
+    "remount": (MS["remount"], 0),
+    "mand": (MS["mandlock"], 0),
+    "nomand": (0, MS["mandlock"]),
+    "atime": (0, MS["noatime"]),
+    "noatime": (MS["noatime"], 0),
+    "diratime": (0, MS["nodiratime"]),
+    "nodiratime": (MS["nodiratime"], 0),
+    "bind": (MS["bind"], 0),
+    "rbind": (MS["bind"] | MS["rec"], 0),
+    "relatime": (MS["relatime"], 0),
+    "norelatime": (0, MS["relatime"]),
+    "strictatime": (MS["strictatime"], 0),
+    "nostrictatime": (0, MS["strictatime"]),
+    "lazytime": (MS["lazytime"], 0),
+    "nolazytime": (0, MS["lazytime"]),
     "defaults": (0, 0),
 }
-_PROP_FLAG = {"private": MS["private"], "shared": MS["shared"], "slave": MS["slave"],
-              "unbindable": MS["unbindable"], "rec": MS["rec"]}
+_PROP_FLAG = {
+    "private": MS["private"],
+    "shared": MS["shared"],
+    "slave": MS["slave"],
+    "unbindable": MS["unbindable"],
+    "rec": MS["rec"],
+}
 
 
 @dataclass(frozen=True)
@@ -97,13 +115,20 @@ def limits_from_spec(res: oci.Resources | None) -> Limits:
 
 # The devices every container gets (OCI runtime-spec "Default Devices").
 DEFAULT_DEVICES = [
-    ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
-    ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0),
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
 ]
 DEFAULT_SYMLINKS = [
-    ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
-    ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
-    ("pts/ptmx", "/dev/ptmx"), ("/proc/kcore", "/dev/core"),
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+    ("pts/ptmx", "/dev/ptmx"),
+    ("/proc/kcore", "/dev/core"),
 ]
 
 
@@ -162,16 +187,28 @@ def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
         _add_mount(w, m, paths.bundle, cgroup)
     if has_dev:
         for path, major, minor in DEFAULT_DEVICES:
-            w.add(T["DEVICE"], struct.pack("=IIIII", _native.S_IFCHR | 0o666, major, minor, 0, 0)
-                  + os.fsencode(path) + b"\0")
+            w.add(
+                T["DEVICE"],
+                struct.pack("=IIIII", _native.S_IFCHR | 0o666, major, minor, 0, 0)
+                + os.fsencode(path)
+                + b"\0",
+            )
         for target, link in DEFAULT_SYMLINKS:
             w.strs(T["SYMLINK"], target, link)
     for d in linux.devices or []:
-        kind = {"c": _native.S_IFCHR, "u": _native.S_IFCHR, "b": _native.S_IFBLK,
-                "p": _native.S_IFIFO}[d.type]
+        kind = {
+            "c": _native.S_IFCHR,
+            "u": _native.S_IFCHR,
+            "b": _native.S_IFBLK,
+            "p": _native.S_IFIFO,
+        }[d.type]
         mode = kind | (d.file_mode if d.file_mode is not None else 0o666)
-        w.add(T["DEVICE"], struct.pack("=IIIII", mode, d.major or 0, d.minor or 0,
-                                       d.uid or 0, d.gid or 0) + os.fsencode(d.path) + b"\0")
+        w.add(
+            T["DEVICE"],
+            struct.pack("=IIIII", mode, d.major or 0, d.minor or 0, d.uid or 0, d.gid or 0)
+            + os.fsencode(d.path)
+            + b"\0",
+        )
     for key, value in (linux.sysctl or {}).items():
         w.strs(T["SYSCTL"], key, value)
     for path in linux.masked_paths or []:
@@ -190,15 +227,30 @@ def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
     w.strs(T["CWD"], process.cwd)
     user = process.user
     w.add(T["USER"], struct.pack("=II", user.uid, user.gid))
-    w.add(T["GROUPS"], struct.pack(f"={len(user.additional_gids or [])}I", *(user.additional_gids or [])))
+    w.add(
+        T["GROUPS"],
+        struct.pack(f"={len(user.additional_gids or [])}I", *(user.additional_gids or [])),
+    )
     if user.umask is not None:
         w.add(T["UMASK"], struct.pack("=I", user.umask))
     caps = process.capabilities
     if caps is not None:
-        w.add(T["CAPS"], struct.pack(
-            "=5Q", capability_mask(caps.bounding), capability_mask(caps.effective),
-            capability_mask(caps.inheritable), capability_mask(caps.permitted),
-            capability_mask(caps.ambient)))
+        inheritable, permitted = capability_mask(caps.inheritable), capability_mask(caps.permitted)
+        # The kernel raises an ambient cap only if it is permitted and
+        # inheritable; runc and crun skip the others (runc spec lists ambient
+        # caps without inheritable ones), and so do we.
+        ambient = capability_mask(caps.ambient) & inheritable & permitted
+        w.add(
+            T["CAPS"],
+            struct.pack(
+                "=5Q",
+                capability_mask(caps.bounding),
+                capability_mask(caps.effective),
+                inheritable,
+                permitted,
+                ambient,
+            ),
+        )
     if process.no_new_privileges:
         w.add(T["NO_NEW_PRIVS"])
     for a in process.args:
@@ -227,14 +279,30 @@ def _add_mount(w: PlanWriter, m: oci.Mount, bundle: str, cgroup) -> None:
         src = m.source or ""
         if not os.path.isabs(src):
             src = os.path.join(bundle, src)
-        _mount_rec(w, _native.MOUNT_BIND, opts.flags | MS["bind"], opts.propagation, src,
-                   m.destination, "", "")
+        _mount_rec(
+            w,
+            _native.MOUNT_BIND,
+            opts.flags | MS["bind"],
+            opts.propagation,
+            src,
+            m.destination,
+            "",
+            "",
+        )
         return
     if fstype == "cgroup":
         _add_cgroup_mount(w, m.destination, opts, cgroup)
         return
-    _mount_rec(w, _native.MOUNT_FS, opts.flags, opts.propagation, m.source or fstype,
-               m.destination, fstype, opts.data)
+    _mount_rec(
+        w,
+        _native.MOUNT_FS,
+        opts.flags,
+        opts.propagation,
+        m.source or fstype,
+        m.destination,
+        fstype,
+        opts.data,
+    )
 
 
 def _add_cgroup_mount(w: PlanWriter, dest: str, opts: MountOptions, cgroup) -> None:
@@ -242,7 +310,9 @@ def _add_cgroup_mount(w: PlanWriter, dest: str, opts: MountOptions, cgroup) -> N
     hierarchy mounted in it (the container is in its cgroup namespace, so each
     shows the container's own cgroup as its root), then made read-only."""
     if cgroup.version == "v2":
-        _mount_rec(w, _native.MOUNT_FS, opts.flags, opts.propagation, "cgroup2", dest, "cgroup2", "")
+        _mount_rec(
+            w, _native.MOUNT_FS, opts.flags, opts.propagation, "cgroup2", dest, "cgroup2", ""
+        )
         return
     base_flags = opts.flags & ~MS["rdonly"]
     _mount_rec(w, _native.MOUNT_FS, base_flags, 0, "tmpfs", dest, "tmpfs", "mode=755")
@@ -258,6 +328,7 @@ def _add_cgroup_mount(w: PlanWriter, dest: str, opts: MountOptions, cgroup) -> N
         w.strs(T["TMPFS_RO"], dest)
 
 
-def _mount_rec(w: PlanWriter, kind: int, flags: int, prop: int, src: str, dest: str,
-               fstype: str, data: str) -> None:
+def _mount_rec(
+    w: PlanWriter, kind: int, flags: int, prop: int, src: str, dest: str, fstype: str, data: str
+) -> None:
     w.strs(T["MOUNT"], src, dest, fstype, data, prefix=struct.pack("=QQI", flags, prop, kind))

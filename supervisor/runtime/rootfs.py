@@ -42,7 +42,7 @@ def has_interpreter(path: str) -> bool:
         if head[:4] != b"\x7fELF" or head[4] != 2:  # 64-bit ELF only
             raise CorralError(f"{path} is not a 64-bit ELF executable")
         order = "<" if head[5] == 1 else ">"
-        phoff, = struct.unpack_from(order + "Q", head, 32)
+        (phoff,) = struct.unpack_from(order + "Q", head, 32)
         phentsize, phnum = struct.unpack_from(order + "HH", head, 54)
         f.seek(phoff)
         table = f.read(phentsize * phnum)
@@ -59,8 +59,20 @@ def make_busybox_rootfs(dest: str | os.PathLike[str], busybox: str | None = None
     if has_interpreter(busybox):
         raise CorralError(f"{busybox} is not static: install busybox-static")
     root = Path(dest)
-    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp",
-              "root", "var/www", "run"):
+    for d in (
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "var/www",
+        "run",
+    ):
         (root / d).mkdir(parents=True, exist_ok=True)
     os.chmod(root / "tmp", 0o1777)
     shutil.copy2(busybox, root / "bin" / "busybox")

@@ -20,14 +20,34 @@ from supervisor.errors import SpecError
 
 # Docker's default capability set (moby oci/caps/defaults.go).
 DOCKER_CAPS = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-    "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
 ]
 DOCKER_MASKED = [
-    "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-    "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
-    "/proc/timer_stats", "/sys/firmware", "/sys/devices/virtual/powercap",
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 ]
 DOCKER_READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -38,18 +58,42 @@ def default_mounts() -> list[oci.Mount]:
     M = oci.Mount
     return [
         M(destination="/proc", type="proc", source="proc", options=["nosuid", "noexec", "nodev"]),
-        M(destination="/dev", type="tmpfs", source="tmpfs",
-          options=["nosuid", "strictatime", "mode=755", "size=65536k"]),
-        M(destination="/dev/pts", type="devpts", source="devpts",
-          options=["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
-        M(destination="/dev/shm", type="tmpfs", source="shm",
-          options=["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
-        M(destination="/dev/mqueue", type="mqueue", source="mqueue",
-          options=["nosuid", "noexec", "nodev"]),
-        M(destination="/sys", type="sysfs", source="sysfs",
-          options=["nosuid", "noexec", "nodev", "ro"]),
-        M(destination="/sys/fs/cgroup", type="cgroup", source="cgroup",
-          options=["nosuid", "noexec", "nodev", "relatime", "ro"]),
+        M(
+            destination="/dev",
+            type="tmpfs",
+            source="tmpfs",
+            options=["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        M(
+            destination="/dev/pts",
+            type="devpts",
+            source="devpts",
+            options=["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        ),
+        M(
+            destination="/dev/shm",
+            type="tmpfs",
+            source="shm",
+            options=["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+        M(
+            destination="/dev/mqueue",
+            type="mqueue",
+            source="mqueue",
+            options=["nosuid", "noexec", "nodev"],
+        ),
+        M(
+            destination="/sys",
+            type="sysfs",
+            source="sysfs",
+            options=["nosuid", "noexec", "nodev", "ro"],
+        ),
+        M(
+            destination="/sys/fs/cgroup",
+            type="cgroup",
+            source="cgroup",
+            options=["nosuid", "noexec", "nodev", "relatime", "ro"],
+        ),
     ]
 
 
@@ -122,7 +166,9 @@ def validate(spec: oci.Spec) -> None:
         for kind in ("bounding", "effective", "inheritable", "permitted", "ambient"):
             for i, name in enumerate(getattr(p.capabilities, kind) or []):
                 if name not in _native.CAPS:
-                    raise SpecError(f"process.capabilities.{kind}[{i}]", f"unknown capability {name!r}")
+                    raise SpecError(
+                        f"process.capabilities.{kind}[{i}]", f"unknown capability {name!r}"
+                    )
     for i, rl in enumerate(p.rlimits or []):
         field = f"process.rlimits[{i}]"
         res = getattr(resource, rl.type, None)
@@ -162,19 +208,28 @@ def validate(spec: oci.Spec) -> None:
         raise SpecError("linux.rootfsPropagation", f"unknown value {linux.rootfs_propagation!r}")
     res = linux.resources
     if res is not None:
-        if res.memory and res.memory.limit is not None and 0 <= res.memory.limit < 6 * 1024 * 1024:
-            if res.memory.limit != 0:
-                raise SpecError(
-                    "linux.resources.memory.limit",
-                    "below the 6 MiB minimum Docker also enforces",
-                )
-        if res.cpu and res.cpu.quota is not None and res.cpu.quota > 0 and (res.cpu.period or 100000) < 1000:
+        limit = res.memory.limit if res.memory else None
+        if limit is not None and 0 < limit < 6 * 1024 * 1024:
+            raise SpecError(
+                "linux.resources.memory.limit",
+                "below the 6 MiB minimum Docker also enforces",
+            )
+        if (
+            res.cpu
+            and res.cpu.quota is not None
+            and res.cpu.quota > 0
+            and (res.cpu.period or 100000) < 1000
+        ):
             raise SpecError("linux.resources.cpu.period", "must be at least 1000 microseconds")
 
 
 PROPAGATION = {
-    "private": ("private",), "rprivate": ("private", "rec"),
-    "shared": ("shared",), "rshared": ("shared", "rec"),
-    "slave": ("slave",), "rslave": ("slave", "rec"),
-    "unbindable": ("unbindable",), "runbindable": ("unbindable", "rec"),
+    "private": ("private",),
+    "rprivate": ("private", "rec"),
+    "shared": ("shared",),
+    "rshared": ("shared", "rec"),
+    "slave": ("slave",),
+    "rslave": ("slave", "rec"),
+    "unbindable": ("unbindable",),
+    "runbindable": ("unbindable", "rec"),
 }

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from supervisor.errors import CgroupError
 
-__all__ = ["Limits", "Stats", "Cgroup", "detect", "open_cgroup", "Mount", "mounts"]
+__all__ = ["Cgroup", "Limits", "Mount", "Stats", "detect", "mounts", "open_cgroup"]
 
 
 @dataclass(frozen=True)

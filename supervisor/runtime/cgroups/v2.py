@@ -101,7 +101,8 @@ class CgroupV2:
             path = self.dir / name
             if controller != "cgroup" and not path.exists():
                 raise CgroupError(
-                    str(path), errno.ENOTSUP,
+                    str(path),
+                    errno.ENOTSUP,
                     f"the {controller} controller is not enabled here; cannot write",
                 )
             write(path, value)
@@ -114,7 +115,8 @@ class CgroupV2:
         missing = wanted - offered
         if missing:
             raise CgroupError(
-                str(self.mount_root), errno.ENOTSUP,
+                str(self.mount_root),
+                errno.ENOTSUP,
                 f"controllers {sorted(missing)} are not available at",
             )
         node = self.mount_root

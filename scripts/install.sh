@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install everything Corral needs on a Debian host, as root: the apt packages,
+# a virtual environment in .venv, and the C build (cffi extension + monitor).
+# Idempotent: a second run only rebuilds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(busybox-static crun runc gcc libc6-dev python3-dev python3-venv procps)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+# The build's own output goes to a log, shown only if it fails.
+log=$(mktemp)
+if ! .venv/bin/pip install -e '.[test]' >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    exit 1
+fi
+rm -f "$log"
+echo "corral installed: $(pwd)/.venv/bin/corral"

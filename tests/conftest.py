@@ -1,0 +1,134 @@
+"""Fixtures that create kernel state remove it in `finally`, even on failure.
+
+Every name carries a per-run prefix (RUN), every state file lives under a
+temporary root; after each test no cgroup of the run may remain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from protocols import oci
+from supervisor.runtime import Runtime, cgroups
+from supervisor.runtime import spec as specs
+from tests import probe
+
+RUN = f"corral-test-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _cgroup_leftovers(prefix: str) -> list[str]:
+    found = []
+    for m in cgroups.mounts():
+        p = Path(m.path) / prefix
+        if p.exists():
+            found.append(str(p))
+    return found
+
+
+def _remove_cgroup_tree(path: Path) -> None:
+    for child in sorted(path.rglob("*"), key=lambda p: -len(p.parts)):
+        if child.is_dir():
+            try:
+                os.rmdir(child)
+            except OSError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A busybox root filesystem built from busybox-static, shared read-only."""
+    if probe.BUSYBOX is None:
+        pytest.skip("busybox-static is not installed")
+    from supervisor.runtime.rootfs import make_busybox_rootfs
+
+    return make_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    """A runtime with its own state root and cgroup parent; cleaned whatever happens."""
+    if not probe.IS_ROOT:
+        pytest.skip("needs root")
+    parent = f"/{RUN}-{secrets.token_hex(2)}"
+    rt = Runtime(tmp_path / "state", cgroup_parent=parent)
+    try:
+        yield rt
+    finally:
+        for st in rt.list():
+            try:
+                rt.delete(st.id, force=True)
+            except Exception as e:  # keep cleaning the rest
+                print(f"cleanup of {st.id} failed: {e}", file=sys.stderr)
+        left = _cgroup_leftovers(parent.lstrip("/"))
+        for p in left:
+            _remove_cgroup_tree(Path(p))
+        assert not left, f"cgroups left behind: {left}"
+
+
+class BundleFactory:
+    def __init__(self, base: Path, rootfs: Path) -> None:
+        self.base = base
+        self.rootfs = rootfs
+        self.n = 0
+
+    def __call__(
+        self, *args: str, terminal: bool = False, edit=None, rootfs: Path | None = None
+    ) -> Path:
+        """A bundle running `args` on the shared rootfs; `edit(dict)` may change the config."""
+        self.n += 1
+        bundle = self.base / f"bundle{self.n}"
+        bundle.mkdir()
+        spec = specs.default_spec(
+            list(args) or ["true"], terminal=terminal, rootfs=str(rootfs or self.rootfs)
+        )
+        # Tests share the rootfs: keep it read-only so no test changes another's.
+        spec = msgspec.structs.replace(
+            spec, root=oci.Root(path=str(rootfs or self.rootfs), readonly=rootfs is None)
+        )
+        data = msgspec.to_builtins(spec)
+        if edit is not None:
+            edit(data)
+        (bundle / "config.json").write_text(json.dumps(data))
+        return bundle
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, rootfs: Path) -> BundleFactory:
+    return BundleFactory(tmp_path, rootfs)
+
+
+def run_captured(rt: Runtime, id: str, bundle: Path, tmp_path: Path, stdin: int | None = None):
+    """Run in the foreground with stdout/stderr to files; (code, out, err)."""
+    out, err = tmp_path / f"{id}.out", tmp_path / f"{id}.err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        fin = stdin if stdin is not None else os.open("/dev/null", os.O_RDONLY)
+        try:
+            code = rt.run(id, bundle, stdio=(fin, o.fileno(), e.fileno()))
+        finally:
+            if stdin is None:
+                os.close(fin)
+    return code, out.read_text(), err.read_text()
+
+
+@pytest.fixture
+def corral_cli() -> list[str]:
+    exe = shutil.which("corral", path=os.path.dirname(sys.executable))
+    return [exe] if exe else [sys.executable, "-m", "supervisor.cli"]
+
+
+def cli(argv: list[str], **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, **kw)

@@ -1,0 +1,144 @@
+"""The runtime CLI end to end, as a user types it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RUN, _cgroup_leftovers, cli
+from tests.probe import needs_busybox, needs_root
+
+pytestmark = [needs_root, needs_busybox]
+
+
+@pytest.fixture
+def rt_cli(corral_cli, tmp_path):
+    root = tmp_path / "state"
+    parent = f"/{RUN}-clicmd"
+    base = [*corral_cli, "runtime", "--root", str(root), "--cgroup-parent", parent]
+    try:
+        yield base
+    finally:
+        for line in cli([*base, "list", "-q"]).stdout.split():
+            cli([*base, "delete", "--force", line])
+        assert not _cgroup_leftovers(parent.lstrip("/"))
+
+
+def make_bundle(tmp_path: Path, rootfs: Path, corral_cli, args: list[str], tool=None) -> Path:
+    b = tmp_path / "bundle"
+    b.mkdir()
+    (b / "rootfs").symlink_to(rootfs)
+    if tool is None:
+        assert cli([*corral_cli, "runtime", "spec", "-b", str(b)]).returncode == 0
+    else:
+        subprocess.run(tool, cwd=b, check=True)
+    d = json.loads((b / "config.json").read_text())
+    d["process"]["args"] = args
+    (b / "config.json").write_text(json.dumps(d))
+    return b
+
+
+def test_spec_then_run_passes_stdio_and_exit_code(tmp_path, rootfs, corral_cli, rt_cli):
+    b = make_bundle(
+        tmp_path, rootfs, corral_cli, ["sh", "-c", "echo hi; read x; echo got $x; exit 3"]
+    )
+    p = subprocess.run(
+        [*rt_cli, "run", "-b", str(b), "one"],
+        input="line\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # The default spec asks for a terminal (as runc's does): output comes through a pty.
+    assert p.returncode == 3, p.stderr
+    assert "hi" in p.stdout and "got line" in p.stdout
+
+
+def test_spec_refuses_to_overwrite(tmp_path, corral_cli):
+    assert cli([*corral_cli, "runtime", "spec", "-b", str(tmp_path)]).returncode == 0
+    p = cli([*corral_cli, "runtime", "spec", "-b", str(tmp_path)])
+    assert p.returncode != 0 and "already exists" in p.stderr
+
+
+@pytest.mark.parametrize("tool", ["runc", "crun"])
+def test_config_from_other_runtimes_runs_unmodified(tool, tmp_path, rootfs, corral_cli, rt_cli):
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed")
+    b = make_bundle(
+        tmp_path, rootfs, corral_cli, ["sh", "-c", "hostname; exit 4"], tool=[tool, "spec"]
+    )
+    p = subprocess.run(
+        [*rt_cli, "run", "-b", str(b), "other"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 4, p.stderr
+    assert p.stdout.strip() in ("runc", "crun")
+
+
+def test_lifecycle_commands(tmp_path, rootfs, corral_cli, rt_cli):
+    b = make_bundle(tmp_path, rootfs, corral_cli, ["sleep", "1000"])
+    assert cli([*rt_cli, "create", "-b", str(b), "lc"]).returncode == 0
+    st = json.loads(cli([*rt_cli, "state", "lc"]).stdout)
+    assert st["status"] == "created" and st["id"] == "lc" and st["pid"] > 0
+    assert cli([*rt_cli, "start", "lc"]).returncode == 0
+    assert json.loads(cli([*rt_cli, "state", "lc"]).stdout)["status"] == "running"
+    listed = json.loads(cli([*rt_cli, "list", "--format", "json"]).stdout)
+    assert [c["id"] for c in listed] == ["lc"]
+    p = cli([*rt_cli, "delete", "lc"])
+    assert p.returncode != 0 and "running" in p.stderr
+    assert cli([*rt_cli, "kill", "lc", "KILL"]).returncode == 0
+    for _ in range(3000):
+        if json.loads(cli([*rt_cli, "state", "lc"]).stdout)["status"] == "stopped":
+            break
+    assert cli([*rt_cli, "delete", "lc"]).returncode == 0
+    p = cli([*rt_cli, "state", "lc"])
+    assert p.returncode != 0 and "does not exist" in p.stderr
+
+
+def test_invalid_config_names_the_field(tmp_path, rootfs, corral_cli, rt_cli):
+    b = make_bundle(tmp_path, rootfs, corral_cli, ["true"])
+    d = json.loads((b / "config.json").read_text())
+    d["process"]["user"]["uid"] = "root"
+    (b / "config.json").write_text(json.dumps(d))
+    p = cli([*rt_cli, "run", "-b", str(b), "bad"])
+    assert p.returncode == 125
+    assert "$.process.user.uid" in p.stderr and "int" in p.stderr
+
+
+def test_rlimit_above_host_is_refused(tmp_path, rootfs, corral_cli, rt_cli):
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    b = make_bundle(tmp_path, rootfs, corral_cli, ["true"])
+    d = json.loads((b / "config.json").read_text())
+    d["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": hard + 1}]
+    (b / "config.json").write_text(json.dumps(d))
+    p = cli([*rt_cli, "run", "-b", str(b), "rl"])
+    assert p.returncode == 125 and "process.rlimits[0]" in p.stderr and "host" in p.stderr
+
+
+def test_exec_not_found_exit_127(tmp_path, rootfs, corral_cli, rt_cli):
+    b = make_bundle(tmp_path, rootfs, corral_cli, ["no-such-command"])
+    p = subprocess.run(
+        [*rt_cli, "run", "-b", str(b), "nf"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 127
+    assert "no-such-command" in p.stderr and "not found" in p.stderr
+
+
+def test_detached_run_then_delete(tmp_path, rootfs, corral_cli, rt_cli):
+    b = make_bundle(tmp_path, rootfs, corral_cli, ["sh", "-c", "echo detached-hello; sleep 1000"])
+    assert cli([*rt_cli, "run", "-d", "-b", str(b), "det"]).returncode == 0
+    assert json.loads(cli([*rt_cli, "state", "det"]).stdout)["status"] == "running"
+    assert cli([*rt_cli, "delete", "--force", "det"]).returncode == 0

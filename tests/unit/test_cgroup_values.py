@@ -1,0 +1,62 @@
+"""Cgroup value translation (v1 terms to v2 files), no kernel needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from supervisor.errors import CgroupError
+from supervisor.runtime.cgroups import Limits
+from supervisor.runtime.cgroups.v2 import shares_to_weight, v2_files
+
+
+def test_shares_to_weight_matches_runc():
+    assert shares_to_weight(2) == 1
+    assert shares_to_weight(1024) == 39
+    assert shares_to_weight(262144) == 10000
+
+
+def test_v2_files_translate_limits():
+    files = dict(
+        (
+            (n, v)
+            for _, n, v in v2_files(
+                Limits(
+                    memory=100 << 20,
+                    memory_swap=150 << 20,
+                    cpu_quota=50000,
+                    cpu_period=100000,
+                    cpu_shares=1024,
+                    pids=64,
+                )
+            )
+        )
+    )
+    assert files == {
+        "memory.max": str(100 << 20),
+        "memory.swap.max": str(50 << 20),
+        "cpu.max": "50000 100000",
+        "cpu.weight": "39",
+        "pids.max": "64",
+    }
+
+
+def test_v2_unlimited_values():
+    files = {n: v for _, n, v in v2_files(Limits(memory_swap=-1, cpu_quota=-1, pids=0))}
+    assert files == {"memory.swap.max": "max", "cpu.max": "max 100000", "pids.max": "max"}
+
+
+def test_swap_below_memory_is_refused():
+    with pytest.raises(CgroupError):
+        v2_files(Limits(memory=100, memory_swap=50))
+
+
+def test_remove_dirs_keeps_busy_parents(tmp_path):
+    from supervisor.runtime.cgroups import make_dirs, remove_dirs
+
+    created = make_dirs(tmp_path, "a/b")
+    make_dirs(tmp_path, "a/c")
+    assert [p.name for p in created] == ["a", "b"]
+    remove_dirs(tmp_path / "a" / "b", 2)
+    assert (tmp_path / "a" / "c").is_dir()  # the parent still has a child: kept
+    remove_dirs(tmp_path / "a" / "c", 2)
+    assert not (tmp_path / "a").exists()
