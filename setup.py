@@ -37,7 +37,7 @@ class BuildWithMonitor(build_ext):
             objects,
             "corral-monitor",
             output_dir=str(out_dir),
-            extra_postargs=build_ffi.LDFLAGS,
+            extra_postargs=build_ffi.MONITOR_LDFLAGS,
         )
         os.chmod(out_dir / "corral-monitor", 0o755)
 

@@ -17,9 +17,14 @@ HERE = Path(__file__).resolve().parent
 # Strict warnings for our own C; CORRAL_ASAN=1 builds with AddressSanitizer.
 CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
 LDFLAGS: list[str] = []
+# The monitor links statically: one runs per container, and a static binary
+# execs without the dynamic loader (about 0.1 ms less per start here) and
+# keeps fewer private pages (no relocated GOT, no loader state).
+MONITOR_LDFLAGS = ["-static"]
 if os.environ.get("CORRAL_ASAN"):
     CFLAGS += ["-fsanitize=address", "-fno-omit-frame-pointer", "-O1"]
     LDFLAGS += ["-fsanitize=address"]
+    MONITOR_LDFLAGS = LDFLAGS
 
 MONITOR_SOURCES = ["monitor.c", "container.c", "plan.c"]
 

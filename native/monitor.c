@@ -127,7 +127,8 @@ static void record_exit(const char *path, int code, int sig, int oom)
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return;
-	if (write_all(fd, buf, (size_t)n) == 0 && fsync(fd) == 0) {
+	/* Atomic, not fsynced: the state dir is runtime state (see state.py). */
+	if (write_all(fd, buf, (size_t)n) == 0) {
 		close(fd);
 		rename(tmp, path);
 		return;

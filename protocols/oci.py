@@ -19,8 +19,8 @@ class _Base(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True, fr
 
 
 class User(_Base):
-    uid: int = 0
-    gid: int = 0
+    uid: int
+    gid: int
     umask: int | None = None
     additional_gids: list[int] | None = None
 
@@ -46,10 +46,10 @@ class ConsoleSize(_Base):
 
 class Process(_Base):
     args: list[str]
-    cwd: str = "/"
+    cwd: str  # required by the spec (and by crun)
+    user: User
     terminal: bool = False
     console_size: ConsoleSize | None = None
-    user: User = User()
     env: list[str] | None = None
     capabilities: Capabilities | None = None
     rlimits: list[Rlimit] | None = None
@@ -150,7 +150,8 @@ class Linux(_Base):
 
 
 class Spec(_Base):
-    oci_version: str = OCI_VERSION
+    # Required fields carry no default: omit_defaults would drop them on output.
+    oci_version: str
     process: Process | None = None
     root: Root | None = None
     hostname: str | None = None

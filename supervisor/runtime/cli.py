@@ -7,7 +7,6 @@ milliseconds, which the benchmarks measure.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -148,7 +147,7 @@ def _dispatch(rt: Runtime, args: argparse.Namespace) -> int:
             for s in states:
                 print(s.id)
         elif args.format == "json":
-            print(json.dumps([msgspec.to_builtins(s) for s in states]))
+            print(msgspec.json.encode(states).decode())
         else:
             print(f"{'ID':<24} {'PID':>8} {'STATUS':<10} BUNDLE")
             for s in states:
@@ -184,11 +183,16 @@ def _run_foreground(rt: Runtime, args: argparse.Namespace) -> int:
         pidfd = created.monitor_pidfd
         for s in pending:
             forward(s, None)
-        return _wait_child(pidfd)
+        code = _wait_child(pidfd)
+    except BaseException:
+        if created is not None:
+            created.close()
+            rt.delete(args.id, force=True)
+        raise
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-        if created is not None:
-            created.close()
-            if not args.keep:
-                rt.delete(args.id, force=True)
+    if not args.keep:
+        rt.remove_reaped(created)
+    created.close()
+    return code

@@ -14,12 +14,12 @@ import errno
 import os
 import re
 import select
-import shutil
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from protocols import oci
 from supervisor import _native
@@ -49,12 +49,12 @@ DEFAULT_CGROUP_PARENT = "/corral"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-@dataclass
-class Created:
+class Created(msgspec.Struct):
     """A container just created by this process; `monitor_pidfd` is ours to wait on."""
 
     record: ContainerRecord
     monitor_pidfd: int
+    cgroup: object = None  # the cgroup driver it was created with
 
     def close(self) -> None:
         if self.monitor_pidfd >= 0:
@@ -125,10 +125,16 @@ class Runtime:
                 raise SpecError("root.path", f"{rootfs} is not a directory")
             linux = spec.linux or oci.Linux()
             cg_path = linux.cgroups_path or f"{self.cgroup_parent}/{id}"
-            cgroup = open_cgroup(cg_path, self.cgroup_version, self.cgroup_mount_root)
+            limits = planner.limits_from_spec(linux.resources)
+            cgroup = open_cgroup(
+                cg_path,
+                self.cgroup_version,
+                self.cgroup_mount_root,
+                cpuset=bool(limits.cpuset_cpus or limits.cpuset_mems),
+            )
             if cgroup.exists():
                 raise CgroupError(cg_path, errno.EEXIST, "already in use:")
-            cgroup.create(planner.limits_from_spec(linux.resources))
+            cgroup.create(limits)
             fifo = None
             if wait_for_start:
                 fifo = str(state_dir / "exec.fifo")
@@ -156,14 +162,14 @@ class Runtime:
                 annotations=dict(spec.annotations or {}),
             )
             write_record(state_dir, record)
-            return Created(record, pidfd)
+            return Created(record, pidfd, cgroup)
         except BaseException:
             if pidfd >= 0:
                 os.close(pidfd)
             if cgroup is not None and cgroup.exists():
                 cgroup.kill_all()
                 cgroup.destroy()
-            shutil.rmtree(state_dir, ignore_errors=True)
+            _remove_state_dir(state_dir)
             raise
 
     def start(self, id: str) -> None:
@@ -201,11 +207,20 @@ class Runtime:
         )
         try:
             code = _wait_child(created.monitor_pidfd)
-        finally:
+        except BaseException:
             created.close()
-            if not keep:
-                self.delete(id, force=True)
+            self.delete(id, force=True)
+            raise
+        if not keep:
+            self.remove_reaped(created)
+        created.close()
         return code
+
+    def remove_reaped(self, created: Created) -> None:
+        """Remove a container whose monitor this process has reaped: it is gone,
+        so none of delete()'s checks and waits are needed."""
+        created.cgroup.destroy()  # type: ignore[attr-defined]
+        _remove_state_dir(self.root / created.record.id)
 
     # -- inspection ---------------------------------------------------------------------
 
@@ -296,7 +311,7 @@ class Runtime:
         state_dir = self._dir(id)
         rec = read_record(state_dir)
         if rec is None:  # creation never finished (a crash mid-create)
-            shutil.rmtree(state_dir, ignore_errors=True)
+            _remove_state_dir(state_dir)
             return
         status = self.status(id, rec)
         if status in ("running", "paused") and not force:
@@ -316,7 +331,22 @@ class Runtime:
         _wait_gone(rec.monitor_pid, rec.monitor_start, timeout)
         if cgroup.exists():
             cgroup.destroy()
-        shutil.rmtree(state_dir)
+        _remove_state_dir(state_dir)
+
+
+def _remove_state_dir(path: Path) -> None:
+    """Remove a container's state directory: flat, so no shutil (whose import
+    costs milliseconds on the CLI's path)."""
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            os.unlink(path / name)
+        except FileNotFoundError:
+            pass
+    os.rmdir(path)
 
 
 def _spawn_monitor(plan: bytes, stdio: Sequence[int] | None, detach: bool) -> tuple[int, int, int]:

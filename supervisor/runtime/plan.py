@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+import msgspec
 
 from protocols import oci
 from supervisor import _native
-from supervisor.runtime.cgroups import Limits, mounts
+from supervisor.runtime.cgroups import Limits
 from supervisor.runtime.spec import PROPAGATION
 
 T = _native.TAG
@@ -58,8 +59,7 @@ _PROP_FLAG = {
 }
 
 
-@dataclass(frozen=True)
-class MountOptions:
+class MountOptions(msgspec.Struct, frozen=True):
     flags: int
     propagation: int
     data: str
@@ -149,8 +149,7 @@ class PlanWriter:
         return b"".join(self._parts)
 
 
-@dataclass(frozen=True)
-class Paths:
+class Paths(msgspec.Struct, frozen=True, kw_only=True):
     """Host-side files the plan refers to."""
 
     rootfs: str
@@ -316,11 +315,9 @@ def _add_cgroup_mount(w: PlanWriter, dest: str, opts: MountOptions, cgroup) -> N
         return
     base_flags = opts.flags & ~MS["rdonly"]
     _mount_rec(w, _native.MOUNT_FS, base_flags, 0, "tmpfs", dest, "tmpfs", "mode=755")
-    seen = set()
-    for cm in mounts():
-        if cm.fstype != "cgroup" or cm.path in seen:
-            continue
-        seen.add(cm.path)
+    # Only the hierarchies the container joined: in the others its cgroup
+    # namespace root would be the host's cgroup, and show the host's tree.
+    for cm in cgroup.mounts:
         name = os.path.basename(cm.path)
         data = ",".join(o for o in cm.options.split(",") if o not in ("rw", "ro"))
         _mount_rec(w, _native.MOUNT_FS, opts.flags, 0, "cgroup", f"{dest}/{name}", "cgroup", data)

@@ -103,6 +103,7 @@ def default_spec(
     """A config like `runc spec` writes, with Docker's security defaults."""
     caps = list(DOCKER_CAPS)
     return oci.Spec(
+        oci_version=oci.OCI_VERSION,
         process=oci.Process(
             terminal=terminal,
             args=args or ["sh"],

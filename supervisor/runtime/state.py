@@ -4,6 +4,9 @@ Each container has a directory under the runtime root (default
 /run/corral/runtime, a tmpfs: state never outlives a reboot, and neither do
 containers):
 
+Files are replaced atomically (write, rename) and not fsynced: a process
+crash never tears them, and a host crash ends the containers with them.
+
     state.json   ContainerRecord, written once the container is created
     exec.fifo    exists while the container waits for `start`
     exit.json    written by the monitor when the container exits
@@ -57,13 +60,17 @@ class CorruptState(CorralError):
         self.path = path
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write-then-rename, fsynced: a reader sees the old file or the new one."""
+def atomic_write(path: Path, data: bytes, *, durable: bool = False) -> None:
+    """Write-then-rename: a reader, or a process that crashed mid-write, sees
+    the old file or the new one, never a torn one. `durable` also fsyncs, for
+    state that must survive a host crash; runtime state need not (containers
+    do not survive one), and an fsync costs a quarter millisecond here."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)

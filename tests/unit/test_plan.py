@@ -52,6 +52,7 @@ class FakeCgroup:
     """Stands in for the cgroup driver's answers: plain data, no kernel."""
 
     version = "v1"
+    mounts = ()
 
     def join_files(self):
         return ["/sys/fs/cgroup/pids/x/cgroup.procs"]

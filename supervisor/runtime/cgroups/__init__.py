@@ -14,18 +14,19 @@ them. `detect()` says which; `open_cgroup()` builds the right driver.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
 
 from supervisor.errors import CgroupError
 
 __all__ = ["Cgroup", "Limits", "Mount", "Stats", "detect", "mounts", "open_cgroup"]
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
     """Resource limits in the engine's own terms (bytes, CPU quota/period)."""
 
     memory: int | None = None  # bytes
@@ -37,11 +38,10 @@ class Limits:
     cpuset_cpus: str | None = None
     cpuset_mems: str | None = None
     pids: int | None = None  # <= 0: unlimited
-    unified: dict[str, str] = field(default_factory=dict)  # v2 files, verbatim
+    unified: dict[str, str] = msgspec.field(default_factory=dict)  # v2 files, verbatim
 
 
-@dataclass(frozen=True)
-class Stats:
+class Stats(msgspec.Struct, frozen=True):
     memory_usage: int
     memory_limit: int | None
     cpu_usage_ns: int
@@ -49,8 +49,7 @@ class Stats:
     oom_kills: int
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(msgspec.Struct, frozen=True):
     path: str
     fstype: str  # "cgroup" or "cgroup2"
     options: str  # super options, e.g. "rw,memory"
@@ -63,8 +62,12 @@ class Mount:
         return [o for o in self.options.split(",") if o not in ("rw", "ro")]
 
 
-def mounts() -> list[Mount]:
-    """The cgroup mounts of this mount namespace, from /proc/self/mountinfo."""
+@functools.cache
+def mounts() -> tuple[Mount, ...]:
+    """The cgroup mounts of this mount namespace, from /proc/self/mountinfo.
+
+    Read once per process: cgroup hierarchies are mounted at boot and stay.
+    """
     found = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -73,7 +76,7 @@ def mounts() -> list[Mount]:
             fstype, _source, super_opts = right.split()[:3]
             if fstype in ("cgroup", "cgroup2"):
                 found.append(Mount(parts[4], fstype, super_opts, parts[3]))
-    return found
+    return tuple(found)
 
 
 def detect() -> str:
@@ -157,12 +160,19 @@ def remove_dirs(leaf: Path, levels: int) -> None:
         path = path.parent
 
 
-def open_cgroup(cgroups_path: str, version: str | None = None, mount_root: str | None = None):
+def open_cgroup(
+    cgroups_path: str,
+    version: str | None = None,
+    mount_root: str | None = None,
+    cpuset: bool | None = None,
+):
     """The driver for a container's cgroup at `cgroups_path`.
 
     An absolute path is below each hierarchy's root, a relative one below this
     process's own cgroup (the OCI rule). `mount_root` overrides where the v2
     hierarchy is found (tests drive v2 on a hybrid host's unified mount).
+    `cpuset` says whether a v1 container joins the cpuset hierarchy (None:
+    if its directory is there, for a container created earlier).
     """
     version = version or detect()
     if version == "v2":
@@ -171,7 +181,7 @@ def open_cgroup(cgroups_path: str, version: str | None = None, mount_root: str |
         return CgroupV2(cgroups_path, mount_root)
     from supervisor.runtime.cgroups.v1 import CgroupV1
 
-    return CgroupV1(cgroups_path)
+    return CgroupV1(cgroups_path, cpuset)
 
 
 # A type alias that reads well in signatures elsewhere.

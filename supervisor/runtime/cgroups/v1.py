@@ -17,6 +17,7 @@ from pathlib import Path
 
 from supervisor.runtime.cgroups import (
     Limits,
+    Mount,
     Stats,
     make_dirs,
     mounts,
@@ -26,31 +27,41 @@ from supervisor.runtime.cgroups import (
     write,
 )
 
-# Hierarchies a container joins (named hierarchies like name=systemd are not ours).
-CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio")
+# Hierarchies a container joins: those whose limits, accounting or freezing
+# Corral uses. Named hierarchies (name=systemd) are not ours; cpuset is joined
+# only when the container asks for CPUs or memory nodes (a new cpuset cgroup
+# costs two copies from its parent). devices and blkio join the list with
+# the device rules and I/O limits that would need them.
+CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "cpuset")
+ALWAYS = ("memory", "cpu", "cpuacct", "pids", "freezer")
 
 
 class CgroupV1:
     version = "v1"
 
-    def __init__(self, cgroups_path: str) -> None:
+    def __init__(self, cgroups_path: str, cpuset: bool | None = None) -> None:
+        """`cpuset`: join the cpuset hierarchy too; None: if it has our directory."""
         self.cgroups_path = cgroups_path
         self.levels = len([p for p in cgroups_path.split("/") if p])
         self.dirs: dict[str, Path] = {}
+        self.mounts: list[Mount] = []  # the hierarchies joined
         self._bases: dict[str, Path] = {}
-        seen: set[str] = set()
         for m in mounts():
             names = [c for c in m.controllers if c in CONTROLLERS]
-            if m.fstype != "cgroup" or not names or m.path in seen:
+            if m.fstype != "cgroup" or not names or m in self.mounts:
                 continue
-            seen.add(m.path)
             if cgroups_path.startswith("/"):
                 base = Path(m.path)
             else:
                 base = Path(m.path) / own_cgroup(names[0]).lstrip("/")
+            path = base / cgroups_path.lstrip("/")
+            optional = not any(n in ALWAYS for n in names)
+            if optional and (cpuset is False or (cpuset is None and not path.is_dir())):
+                continue
+            self.mounts.append(m)
             for name in names:
                 self._bases[name] = base
-                self.dirs[name] = base / cgroups_path.lstrip("/")
+                self.dirs[name] = path
 
     def _unique_dirs(self) -> list[tuple[Path, Path]]:
         out, seen = [], set()

@@ -76,6 +76,7 @@ def v2_files(limits: Limits) -> list[tuple[str, str, str]]:
 
 class CgroupV2:
     version = "v2"
+    mounts: tuple = ()  # v2 mounts one cgroup2 inside the container, not per hierarchy
 
     def __init__(self, cgroups_path: str, mount_root: str | None = None) -> None:
         if mount_root is None:
