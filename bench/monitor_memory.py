@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import log, make_bundle, summary  # noqa: E402
+from bench.common import log, make_bundle, summary
 
 
 def rollup(pid: int) -> dict[str, int]:
