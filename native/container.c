@@ -44,6 +44,7 @@
 #endif
 
 static const struct child_args *A;
+static _Noreturn void process_setup(const struct corral_plan *p, int fifo);
 
 static _Noreturn void fail(int step, int err, const char *path, const char *detail)
 {
@@ -457,7 +458,6 @@ static void wait_for_start(int fifo)
 _Noreturn void container_main(const struct child_args *args)
 {
 	const struct corral_plan *p = args->plan;
-	char buf[CORRAL_PATH_MAX];
 	A = args;
 
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -467,15 +467,26 @@ _Noreturn void container_main(const struct child_args *args)
 			_exit(1);  /* the monitor failed to place us; it reports why */
 		close(args->gofd);
 	}
-	for (size_t i = 0; i < p->nrecs; i++) {
+	/* Open every namespace first, then enter them: once in the container's
+	 * mount namespace, /proc/PID of the host is no longer there to open. */
+	int nsfd[16], nstype[16];
+	const char *nspath[16];
+	size_t nns = 0;
+	for (size_t i = 0; i < p->nrecs && nns < 16; i++) {
 		const struct plan_rec *r = &p->recs[i];
 		if (r->tag != CORRAL_T_NS_PATH || plan_u64(r, 0) == CLONE_NEWPID)
 			continue;
-		const char *path = plan_str(r, 8, 0);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || setns(fd, (int)plan_u64(r, 0)) < 0)
-			fail(CORRAL_S_SETNS, errno, path, NULL);
-		close(fd);
+		nspath[nns] = plan_str(r, 8, 0);
+		nstype[nns] = (int)plan_u64(r, 0);
+		nsfd[nns] = open(nspath[nns], O_RDONLY | O_CLOEXEC);
+		if (nsfd[nns] < 0)
+			fail(CORRAL_S_SETNS, errno, nspath[nns], NULL);
+		nns++;
+	}
+	for (size_t i = 0; i < nns; i++) {
+		if (setns(nsfd[i], nstype[i]) < 0)
+			fail(CORRAL_S_SETNS, errno, nspath[i], NULL);
+		close(nsfd[i]);
 	}
 	if ((p->namespaces & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
 		fail(CORRAL_S_UNSHARE_CGROUP, errno, NULL, NULL);
@@ -490,10 +501,21 @@ _Noreturn void container_main(const struct child_args *args)
 			fail(CORRAL_S_START_WAIT, errno, p->start_fifo, NULL);
 	}
 
+	if (p->join) /* exec: setns(CLONE_NEWNS) put us at the container's root */
+		process_setup(p, -1);
 	if (mount(NULL, "/", NULL, p->root_propagation ? p->root_propagation : MS_REC | MS_PRIVATE, NULL) < 0)
 		fail(CORRAL_S_PROPAGATION, errno, "/", NULL);
-	if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+	if (p->overlay) {
+		/* Copy-on-write root, mounted in our own mount namespace: it goes
+		 * away with the container, and the host never holds the mount. */
+		char opts[3 * CORRAL_PATH_MAX + 64];
+		snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s",
+			 plan_str(p->overlay, 0, 0), plan_str(p->overlay, 0, 1), plan_str(p->overlay, 0, 2));
+		if (mount("overlay", p->rootfs, "overlay", 0, opts) < 0)
+			fail(CORRAL_S_ROOTFS, errno, p->rootfs, "overlay");
+	} else if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
 		fail(CORRAL_S_ROOTFS, errno, p->rootfs, NULL);
+	}
 	int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		fail(CORRAL_S_ROOTFS, errno, p->rootfs, NULL);
@@ -541,6 +563,19 @@ _Noreturn void container_main(const struct child_args *args)
 	if (p->rootfs_ro && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
 		fail(CORRAL_S_READONLY, errno, "/", "read-only root");
 
+	close(rootfd);
+	process_setup(p, fifo);
+}
+
+/* What every process needs, container init or exec (which joins a running
+ * container and comes here straight after setns): terminal, limits, cwd,
+ * identity, capabilities, then execve. */
+static _Noreturn void process_setup(const struct corral_plan *p, int fifo)
+{
+	char buf[CORRAL_PATH_MAX];
+	int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		fail(CORRAL_S_CWD, errno, "/", NULL);
 	if (p->terminal)
 		setup_terminal();
 
@@ -581,7 +616,7 @@ _Noreturn void container_main(const struct child_args *args)
 
 	struct corral_error ready;
 	set_error(&ready, CORRAL_S_READY, 0, NULL, NULL);
-	if (write(args->errfd, &ready, sizeof(ready)) != sizeof(ready))
+	if (write(A->errfd, &ready, sizeof(ready)) != sizeof(ready))
 		_exit(1);
 	if (fifo >= 0)
 		wait_for_start(fifo);

@@ -46,6 +46,12 @@ enum corral_tag {
 	CORRAL_T_EXIT_FILE,       /* str: where the monitor records the exit     */
 	CORRAL_T_LOG_FILE,        /* str: monitor writes stdout/stderr here      */
 	CORRAL_T_TMPFS_RO,        /* str: remount this tmpfs/mount read-only     */
+	CORRAL_T_OVERLAY,         /* str lowerdirs, str upperdir, str workdir:
+	                             the root is an overlay mounted (inside the
+	                             container's mount namespace) at ROOTFS      */
+	CORRAL_T_JOIN,            /* -: join a running container (exec): no
+	                             root, mounts or pivot; NS_PATHs say where   */
+	CORRAL_T_LOG_LIMITS,      /* u64 max bytes per file, u32 files kept      */
 };
 
 /* Mount kinds (CORRAL_T_MOUNT's u32). */

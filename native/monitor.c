@@ -77,6 +77,43 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/* The log file and its size cap (--log-opt max-size, max-file). */
+static struct {
+	int fd;
+	const char *path;
+	uint64_t size, max_size;
+	uint32_t max_files;
+} logf = { .fd = -1 };
+
+static void log_open(int flags)
+{
+	struct stat st;
+	logf.fd = open(logf.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | flags, 0600);
+	logf.size = (logf.fd >= 0 && fstat(logf.fd, &st) == 0) ? (uint64_t)st.st_size : 0;
+}
+
+/* Keep max_files files: path.(N-1) is dropped, each path.i becomes path.(i+1),
+ * the current file path.1; a new one is started.  Readers (corral logs) read
+ * path.(N-1) .. path.1, path in that order. */
+static void log_rotate(void)
+{
+	char from[CORRAL_PATH_MAX + 16], to[CORRAL_PATH_MAX + 16];
+	close(logf.fd);
+	if (logf.max_files <= 1) {
+		log_open(O_TRUNC);
+		return;
+	}
+	for (uint32_t i = logf.max_files - 1; i >= 1; i--) {
+		if (i == 1)
+			snprintf(from, sizeof(from), "%s", logf.path);
+		else
+			snprintf(from, sizeof(from), "%s.%u", logf.path, i - 1);
+		snprintf(to, sizeof(to), "%s.%u", logf.path, i);
+		rename(from, to);
+	}
+	log_open(0);
+}
+
 /* CRI log format, one record per line: TIME STREAM P|F CONTENT. */
 static void log_chunk(int logfd, const char *stream, const char *buf, size_t len)
 {
@@ -92,8 +129,14 @@ static void log_chunk(int logfd, const char *stream, const char *buf, size_t len
 				 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 				 tm.tm_min, tm.tm_sec, ts.tv_nsec, stream, nl ? 'F' : 'P');
 		struct iovec iov[3] = { { head, (size_t)h }, { (void *)buf, n }, { "\n", 1 } };
-		if (writev(logfd, iov, 3) < 0)
+		size_t rec = (size_t)h + n + 1;
+		if (logf.max_size && logf.size + rec > logf.max_size && logf.size > 0) {
+			log_rotate();
+			logfd = logf.fd;
+		}
+		if (logfd < 0 || writev(logfd, iov, 3) < 0)
 			return;
+		logf.size += rec;
 		buf += n + (nl ? 1 : 0);
 		len -= n + (nl ? 1 : 0);
 	}
@@ -234,7 +277,11 @@ int main(int argc, char **argv)
 
 	int logfd = -1, outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, cons[2] = { -1, -1 };
 	if (plan.log_file) {
-		logfd = open(plan.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		logf.path = plan.log_file;
+		logf.max_size = plan.log_max_size;
+		logf.max_files = plan.log_max_files;
+		log_open(0);
+		logfd = logf.fd;
 		if (logfd < 0)
 			die(CORRAL_S_MONITOR, errno, plan.log_file, "opening the log");
 		if (!plan.terminal && (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0))
@@ -277,11 +324,10 @@ int main(int argc, char **argv)
 		close(epipe[0]);
 		if (gopipe[1] >= 0)
 			close(gopipe[1]);
-		if (outp[1] >= 0) {
-			int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-			if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0)
-				_exit(125);
-		}
+		/* Logged: stdout/stderr to our pipes; stdin stays ours (the caller
+		 * passes /dev/null, or a pipe for `run -i`). */
+		if (outp[1] >= 0 && (dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0))
+			_exit(125);
 		container_main(&ca);
 	}
 	close(epipe[1]);
@@ -372,7 +418,7 @@ int main(int argc, char **argv)
 	fds[P_OUT].fd = outp[0];
 	fds[P_ERR].fd = errp[0];
 	fds[P_MASTER].fd = master;
-	fds[P_STDIN].fd = (plan.terminal && !plan.log_file && master >= 0) ? 0 : -1;
+	fds[P_STDIN].fd = (plan.terminal && master >= 0) ? 0 : -1;
 	int status = 0, exited = 0;
 	char buf[8192];
 	const char *names[P_N] = { [P_OUT] = "stdout", [P_ERR] = "stderr", [P_MASTER] = "stdout" };
@@ -426,8 +472,8 @@ int main(int argc, char **argv)
 			}
 			if (i == P_STDIN)
 				write_all(master, buf, (size_t)n);
-			else if (logfd >= 0)
-				log_chunk(logfd, names[i], buf, (size_t)n);
+			else if (logf.path)
+				log_chunk(logf.fd, names[i], buf, (size_t)n);
 			else
 				write_all(1, buf, (size_t)n);
 		}

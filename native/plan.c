@@ -91,6 +91,13 @@ static int tag_shape(uint32_t tag, size_t *fixed, int *nstr)
 	*nstr = 0;
 	switch (tag) {
 	case CORRAL_T_ROOTFS_RO: case CORRAL_T_NO_NEW_PRIVS: case CORRAL_T_TERMINAL:
+	case CORRAL_T_JOIN:
+		return 0;
+	case CORRAL_T_OVERLAY:
+		*nstr = 3;
+		return 0;
+	case CORRAL_T_LOG_LIMITS:
+		*fixed = 12;
 		return 0;
 	case CORRAL_T_ROOTFS: case CORRAL_T_HOSTNAME: case CORRAL_T_MASK:
 	case CORRAL_T_READONLY: case CORRAL_T_CWD: case CORRAL_T_ARG:
@@ -212,6 +219,12 @@ int plan_parse(unsigned char *buf, size_t len, struct corral_plan *plan, struct 
 		case CORRAL_T_CGROUP_DIR: plan->cgroup_dir = (const char *)r.data; break;
 		case CORRAL_T_OOM_FILE: plan->oom_file = (const char *)r.data; break;
 		case CORRAL_T_TERMINAL: plan->terminal = 1; break;
+		case CORRAL_T_JOIN: plan->join = 1; break;
+		case CORRAL_T_OVERLAY: plan->overlay = &plan->recs[n - 1]; break;
+		case CORRAL_T_LOG_LIMITS:
+			plan->log_max_size = plan_u64(&r, 0);
+			plan->log_max_files = plan_u32(&r, 8);
+			break;
 		case CORRAL_T_NO_NEW_PRIVS: plan->no_new_privs = 1; break;
 		case CORRAL_T_USER:
 			plan->has_user = 1;
@@ -253,7 +266,11 @@ int plan_parse(unsigned char *buf, size_t len, struct corral_plan *plan, struct 
 		if (!plan->envp)
 			goto nomem;
 	}
-	if (!plan->rootfs || plan->argc == 0) {
+	/* recs may have moved while growing: point overlay at its final place. */
+	for (size_t i = 0; i < n; i++)
+		if (plan->recs[i].tag == CORRAL_T_OVERLAY)
+			plan->overlay = &plan->recs[i];
+	if ((!plan->rootfs && !plan->join) || plan->argc == 0) {
 		set_error(err, CORRAL_S_PLAN, EINVAL, NULL, "the plan names no root filesystem or no process");
 		return -1;
 	}

@@ -23,6 +23,10 @@ struct corral_plan {
 	const char *log_file;
 	const char *cgroup_dir;
 	const char *oom_file;
+	const struct plan_rec *overlay;
+	uint64_t log_max_size;
+	uint32_t log_max_files;
+	int join;
 	uint64_t namespaces;
 	uint64_t root_propagation;
 	int rootfs_ro, terminal, no_new_privs, has_user, has_caps, has_umask, has_oom_adj;

@@ -93,13 +93,20 @@ class Runtime:
         detach: bool = True,
         wait_for_start: bool = True,
         spec: oci.Spec | None = None,
+        stdin: int | None = None,
+        overlay: tuple[str, str, str] | None = None,
+        log_max_size: int = 0,
+        log_max_files: int = 1,
     ) -> Created:
         """Set the container up; with `wait_for_start` it waits for `start()`,
         else it runs at once.
 
         `stdio` is passed to the container (foreground); None sends its output
-        to `container.log` through the monitor. Raises SpecError, CgroupError,
-        ContainerExists or SetupError; on failure nothing is left behind.
+        to `container.log` through the monitor (rotated past `log_max_size`
+        bytes, `log_max_files` kept), with `stdin` (default /dev/null) as its
+        input. `overlay` = (lowerdirs, upperdir, workdir) makes the root a
+        copy-on-write overlay. Raises SpecError, CgroupError, ContainerExists
+        or SetupError; on failure nothing is left behind.
         """
         if not _ID.match(id):
             raise SpecError(
@@ -119,10 +126,13 @@ class Runtime:
                 spec = specs.load(bundle)
             else:
                 specs.validate(spec)
-            assert (spec.root is not None and spec.linux is not None) or spec.root is not None
+            assert spec.root is not None
             rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
             if not os.path.isdir(rootfs):
                 raise SpecError("root.path", f"{rootfs} is not a directory")
+            for lower in overlay[0].split(":") if overlay else []:
+                if not os.path.isdir(lower):
+                    raise SpecError("rootfs", f"{lower} is not a directory")
             linux = spec.linux or oci.Linux()
             cg_path = linux.cgroups_path or f"{self.cgroup_parent}/{id}"
             limits = planner.limits_from_spec(linux.resources)
@@ -145,8 +155,12 @@ class Runtime:
                 exit_file=str(state_dir / "exit.json"),
                 start_fifo=fifo,
                 log_file=None if stdio is not None else str(state_dir / "container.log"),
+                log_max_size=log_max_size,
+                log_max_files=log_max_files,
+                overlay=overlay,
             )
-            pid, pidfd, cpid = _spawn_monitor(planner.build(spec, paths, cgroup), stdio, detach)
+            plan = planner.build(spec, paths, cgroup)
+            pid, pidfd, cpid = _spawn_monitor(plan, stdio, detach, stdin)
             record = ContainerRecord(
                 id=id,
                 bundle=bundle,
@@ -283,6 +297,19 @@ class Runtime:
                 continue
         return out
 
+    def exec(self, id: str, process: oci.Process, stdio: Sequence[int]) -> tuple[int, int]:
+        """Start `process` inside running container `id` (setns into its
+        namespaces, its cgroup), under a monitor of its own that exits with the
+        process's status. Returns (monitor pid, pidfd); the caller reaps it.
+        Raises InvalidState if the container is not running, SetupError."""
+        rec = self.record(id)
+        if self.status(id, rec) not in ("running", "paused"):
+            raise InvalidState(f"container {id!r} is not running")
+        specs.validate_process(process)
+        plan = planner.build_exec(process, rec.pid, self._cgroup(rec))
+        pid, pidfd, _ = _spawn_monitor(plan, stdio, detach=False)
+        return pid, pidfd
+
     # -- signals, removal -------------------------------------------------------------
 
     def kill(self, id: str, sig: int = signal.SIGTERM) -> None:
@@ -349,7 +376,9 @@ def _remove_state_dir(path: Path) -> None:
     os.rmdir(path)
 
 
-def _spawn_monitor(plan: bytes, stdio: Sequence[int] | None, detach: bool) -> tuple[int, int, int]:
+def _spawn_monitor(
+    plan: bytes, stdio: Sequence[int] | None, detach: bool, stdin: int | None = None
+) -> tuple[int, int, int]:
     """Start the monitor with the plan; returns (monitor pid, its pidfd, container pid)."""
     memfd = os.memfd_create("corral-plan", os.MFD_CLOEXEC)
     r, w = os.pipe2(os.O_CLOEXEC)
@@ -358,7 +387,7 @@ def _spawn_monitor(plan: bytes, stdio: Sequence[int] | None, detach: bool) -> tu
         os.write(memfd, plan)
         if stdio is None:
             devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-            stdio = (devnull, devnull, devnull)
+            stdio = (stdin if stdin is not None else devnull, devnull, devnull)
         fds = [*stdio, memfd, w]
         pid, pidfd = _native.spawn(
             _native.MONITOR, [_native.MONITOR, "3", "4"], [], fds, setsid=detach

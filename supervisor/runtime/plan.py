@@ -7,6 +7,7 @@ child only carries the records out in order (native/corral.h documents each).
 from __future__ import annotations
 
 import os
+import resource
 import struct
 from collections.abc import Iterable
 
@@ -157,6 +158,11 @@ class Paths(msgspec.Struct, frozen=True, kw_only=True):
     exit_file: str
     start_fifo: str | None = None
     log_file: str | None = None
+    log_max_size: int = 0  # bytes per log file; 0: unbounded
+    log_max_files: int = 1
+    # Copy-on-write root: (lowerdirs joined by ":", upperdir, workdir); the
+    # overlay is mounted at `rootfs` inside the container's mount namespace.
+    overlay: tuple[str, str, str] | None = None
 
 
 def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
@@ -167,6 +173,8 @@ def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
     linux = spec.linux or oci.Linux()
 
     w.strs(T["ROOTFS"], paths.rootfs)
+    if paths.overlay:
+        w.strs(T["OVERLAY"], *paths.overlay)
     if spec.root.readonly:
         w.add(T["ROOTFS_RO"])
     w.add(T["ROOT_PROPAGATION"], struct.pack("=Q", propagation_flags(linux.rootfs_propagation)))
@@ -215,11 +223,58 @@ def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
     for path in linux.readonly_paths or []:
         w.strs(T["READONLY"], path)
 
+    _add_process(w, process)
+    for f in cgroup.join_files():
+        w.strs(T["CGROUP_PROCS"], f)
+    if cgroup.clone_dir():
+        w.strs(T["CGROUP_DIR"], cgroup.clone_dir())
+    if cgroup.oom_file():
+        w.strs(T["OOM_FILE"], cgroup.oom_file())
+    w.strs(T["EXIT_FILE"], paths.exit_file)
+    if paths.start_fifo:
+        w.strs(T["START_FIFO"], paths.start_fifo)
+    if paths.log_file:
+        w.strs(T["LOG_FILE"], paths.log_file)
+        if paths.log_max_size:
+            w.add(T["LOG_LIMITS"], struct.pack("=QI", paths.log_max_size, paths.log_max_files))
+    return w.bytes()
+
+
+# Namespaces an exec joins, as /proc/PID/ns names; the pid namespace is
+# entered by the monitor (it applies to children), the rest by the child.
+_EXEC_NAMESPACES = {
+    "pid": "pid",
+    "mnt": "mount",
+    "uts": "uts",
+    "ipc": "ipc",
+    "net": "network",
+    "cgroup": "cgroup",
+}
+
+
+def build_exec(process: oci.Process, pid: int, cgroup) -> bytes:
+    """The plan for a process joining the running container whose init is `pid`."""
+    w = PlanWriter()
+    w.add(T["JOIN"])
+    w.add(T["NAMESPACES"], struct.pack("=Q", 0))
+    for proc_name, spec_name in _EXEC_NAMESPACES.items():
+        w.strs(
+            T["NS_PATH"],
+            f"/proc/{pid}/ns/{proc_name}",
+            prefix=struct.pack("=Q", _native.NS_FLAGS[spec_name]),
+        )
+    _add_process(w, process)
+    for f in cgroup.join_files():
+        w.strs(T["CGROUP_PROCS"], f)
+    if cgroup.clone_dir():
+        w.strs(T["CGROUP_DIR"], cgroup.clone_dir())
+    return w.bytes()
+
+
+def _add_process(w: PlanWriter, process: oci.Process) -> None:
     if process.terminal:
         w.add(T["TERMINAL"])
     for rl in process.rlimits or []:
-        import resource
-
         w.add(T["RLIMIT"], struct.pack("=IIQQ", getattr(resource, rl.type), 0, rl.soft, rl.hard))
     if process.oom_score_adj is not None:
         w.add(T["OOM_SCORE_ADJ"], struct.pack("=i", process.oom_score_adj))
@@ -256,19 +311,6 @@ def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
         w.strs(T["ARG"], a)
     for e in process.env or []:
         w.strs(T["ENV"], e)
-
-    for f in cgroup.join_files():
-        w.strs(T["CGROUP_PROCS"], f)
-    if cgroup.clone_dir():
-        w.strs(T["CGROUP_DIR"], cgroup.clone_dir())
-    if cgroup.oom_file():
-        w.strs(T["OOM_FILE"], cgroup.oom_file())
-    w.strs(T["EXIT_FILE"], paths.exit_file)
-    if paths.start_fifo:
-        w.strs(T["START_FIFO"], paths.start_fifo)
-    if paths.log_file:
-        w.strs(T["LOG_FILE"], paths.log_file)
-    return w.bytes()
 
 
 def _add_mount(w: PlanWriter, m: oci.Mount, bundle: str, cgroup) -> None:

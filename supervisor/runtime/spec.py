@@ -151,9 +151,14 @@ def _host_hard_limit(res: int) -> int:
 
 def validate(spec: oci.Spec) -> None:
     """Refuse, naming the field, what cannot be run as asked."""
-    p = spec.process
-    if p is None:
+    if spec.process is None:
         raise SpecError("process", "missing: there is nothing to run")
+    validate_process(spec.process)
+    _validate_rest(spec)
+
+
+def validate_process(p: oci.Process) -> None:
+    """The process part of validation, shared by exec."""
     if not p.args:
         raise SpecError("process.args", "must name at least the program to run")
     if not p.cwd.startswith("/"):
@@ -182,6 +187,9 @@ def validate(spec: oci.Spec) -> None:
             raise SpecError(
                 field, f"{rl.type} hard limit {rl.hard} is above the host's hard limit {host}"
             )
+
+
+def _validate_rest(spec: oci.Spec) -> None:
     if spec.root is None or not spec.root.path:
         raise SpecError("root.path", "missing: the container needs a root filesystem")
     linux = spec.linux or oci.Linux()
