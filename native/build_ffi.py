@@ -141,6 +141,7 @@ int corral_spawn(const char *path, char *const argv[], char *const envp[],
                  const int *fds, int nfds, int setsid, int *pidfd);
 int corral_setns(int fd, int nstype);
 int corral_plan_check(const unsigned char *buf, size_t len, struct corral_error *err);
+int corral_open_in_root(const char *root, const char *path, int flags);
 int corral_pidfd_open(int pid);
 """
 )
@@ -154,7 +155,10 @@ ffibuilder.set_source(
 #define _GNU_SOURCE
 #endif
 #include <sched.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -164,6 +168,23 @@ ffibuilder.set_source(
 #include "spawn.h"
 
 int corral_setns(int fd, int nstype) { return setns(fd, nstype); }
+
+/* Open `path` as seen from inside `root`: symlinks and ".." resolve within
+ * it (openat2 RESOLVE_IN_ROOT), so a file in an image cannot point the
+ * daemon at a host file. */
+int corral_open_in_root(const char *root, const char *path, int flags)
+{
+    int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        return -1;
+    struct open_how how = { .flags = (unsigned long long)flags | O_CLOEXEC,
+                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    int fd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+    int saved = errno;
+    close(rootfd);
+    errno = saved;
+    return fd;
+}
 
 /* Parse a plan as the monitor would, for tests and for early refusal. */
 int corral_plan_check(const unsigned char *buf, size_t len, struct corral_error *err)

@@ -110,6 +110,18 @@ def plan_check(plan: bytes) -> int:
     return n
 
 
+def open_in_root(root: str, path: str, flags: int = os.O_RDONLY) -> int:
+    """A descriptor for `path` resolved inside `root` (never outside it).
+
+    Raises OSError with the errno and the path.
+    """
+    ffi.errno = 0
+    fd = lib.corral_open_in_root(root.encode(), path.encode(), flags)
+    if fd < 0:
+        raise OSError(ffi.errno, os.strerror(ffi.errno), f"{root}:{path}")
+    return fd
+
+
 def setns(fd: int, nstype: int) -> None:
     ffi.errno = 0
     if lib.corral_setns(fd, nstype) < 0:

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import sys
 
-USAGE = """usage: corral COMMAND ...
+USAGE = """usage: corral [-H SOCKET] COMMAND ...
 
-Commands:
+Containers (through the daemon, Docker's words and flags):
+  run, create, start, stop, restart, kill, rm, ps, inspect, logs, wait,
+  exec, pause, unpause, stats, events, version
+
+Engine:
+  daemon    run the daemon in the foreground ('corral daemon --help')
   runtime   run OCI bundles directly (spec, run, create, start, state, kill,
             delete, list, pause, resume, busybox-rootfs)
 
-Run 'corral runtime --help' for details."""
+Run 'corral COMMAND --help' for a command's flags."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,8 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         from supervisor.runtime.cli import main as runtime_main
 
         return runtime_main(argv[1:])
-    print(f"corral: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
-    return 125
+    if argv[0] == "daemon":
+        from supervisor.daemon.main import main as daemon_main
+
+        return daemon_main(argv[1:])
+    from supervisor.commands import main as client_main
+
+    return client_main(argv)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,7 @@ class Runtime:
         overlay: tuple[str, str, str] | None = None,
         log_max_size: int = 0,
         log_max_files: int = 1,
+        log_file: str | None = None,
     ) -> Created:
         """Set the container up; with `wait_for_start` it waits for `start()`,
         else it runs at once.
@@ -154,7 +155,9 @@ class Runtime:
                 bundle=bundle,
                 exit_file=str(state_dir / "exit.json"),
                 start_fifo=fifo,
-                log_file=None if stdio is not None else str(state_dir / "container.log"),
+                log_file=None
+                if stdio is not None
+                else (log_file or str(state_dir / "container.log")),
                 log_max_size=log_max_size,
                 log_max_files=log_max_files,
                 overlay=overlay,

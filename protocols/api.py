@@ -1,0 +1,272 @@
+"""Client <-> daemon messages: one tagged union each way.
+
+Every message is a frozen msgspec Struct tagged with its class name in the
+field "msg". New fields are only ever appended, with defaults, so older peers
+keep decoding newer messages (msgspec's schema-evolution rules).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from protocols.events import Event, Gap
+
+
+class _Msg(
+    msgspec.Struct, frozen=True, tag=True, tag_field="msg", kw_only=True, omit_defaults=True
+):
+    pass
+
+
+# -- what a container is asked to be ---------------------------------------------------
+
+
+class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What `corral create`/`run` asks for; stored with the container."""
+
+    name: str | None = None
+    rootfs: str = ""  # until images exist: a host directory, used copy-on-write
+    cmd: list[str] = []
+    env: list[str] = []
+    workdir: str = "/"
+    user: str = ""  # uid[:gid] or name[:group], resolved in the rootfs
+    hostname: str = ""
+    labels: dict[str, str] = {}
+    memory: int | None = None  # bytes
+    memory_swap: int | None = None  # memory+swap bytes; -1 unlimited
+    cpus: float | None = None
+    pids_limit: int | None = None
+    stop_signal: str = "SIGTERM"
+    stop_timeout: int = 10  # seconds
+    tty: bool = False
+    open_stdin: bool = False
+    auto_remove: bool = False
+    network: str = "none"
+    log_max_size: int = 0  # bytes; 0: no rotation
+    log_max_files: int = 1
+
+
+# -- requests ------------------------------------------------------------------------------
+
+
+class Hello(_Msg):
+    version: int
+    client: str = ""
+
+
+class Ping(_Msg):
+    pass
+
+
+class Create(_Msg):
+    config: ContainerConfig
+
+
+class Start(_Msg):
+    id: str
+
+
+class Stop(_Msg):
+    id: str
+    timeout: int | None = None  # seconds; None: the container's stop_timeout
+
+
+class Restart(_Msg):
+    id: str
+    timeout: int | None = None
+
+
+class Kill(_Msg):
+    id: str
+    signal: str = "SIGKILL"
+
+
+class Remove(_Msg):
+    id: str
+    force: bool = False
+    volumes: bool = False
+
+
+class List(_Msg):
+    all: bool = False
+    filters: dict[str, list[str]] = {}
+
+
+class Inspect(_Msg):
+    id: str
+
+
+class Logs(_Msg):
+    id: str
+    follow: bool = False
+    since_nano: int | None = None
+    tail: int | None = None
+    timestamps: bool = False
+
+
+class Wait(_Msg):
+    id: str
+
+
+class Attach(_Msg):
+    """Stream the container's output from now until it exits, then its status.
+    With `stdin`, the client may send StdinData/StdinClose."""
+
+    id: str
+    stdin: bool = False
+    start: bool = False  # start the container once attached (what `run` does)
+
+
+class Exec(_Msg):
+    id: str
+    cmd: list[str]
+    env: list[str] = []
+    workdir: str = ""
+    user: str = ""
+    tty: bool = False
+    stdin: bool = False
+
+
+class StdinData(_Msg):
+    data: bytes
+
+
+class StdinClose(_Msg):
+    pass
+
+
+class Pause(_Msg):
+    id: str
+
+
+class Unpause(_Msg):
+    id: str
+
+
+class Stats(_Msg):
+    ids: list[str] = []  # empty: every running container
+    stream: bool = True
+
+
+class Events(_Msg):
+    since_seq: int | None = None  # replay from this sequence number
+    since_nano: int | None = None  # or from this time
+    until_nano: int | None = None
+    filters: dict[str, list[str]] = {}
+
+
+Request = (
+    Hello
+    | Ping
+    | Create
+    | Start
+    | Stop
+    | Restart
+    | Kill
+    | Remove
+    | List
+    | Inspect
+    | Logs
+    | Wait
+    | Attach
+    | Exec
+    | StdinData
+    | StdinClose
+    | Pause
+    | Unpause
+    | Stats
+    | Events
+)
+
+
+# -- responses -----------------------------------------------------------------------------
+
+
+class Welcome(_Msg):
+    version: int
+    server: str
+
+
+class Ok(_Msg):
+    pass
+
+
+class Error(_Msg):
+    """kind: not_found, conflict, invalid, unsupported, protocol, internal."""
+
+    kind: str
+    message: str
+    exit_code: int = 125  # what `corral run` exits with (Docker's 125/126/127)
+
+
+class Created(_Msg):
+    id: str
+    name: str
+
+
+class ContainerSummary(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    command: str
+    created_nano: int
+    state: str  # created, running, paused, restarting, exited, dead
+    status: str  # "Up 3 minutes", "Exited (0) 2 seconds ago", as Docker words it
+    labels: dict[str, str] = {}
+    restart_count: int = 0
+
+
+class ContainerList(_Msg):
+    containers: list[ContainerSummary]
+
+
+class InspectResult(_Msg):
+    data: dict  # Docker's `inspect` shape (see supervisor/daemon/inspect.py)
+
+
+class Output(_Msg):
+    """A chunk of a container's or exec's output."""
+
+    stream: str  # stdout | stderr
+    data: bytes
+    time_nano: int = 0
+
+
+class End(_Msg):
+    """The end of a stream of Output."""
+
+
+class Exited(_Msg):
+    status_code: int
+    oom_killed: bool = False
+    error: str = ""
+
+
+class ExecStarted(_Msg):
+    exec_id: str
+
+
+class StatsSample(_Msg):
+    id: str
+    name: str
+    time_nano: int
+    cpu_usage_ns: int
+    memory_usage: int
+    memory_limit: int | None
+    pids: int
+
+
+Response = (
+    Welcome
+    | Ok
+    | Error
+    | Created
+    | ContainerList
+    | InspectResult
+    | Output
+    | End
+    | Exited
+    | ExecStarted
+    | StatsSample
+    | Event
+    | Gap
+)

@@ -1,0 +1,514 @@
+"""Docker's words with Docker's flags: the `corral` client commands.
+
+Only the standard library, protocols/ and supervisor.client: never trio, the
+daemon or the runtime. Errors go to stderr, data to stdout; exit codes are
+Docker's (125 when the daemon refused, the container's own status for run,
+wait and exec).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import selectors
+import sys
+import time
+
+import msgspec
+
+from protocols import api
+from protocols.events import Event, Gap
+from supervisor.client import Client, DaemonError, Unreachable, socket_path
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?$", re.I)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)")
+_DUR_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_size(value: str) -> int:
+    """Docker's sizes: 512m, 1g, 100k, 1024 (bytes)."""
+    m = _SIZE.match(value.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"invalid size: {value!r}")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def parse_time(value: str, now: float | None = None) -> int:
+    """--since/--until: a Unix timestamp, RFC 3339, or a duration ago (10m, 1h30m)."""
+    now = time.time() if now is None else now
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return int(float(value) * 1e9)
+    parts = _DURATION.findall(value)
+    if parts and "".join(a + b for a, b in parts) == value:
+        return int((now - sum(float(n) * _DUR_UNITS[u] for n, u in parts)) * 1e9)
+    for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            base = value.split(".")[0].rstrip("Z")
+            return int(time.mktime(time.strptime(base, fmt)) - time.timezone) * 10**9
+        except ValueError:
+            continue
+    raise argparse.ArgumentTypeError(f"invalid time: {value!r}")
+
+
+def parse_filters(values: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for v in values:
+        for item in v.split(","):
+            key, eq, val = item.partition("=")
+            if not eq:
+                raise argparse.ArgumentTypeError(f"bad filter {item!r}: expected key=value")
+            out.setdefault(key, []).append(val)
+    return out
+
+
+def read_env_file(path: str) -> list[str]:
+    env = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            env.append(line if "=" in line else f"{line}={os.environ.get(line, '')}")
+    return env
+
+
+def _container_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name")
+    p.add_argument("--rootfs", required=True, help="root filesystem directory (copy-on-write)")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("--env-file", action="append", default=[])
+    p.add_argument("-w", "--workdir", default="/")
+    p.add_argument("-u", "--user", default="")
+    p.add_argument("-h", "--hostname", default="")
+    p.add_argument("-l", "--label", action="append", default=[])
+    p.add_argument("-m", "--memory", type=parse_size)
+    p.add_argument("--memory-swap", type=lambda v: -1 if v == "-1" else parse_size(v))
+    p.add_argument("--cpus", type=float)
+    p.add_argument("--pids-limit", type=int)
+    p.add_argument("--stop-signal", default="SIGTERM")
+    p.add_argument("--stop-timeout", type=int, default=10)
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("--rm", action="store_true")
+    p.add_argument("--network", default="none", help="none or host (bridges come later)")
+    p.add_argument("--log-opt", action="append", default=[], help="max-size=10m, max-file=3")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def config_from(args: argparse.Namespace) -> api.ContainerConfig:
+    env = []
+    for f in args.env_file:
+        env += read_env_file(f)
+    for e in args.env:
+        env.append(e if "=" in e else f"{e}={os.environ.get(e, '')}")
+    labels = {}
+    for label in args.label:
+        k, _, v = label.partition("=")
+        labels[k] = v
+    opts = dict(o.split("=", 1) for o in args.log_opt if "=" in o)
+    unknown = set(opts) - {"max-size", "max-file"}
+    if unknown:
+        raise SystemExit(f"corral: unknown --log-opt {sorted(unknown)}")
+    mem = args.memory
+    return api.ContainerConfig(
+        name=args.name,
+        rootfs=os.path.abspath(args.rootfs),
+        cmd=args.command,
+        env=env,
+        workdir=args.workdir,
+        user=args.user,
+        hostname=args.hostname,
+        labels=labels,
+        memory=mem,
+        memory_swap=args.memory_swap
+        if args.memory_swap is not None
+        else (2 * mem if mem else None),
+        cpus=args.cpus,
+        pids_limit=args.pids_limit,
+        stop_signal=args.stop_signal,
+        stop_timeout=args.stop_timeout,
+        tty=args.tty,
+        open_stdin=args.interactive,
+        auto_remove=args.rm,
+        network=args.network,
+        log_max_size=parse_size(opts["max-size"]) if "max-size" in opts else 0,
+        log_max_files=int(opts.get("max-file", "1")),
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="corral", add_help=True)
+    p.add_argument("-H", "--socket", help="daemon socket (or $CORRAL_SOCKET)")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    for name in ("run", "create"):
+        s = sub.add_parser(name, add_help=False, help=f"{name} a container")
+        s.add_argument("--help", action="help")
+        if name == "run":
+            s.add_argument("-d", "--detach", action="store_true")
+        _container_flags(s)
+    s = sub.add_parser("start", help="start containers")
+    s.add_argument("-a", "--attach", action="store_true")
+    s.add_argument("containers", nargs="+")
+    for name in ("stop", "restart"):
+        s = sub.add_parser(name, help=f"{name} containers")
+        s.add_argument("-t", "--time", type=int)
+        s.add_argument("containers", nargs="+")
+    s = sub.add_parser("kill", help="signal containers")
+    s.add_argument("-s", "--signal", default="SIGKILL")
+    s.add_argument("containers", nargs="+")
+    s = sub.add_parser("rm", help="remove containers")
+    s.add_argument("-f", "--force", action="store_true")
+    s.add_argument("-v", "--volumes", action="store_true")
+    s.add_argument("containers", nargs="+")
+    s = sub.add_parser("ps", help="list containers")
+    s.add_argument("-a", "--all", action="store_true")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.add_argument("--no-trunc", action="store_true")
+    s.add_argument("-f", "--filter", action="append", default=[])
+    s.add_argument("--format", choices=("table", "json"), default="table")
+    s = sub.add_parser("inspect", help="low-level information, as JSON")
+    s.add_argument("containers", nargs="+")
+    s = sub.add_parser("logs", help="a container's output")
+    s.add_argument("-f", "--follow", action="store_true")
+    s.add_argument("--since", type=parse_time)
+    s.add_argument("-n", "--tail", default="all")
+    s.add_argument("-t", "--timestamps", action="store_true")
+    s.add_argument("container")
+    s = sub.add_parser("wait", help="wait for containers to stop; print their exit codes")
+    s.add_argument("containers", nargs="+")
+    s = sub.add_parser("exec", add_help=False, help="run a command in a running container")
+    s.add_argument("--help", action="help")
+    s.add_argument("-e", "--env", action="append", default=[])
+    s.add_argument("-w", "--workdir", default="")
+    s.add_argument("-u", "--user", default="")
+    s.add_argument("-i", "--interactive", action="store_true")
+    s.add_argument("-t", "--tty", action="store_true")
+    s.add_argument("-d", "--detach", action="store_true")
+    s.add_argument("container")
+    s.add_argument("command", nargs=argparse.REMAINDER)
+    for name in ("pause", "unpause"):
+        s = sub.add_parser(name, help=f"{name} containers")
+        s.add_argument("containers", nargs="+")
+    s = sub.add_parser("stats", help="resource usage")
+    s.add_argument("--no-stream", action="store_true")
+    s.add_argument("--format", choices=("table", "json"), default="table")
+    s.add_argument("containers", nargs="*")
+    s = sub.add_parser("events", help="the event stream")
+    s.add_argument("-f", "--filter", action="append", default=[])
+    s.add_argument("--since")
+    s.add_argument("--until")
+    s.add_argument("--format", choices=("text", "json"), default="text")
+    s = sub.add_parser("version", help="client and daemon versions")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        client = Client(socket_path(args.socket))
+    except Unreachable as e:
+        print(f"corral: {e}", file=sys.stderr)
+        return 125
+    try:
+        return COMMANDS[args.cmd](client, args)
+    except DaemonError as e:
+        print(f"corral: Error response from daemon: {e}", file=sys.stderr)
+        return e.exit_code if args.cmd in ("run", "exec") else 1
+    except Unreachable as e:
+        print(f"corral: {e}", file=sys.stderr)
+        return 125
+    except BrokenPipeError:
+        return 0
+    finally:
+        client.close()
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+def cmd_create(c: Client, args) -> int:
+    created = c.call(api.Create(config=config_from(args)))
+    print(created.id)
+    return 0
+
+
+def cmd_run(c: Client, args) -> int:
+    created = c.call(api.Create(config=config_from(args)))
+    if args.detach:
+        c.call(api.Start(id=created.id))
+        print(created.id)
+        return 0
+    return attach(c, created.id, stdin=args.interactive, tty=args.tty, start=True)
+
+
+def attach(c: Client, id: str, *, stdin: bool, tty: bool, start: bool) -> int:
+    return pump(c, api.Attach(id=id, stdin=stdin, start=start), stdin=stdin, tty=tty)
+
+
+def pump(c: Client, req: msgspec.Struct, *, stdin: bool, tty: bool) -> int:
+    """Send `req`, copy Output to our stdout/stderr and our stdin to the daemon,
+    until Exited; return its status."""
+    c.send(req)
+    restore = None
+    if stdin and tty and os.isatty(0):
+        import termios
+        import tty as ttymod
+
+        restore = termios.tcgetattr(0)
+        ttymod.setraw(0)
+    sel = selectors.DefaultSelector()
+    sel.register(c.sock, selectors.EVENT_READ, "daemon")
+    if stdin:
+        sel.register(0, selectors.EVENT_READ, "stdin")
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    try:
+        while True:
+            for key, _ in sel.select() if not c.has_buffered() else [(None, 0)]:
+                if key is not None and key.data == "stdin":
+                    data = os.read(0, 1 << 16)
+                    if data:
+                        c.send(api.StdinData(data=data))
+                    else:
+                        c.send(api.StdinClose())
+                        sel.unregister(0)
+                    continue
+                msg = c.recv()
+                if isinstance(msg, api.Output):
+                    (err if msg.stream == "stderr" else out).write(msg.data)
+                    (err if msg.stream == "stderr" else out).flush()
+                elif isinstance(msg, api.Exited):
+                    return msg.status_code
+    finally:
+        if restore is not None:
+            import termios
+
+            termios.tcsetattr(0, termios.TCSADRAIN, restore)
+
+
+def cmd_start(c: Client, args) -> int:
+    rc = 0
+    for ref in args.containers:
+        try:
+            if args.attach:
+                return attach(c, ref, stdin=False, tty=False, start=True)
+            c.call(api.Start(id=ref))
+            print(ref)
+        except DaemonError as e:
+            print(f"corral: Error response from daemon: {e}", file=sys.stderr)
+            rc = 1
+    return rc
+
+
+def _each(c: Client, refs: list[str], make) -> int:
+    rc = 0
+    for ref in refs:
+        try:
+            c.call(make(ref))
+            print(ref)
+        except DaemonError as e:
+            print(f"corral: Error response from daemon: {e}", file=sys.stderr)
+            rc = 1
+    return rc
+
+
+def cmd_stop(c, args):
+    return _each(c, args.containers, lambda r: api.Stop(id=r, timeout=args.time))
+
+
+def cmd_restart(c, args):
+    return _each(c, args.containers, lambda r: api.Restart(id=r, timeout=args.time))
+
+
+def cmd_kill(c, args):
+    return _each(c, args.containers, lambda r: api.Kill(id=r, signal=args.signal))
+
+
+def cmd_rm(c, args):
+    return _each(
+        c, args.containers, lambda r: api.Remove(id=r, force=args.force, volumes=args.volumes)
+    )
+
+
+def cmd_pause(c, args):
+    return _each(c, args.containers, lambda r: api.Pause(id=r))
+
+
+def cmd_unpause(c, args):
+    return _each(c, args.containers, lambda r: api.Unpause(id=r))
+
+
+def _ago(nano: int) -> str:
+    s = (time.time_ns() - nano) / 1e9
+    if s < 60:
+        return f"{int(s)} seconds ago" if s >= 2 else "Less than a second ago"
+    if s < 3600:
+        return f"{int(s // 60)} minutes ago" if s >= 120 else "About a minute ago"
+    if s < 172800:
+        return f"{round(s / 3600)} hours ago"
+    return f"{int(s // 86400)} days ago"
+
+
+def cmd_ps(c: Client, args) -> int:
+    resp = c.call(api.List(all=args.all, filters=parse_filters(args.filter)))
+    rows = resp.containers
+    if args.quiet:
+        for r in rows:
+            print(r.id if args.no_trunc else r.id[:12])
+        return 0
+    if args.format == "json":
+        for r in rows:
+            print(msgspec.json.encode(r).decode())
+        return 0
+    table = [("CONTAINER ID", "COMMAND", "CREATED", "STATUS", "NAMES")]
+    for r in rows:
+        cmd = r.command if args.no_trunc or len(r.command) <= 20 else r.command[:19] + "…"
+        table.append(
+            (
+                r.id if args.no_trunc else r.id[:12],
+                f'"{cmd}"',
+                _ago(r.created_nano),
+                r.status,
+                r.name,
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("   ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_inspect(c: Client, args) -> int:
+    out, rc = [], 0
+    for ref in args.containers:
+        try:
+            out.append(c.call(api.Inspect(id=ref)).data)
+        except DaemonError as e:
+            print(f"corral: Error: {e}", file=sys.stderr)
+            rc = 1
+    print(msgspec.json.format(msgspec.json.encode(out), indent=4).decode())
+    return rc
+
+
+def cmd_logs(c: Client, args) -> int:
+    tail = None if args.tail == "all" else int(args.tail)
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    for msg in c.stream(
+        api.Logs(
+            id=args.container,
+            follow=args.follow,
+            since_nano=args.since,
+            tail=tail,
+            timestamps=args.timestamps,
+        )
+    ):
+        if isinstance(msg, api.Output):
+            f = err if msg.stream == "stderr" else out
+            if args.timestamps:
+                secs, frac = divmod(msg.time_nano, 10**9)
+                f.write(
+                    time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)).encode()
+                    + f".{frac:09d}Z ".encode()
+                )
+            f.write(msg.data)
+            f.flush()
+    return 0
+
+
+def cmd_wait(c: Client, args) -> int:
+    rc = 0
+    for ref in args.containers:
+        try:
+            print(c.call(api.Wait(id=ref)).status_code, flush=True)
+        except DaemonError as e:
+            print(f"corral: Error response from daemon: {e}", file=sys.stderr)
+            rc = 1
+    return rc
+
+
+def cmd_exec(c: Client, args) -> int:
+    req = api.Exec(
+        id=args.container,
+        cmd=args.command,
+        env=args.env,
+        workdir=args.workdir,
+        user=args.user,
+        tty=args.tty,
+        stdin=args.interactive,
+    )
+    if args.detach:
+        raise SystemExit("corral: exec -d is not supported yet")
+    return pump(c, req, stdin=args.interactive, tty=args.tty)
+
+
+def cmd_stats(c: Client, args) -> int:
+    req = api.Stats(ids=args.containers, stream=not args.no_stream)
+    header = f"{'CONTAINER ID':<14}{'NAME':<24}{'CPU TIME':>12}{'MEM USAGE / LIMIT':>26}{'PIDS':>7}"
+    if args.format == "table":
+        print(header, flush=True)
+    for msg in c.stream(req):
+        if args.format == "json":
+            print(msgspec.json.encode(msg).decode(), flush=True)
+            continue
+        limit = f"{msg.memory_limit / 2**20:.1f}MiB" if msg.memory_limit else "unlimited"
+        print(
+            f"{msg.id[:12]:<14}{msg.name[:23]:<24}{msg.cpu_usage_ns / 1e9:>11.2f}s"
+            f"{f'{msg.memory_usage / 2**20:.2f}MiB / {limit}':>26}{msg.pids:>7}",
+            flush=True,
+        )
+    return 0
+
+
+def format_event(ev: Event) -> str:
+    secs, frac = divmod(ev.time_nano, 10**9)
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(secs)) + f".{frac:09d}"
+    attrs = ", ".join(f"{k}={v}" for k, v in sorted(ev.attributes.items()))
+    return f"{ts} {ev.type} {ev.action} {ev.id} ({attrs})"
+
+
+def cmd_events(c: Client, args) -> int:
+    since = parse_time(args.since) if args.since else None
+    until = parse_time(args.until) if args.until else None
+    req = api.Events(since_nano=since, until_nano=until, filters=parse_filters(args.filter))
+    for msg in c.stream(req):
+        if isinstance(msg, Gap):
+            print(
+                f"corral: events {msg.first}-{msg.last} are no longer kept; "
+                f"resuming at {msg.resume_from}",
+                file=sys.stderr,
+            )
+            continue
+        if args.format == "json":
+            print(msgspec.json.encode(msg).decode(), flush=True)
+        else:
+            print(format_event(msg), flush=True)
+    return 0
+
+
+def cmd_version(c: Client, args) -> int:
+    from supervisor import __version__
+
+    print(f"Client: corral/{__version__}")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "create": cmd_create,
+    "start": cmd_start,
+    "stop": cmd_stop,
+    "restart": cmd_restart,
+    "kill": cmd_kill,
+    "rm": cmd_rm,
+    "ps": cmd_ps,
+    "inspect": cmd_inspect,
+    "logs": cmd_logs,
+    "wait": cmd_wait,
+    "exec": cmd_exec,
+    "pause": cmd_pause,
+    "unpause": cmd_unpause,
+    "stats": cmd_stats,
+    "events": cmd_events,
+    "version": cmd_version,
+}

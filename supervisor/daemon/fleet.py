@@ -1,0 +1,447 @@
+"""The fleet: every container the daemon knows, and what happens to them.
+
+Each running container has one watcher task in the fleet's nursery, parked
+on its monitor's pidfd (trio.lowlevel.wait_readable): no SIGCHLD handler, no
+thread, no polling. When the monitor exits, the watcher records the exit the
+monitor wrote (exit code, OOM), removes the runtime's side of the container
+and emits `die`. A daemon that was SIGKILLed finds, when it starts again, each
+container either still running (it adopts the monitor through a new pidfd) or
+exited meanwhile (it records the real exit code from the monitor's file).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import signal
+import time
+from pathlib import Path
+
+import structlog
+import trio
+
+from protocols import oci
+from protocols.api import ContainerConfig
+from supervisor.daemon import ocispec
+from supervisor.daemon.journal import Journal
+from supervisor.daemon.store import ContainerRecord, RunState, Store
+from supervisor.errors import CorralError, InvalidState, NoSuchContainer, SetupError, SpecError
+from supervisor.runtime import Runtime, users
+from supervisor.runtime import spec as specs
+from supervisor.runtime.state import alive
+
+log = structlog.get_logger("corral.fleet")
+
+_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_ADJ = (
+    "brave",
+    "calm",
+    "eager",
+    "fond",
+    "gentle",
+    "happy",
+    "jolly",
+    "keen",
+    "lucid",
+    "merry",
+    "nimble",
+    "proud",
+    "quiet",
+    "sharp",
+    "tender",
+    "vivid",
+    "witty",
+    "zealous",
+)
+_NOUN = (
+    "badger",
+    "bison",
+    "crane",
+    "dingo",
+    "eagle",
+    "ferret",
+    "gecko",
+    "heron",
+    "ibex",
+    "jackal",
+    "koala",
+    "lemur",
+    "marten",
+    "newt",
+    "otter",
+    "puffin",
+    "quokka",
+    "raven",
+)
+
+
+class Conflict(CorralError):
+    """The request does not fit the container's state or the fleet's names."""
+
+
+def parse_signal(value: str | int) -> int:
+    if isinstance(value, int) or value.isdigit():
+        return int(value)
+    name = value.upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise SpecError("signal", f"unknown signal {value!r}") from None
+
+
+class Container:
+    def __init__(self, rec: ContainerRecord, state: RunState, path: Path) -> None:
+        self.rec = rec
+        self.state = state
+        self.path = path
+        self.exited = trio.Event()  # set whenever it is not running
+        self.stdin_w: int | None = None
+        self.lock = trio.Lock()  # one lifecycle change at a time
+
+    @property
+    def id(self) -> str:
+        return self.rec.id
+
+    @property
+    def name(self) -> str:
+        return self.rec.name
+
+    @property
+    def config(self) -> ContainerConfig:
+        return self.rec.config
+
+    @property
+    def running(self) -> bool:
+        return self.state.status in ("running", "paused")
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "container.log"
+
+
+class Fleet:
+    def __init__(
+        self, root: Path, run_root: Path, journal: Journal, *, cgroup_parent: str = "/corral"
+    ) -> None:
+        self.store = Store(root)
+        self.runtime = Runtime(run_root / "runtime", cgroup_parent=cgroup_parent)
+        self.cgroup_parent = cgroup_parent
+        self.journal = journal
+        self.containers: dict[str, Container] = {}
+        self.names: dict[str, str] = {}
+        self._nursery: trio.Nursery | None = None
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self._load()
+            task_status.started()
+            await trio.sleep_forever()
+
+    def _load(self) -> None:
+        """Adopt what the store and the runtime say exists."""
+        for rec, state in self.store.load_all():
+            c = Container(rec, state, self.store.path(rec.id))
+            self.containers[rec.id] = c
+            self.names[rec.name] = rec.id
+            try:
+                rt = self.runtime.record(rec.id)
+            except (NoSuchContainer, CorralError):
+                rt = None
+            if not c.running and state.status != "restarting":
+                c.exited.set()
+                if rt is not None:
+                    self.runtime.delete(rec.id, force=True)
+                continue
+            if rt is None:
+                state.error = "its runtime state is gone (was the host restarted?)"
+                self._record_exit(c, 255, False, time.time_ns())
+                continue
+            status = self.runtime.status(rec.id, rt)
+            if status == "stopped":
+                self._finish(c)  # exited while the daemon was away
+                continue
+            try:
+                pidfd = os.pidfd_open(rt.monitor_pid)
+            except ProcessLookupError:
+                self._finish(c)
+                continue
+            if not alive(rt.monitor_pid, rt.monitor_start):
+                os.close(pidfd)
+                self._finish(c)
+                continue
+            state.status = "paused" if status == "paused" else "running"
+            state.pid = rt.pid
+            self.store.save_state(c.id, state)
+            log.info("fleet.adopted", container=c.id[:12], name=c.name, pid=rt.pid)
+            self._spawn_watch(c, pidfd, ours=False)
+
+    def _spawn_watch(self, c: Container, pidfd: int, *, ours: bool) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._watch, c, pidfd, ours)
+
+    async def _watch(self, c: Container, pidfd: int, ours: bool) -> None:
+        try:
+            await trio.lowlevel.wait_readable(pidfd)
+            if ours:
+                try:
+                    os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+                except ChildProcessError:
+                    pass
+        finally:
+            os.close(pidfd)
+        self._finish(c)
+
+    def _finish(self, c: Container) -> None:
+        """The monitor is gone: record how the container ended."""
+        ex = None
+        try:
+            ex = self.runtime.exit_status(c.id)
+        except (NoSuchContainer, CorralError) as e:
+            log.error("fleet.exit_unreadable", container=c.id[:12], error=str(e))
+        try:
+            self.runtime.delete(c.id, force=True)
+        except NoSuchContainer:
+            pass
+        except CorralError as e:
+            log.error("fleet.runtime_delete_failed", container=c.id[:12], error=str(e))
+        if ex is None:
+            c.state.error = "the monitor exited without recording the exit"
+            self._record_exit(c, 255, False, time.time_ns())
+        else:
+            self._record_exit(c, ex.exit_code, ex.oom_killed, ex.finished_at)
+
+    def _record_exit(self, c: Container, code: int, oom: bool, finished: int) -> None:
+        if c.stdin_w is not None:
+            os.close(c.stdin_w)
+            c.stdin_w = None
+        c.state.status = "exited"
+        c.state.exit_code = code
+        c.state.oom_killed = oom
+        c.state.finished_nano = finished
+        c.state.pid = 0
+        self.store.save_state(c.id, c.state)
+        if oom:
+            self.emit(c, "oom")
+        self.emit(c, "die", exitCode=str(code))
+        c.exited.set()
+        log.info("fleet.died", container=c.id[:12], name=c.name, exit_code=code, oom=oom)
+        if c.config.auto_remove and self._nursery is not None:
+            self._nursery.start_soon(self._auto_remove, c)
+
+    async def _auto_remove(self, c: Container) -> None:
+        if c.id in self.containers and not c.running:
+            await self.remove(c, force=True)
+
+    def emit(self, c: Container, action: str, **attrs: str) -> None:
+        attributes = {**c.config.labels, "name": c.name, **attrs}
+        if c.config.rootfs:
+            attributes.setdefault("rootfs", c.config.rootfs)
+        self.journal.append("container", action, c.id, c.name, attributes)
+
+    # -- lookup ---------------------------------------------------------------------------
+
+    def get(self, ref: str) -> Container:
+        """By full id, name, or unique id prefix (Docker's rules)."""
+        if ref in self.containers:
+            return self.containers[ref]
+        name = ref.lstrip("/")
+        if name in self.names:
+            return self.containers[self.names[name]]
+        matches = [c for i, c in self.containers.items() if i.startswith(ref)] if ref else []
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise Conflict(f"multiple containers match {ref!r}: use more of the id")
+        raise NoSuchContainer(ref)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def create(self, cfg: ContainerConfig) -> Container:
+        if not cfg.cmd:
+            raise SpecError("cmd", "no command given (images, which bring one, come later)")
+        if not cfg.rootfs or not os.path.isabs(cfg.rootfs):
+            raise SpecError("--rootfs", "an absolute path to a root filesystem is required")
+        if not os.path.isdir(cfg.rootfs):
+            raise SpecError("--rootfs", f"{cfg.rootfs} is not a directory")
+        if cfg.network not in ("none", "host"):
+            raise SpecError("--network", f"{cfg.network!r}: only none and host exist yet")
+        users.resolve(cfg.user, cfg.rootfs)  # refuse an unknown user now, not at start
+        parse_signal(cfg.stop_signal)
+        id = secrets.token_hex(32)
+        if cfg.name:
+            if not _NAME.match(cfg.name):
+                raise SpecError("--name", f"invalid name {cfg.name!r}: [a-zA-Z0-9][a-zA-Z0-9_.-]+")
+            name = cfg.name.lstrip("/")
+            if name in self.names:
+                raise Conflict(
+                    f'the name "{name}" is already in use by container '
+                    f"{self.names[name][:12]}: remove or rename that container"
+                )
+        else:
+            name = self._generate_name()
+        rec = ContainerRecord(id=id, name=name, created_nano=time.time_ns(), config=cfg)
+        state = RunState()
+        path = self.store.create(rec, state)
+        c = Container(rec, state, path)
+        c.exited.set()
+        self.containers[id] = c
+        self.names[name] = id
+        self.emit(c, "create")
+        return c
+
+    def _generate_name(self) -> str:
+        while True:
+            name = f"{secrets.choice(_ADJ)}_{secrets.choice(_NOUN)}_{secrets.randbelow(1000)}"
+            if name not in self.names:
+                return name
+
+    def start(self, c: Container) -> None:
+        if c.running:
+            return
+        cfg = c.config
+        spec = ocispec.build(c.id, cfg, str(c.path / "rootfs"), f"{self.cgroup_parent}/{c.id}")
+        stdin_r = None
+        if cfg.open_stdin:
+            stdin_r, c.stdin_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            created = self.runtime.create(
+                c.id,
+                str(c.path),
+                stdio=None,
+                detach=True,
+                wait_for_start=False,
+                spec=spec,
+                stdin=stdin_r,
+                overlay=(cfg.rootfs, str(c.path / "upper"), str(c.path / "work")),
+                log_max_size=cfg.log_max_size,
+                log_max_files=cfg.log_max_files,
+                log_file=str(c.log_path),
+            )
+        except CorralError as e:
+            if c.stdin_w is not None:
+                os.close(c.stdin_w)
+                c.stdin_w = None
+            c.state.error = str(e)
+            c.state.exit_code = e.exit_code if isinstance(e, SetupError) else 125
+            self.store.save_state(c.id, c.state)
+            raise
+        finally:
+            if stdin_r is not None:
+                os.close(stdin_r)
+        c.exited = trio.Event()
+        c.state.status = "running"
+        c.state.pid = created.record.pid
+        c.state.started_nano = time.time_ns()
+        c.state.error = ""
+        c.state.oom_killed = False
+        c.state.stopped_by_user = False
+        self.store.save_state(c.id, c.state)
+        self.emit(c, "start")
+        self._spawn_watch(c, created.monitor_pidfd, ours=True)
+
+    def kill(self, c: Container, sig: int) -> None:
+        if not c.running:
+            raise Conflict(f"container {c.id[:12]} is not running")
+        try:
+            self.runtime.kill(c.id, sig)
+        except InvalidState:
+            raise Conflict(f"container {c.id[:12]} is not running") from None
+        self.emit(c, "kill", signal=str(sig))
+
+    async def stop(self, c: Container, timeout: int | None = None) -> None:
+        """The stop signal, `timeout` seconds, then SIGKILL (Docker's stop)."""
+        if not c.running:
+            return
+        c.state.stopped_by_user = True
+        timeout = c.config.stop_timeout if timeout is None else timeout
+        if c.state.status == "paused":
+            self.runtime.resume(c.id)
+        try:
+            self.kill(c, parse_signal(c.config.stop_signal))
+        except Conflict:
+            pass
+        with trio.move_on_after(max(timeout, 0)):
+            await c.exited.wait()
+        if not c.exited.is_set():
+            try:
+                self.kill(c, signal.SIGKILL)
+            except Conflict:
+                pass
+            await c.exited.wait()
+        self.emit(c, "stop")
+
+    async def restart(self, c: Container, timeout: int | None = None) -> None:
+        await self.stop(c, timeout)
+        self.start(c)
+        self.emit(c, "restart")
+
+    def pause(self, c: Container) -> None:
+        if c.state.status != "running":
+            raise Conflict(f"container {c.id[:12]} is not running")
+        self.runtime.pause(c.id)
+        c.state.status = "paused"
+        self.store.save_state(c.id, c.state)
+        self.emit(c, "pause")
+
+    def unpause(self, c: Container) -> None:
+        if c.state.status != "paused":
+            raise Conflict(f"container {c.id[:12]} is not paused")
+        self.runtime.resume(c.id)
+        c.state.status = "running"
+        self.store.save_state(c.id, c.state)
+        self.emit(c, "unpause")
+
+    async def remove(self, c: Container, *, force: bool = False) -> None:
+        if c.running:
+            if not force:
+                raise Conflict(
+                    f"cannot remove container {c.id[:12]}: it is {c.state.status}; "
+                    "stop it first or use force"
+                )
+            c.state.stopped_by_user = True
+            if c.state.status == "paused":
+                self.runtime.resume(c.id)
+            try:
+                self.kill(c, signal.SIGKILL)
+            except Conflict:
+                pass
+            await c.exited.wait()
+        if c.id not in self.containers:
+            return
+        try:
+            self.runtime.delete(c.id, force=True)
+        except NoSuchContainer:
+            pass
+        self.store.remove(c.id)
+        del self.containers[c.id]
+        self.names.pop(c.name, None)
+        self.emit(c, "destroy")
+
+    def exec_process(
+        self, c: Container, cmd: list[str], env: list[str], workdir: str, user: str, tty: bool
+    ) -> oci.Process:
+        """The process an exec runs: the container's identity and profile."""
+        if not cmd:
+            raise SpecError("cmd", "exec needs a command")
+        uid, gid, extra = users.resolve(user or c.config.user, c.config.rootfs)
+        hostname = c.config.hostname or c.id[:12]
+        caps = list(specs.DOCKER_CAPS)
+        return oci.Process(
+            args=cmd,
+            env=ocispec.env_with_defaults([*c.config.env, *env], hostname, tty),
+            cwd=workdir or c.config.workdir or "/",
+            user=oci.User(uid=uid, gid=gid, additional_gids=extra or None),
+            terminal=tty,
+            capabilities=oci.Capabilities(bounding=caps, effective=caps, permitted=caps),
+            no_new_privileges=True,
+        )
+
+
+def is_enoent(e: OSError) -> bool:
+    return e.errno == errno.ENOENT

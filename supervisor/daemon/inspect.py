@@ -1,0 +1,136 @@
+"""Docker's output shapes: `inspect` JSON, `ps` status words, durations."""
+
+from __future__ import annotations
+
+import time
+
+from protocols.api import ContainerSummary
+from supervisor.daemon.fleet import Container
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def rfc3339(nano: int) -> str:
+    if not nano:
+        return ZERO_TIME
+    secs, frac = divmod(nano, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's units.HumanDuration."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    m = s // 60
+    if m == 1:
+        return "About a minute"
+    if m < 60:
+        return f"{m} minutes"
+    h = round(seconds / 3600)
+    if h == 1:
+        return "About an hour"
+    if h < 48:
+        return f"{h} hours"
+    if h < 24 * 7 * 2:
+        return f"{h // 24} days"
+    if h < 24 * 30 * 2:
+        return f"{h // 24 // 7} weeks"
+    if h < 24 * 365 * 2:
+        return f"{h // 24 // 30} months"
+    return f"{h // 24 // 365} years"
+
+
+def status_words(c: Container, now_nano: int | None = None) -> str:
+    now = now_nano or time.time_ns()
+    st = c.state
+    if st.status == "running":
+        return f"Up {human_duration((now - st.started_nano) / 1e9)}"
+    if st.status == "paused":
+        return f"Up {human_duration((now - st.started_nano) / 1e9)} (Paused)"
+    if st.status == "restarting":
+        return f"Restarting ({st.exit_code}) {human_duration((now - st.finished_nano) / 1e9)} ago"
+    if st.status == "exited":
+        return f"Exited ({st.exit_code}) {human_duration((now - st.finished_nano) / 1e9)} ago"
+    if st.status == "dead":
+        return "Dead"
+    return "Created"
+
+
+def summary(c: Container) -> ContainerSummary:
+    return ContainerSummary(
+        id=c.id,
+        name=c.name,
+        command=" ".join(c.config.cmd),
+        created_nano=c.rec.created_nano,
+        state=c.state.status,
+        status=status_words(c),
+        labels=dict(c.config.labels),
+        restart_count=c.state.restart_count,
+    )
+
+
+def inspect(c: Container) -> dict:
+    cfg, st = c.config, c.state
+    return {
+        "Id": c.id,
+        "Created": rfc3339(c.rec.created_nano),
+        "Path": cfg.cmd[0] if cfg.cmd else "",
+        "Args": cfg.cmd[1:],
+        "State": {
+            "Status": st.status,
+            "Running": st.status in ("running", "paused"),
+            "Paused": st.status == "paused",
+            "Restarting": st.status == "restarting",
+            "OOMKilled": st.oom_killed,
+            "Dead": st.status == "dead",
+            "Pid": st.pid,
+            "ExitCode": st.exit_code,
+            "Error": st.error,
+            "StartedAt": rfc3339(st.started_nano),
+            "FinishedAt": rfc3339(st.finished_nano),
+        },
+        "Image": cfg.rootfs,
+        "LogPath": str(c.log_path),
+        "Name": "/" + c.name,
+        "RestartCount": st.restart_count,
+        "Config": {
+            "Hostname": cfg.hostname or c.id[:12],
+            "User": cfg.user,
+            "Env": list(cfg.env),
+            "Cmd": list(cfg.cmd),
+            "WorkingDir": cfg.workdir,
+            "Labels": dict(cfg.labels),
+            "Tty": cfg.tty,
+            "OpenStdin": cfg.open_stdin,
+            "StopSignal": cfg.stop_signal,
+            "StopTimeout": cfg.stop_timeout,
+            "Image": cfg.rootfs,
+        },
+        "HostConfig": {
+            "Memory": cfg.memory or 0,
+            "MemorySwap": cfg.memory_swap or 0,
+            "NanoCpus": int((cfg.cpus or 0) * 1e9),
+            "PidsLimit": cfg.pids_limit,
+            "AutoRemove": cfg.auto_remove,
+            "NetworkMode": cfg.network,
+            "LogConfig": {
+                "Type": "cri",
+                "Config": {"max-size": str(cfg.log_max_size), "max-file": str(cfg.log_max_files)}
+                if cfg.log_max_size
+                else {},
+            },
+        },
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "LowerDir": cfg.rootfs,
+                "UpperDir": str(c.path / "upper"),
+                "WorkDir": str(c.path / "work"),
+            },
+        },
+    }

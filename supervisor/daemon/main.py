@@ -1,0 +1,153 @@
+"""`corral daemon`: the supervisor, in the foreground.
+
+State under --root (default /var/lib/corral): containers, the event journal.
+Runtime state and the socket under --run-root (default /run/corral). SIGTERM
+or SIGINT stops the daemon gracefully: it stops listening and exits, and the
+containers keep running (their monitors are their parents); the next daemon
+adopts them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import grp
+import logging
+import os
+import signal
+import socket as stdsocket
+import sys
+from pathlib import Path
+
+import structlog
+import trio
+
+from supervisor.daemon.fleet import Fleet
+from supervisor.daemon.journal import Journal
+from supervisor.daemon.server import Connection
+
+log = structlog.get_logger("corral.daemon")
+
+DEFAULT_ROOT = "/var/lib/corral"
+DEFAULT_RUN_ROOT = "/run/corral"
+
+
+def configure_logging(level: str) -> None:
+    """Console lines on a terminal, JSON lines otherwise (for journald, files)."""
+    renderer = (
+        structlog.dev.ConsoleRenderer()
+        if sys.stderr.isatty()
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="corral daemon", description="Run the Corral daemon.")
+    p.add_argument(
+        "--root", default=DEFAULT_ROOT, help=f"persistent state (default {DEFAULT_ROOT})"
+    )
+    p.add_argument(
+        "--run-root",
+        default=DEFAULT_RUN_ROOT,
+        help=f"runtime state and the socket (default {DEFAULT_RUN_ROOT})",
+    )
+    p.add_argument("--socket", help="the API socket (default RUN_ROOT/corral.sock)")
+    p.add_argument("--cgroup-parent", default="/corral", help="cgroup of the containers")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    return p.parse_args(argv)
+
+
+def bind_socket(path: Path) -> trio.socket.SocketType:
+    """Bind the API socket: root and the `corral` group only (0660)."""
+    if path.exists():
+        probe = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+            raise SystemExit(f"corral daemon: another daemon answers on {path}")
+        except (ConnectionRefusedError, FileNotFoundError):
+            path.unlink(missing_ok=True)  # a stale socket from a crashed daemon
+        finally:
+            probe.close()
+    raw = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+    old = os.umask(0o117)  # the socket is born 0660: no window where others can connect
+    try:
+        raw.bind(str(path))
+    finally:
+        os.umask(old)
+    try:
+        os.chown(path, 0, grp.getgrnam("corral").gr_gid)
+    except KeyError:
+        os.chmod(path, 0o600)  # no corral group: root only
+    raw.listen(128)
+    return trio.socket.from_stdlib_socket(raw)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    root, run_root = Path(args.root), Path(args.run_root)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    run_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+    lock = open(root / "daemon.lock", "w")  # noqa: SIM115  (held for the daemon's life)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"corral daemon: another daemon uses {root}") from None
+    journal = Journal(root / "events.journal")
+    fleet = Fleet(root, run_root, journal, cgroup_parent=args.cgroup_parent)
+    sock_path = Path(args.socket or run_root / "corral.sock")
+    sock = bind_socket(sock_path)
+    listener = trio.SocketListener(sock)
+
+    async def handle(stream: trio.SocketStream) -> None:
+        conn = Connection(stream, fleet)
+        try:
+            await conn.serve()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except Exception:  # noqa: BLE001: one connection never takes the daemon down
+            log.exception("connection.failed", peer=conn.peer)
+        finally:
+            await stream.aclose()
+
+    try:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(fleet.run)
+                nursery.start_soon(trio.serve_listeners, handle, [listener])
+                log.info(
+                    "daemon.ready",
+                    socket=str(sock_path),
+                    root=str(root),
+                    containers=len(fleet.containers),
+                    last_event=journal.last_seq,
+                )
+                async for signum in signals:
+                    log.info("daemon.stopping", signal=signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    break
+    finally:
+        sock_path.unlink(missing_ok=True)
+        journal.close()
+        lock.close()
+    log.info("daemon.stopped")
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    configure_logging(args.log_level)
+    if os.geteuid() != 0:
+        print("corral daemon: must run as root", file=sys.stderr)
+        return 1
+    trio.run(serve, args)
+    return 0

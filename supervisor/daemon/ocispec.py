@@ -1,0 +1,73 @@
+"""A container's configuration, as Docker's flags give it, to an OCI spec.
+
+Pure: the daemon decides here what the runtime will be asked to do.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from protocols import oci
+from protocols.api import ContainerConfig
+from supervisor.runtime import spec as specs
+from supervisor.runtime import users
+
+CPU_PERIOD = 100_000  # microseconds, Docker's
+
+
+def env_with_defaults(env: list[str], hostname: str, tty: bool) -> list[str]:
+    """Docker's: PATH unless given, HOSTNAME, TERM with a tty; later wins."""
+    out: dict[str, str] = {}
+    out["PATH"] = specs.DEFAULT_PATH.split("=", 1)[1]
+    out["HOSTNAME"] = hostname
+    if tty:
+        out["TERM"] = "xterm"
+    for e in env:
+        k, _, v = e.partition("=")
+        out[k] = v
+    return [f"{k}={v}" for k, v in out.items()]
+
+
+def resources(cfg: ContainerConfig) -> oci.Resources | None:
+    memory = None
+    if cfg.memory is not None or cfg.memory_swap is not None:
+        memory = oci.Memory(limit=cfg.memory, swap=cfg.memory_swap)
+    cpu = None
+    if cfg.cpus is not None:
+        cpu = oci.CPU(quota=int(cfg.cpus * CPU_PERIOD), period=CPU_PERIOD)
+    pids = oci.Pids(limit=cfg.pids_limit) if cfg.pids_limit is not None else None
+    if memory is None and cpu is None and pids is None:
+        return None
+    return oci.Resources(memory=memory, cpu=cpu, pids=pids)
+
+
+def build(id: str, cfg: ContainerConfig, mountpoint: str, cgroups_path: str) -> oci.Spec:
+    """The OCI spec for container `id`; its root is the overlay at `mountpoint`."""
+    hostname = cfg.hostname or id[:12]
+    uid, gid, extra = users.resolve(cfg.user, cfg.rootfs)
+    base = specs.default_spec(cfg.cmd, terminal=cfg.tty, rootfs=mountpoint)
+    assert base.process is not None and base.linux is not None
+    process = msgspec.structs.replace(
+        base.process,
+        env=env_with_defaults(cfg.env, hostname, cfg.tty),
+        cwd=cfg.workdir or "/",
+        user=oci.User(uid=uid, gid=gid, additional_gids=extra or None),
+    )
+    namespaces = [
+        n
+        for n in base.linux.namespaces or []
+        if not (n.type == "network" and cfg.network == "host")
+    ]
+    linux = msgspec.structs.replace(
+        base.linux,
+        namespaces=namespaces,
+        cgroups_path=cgroups_path,
+        resources=resources(cfg),
+    )
+    return msgspec.structs.replace(
+        base,
+        process=process,
+        hostname=hostname,
+        linux=linux,
+        annotations=dict(cfg.labels) or None,
+    )

@@ -1,0 +1,385 @@
+"""The daemon's socket: one nursery per connection, one request at a time.
+
+A connection is a reader task (bytes to frames to messages, into a small
+channel) and the handler that takes them in order. A malformed message gets
+a typed Error and the connection goes on; an oversized frame gets an Error
+and the connection is closed (its framing can no longer be trusted). Either
+way the daemon goes on serving everyone else.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+
+import msgspec
+import structlog
+import trio
+
+from protocols import api
+from protocols.events import Event, Gap
+from protocols.wire import PROTOCOL_VERSION, Codec, FrameBuffer, FrameError, frame
+from supervisor import __version__
+from supervisor.daemon import inspect as shapes
+from supervisor.daemon import logs
+from supervisor.daemon.fleet import Conflict, Container, Fleet, parse_signal
+from supervisor.errors import (
+    ContainerExists,
+    CorralError,
+    InvalidState,
+    NoSuchContainer,
+    SetupError,
+    SpecError,
+)
+
+log = structlog.get_logger("corral.server")
+
+
+class BadMessage:
+    def __init__(self, message: str, fatal: bool) -> None:
+        self.message, self.fatal = message, fatal
+
+
+class Connection:
+    def __init__(self, stream: trio.SocketStream, fleet: Fleet) -> None:
+        self.stream = stream
+        self.fleet = fleet
+        self.codec = Codec(api.Request)
+        self.enc = msgspec.msgpack.Encoder()
+        self.peer = secrets.token_hex(3)
+
+    async def send(self, msg: msgspec.Struct) -> None:
+        await self.stream.send_all(frame(self.enc.encode(msg)))
+
+    async def _reader(self, out: trio.MemorySendChannel) -> None:
+        buf = FrameBuffer()
+        async with out:
+            while True:
+                data = await self.stream.receive_some(1 << 16)
+                if not data:
+                    return
+                try:
+                    payloads = buf.feed(data)
+                except FrameError as e:
+                    await out.send(BadMessage(str(e), fatal=True))
+                    return
+                for payload in payloads:
+                    try:
+                        await out.send(self.codec.decode(payload))
+                    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                        await out.send(BadMessage(f"malformed message: {e}", fatal=False))
+
+    async def serve(self) -> None:
+        send_ch, recv_ch = trio.open_memory_channel(16)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._reader, send_ch)
+            try:
+                await self._session(recv_ch)
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _session(self, inbox: trio.MemoryReceiveChannel) -> None:
+        hello = await _next(inbox)
+        if not isinstance(hello, api.Hello):
+            msg = hello.message if isinstance(hello, BadMessage) else "expected Hello first"
+            await self.send(api.Error(kind="protocol", message=msg))
+            return
+        if hello.version != PROTOCOL_VERSION:
+            await self.send(
+                api.Error(
+                    kind="protocol",
+                    message=f"protocol version {hello.version} is not spoken here "
+                    f"(this daemon speaks {PROTOCOL_VERSION})",
+                )
+            )
+            return
+        await self.send(api.Welcome(version=PROTOCOL_VERSION, server=f"corral/{__version__}"))
+        while True:
+            req = await _next(inbox)
+            if req is None:
+                return
+            if isinstance(req, BadMessage):
+                await self.send(api.Error(kind="protocol", message=req.message))
+                if req.fatal:
+                    return
+                continue
+            try:
+                await self.dispatch(req, inbox)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            except Exception as e:  # noqa: BLE001: the daemon keeps serving
+                await self.send(error_for(e, req))
+
+    async def dispatch(self, req: msgspec.Struct, inbox: trio.MemoryReceiveChannel) -> None:
+        f = self.fleet
+        match req:
+            case api.Ping():
+                await self.send(api.Ok())
+            case api.Create(config=cfg):
+                c = f.create(cfg)
+                await self.send(api.Created(id=c.id, name=c.name))
+            case api.Start(id=ref):
+                c = f.get(ref)
+                async with c.lock:
+                    f.start(c)
+                await self.send(api.Ok())
+            case api.Stop(id=ref, timeout=timeout):
+                c = f.get(ref)
+                async with c.lock:
+                    await f.stop(c, timeout)
+                await self.send(api.Ok())
+            case api.Restart(id=ref, timeout=timeout):
+                c = f.get(ref)
+                async with c.lock:
+                    await f.restart(c, timeout)
+                await self.send(api.Ok())
+            case api.Kill(id=ref, signal=sig):
+                f.kill(f.get(ref), parse_signal(sig))
+                await self.send(api.Ok())
+            case api.Remove(id=ref, force=force):
+                c = f.get(ref)
+                async with c.lock:
+                    await f.remove(c, force=force)
+                await self.send(api.Ok())
+            case api.Pause(id=ref):
+                f.pause(f.get(ref))
+                await self.send(api.Ok())
+            case api.Unpause(id=ref):
+                f.unpause(f.get(ref))
+                await self.send(api.Ok())
+            case api.List():
+                await self.send(api.ContainerList(containers=list_containers(f, req)))
+            case api.Inspect(id=ref):
+                await self.send(api.InspectResult(data=shapes.inspect(f.get(ref))))
+            case api.Wait(id=ref):
+                c = f.get(ref)
+                await c.exited.wait()
+                await self.send(
+                    api.Exited(
+                        status_code=c.state.exit_code,
+                        oom_killed=c.state.oom_killed,
+                        error=c.state.error,
+                    )
+                )
+            case api.Logs():
+                await self._logs(req)
+            case api.Attach():
+                await self._attach(req, inbox)
+            case api.Exec():
+                await self._exec(req, inbox)
+            case api.Stats():
+                await self._stats(req)
+            case api.Events():
+                await self._events(req)
+            case api.StdinData() | api.StdinClose():
+                await self.send(api.Error(kind="protocol", message="no stream takes input now"))
+            case _:
+                await self.send(
+                    api.Error(kind="protocol", message=f"unexpected {type(req).__name__}")
+                )
+
+    # -- streams ---------------------------------------------------------------------------
+
+    async def _logs(self, req: api.Logs) -> None:
+        c = self.fleet.get(req.id)
+        upto = logs.end_offset(c.log_path)
+        for rec in logs.read_existing(c.log_path, req.since_nano, req.tail, upto):
+            await self.send(rec)
+        if req.follow:
+            follow = logs.follow(c.log_path, offset=upto, running=lambda: c.running)
+            async for rec in follow:
+                await self.send(rec)
+        await self.send(api.End())
+
+    async def _attach(self, req: api.Attach, inbox: trio.MemoryReceiveChannel) -> None:
+        c = self.fleet.get(req.id)
+        # Where the log ends before the start: everything after is this run's.
+        offset = logs.end_offset(c.log_path)
+        if req.start:
+            async with c.lock:
+                self.fleet.start(c)
+        async with trio.open_nursery() as nursery:
+            if req.stdin:
+                nursery.start_soon(self._pump_stdin, c, inbox)
+            async for rec in logs.follow(c.log_path, offset=offset, running=lambda: c.running):
+                await self.send(rec)
+            await c.exited.wait()
+            nursery.cancel_scope.cancel()
+        await self.send(api.Exited(status_code=c.state.exit_code, oom_killed=c.state.oom_killed))
+
+    async def _pump_stdin(self, c: Container, inbox: trio.MemoryReceiveChannel) -> None:
+        fd = os.dup(c.stdin_w) if c.stdin_w is not None else None
+        if fd is None:
+            return
+        pipe = trio.lowlevel.FdStream(fd)
+        async with pipe:
+            async for msg in inbox:
+                if isinstance(msg, api.StdinData):
+                    try:
+                        await pipe.send_all(msg.data)
+                    except trio.BrokenResourceError:
+                        return
+                elif isinstance(msg, api.StdinClose):
+                    if c.stdin_w is not None:
+                        os.close(c.stdin_w)
+                        c.stdin_w = None
+                    return
+
+    async def _exec(self, req: api.Exec, inbox: trio.MemoryReceiveChannel) -> None:
+        f = self.fleet
+        c = f.get(req.id)
+        if c.state.status != "running":
+            raise Conflict(f"container {c.id[:12]} is not running")
+        process = f.exec_process(c, req.cmd, req.env, req.workdir, req.user, req.tty)
+        exec_id = secrets.token_hex(32)
+        in_r, in_w = os.pipe2(os.O_CLOEXEC)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            f.emit(c, "exec_create: " + " ".join(req.cmd), execID=exec_id)
+            _pid, pidfd = f.runtime.exec(c.id, process, (in_r, out_w, err_w))
+        except BaseException:
+            for fd in (in_w, out_r, err_r):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (in_r, out_w, err_w):
+                os.close(fd)
+        f.emit(c, "exec_start: " + " ".join(req.cmd), execID=exec_id)
+        await self.send(api.ExecStarted(exec_id=exec_id))
+        stdin = trio.lowlevel.FdStream(in_w)
+        if not req.stdin:
+            await stdin.aclose()
+        try:
+            async with trio.open_nursery() as nursery:
+                if req.stdin:
+                    nursery.start_soon(self._exec_stdin, stdin, inbox)
+                async with trio.open_nursery() as readers:
+                    readers.start_soon(self._pump_out, out_r, "stdout")
+                    readers.start_soon(self._pump_out, err_r, "stderr")
+                await trio.lowlevel.wait_readable(pidfd)
+                info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+                nursery.cancel_scope.cancel()
+        finally:
+            os.close(pidfd)
+            await stdin.aclose()
+        assert info is not None
+        code = info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
+        f.emit(c, "exec_die", execID=exec_id, exitCode=str(code))
+        await self.send(api.Exited(status_code=code))
+
+    async def _exec_stdin(self, stdin: trio.lowlevel.FdStream, inbox) -> None:
+        async for msg in inbox:
+            if isinstance(msg, api.StdinData):
+                try:
+                    await stdin.send_all(msg.data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return
+            elif isinstance(msg, api.StdinClose):
+                await stdin.aclose()
+                return
+
+    async def _pump_out(self, fd: int, stream: str) -> None:
+        async with trio.lowlevel.FdStream(fd) as pipe:
+            while data := await pipe.receive_some(1 << 16):
+                await self.send(api.Output(stream=stream, data=data, time_nano=time.time_ns()))
+
+    async def _stats(self, req: api.Stats) -> None:
+        f = self.fleet
+        while True:
+            targets = (
+                [f.get(i) for i in req.ids]
+                if req.ids
+                else [c for c in f.containers.values() if c.running]
+            )
+            for c in targets:
+                if not c.running:
+                    continue
+                try:
+                    s = f.runtime.stats(c.id)
+                except (CorralError, OSError):
+                    continue
+                await self.send(
+                    api.StatsSample(
+                        id=c.id,
+                        name=c.name,
+                        time_nano=time.time_ns(),
+                        cpu_usage_ns=s.cpu_usage_ns,
+                        memory_usage=s.memory_usage,
+                        memory_limit=s.memory_limit,
+                        pids=s.pids,
+                    )
+                )
+            if not req.stream:
+                break
+            await trio.sleep(1)
+        await self.send(api.End())
+
+    async def _events(self, req: api.Events) -> None:
+        j = self.fleet.journal
+        if req.since_seq is not None:
+            start = req.since_seq
+        elif req.since_nano is not None:
+            start = j.seq_at(req.since_nano)
+        else:
+            start = j.last_seq + 1
+        async for item in j.follow(start, req.filters, req.until_nano):
+            assert isinstance(item, Event | Gap)
+            await self.send(item)
+        await self.send(api.End())
+
+
+def list_containers(f: Fleet, req: api.List) -> list[api.ContainerSummary]:
+    out = []
+    for c in sorted(f.containers.values(), key=lambda c: -c.rec.created_nano):
+        if not req.all and not c.running and "status" not in req.filters:
+            continue
+        if not _filter_ok(c, req.filters):
+            continue
+        out.append(shapes.summary(c))
+    return out
+
+
+def _filter_ok(c: Container, filters: dict[str, list[str]]) -> bool:
+    for key, values in filters.items():
+        if key == "status":
+            ok = c.state.status in values
+        elif key == "name":
+            ok = any(v.lstrip("/") in c.name for v in values)
+        elif key == "id":
+            ok = any(c.id.startswith(v) for v in values)
+        elif key == "label":
+            ok = any(
+                (lambda k, eq, v: k in c.config.labels and (not eq or c.config.labels[k] == v))(
+                    *want.partition("=")
+                )
+                for want in values
+            )
+        else:
+            raise SpecError("--filter", f"unknown filter {key!r}")
+        if not ok:
+            return False
+    return True
+
+
+async def _next(inbox: trio.MemoryReceiveChannel):
+    try:
+        return await inbox.receive()
+    except trio.EndOfChannel:
+        return None
+
+
+def error_for(e: Exception, req: msgspec.Struct) -> api.Error:
+    if isinstance(e, NoSuchContainer):
+        return api.Error(kind="not_found", message=f"No such container: {e.id}")
+    if isinstance(e, Conflict | InvalidState | ContainerExists):
+        return api.Error(kind="conflict", message=str(e))
+    if isinstance(e, SpecError):
+        return api.Error(kind="invalid", message=str(e))
+    if isinstance(e, SetupError):
+        return api.Error(kind="failed", message=str(e), exit_code=e.exit_code)
+    if isinstance(e, CorralError):
+        return api.Error(kind="failed", message=str(e))
+    log.exception("server.internal_error", request=type(req).__name__)
+    return api.Error(kind="internal", message=f"{type(e).__name__}: {e}")

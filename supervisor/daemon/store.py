@@ -1,0 +1,102 @@
+"""What the daemon keeps of each container, under ROOT/containers/ID/.
+
+    config.json  ContainerRecord: identity and what was asked (written once)
+    state.json   RunState: what happened (rewritten on each change)
+    upper/ work/ the copy-on-write layer of its root filesystem
+    rootfs/      the (empty) mount point of that root inside the container
+    container.log  its output, written by the monitor (CRI format)
+
+Both files are replaced atomically and fsynced (this is the daemon's memory
+across crashes and reboots). A torn or corrupt file is reported and the
+container skipped; nothing else is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import msgspec
+import structlog
+
+from protocols.api import ContainerConfig
+from supervisor.runtime.state import atomic_write
+
+log = structlog.get_logger("corral.store")
+
+
+class ContainerRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    created_nano: int
+    config: ContainerConfig
+
+
+class RunState(msgspec.Struct, kw_only=True):
+    """Mutable: the daemon updates it and writes it back."""
+
+    status: str = "created"  # created running paused restarting exited dead
+    pid: int = 0
+    exit_code: int = 0
+    oom_killed: bool = False
+    error: str = ""
+    started_nano: int = 0
+    finished_nano: int = 0
+    restart_count: int = 0
+    stopped_by_user: bool = False
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.dir = root / "containers"
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._rec = msgspec.json.Decoder(ContainerRecord)
+        self._state = msgspec.json.Decoder(RunState)
+
+    def path(self, id: str) -> Path:
+        return self.dir / id
+
+    def create(self, rec: ContainerRecord, state: RunState) -> Path:
+        d = self.path(rec.id)
+        d.mkdir(mode=0o700)
+        for sub in ("upper", "work", "rootfs"):
+            (d / sub).mkdir(mode=0o755)
+        atomic_write(d / "config.json", msgspec.json.encode(rec), durable=True)
+        self.save_state(rec.id, state)
+        return d
+
+    def save_state(self, id: str, state: RunState) -> None:
+        atomic_write(self.path(id) / "state.json", msgspec.json.encode(state), durable=True)
+
+    def remove(self, id: str) -> None:
+        shutil.rmtree(self.path(id), ignore_errors=True)
+
+    def load_all(self) -> list[tuple[ContainerRecord, RunState]]:
+        out = []
+        for d in sorted(self.dir.iterdir()):
+            if not d.is_dir():
+                continue
+            try:
+                rec = self._rec.decode((d / "config.json").read_bytes())
+            except (OSError, msgspec.DecodeError, msgspec.ValidationError) as e:
+                log.error("store.skipped", container=d.name, file="config.json", error=str(e))
+                continue
+            try:
+                state = self._state.decode((d / "state.json").read_bytes())
+            except (OSError, msgspec.DecodeError, msgspec.ValidationError) as e:
+                log.error("store.state_unreadable", container=d.name, error=str(e))
+                state = RunState(status="dead", error=f"state file unreadable: {e}")
+            out.append((rec, state))
+        return out
+
+
+def fs_usage(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
