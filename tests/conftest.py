@@ -132,3 +132,18 @@ def corral_cli() -> list[str]:
 
 def cli(argv: list[str], **kw) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, **kw)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path):
+    """A running daemon under tmp_path; every container removed afterwards."""
+    if not probe.IS_ROOT:
+        pytest.skip("needs root")
+    from tests.integration.daemon_fixture import Daemon
+
+    d = Daemon(tmp_path / "d", secrets.token_hex(2))
+    d.start()
+    try:
+        yield d
+    finally:
+        d.cleanup()

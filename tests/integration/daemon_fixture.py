@@ -1,0 +1,112 @@
+"""A real daemon under a temporary root, driven by the real CLI and protocol."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from supervisor.client import Client
+from tests.conftest import RUN, _cgroup_leftovers, _remove_cgroup_tree
+
+
+class Daemon:
+    def __init__(self, base: Path, tag: str) -> None:
+        self.root = base / "root"
+        self.run_root = base / "run"
+        self.socket = str(self.run_root / "corral.sock")
+        self.cgroup_parent = f"/{RUN}-{tag}"
+        base.mkdir(parents=True, exist_ok=True)
+        self.log = base / "daemon.log"
+        self.proc: subprocess.Popen | None = None
+        self.env = {**os.environ, "CORRAL_SOCKET": self.socket}
+        self.clients: list[Client] = []
+
+    def start(self) -> None:
+        exe = [
+            sys.executable,
+            "-m",
+            "supervisor.cli",
+            "daemon",
+            "--root",
+            str(self.root),
+            "--run-root",
+            str(self.run_root),
+            "--cgroup-parent",
+            self.cgroup_parent,
+            "--log-level",
+            "debug",
+        ]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(exe, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited: {self.log.read_text()}")
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(self.socket)
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("daemon did not come up") from None
+                time.sleep(0.02)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def client(self) -> Client:
+        """A protocol client, closed by cleanup() if the test does not."""
+        c = Client(self.socket)
+        self.clients.append(c)
+        return c
+
+    def cli(self, *args: str, input: str | None = None, timeout: float = 60):
+        return subprocess.run(
+            [sys.executable, "-m", "supervisor.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=timeout,
+        )
+
+    def cleanup(self) -> None:
+        """Remove every container (starting a daemon if needed), stop, check."""
+        from protocols import api
+
+        for old in self.clients:
+            old.close()
+        try:
+            if self.proc is None:
+                self.start()
+            c = self.client()
+            for s in c.call(api.List(all=True)).containers:
+                try:
+                    c.call(api.Remove(id=s.id, force=True))
+                except Exception as e:  # keep cleaning
+                    print(f"cleanup: {s.id[:12]}: {e}", file=sys.stderr)
+            c.close()
+        finally:
+            self.stop()
+        left = _cgroup_leftovers(self.cgroup_parent.lstrip("/"))
+        for p in left:
+            _remove_cgroup_tree(Path(p))
+        assert not left, f"cgroups left: {left}"

@@ -1,0 +1,492 @@
+"""The daemon end to end: the real CLI and the real protocol against a real daemon."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from protocols import api
+from protocols.events import Event
+from protocols.wire import PROTOCOL_VERSION, FrameBuffer, frame
+from tests.probe import needs_busybox, needs_root
+
+pytestmark = [needs_root, needs_busybox]
+
+
+def wait_until(pred, what, limit=30.0):
+    deadline = time.monotonic() + limit
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out: {what}"
+        time.sleep(0.02)
+
+
+def state(c, ref) -> dict:
+    return c.call(api.Inspect(id=ref)).data["State"]
+
+
+def test_run_foreground_passes_output_and_exit_code(daemon, rootfs):
+    p = daemon.cli(
+        "run", "--rm", "--rootfs", str(rootfs), "sh", "-c", "echo out; echo err >&2; exit 3"
+    )
+    assert p.returncode == 3, p.stderr
+    assert p.stdout == "out\n" and "err" in p.stderr
+    assert daemon.cli("ps", "-aq").stdout.strip() == ""  # --rm removed it
+
+
+def test_run_interactive_stdin(daemon, rootfs):
+    p = daemon.cli(
+        "run",
+        "-i",
+        "--rm",
+        "--rootfs",
+        str(rootfs),
+        "sh",
+        "-c",
+        "read a; echo got:$a",
+        input="hello\n",
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "got:hello"
+
+
+def test_detached_lifecycle_and_inspect_shape(daemon, rootfs):
+    p = daemon.cli(
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-l",
+        "tier=front",
+        "-e",
+        "A=1",
+        "-w",
+        "/tmp",
+        "--hostname",
+        "h1",
+        "--rootfs",
+        str(rootfs),
+        "sleep",
+        "1000",
+    )
+    assert p.returncode == 0, p.stderr
+    cid = p.stdout.strip()
+    assert len(cid) == 64
+    data = json.loads(daemon.cli("inspect", cid[:5]).stdout)[0]
+    assert data["Id"] == cid and data["Name"] == "/web"
+    assert data["State"]["Status"] == "running" and data["State"]["Running"] is True
+    assert data["State"]["Pid"] > 0 and data["State"]["StartedAt"].endswith("Z")
+    assert data["Config"]["Labels"] == {"tier": "front"} and "A=1" in data["Config"]["Env"]
+    assert data["Config"]["Hostname"] == "h1" and data["RestartCount"] == 0
+    ps = daemon.cli("ps").stdout
+    assert "web" in ps and "Up" in ps
+    # sleep as pid 1 ignores SIGTERM: stop waits, then SIGKILLs.
+    assert daemon.cli("stop", "-t", "1", "web").returncode == 0
+    st = json.loads(daemon.cli("inspect", "web").stdout)[0]["State"]
+    assert st["Status"] == "exited" and st["ExitCode"] == 137 and not st["OOMKilled"]
+    assert st["FinishedAt"] != "0001-01-01T00:00:00Z"
+    assert "web" not in daemon.cli("ps").stdout and "web" in daemon.cli("ps", "-a").stdout
+    assert daemon.cli("start", "web").returncode == 0
+    assert json.loads(daemon.cli("inspect", "web").stdout)[0]["State"]["Running"]
+    assert daemon.cli("rm", "web").returncode == 1  # running: refused
+    assert daemon.cli("rm", "-f", "web").returncode == 0
+    p = daemon.cli("inspect", "web")
+    assert p.returncode == 1 and "No such container" in p.stderr
+
+
+def test_ps_filters_and_json(daemon, rootfs):
+    for name, label in (("a1", "x=1"), ("a2", "x=2")):
+        daemon.cli(
+            "run", "-d", "--name", name, "-l", label, "--rootfs", str(rootfs), "sleep", "100"
+        )
+    rows = [
+        json.loads(line)
+        for line in daemon.cli(
+            "ps", "--format", "json", "--filter", "label=x=2"
+        ).stdout.splitlines()
+    ]
+    assert [r["name"] for r in rows] == ["a2"]
+    assert daemon.cli("ps", "-q", "--filter", "name=a1").stdout.strip() != ""
+
+
+def test_fifty_containers_at_once(daemon, rootfs):
+    c = daemon.client()
+    ids = []
+    for i in range(50):
+        ids.append(
+            c.call(
+                api.Create(
+                    config=api.ContainerConfig(
+                        name=f"many{i}", rootfs=str(rootfs), cmd=["sleep", "1000"]
+                    )
+                )
+            ).id
+        )
+        c.call(api.Start(id=ids[-1]))
+    running = c.call(api.List()).containers
+    assert len(running) == 50 and all(s.state == "running" for s in running)
+    pids = {state(c, i)["Pid"] for i in ids}
+    assert len(pids) == 50 and all(Path(f"/proc/{p}").exists() for p in pids)
+    for i in ids:
+        c.call(api.Remove(id=i, force=True))
+    assert c.call(api.List(all=True)).containers == []
+
+
+def test_daemon_sigkill_loses_nothing(daemon, rootfs):
+    c = daemon.client()
+    ids = {}
+    for name, cmd in (
+        ("stays", ["sleep", "1000"]),
+        ("exits7", ["sh", "-c", "read x; exit 7"]),
+        ("killed", ["sleep", "1000"]),
+    ):
+        ids[name] = c.call(
+            api.Create(
+                config=api.ContainerConfig(
+                    name=name, rootfs=str(rootfs), cmd=cmd, open_stdin=name == "exits7"
+                )
+            )
+        ).id
+        c.call(api.Start(id=ids[name]))
+    stays_pid = state(c, "stays")["Pid"]
+    killed_pid = state(c, "killed")["Pid"]
+    last = max(ev.seq for ev in _events(c, since_seq=1, until_now=True))
+    c.close()
+    daemon.kill9()
+    # While the daemon is down: one exits by itself (its stdin closed with the
+    # daemon), one is killed from outside.
+    import os
+    import signal
+
+    os.kill(killed_pid, signal.SIGKILL)
+    wait_until(
+        lambda: (
+            not Path(f"/proc/{killed_pid}").exists()
+            or "Z" in Path(f"/proc/{killed_pid}/stat").read_text().split()[2]
+        ),
+        "kill",
+    )
+    time.sleep(0.3)
+    assert Path(f"/proc/{stays_pid}").exists()  # containers outlive the daemon
+    daemon.start()
+    c = daemon.client()
+    assert state(c, "stays")["Running"] and state(c, "stays")["Pid"] == stays_pid
+    assert state(c, "exits7")["ExitCode"] == 7 and state(c, "exits7")["Status"] == "exited"
+    assert state(c, "killed")["ExitCode"] == 137
+    events = list(_events(c, since_seq=last + 1, until_now=True))
+    dies = {ev.name: ev.attributes["exitCode"] for ev in events if ev.action == "die"}
+    assert dies == {"exits7": "7", "killed": "137"}
+    assert [ev.seq for ev in events] == list(range(last + 1, last + 1 + len(events)))
+    # The adopted container is still managed: stop it through the new daemon.
+    c.call(api.Stop(id="stays", timeout=0))
+    assert state(c, "stays")["ExitCode"] == 137
+
+
+def _events(c, *, since_seq=None, until_now=False, filters=None):
+    until = time.time_ns() if until_now else None
+    for msg in c.stream(api.Events(since_seq=since_seq, until_nano=until, filters=filters or {})):
+        if isinstance(msg, Event):
+            yield msg
+
+
+def test_events_replay_across_restart_no_gap_no_duplicate(daemon, rootfs):
+    c = daemon.client()
+    cid = c.call(api.Create(config=api.ContainerConfig(rootfs=str(rootfs), cmd=["true"]))).id
+    c.call(api.Start(id=cid))
+    c.call(api.Wait(id=cid))
+    c.close()
+    daemon.stop()
+    daemon.start()
+    c = daemon.client()
+    c.call(api.Start(id=cid))
+    c.call(api.Wait(id=cid))
+    # Subscribe from the beginning: replay, then live, on one connection.
+    sub = daemon.client()
+    sub.send(api.Events(since_seq=1))
+    seen = []
+    while len(seen) < 5:
+        msg = sub.recv()
+        seen.append(msg)
+    # Now live: one more event arrives after the replay.
+    c.call(api.Remove(id=cid))
+    while True:
+        msg = sub.recv()
+        seen.append(msg)
+        if msg.action == "destroy":
+            break
+    seqs = [m.seq for m in seen]
+    assert seqs == list(range(1, len(seqs) + 1))
+    actions = [m.action for m in seen]
+    assert actions == ["create", "start", "die", "start", "die", "destroy"]
+    sub.close()
+
+
+def test_stalled_subscriber_slows_nobody_and_misses_nothing(daemon, rootfs):
+    c = daemon.client()
+    cid = c.call(
+        api.Create(config=api.ContainerConfig(rootfs=str(rootfs), cmd=["sleep", "1000"]))
+    ).id
+    c.call(api.Start(id=cid))
+    start_seq = max(ev.seq for ev in _events(c, since_seq=1, until_now=True)) + 1
+    stalled = socket.socket(socket.AF_UNIX)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(daemon.socket)
+    enc = msgspec.msgpack.Encoder()
+    stalled.sendall(frame(enc.encode(api.Hello(version=PROTOCOL_VERSION))))
+    stalled.sendall(frame(enc.encode(api.Events(since_seq=start_seq))))
+    live = daemon.client()
+    live.send(api.Events(since_seq=start_seq))
+    n = 1000
+    for _ in range(n // 2):  # pause/unpause: two events each
+        c.call(api.Pause(id=cid))
+        c.call(api.Unpause(id=cid))
+    # The live subscriber has everything although the stalled one reads nothing.
+    got = [live.recv() for _ in range(n)]
+    assert [e.seq for e in got] == list(range(start_seq, start_seq + n))
+    assert c.call(api.Ping()) == api.Ok()
+    # Now the stalled one reads: every event, in order, nothing dropped.
+    buf = FrameBuffer()
+    dec = msgspec.msgpack.Decoder(api.Response)
+    received = []
+    stalled.settimeout(30)
+    while len(received) < n + 1:  # Welcome + n events
+        received += [dec.decode(p) for p in buf.feed(stalled.recv(1 << 16))]
+    evs = received[1:]
+    assert [e.seq for e in evs] == list(range(start_seq, start_seq + n))
+    stalled.close()
+    live.close()
+
+
+def test_malformed_frames_get_typed_errors_and_the_daemon_serves_on(daemon):
+    enc = msgspec.msgpack.Encoder()
+    dec = msgspec.msgpack.Decoder(api.Response)
+
+    def talk(sock, payload: bytes):
+        sock.sendall(payload)
+        buf = FrameBuffer()
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return None
+            frames = buf.feed(data)
+            if frames:
+                return dec.decode(frames[0])
+
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(daemon.socket)
+    assert isinstance(talk(s, frame(enc.encode(api.Hello(version=PROTOCOL_VERSION)))), api.Welcome)
+    err = talk(s, frame(b"\xc1\xc1 not msgpack"))
+    assert isinstance(err, api.Error) and err.kind == "protocol"
+    err = talk(s, frame(enc.encode({"msg": "NoSuchThing"})))
+    assert isinstance(err, api.Error) and "NoSuchThing" in err.message
+    err = talk(s, frame(enc.encode({"msg": "Start", "id": 42})))
+    assert isinstance(err, api.Error) and "id" in err.message
+    assert talk(s, frame(enc.encode(api.Ping()))) == api.Ok()  # still usable
+    err = talk(s, struct.pack(">I", 1 << 30))  # an absurd frame size
+    assert isinstance(err, api.Error) and "limit" in err.message
+    assert s.recv(1) == b""  # and that connection is closed
+    s.close()
+    # Wrong protocol version:
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(daemon.socket)
+    err = talk(s, frame(enc.encode(api.Hello(version=999))))
+    assert isinstance(err, api.Error) and "version" in err.message
+    s.close()
+    # Everyone else is still served.
+    c = daemon.client()
+    assert c.call(api.Ping()) == api.Ok()
+
+
+def test_bad_requests_get_clear_errors(daemon, rootfs, tmp_path):
+    p = daemon.cli("run", "--rootfs", str(tmp_path / "missing"), "true")
+    assert p.returncode == 125 and "missing is not a directory" in p.stderr
+    p = daemon.cli("run", "--rootfs", str(rootfs), "no-such-program")
+    assert p.returncode == 127 and "not found" in p.stderr
+    p = daemon.cli("run", "--bogus-flag", "--rootfs", str(rootfs), "true")
+    assert p.returncode == 2 and "unrecognized arguments" in p.stderr
+    daemon.cli("create", "--name", "dup", "--rootfs", str(rootfs), "true")
+    p = daemon.cli("create", "--name", "dup", "--rootfs", str(rootfs), "true")
+    assert p.returncode == 1 and "already in use" in p.stderr
+    p = daemon.cli("run", "-u", "nosuchuser", "--rootfs", str(rootfs), "true")
+    assert p.returncode == 125 and "nosuchuser" in p.stderr
+
+
+def test_logs_follow_and_rotation(daemon, rootfs):
+    p = daemon.cli(
+        "run",
+        "-d",
+        "--name",
+        "talk",
+        "--rootfs",
+        str(rootfs),
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do echo line$i; sleep 0.1; done; echo bye >&2",
+    )
+    assert p.returncode == 0
+    follow = daemon.cli("logs", "-f", "talk")
+    assert follow.stdout.split() == ["line1", "line2", "line3", "line4", "line5"]
+    assert follow.stderr.strip() == "bye"
+    tail = daemon.cli("logs", "--tail", "2", "talk")  # the last 2 records, both streams
+    assert tail.stdout.split() == ["line5"] and tail.stderr.strip() == "bye"
+    stamped = daemon.cli("logs", "-t", "talk").stdout.splitlines()[0]
+    assert stamped.split(" ")[0].endswith("Z") and stamped.endswith("line1")
+    # Rotation: 3 files of at most 2 KiB, the newest lines kept.
+    script = "i=0; while [ $i -lt 300 ]; do echo row-$i; i=$((i+1)); done"
+    daemon.cli(
+        "run",
+        "--name",
+        "rot",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+        "--rootfs",
+        str(rootfs),
+        "sh",
+        "-c",
+        script,
+    )
+    lines = daemon.cli("logs", "rot").stdout.split()
+    assert lines[-1] == "row-299"
+    assert 50 < len(lines) < 300
+    assert lines == [f"row-{i}" for i in range(300 - len(lines), 300)]  # contiguous
+
+
+def test_exec_exit_codes_env_and_stdin(daemon, rootfs):
+    daemon.cli(
+        "run", "-d", "--name", "box", "-e", "FROM_RUN=1", "--rootfs", str(rootfs), "sleep", "1000"
+    )
+    p = daemon.cli(
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "echo $FROM_RUN $X; exit 42",
+    )
+    assert p.returncode == 42 and p.stdout.strip() == "1"
+    p = daemon.cli(
+        "exec",
+        "-e",
+        "X=2",
+        "-w",
+        "/tmp",
+        "-u",
+        "nobody",
+        "box",
+        "sh",
+        "-c",
+        "echo $X $(pwd) $(id -u)",
+    )
+    assert p.stdout.split() == ["2", "/tmp", "65534"]
+    p = daemon.cli("exec", "-i", "box", "sh", "-c", "cat | wc -l", input="a\nb\nc\n")
+    assert p.returncode == 0 and p.stdout.strip() == "3"
+    p = daemon.cli("exec", "box", "no-such-command")
+    assert p.returncode == 127
+    events = [
+        json.loads(line)["action"].split(":")[0]
+        for line in daemon.cli(
+            "events",
+            "--since",
+            "1m",
+            "--until",
+            "0s",
+            "--format",
+            "json",
+            "--filter",
+            "event=exec_die",
+        ).stdout.splitlines()
+    ]
+    assert events.count("exec_die") >= 3
+
+
+def test_pause_freezes_processes(daemon, rootfs):
+    daemon.cli(
+        "run",
+        "-d",
+        "--name",
+        "frz",
+        "--rootfs",
+        str(rootfs),
+        "sh",
+        "-c",
+        "while :; do echo x > /dev/null; done",
+    )
+    c = daemon.client()
+    pid = state(c, "frz")["Pid"]
+    assert daemon.cli("pause", "frz").returncode == 0
+    assert state(c, "frz")["Paused"] is True
+    before = _cpu_ticks(pid)
+    time.sleep(0.3)
+    assert _cpu_ticks(pid) == before  # not one tick of CPU while frozen
+    assert daemon.cli("unpause", "frz").returncode == 0
+    wait_until(lambda: _cpu_ticks(pid) > before, "the loop to run again")
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_wait_kill_and_oom_reported(daemon, rootfs):
+    daemon.cli("run", "-d", "--name", "ww", "--rootfs", str(rootfs), "sleep", "1000")
+    assert daemon.cli("kill", "-s", "KILL", "ww").returncode == 0
+    assert daemon.cli("wait", "ww").stdout.strip() == "137"
+    p = daemon.cli(
+        "run",
+        "-m",
+        "16m",
+        "--memory-swap",
+        "16m",
+        "--rootfs",
+        str(rootfs),
+        "--name",
+        "oomy",
+        "sh",
+        "-c",
+        "x=$(head -c 67108864 /dev/zero | tr '\\0' a)",
+    )
+    assert p.returncode == 137
+    st = json.loads(daemon.cli("inspect", "oomy").stdout)[0]["State"]
+    assert st["OOMKilled"] is True
+    acts = [
+        json.loads(x)["action"]
+        for x in daemon.cli(
+            "events",
+            "--since",
+            "1m",
+            "--until",
+            "0s",
+            "--format",
+            "json",
+            "--filter",
+            "container=oomy",
+        ).stdout.splitlines()
+    ]
+    assert "oom" in acts and acts.index("oom") < acts.index("die")
+
+
+def test_stats_reports_usage(daemon, rootfs):
+    daemon.cli("run", "-d", "--name", "st", "-m", "64m", "--rootfs", str(rootfs), "sleep", "100")
+    out = daemon.cli("stats", "--no-stream", "--format", "json", "st").stdout.splitlines()
+    sample = json.loads(out[0])
+    assert sample["name"] == "st" and sample["memory_limit"] == 64 * 2**20 and sample["pids"] == 1
+
+
+def test_socket_is_root_and_group_only(daemon):
+    import stat
+
+    mode = stat.S_IMODE(Path(daemon.socket).stat().st_mode)
+    assert mode & 0o007 == 0
+
+
+@pytest.mark.parametrize("ref_len", [5, 64])
+def test_id_prefix_and_name_resolution(daemon, rootfs, ref_len):
+    cid = daemon.cli("create", "--name", "pref", "--rootfs", str(rootfs), "true").stdout.strip()
+    assert daemon.cli("inspect", cid[:ref_len]).returncode == 0
+    assert daemon.cli("inspect", "/pref").returncode == 0
