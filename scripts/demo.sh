@@ -7,7 +7,15 @@ bash scripts/install.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
 demo=$(mktemp -d /tmp/corral-demo.XXXXXX)
-trap 'rm -rf "$demo"' EXIT
+daemon_pid=""
+cleanup() {
+    if [ -n "$daemon_pid" ]; then
+        for c in $(corral ps -aq 2>/dev/null); do corral rm -f "$c" >/dev/null 2>&1 || true; done
+        kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
+    fi
+    rm -rf "$demo"
+}
+trap cleanup EXIT
 corral runtime busybox-rootfs "$demo/rootfs"
 corral runtime spec -b "$demo" --no-terminal sh -c \
     'echo "hello from $(hostname), pid $$"; id; grep CapEff /proc/self/status; ls /'
@@ -25,3 +33,32 @@ corral runtime --root "$demo/state" state sleeper
 corral runtime --root "$demo/state" kill sleeper KILL
 corral runtime --root "$demo/state" delete --force sleeper
 corral runtime --root "$demo/state" list
+
+echo
+echo "== the daemon, driven with Docker's commands:"
+export CORRAL_SOCKET="$demo/run/corral.sock"
+corral daemon --root "$demo/root" --run-root "$demo/run" --cgroup-parent /corral-demo \
+    2>"$demo/daemon.log" &
+daemon_pid=$!
+for _ in $(seq 100); do [ -S "$CORRAL_SOCKET" ] && break; sleep 0.05; done
+corral events --format json >"$demo/events.json" &
+events_pid=$!
+R="$demo/rootfs"
+corral run --rm --rootfs "$R" sh -c 'echo "hello from a daemon-run container"; exit 3' \
+    || echo "exit status: $?"
+corral run -d --name web -m 64m --rootfs "$R" httpd -f -p 8080 >/dev/null
+corral run -d --name worker -e JOB=tick --rootfs "$R" \
+    sh -c 'i=0; while :; do echo "$JOB $i"; i=$((i+1)); sleep 0.2; done' >/dev/null
+sleep 0.7
+corral ps
+corral exec web sh -c 'echo "exec in web: $(hostname), pid $$"'
+corral logs --tail 2 worker
+corral stats --no-stream
+corral stop -t 1 worker >/dev/null
+corral ps -a
+kill "$events_pid" 2>/dev/null || true
+echo "== events seen by a subscriber:"
+python3 -c 'import json,sys
+for line in open(sys.argv[1]):
+    e = json.loads(line); print(e["seq"], e["action"], e["name"], e["attributes"].get("exitCode", ""))' \
+    "$demo/events.json"
