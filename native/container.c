@@ -455,18 +455,34 @@ static void wait_for_start(int fifo)
 	close(fifo);
 }
 
+/* cgroup v1: the child moves itself, one thread (itself), by writing 0 to
+ * each hierarchy's `tasks` file.  Moving a whole process (cgroup.procs, or
+ * another task's pid) takes the global cgroup_threadgroup_rwsem for writing,
+ * which waits for an RCU grace period (5-15 ms on an idle host); moving the
+ * caller's own single thread does not (kernel/cgroup/cgroup.c,
+ * cgroup_procs_write_start).  The child is single-threaded, so this moves the
+ * process, before it unshares its cgroup namespace or execs. */
+static void join_v1_cgroups(const struct corral_plan *p)
+{
+	for (size_t i = 0; i < p->nrecs; i++) {
+		const struct plan_rec *r = &p->recs[i];
+		if (r->tag != CORRAL_T_CGROUP_JOIN)
+			continue;
+		const char *path = (const char *)r->data;
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			fail(CORRAL_S_CGROUP, errno, path, "joining");
+		close(fd);
+	}
+}
+
 _Noreturn void container_main(const struct child_args *args)
 {
 	const struct corral_plan *p = args->plan;
 	A = args;
 
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	if (args->gofd >= 0) {
-		char go;
-		if (read(args->gofd, &go, 1) != 1)
-			_exit(1);  /* the monitor failed to place us; it reports why */
-		close(args->gofd);
-	}
+	join_v1_cgroups(p);
 	/* Open every namespace first, then enter them: once in the container's
 	 * mount namespace, /proc/PID of the host is no longer there to open. */
 	int nsfd[16], nstype[16];

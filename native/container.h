@@ -5,7 +5,6 @@
 struct child_args {
 	const struct corral_plan *plan;
 	int errfd;     /* write end of the error pipe (close-on-exec)          */
-	int gofd;      /* read end: the monitor placed us in our cgroups (v1)   */
 	int consock;   /* socket to send the pty master through, or -1         */
 };
 

@@ -39,7 +39,7 @@ enum corral_tag {
 	CORRAL_T_ARG,             /* str, repeated in order                      */
 	CORRAL_T_ENV,             /* str, repeated in order                      */
 	CORRAL_T_TERMINAL,        /* -: allocate a pty inside the container      */
-	CORRAL_T_CGROUP_PROCS,    /* str: a cgroup.procs file to join (v1)       */
+	CORRAL_T_CGROUP_JOIN,     /* str: a v1 `tasks` file the child writes 0 to */
 	CORRAL_T_CGROUP_DIR,      /* str: cgroup directory for CLONE_INTO_CGROUP */
 	CORRAL_T_OOM_FILE,        /* str: memory.oom_control / memory.events     */
 	CORRAL_T_START_FIFO,      /* str: wait for `start` on this FIFO          */

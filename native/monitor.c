@@ -289,13 +289,8 @@ int main(int argc, char **argv)
 	}
 	if (plan.terminal && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cons) < 0)
 		die(CORRAL_S_TERMINAL, errno, NULL, "socketpair");
-	int epipe[2], gopipe[2] = { -1, -1 };
+	int epipe[2];
 	if (pipe2(epipe, O_CLOEXEC) < 0)
-		die(CORRAL_S_MONITOR, errno, NULL, "pipe2");
-	int need_join = 0;
-	for (size_t i = 0; i < plan.nrecs; i++)
-		need_join |= plan.recs[i].tag == CORRAL_T_CGROUP_PROCS;
-	if (need_join && pipe2(gopipe, O_CLOEXEC) < 0)
 		die(CORRAL_S_MONITOR, errno, NULL, "pipe2");
 	int cgfd = -1;
 	if (plan.cgroup_dir) {
@@ -319,11 +314,8 @@ int main(int argc, char **argv)
 	if (pid < 0)
 		die(CORRAL_S_CLONE, errno, plan.cgroup_dir, NULL);
 	if (pid == 0) {
-		struct child_args ca = { .plan = &plan, .errfd = epipe[1],
-					 .gofd = gopipe[0], .consock = cons[1] };
+		struct child_args ca = { .plan = &plan, .errfd = epipe[1], .consock = cons[1] };
 		close(epipe[0]);
-		if (gopipe[1] >= 0)
-			close(gopipe[1]);
 		/* Logged: stdout/stderr to our pipes; stdin stays ours (the caller
 		 * passes /dev/null, or a pipe for `run -i`). */
 		if (outp[1] >= 0 && (dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0))
@@ -331,8 +323,6 @@ int main(int argc, char **argv)
 		container_main(&ca);
 	}
 	close(epipe[1]);
-	if (gopipe[0] >= 0)
-		close(gopipe[0]);
 	if (cons[1] >= 0)
 		close(cons[1]);
 	if (outp[1] >= 0) {
@@ -341,28 +331,6 @@ int main(int argc, char **argv)
 	}
 	if (cgfd >= 0)
 		close(cgfd);
-
-	if (need_join) {
-		char buf[32];
-		int n = snprintf(buf, sizeof(buf), "%d", pid);
-		for (size_t i = 0; i < plan.nrecs; i++) {
-			const struct plan_rec *r = &plan.recs[i];
-			if (r->tag != CORRAL_T_CGROUP_PROCS)
-				continue;
-			const char *path = (const char *)r->data;
-			int fd = open(path, O_WRONLY | O_CLOEXEC);
-			if (fd < 0 || write(fd, buf, (size_t)n) < 0) {
-				int e = errno;
-				kill(pid, SIGKILL);
-				waitpid(pid, NULL, 0);
-				die(CORRAL_S_CGROUP, e, path, NULL);
-			}
-			close(fd);
-		}
-		if (write(gopipe[1], "g", 1) != 1)
-			die(CORRAL_S_CGROUP, errno, NULL, "releasing the child");
-		close(gopipe[1]);
-	}
 
 	/* The child reports READY after setup; then EOF when execve succeeds.
 	 * With a start FIFO the caller hears of READY; without one, of the exec. */

@@ -101,7 +101,7 @@ static int tag_shape(uint32_t tag, size_t *fixed, int *nstr)
 		return 0;
 	case CORRAL_T_ROOTFS: case CORRAL_T_HOSTNAME: case CORRAL_T_MASK:
 	case CORRAL_T_READONLY: case CORRAL_T_CWD: case CORRAL_T_ARG:
-	case CORRAL_T_ENV: case CORRAL_T_CGROUP_PROCS: case CORRAL_T_CGROUP_DIR:
+	case CORRAL_T_ENV: case CORRAL_T_CGROUP_JOIN: case CORRAL_T_CGROUP_DIR:
 	case CORRAL_T_OOM_FILE: case CORRAL_T_START_FIFO: case CORRAL_T_EXIT_FILE:
 	case CORRAL_T_LOG_FILE: case CORRAL_T_TMPFS_RO:
 		*nstr = 1;

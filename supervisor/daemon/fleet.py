@@ -225,7 +225,7 @@ class Fleet:
         c.state.oom_killed = oom
         c.state.finished_nano = finished
         c.state.pid = 0
-        self.store.save_state(c.id, c.state)
+        self.store.save_state(c.id, c.state, durable=True)
         if oom:
             self.emit(c, "oom")
         self.emit(c, "die", exitCode=str(code))
@@ -287,7 +287,7 @@ class Fleet:
             name = self._generate_name()
         rec = ContainerRecord(id=id, name=name, created_nano=time.time_ns(), config=cfg)
         state = RunState()
-        path = self.store.create(rec, state)
+        path = self.store.create(rec)
         c = Container(rec, state, path)
         c.exited.set()
         self.containers[id] = c

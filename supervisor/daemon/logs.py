@@ -90,10 +90,14 @@ def end_offset(path: Path) -> int:
 
 
 async def follow(
-    path: Path, *, offset: int | None, running: Callable[[], bool]
+    path: Path, *, offset: int | None, exited: Callable[[], trio.Event]
 ) -> AsyncIterator[Output]:
     """Records from `offset` (None: the end of the file when first opened) until
-    the container has stopped and everything it wrote has been read."""
+    the container has stopped and everything it wrote has been read.
+
+    `exited()` gives the event set when the current run ends: waiting on it
+    (with a short timeout for new output) ends the stream as soon as the
+    container does, not a polling interval later."""
     f = None
     buf = b""
     try:
@@ -101,9 +105,10 @@ async def follow(
             try:
                 f = open(path, "rb")  # noqa: SIM115 (held across awaits, closed below)
             except FileNotFoundError:
-                if not running():
+                if exited().is_set():
                     return
-                await trio.sleep(POLL)
+                with trio.move_on_after(POLL):
+                    await exited().wait()
         size = os.fstat(f.fileno()).st_size
         f.seek(size if offset is None or offset > size else offset)
         stopped = False
@@ -129,10 +134,11 @@ async def follow(
                 continue
             if stopped:
                 return
-            if not running():
+            if exited().is_set():
                 stopped = True  # one more pass reads what it wrote last
                 continue
-            await trio.sleep(POLL)
+            with trio.move_on_after(POLL):
+                await exited().wait()
     finally:
         if f is not None:
             f.close()

@@ -115,7 +115,7 @@ async def serve(args: argparse.Namespace) -> None:
             await conn.serve()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
-        except Exception:  # noqa: BLE001: one connection never takes the daemon down
+        except Exception:
             log.exception("connection.failed", peer=conn.peer)
         finally:
             await stream.aclose()

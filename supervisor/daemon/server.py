@@ -108,7 +108,7 @@ class Connection:
                 await self.dispatch(req, inbox)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
-            except Exception as e:  # noqa: BLE001: the daemon keeps serving
+            except Exception as e:
                 await self.send(error_for(e, req))
 
     async def dispatch(self, req: msgspec.Struct, inbox: trio.MemoryReceiveChannel) -> None:
@@ -187,7 +187,7 @@ class Connection:
         for rec in logs.read_existing(c.log_path, req.since_nano, req.tail, upto):
             await self.send(rec)
         if req.follow:
-            follow = logs.follow(c.log_path, offset=upto, running=lambda: c.running)
+            follow = logs.follow(c.log_path, offset=upto, exited=lambda: c.exited)
             async for rec in follow:
                 await self.send(rec)
         await self.send(api.End())
@@ -202,7 +202,7 @@ class Connection:
         async with trio.open_nursery() as nursery:
             if req.stdin:
                 nursery.start_soon(self._pump_stdin, c, inbox)
-            async for rec in logs.follow(c.log_path, offset=offset, running=lambda: c.running):
+            async for rec in logs.follow(c.log_path, offset=offset, exited=lambda: c.exited):
                 await self.send(rec)
             await c.exited.wait()
             nursery.cancel_scope.cancel()

@@ -6,9 +6,12 @@
     rootfs/      the (empty) mount point of that root inside the container
     container.log  its output, written by the monitor (CRI format)
 
-Both files are replaced atomically and fsynced (this is the daemon's memory
-across crashes and reboots). A torn or corrupt file is reported and the
-container skipped; nothing else is lost.
+Both files are replaced atomically (write, rename), so a daemon crash never
+tears them. config.json and the record of an exit are also fsynced: they must
+survive a host crash. The running state is not (an fsync costs a quarter to a
+full millisecond here, and after a host crash nothing is running anyway: the
+next daemon finds the runtime state gone and says so). A torn or corrupt file
+is reported and the container skipped; nothing else is lost.
 """
 
 from __future__ import annotations
@@ -57,17 +60,16 @@ class Store:
     def path(self, id: str) -> Path:
         return self.dir / id
 
-    def create(self, rec: ContainerRecord, state: RunState) -> Path:
+    def create(self, rec: ContainerRecord) -> Path:
         d = self.path(rec.id)
         d.mkdir(mode=0o700)
         for sub in ("upper", "work", "rootfs"):
             (d / sub).mkdir(mode=0o755)
         atomic_write(d / "config.json", msgspec.json.encode(rec), durable=True)
-        self.save_state(rec.id, state)
-        return d
+        return d  # no state.json yet: a container without one is "created"
 
-    def save_state(self, id: str, state: RunState) -> None:
-        atomic_write(self.path(id) / "state.json", msgspec.json.encode(state), durable=True)
+    def save_state(self, id: str, state: RunState, *, durable: bool = False) -> None:
+        atomic_write(self.path(id) / "state.json", msgspec.json.encode(state), durable=durable)
 
     def remove(self, id: str) -> None:
         shutil.rmtree(self.path(id), ignore_errors=True)
@@ -84,6 +86,8 @@ class Store:
                 continue
             try:
                 state = self._state.decode((d / "state.json").read_bytes())
+            except FileNotFoundError:
+                state = RunState()
             except (OSError, msgspec.DecodeError, msgspec.ValidationError) as e:
                 log.error("store.state_unreadable", container=d.name, error=str(e))
                 state = RunState(status="dead", error=f"state file unreadable: {e}")

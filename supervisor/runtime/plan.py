@@ -225,7 +225,7 @@ def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
 
     _add_process(w, process)
     for f in cgroup.join_files():
-        w.strs(T["CGROUP_PROCS"], f)
+        w.strs(T["CGROUP_JOIN"], f)
     if cgroup.clone_dir():
         w.strs(T["CGROUP_DIR"], cgroup.clone_dir())
     if cgroup.oom_file():
@@ -265,7 +265,7 @@ def build_exec(process: oci.Process, pid: int, cgroup) -> bytes:
         )
     _add_process(w, process)
     for f in cgroup.join_files():
-        w.strs(T["CGROUP_PROCS"], f)
+        w.strs(T["CGROUP_JOIN"], f)
     if cgroup.clone_dir():
         w.strs(T["CGROUP_DIR"], cgroup.clone_dir())
     return w.bytes()

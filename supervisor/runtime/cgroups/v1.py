@@ -106,8 +106,9 @@ class CgroupV1:
             write(pids / "pids.max", str(limits.pids) if limits.pids > 0 else "max")
 
     def join_files(self) -> list[str]:
-        """The cgroup.procs files the monitor writes the container's pid into."""
-        return [str(d / "cgroup.procs") for _, d in self._unique_dirs()]
+        """The `tasks` files the container's first thread writes 0 into, to move
+        itself (see native/container.c, join_v1_cgroups)."""
+        return [str(d / "tasks") for _, d in self._unique_dirs()]
 
     def clone_dir(self) -> str | None:
         return None  # v1 has no CLONE_INTO_CGROUP

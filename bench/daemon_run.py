@@ -1,0 +1,194 @@
+"""`corral run --rm` against `docker run --rm` and `podman run --rm`.
+
+    sudo .venv/bin/python bench/daemon_run.py [--rounds N]
+
+The same busybox root filesystem for all three (imported as an image for docker
+and podman), `--network none`, `/bin/true`, rounds interleaved. dockerd (Debian's
+docker.io) is started by hand with its own data root and socket,
+--iptables=false --bridge=none; podman uses cgroupfs and file events (no systemd
+here) and limits that fit this host (its default RLIMIT_NOFILE/NPROC are above
+the host's hard limits). Also: the daemon's part of a run, measured from an
+in-process client (Create, then Attach with start, until Exited): the request's
+round trip, an upper bound of the daemon's own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import (
+    CORRAL,
+    DaemonProc,
+    fmt,
+    log,
+    make_bundle,
+    reexec_in_private_mountns,
+    spawn_wait,
+    summary,
+)
+
+
+def start_dockerd(base: Path) -> tuple[subprocess.Popen, list[str]] | None:
+    if not shutil.which("dockerd") or not shutil.which("docker"):
+        return None
+    sock = base / "docker.sock"
+    logf = open(base / "dockerd.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            "dockerd",
+            "--iptables=false",
+            "--bridge=none",
+            "--data-root",
+            str(base / "docker"),
+            "--exec-root",
+            str(base / "dexec"),
+            "-H",
+            f"unix://{sock}",
+            "--pidfile",
+            str(base / "docker.pid"),
+        ],
+        stdout=logf,
+        stderr=logf,
+    )
+    cli = [shutil.which("docker"), "-H", f"unix://{sock}"]
+    for _ in range(300):
+        if subprocess.run([*cli, "info"], capture_output=True).returncode == 0:
+            return proc, cli
+        time.sleep(0.1)
+    proc.terminate()
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=30)
+    args = ap.parse_args()
+    reexec_in_private_mountns()
+    from protocols import api
+    from supervisor.client import Client
+
+    base = Path(tempfile.mkdtemp(prefix="corral-bench-run-"))
+    daemon = DaemonProc(base / "corral")
+    (base / "corral").mkdir()
+    dockerd = None
+    podman = None
+    try:
+        bundle = make_bundle(base, ["/bin/true"])
+        rootfs = bundle / "rootfs"
+        tar = base / "rootfs.tar"
+        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+        daemon.start()
+        env = {**os.environ, "CORRAL_SOCKET": daemon.socket}
+        os.environ["CORRAL_SOCKET"] = daemon.socket
+        runs: dict[str, list[str]] = {
+            "corral": [
+                str(CORRAL),
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--rootfs",
+                str(rootfs),
+                "/bin/true",
+            ],
+        }
+        dockerd = start_dockerd(base)
+        if dockerd:
+            subprocess.run(
+                [*dockerd[1], "import", str(tar), "bench-busybox"], check=True, capture_output=True
+            )
+            runs["docker"] = [
+                *dockerd[1],
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "bench-busybox",
+                "true",
+            ]
+        if shutil.which("podman"):
+            podman = [
+                shutil.which("podman"),
+                "--root",
+                str(base / "podman"),
+                "--runroot",
+                str(base / "podman-run"),
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+            ]
+            subprocess.run(
+                [*podman, "import", str(tar), "bench-busybox"], check=True, capture_output=True
+            )
+            runs["podman"] = [
+                *podman,
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+                "bench-busybox",
+                "true",
+            ]
+        for argv in runs.values():  # warm up each
+            spawn_wait(argv)
+        results: dict[str, list[float]] = {k: [] for k in runs}
+        results["daemon_part"] = []
+        client = Client(daemon.socket)
+        cfg = api.ContainerConfig(rootfs=str(rootfs), cmd=["/bin/true"], auto_remove=True)
+        for i in range(args.rounds):
+            for name, argv in runs.items():
+                results[name].append(spawn_wait(argv))
+            t = time.perf_counter()
+            created = client.call(api.Create(config=cfg))
+            for msg in client.stream(api.Attach(id=created.id, start=True)):
+                assert not isinstance(msg, api.Error)
+            results["daemon_part"].append((time.perf_counter() - t) * 1000)
+            if i % 10 == 0:
+                log(f"round {i}")
+        client.close()
+        del env
+        s = {k: summary(v) for k, v in results.items()}
+        print("| what | median | p10 - p90 | runs |")
+        print("| --- | --- | --- | --- |")
+        print(fmt("`corral run --rm --network none --rootfs R /bin/true`", s["corral"]))
+        if "docker" in s:
+            print(fmt("`docker run --rm --network none busybox true`", s["docker"]))
+        if "podman" in s:
+            print(fmt("`podman run --rm --network none busybox true`", s["podman"]))
+        print(
+            fmt(
+                "daemon's part (Create + Attach/start to Exited, in-process client)",
+                s["daemon_part"],
+            )
+        )
+        print()
+        for other in ("docker", "podman"):
+            if other in s:
+                print(f"- {other} / corral: {s[other]['median'] / s['corral']['median']:.2f}x")
+    finally:
+        daemon.stop()
+        if dockerd:
+            subprocess.run([*dockerd[1], "rm", "-f", "-a"], capture_output=True)
+            dockerd[0].send_signal(signal.SIGTERM)
+            dockerd[0].wait()
+        if podman:
+            subprocess.run([*podman, "system", "reset", "-f"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
