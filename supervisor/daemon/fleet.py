@@ -204,17 +204,20 @@ class Fleet:
             ex = self.runtime.exit_status(c.id)
         except (NoSuchContainer, CorralError) as e:
             log.error("fleet.exit_unreadable", container=c.id[:12], error=str(e))
+        if ex is None:
+            c.state.error = "the monitor exited without recording the exit"
+            self._record_exit(c, 255, False, time.time_ns())
+        else:
+            self._record_exit(c, ex.exit_code, ex.oom_killed, ex.finished_at)
+        # After the die event, not before: subscribers hear of the exit first.
+        # A crash in between leaves a stopped runtime container, which _load()
+        # removes for any container recorded as exited.
         try:
             self.runtime.delete(c.id, force=True)
         except NoSuchContainer:
             pass
         except CorralError as e:
             log.error("fleet.runtime_delete_failed", container=c.id[:12], error=str(e))
-        if ex is None:
-            c.state.error = "the monitor exited without recording the exit"
-            self._record_exit(c, 255, False, time.time_ns())
-        else:
-            self._record_exit(c, ex.exit_code, ex.oom_killed, ex.finished_at)
 
     def _record_exit(self, c: Container, code: int, oom: bool, finished: int) -> None:
         if c.stdin_w is not None:
@@ -225,10 +228,12 @@ class Fleet:
         c.state.oom_killed = oom
         c.state.finished_nano = finished
         c.state.pid = 0
-        self.store.save_state(c.id, c.state, durable=True)
+        self.store.save_state(c.id, c.state)  # atomic: safe from a daemon crash
         if oom:
             self.emit(c, "oom")
         self.emit(c, "die", exitCode=str(code))
+        # Made durable after subscribers have the event (fsync is the slow part).
+        self.store.sync_state(c.id)
         c.exited.set()
         log.info("fleet.died", container=c.id[:12], name=c.name, exit_code=code, oom=oom)
         if c.config.auto_remove and self._nursery is not None:

@@ -12,6 +12,13 @@ Facts it relies on:
   holds no memory of its own, and misses nothing; only if the journal was
   compacted past its cursor is it told which events are gone (a Gap) and where
   it resumes.
+- A subscriber that has caught up goes "live": append() writes the event's
+  frame straight to its socket with one non-blocking write, instead of waking
+  its task (a task switch per subscriber per event is what limits a Python
+  daemon's fan-out). If the socket cannot take the whole frame, the rest is
+  handed back to the subscriber's task, which finishes it and reads on from the
+  journal: the switch between the two paths happens within one synchronous
+  step of the trio thread, so nothing is lost or repeated.
 """
 
 from __future__ import annotations
@@ -37,17 +44,33 @@ INDEX_EVERY = 256  # a file offset remembered every N events
 MAX_BYTES = 64 * 1024 * 1024  # past this the older half is dropped
 
 
+class LiveSubscriber:
+    """A caught-up subscriber that append() writes to directly."""
+
+    def __init__(self, fd: int, filters: dict[str, list[str]]) -> None:
+        self.fd = fd
+        self.filters = filters
+        self.next_seq = 0
+        self.pending = b""  # the unwritten rest of a frame, for the task to finish
+        self.failed = False
+        self.wake = trio.Event()
+
+
 class Journal:
     def __init__(self, path: Path, max_bytes: int = MAX_BYTES) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self._enc = msgspec.msgpack.Encoder()
         self._dec = msgspec.msgpack.Decoder(Event)
+        # Recent events with their encoded frames: a frame is encoded once and
+        # the same bytes go to the file and to every subscriber.
         self._ring: deque[Event] = deque(maxlen=RING)
+        self._frames: deque[bytes] = deque(maxlen=RING)
         self._index: list[tuple[int, int]] = []  # (seq, offset), ascending
         self.first_seq = 1  # the oldest event still in the file
         self.last_seq = 0
         self._changed = trio.Event()
+        self._live: set[LiveSubscriber] = set()
         self._fd = -1
         self._size = 0
         self._open()
@@ -68,6 +91,7 @@ class Journal:
                     self._index.append((ev.seq, offset))
                 count += 1
                 self._ring.append(ev)
+                self._frames.append(b"")  # encoded again on demand
                 self.last_seq = ev.seq
                 good = f.tell()
             size = os.fstat(fd).st_size
@@ -129,12 +153,45 @@ class Journal:
         if (ev.seq - self.first_seq) % INDEX_EVERY == 0 or not self._index:
             self._index.append((ev.seq, offset))
         self._ring.append(ev)
+        self._frames.append(data)
         self.last_seq = ev.seq
+        if self._live:
+            self._write_live(ev, data)
         self._changed.set()
         self._changed = trio.Event()
         if self._size > self.max_bytes:
             self._compact()
         return ev
+
+    def _write_live(self, ev: Event, data: bytes) -> None:
+        for sub in list(self._live):
+            sub.next_seq = ev.seq + 1
+            if sub.filters and not matches(ev, sub.filters):
+                continue
+            try:
+                n = os.write(sub.fd, data)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                sub.failed = True
+                n = len(data)
+            if n < len(data) or sub.failed:
+                sub.pending = data[n:]
+                self._live.discard(sub)
+                sub.wake.set()
+
+    def go_live(self, sub: LiveSubscriber, next_seq: int) -> bool:
+        """Hand `sub` to append() if it has read everything up to now."""
+        if next_seq <= self.last_seq:
+            return False
+        sub.next_seq = next_seq
+        sub.pending = b""
+        sub.wake = trio.Event()
+        self._live.add(sub)
+        return True
+
+    def drop_live(self, sub: LiveSubscriber) -> None:
+        self._live.discard(sub)
 
     def _compact(self) -> None:
         """Keep the newer half of the file (whole frames), atomically."""
@@ -161,11 +218,25 @@ class Journal:
 
     def read(self, from_seq: int, limit: int = 512) -> list[Event]:
         """Up to `limit` events with seq >= from_seq, oldest first."""
+        return [ev for ev, _ in self.read_framed(from_seq, limit)]
+
+    def read_framed(self, from_seq: int, limit: int = 512) -> list[tuple[Event, bytes]]:
+        """Like read(), each event with its wire frame."""
         if from_seq > self.last_seq:
             return []
         if self._ring and from_seq >= self._ring[0].seq:
             start = from_seq - self._ring[0].seq
-            return [self._ring[i] for i in range(start, min(len(self._ring), start + limit))]
+            end = min(len(self._ring), start + limit)
+            out = []
+            for i in range(start, end):
+                data = self._frames[i]
+                if not data:
+                    data = self._frames[i] = frame(self._enc.encode(self._ring[i]))
+                out.append((self._ring[i], data))
+            return out
+        return [(ev, frame(self._enc.encode(ev))) for ev in self._read_file(from_seq, limit)]
+
+    def _read_file(self, from_seq: int, limit: int) -> list[Event]:
         i = bisect.bisect_right(self._index, (from_seq, float("inf"))) - 1
         offset = self._index[max(i, 0)][1] if self._index else 0
         out: list[Event] = []
@@ -200,22 +271,29 @@ class Journal:
         from_seq: int,
         filters: dict[str, list[str]] | None = None,
         until_nano: int | None = None,
-    ) -> AsyncIterator[Event | Gap]:
-        """Events from `from_seq` on, live after the replay, with no gap and no
-        duplicate at the switch (both come from the same sequence)."""
+    ) -> AsyncIterator[Gap | list[tuple[Event, bytes]]]:
+        """Batches of (event, frame) from `from_seq` on, live after the replay,
+        with no gap and no duplicate at the switch (both come from the same
+        sequence). A batch is what was there to read: the caller sends it in
+        one write."""
         filters = filters or {}
         next_seq = max(from_seq, 1)
         while True:
             if next_seq < self.first_seq:
                 yield Gap(first=next_seq, last=self.first_seq - 1, resume_from=self.first_seq)
                 next_seq = self.first_seq
-            batch = self.read(next_seq)
-            for ev in batch:
+            batch = self.read_framed(next_seq)
+            out = []
+            for ev, data in batch:
                 if until_nano is not None and ev.time_nano > until_nano:
+                    if out:
+                        yield out
                     return
                 next_seq = ev.seq + 1
-                if matches(ev, filters):
-                    yield ev
+                if not filters or matches(ev, filters):
+                    out.append((ev, data))
+            if out:
+                yield out
             if batch:
                 continue
             if until_nano is not None:

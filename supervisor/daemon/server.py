@@ -18,12 +18,13 @@ import structlog
 import trio
 
 from protocols import api
-from protocols.events import Event, Gap
+from protocols.events import Gap, matches
 from protocols.wire import PROTOCOL_VERSION, Codec, FrameBuffer, FrameError, frame
 from supervisor import __version__
 from supervisor.daemon import inspect as shapes
 from supervisor.daemon import logs
 from supervisor.daemon.fleet import Conflict, Container, Fleet, parse_signal
+from supervisor.daemon.journal import LiveSubscriber
 from supervisor.errors import (
     ContainerExists,
     CorralError,
@@ -324,10 +325,47 @@ class Connection:
             start = j.seq_at(req.since_nano)
         else:
             start = j.last_seq + 1
-        async for item in j.follow(start, req.filters, req.until_nano):
-            assert isinstance(item, Event | Gap)
+        if req.until_nano is not None:  # a bounded replay: read it, then End
+            async for item in j.follow(start, req.filters, req.until_nano):
+                await self._send_batch(item)
+            await self.send(api.End())
+            return
+        # Unbounded: catch up from the journal, then go live (the journal writes
+        # to our socket itself); if the socket fills, catch up again.
+        sub = LiveSubscriber(self.stream.socket.fileno(), req.filters)
+        next_seq = start
+        try:
+            while True:
+                while True:
+                    if next_seq < j.first_seq:
+                        await self.send(
+                            Gap(first=next_seq, last=j.first_seq - 1, resume_from=j.first_seq)
+                        )
+                        next_seq = j.first_seq
+                    batch = j.read_framed(next_seq)
+                    if not batch:
+                        break
+                    next_seq = batch[-1][0].seq + 1
+                    out = [d for ev, d in batch if not req.filters or matches(ev, req.filters)]
+                    if out:
+                        await self.stream.send_all(b"".join(out))
+                # No await since the empty read: nothing can have slipped in.
+                went_live = j.go_live(sub, next_seq)
+                assert went_live
+                await sub.wake.wait()
+                if sub.failed:
+                    return
+                if sub.pending:
+                    await self.stream.send_all(sub.pending)
+                next_seq = sub.next_seq
+        finally:
+            j.drop_live(sub)
+
+    async def _send_batch(self, item) -> None:
+        if isinstance(item, Gap):
             await self.send(item)
-        await self.send(api.End())
+        else:  # frames encoded once by the journal, one write per batch
+            await self.stream.send_all(b"".join(data for _, data in item))
 
 
 def list_containers(f: Fleet, req: api.List) -> list[api.ContainerSummary]:

@@ -71,6 +71,18 @@ class Store:
     def save_state(self, id: str, state: RunState, *, durable: bool = False) -> None:
         atomic_write(self.path(id) / "state.json", msgspec.json.encode(state), durable=durable)
 
+    def sync_state(self, id: str) -> None:
+        """fsync state.json (and its directory entry) after a non-durable save."""
+        for path, flags in (
+            (self.path(id) / "state.json", os.O_RDONLY),
+            (self.path(id), os.O_RDONLY | os.O_DIRECTORY),
+        ):
+            fd = os.open(path, flags | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
     def remove(self, id: str) -> None:
         shutil.rmtree(self.path(id), ignore_errors=True)
 
