@@ -69,17 +69,25 @@ def main() -> None:
         ps_ms = (time.perf_counter() - t) * 1000
         assert len(listed) == args.containers
         after = pss_kib(daemon.proc.pid)
-        monitors = [int(p) for p in subprocess.run(["pgrep", "-x", "corral-monitor"],
-                                                   capture_output=True, text=True).stdout.split()]
+        monitors = [
+            int(p)
+            for p in subprocess.run(
+                ["pgrep", "-x", "corral-monitor"], capture_output=True, text=True
+            ).stdout.split()
+        ]
         mon_kib = sum(pss_kib(p) for p in monitors)
         per = (after - before + mon_kib) / args.containers / 1024
-        print("| containers | start all (one after another) | per container | daemon PSS "
-              "growth | monitors' PSS (sum) | per container: daemon + monitor PSS | `ps` "
-              "with all running |")
+        print(
+            "| containers | start all (one after another) | per container | daemon PSS "
+            "growth | monitors' PSS (sum) | per container: daemon + monitor PSS | `ps` "
+            "with all running |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- |")
-        print(f"| {args.containers} | {start_s:.2f} s | {start_s / args.containers * 1000:.1f} ms "
-              f"| {(after - before) / 1024:.1f} MiB | {mon_kib / 1024:.1f} MiB "
-              f"({len(monitors)} monitors) | {per:.3f} MiB | {ps_ms:.1f} ms |")
+        print(
+            f"| {args.containers} | {start_s:.2f} s | {start_s / args.containers * 1000:.1f} ms "
+            f"| {(after - before) / 1024:.1f} MiB | {mon_kib / 1024:.1f} MiB "
+            f"({len(monitors)} monitors) | {per:.3f} MiB | {ps_ms:.1f} ms |"
+        )
         log("removing")
         for s in listed:
             c.call(api.Remove(id=s.id, force=True))
@@ -89,44 +97,91 @@ def main() -> None:
         tar = base / "rootfs.tar"
         subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
         if shutil.which("podman"):
-            podman = [shutil.which("podman"), "--root", str(base / "podman"), "--runroot",
-                      str(base / "podman-run"), "--cgroup-manager", "cgroupfs",
-                      "--events-backend", "file"]
-            subprocess.run([*podman, "import", str(tar), "scale-busybox"], check=True,
-                           capture_output=True)
+            podman = [
+                shutil.which("podman"),
+                "--root",
+                str(base / "podman"),
+                "--runroot",
+                str(base / "podman-run"),
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+            ]
+            subprocess.run(
+                [*podman, "import", str(tar), "scale-busybox"], check=True, capture_output=True
+            )
             t = time.perf_counter()
             for _ in range(args.compare):
-                subprocess.run([*podman, "run", "-d", "--network", "none", "--ulimit",
-                                "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-                                "scale-busybox", "sleep", "1000000"], check=True,
-                               capture_output=True)
+                subprocess.run(
+                    [
+                        *podman,
+                        "run",
+                        "-d",
+                        "--network",
+                        "none",
+                        "--ulimit",
+                        "nofile=1024:1024",
+                        "--ulimit",
+                        "nproc=1024:1024",
+                        "scale-busybox",
+                        "sleep",
+                        "1000000",
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
             rows.append(("podman run -d", time.perf_counter() - t))
         dockerd = start_dockerd(base)
         if dockerd:
-            subprocess.run([*dockerd[1], "import", str(tar), "scale-busybox"], check=True,
-                           capture_output=True)
+            subprocess.run(
+                [*dockerd[1], "import", str(tar), "scale-busybox"], check=True, capture_output=True
+            )
             t = time.perf_counter()
             for _ in range(args.compare):
-                subprocess.run([*dockerd[1], "run", "-d", "--network", "none", "scale-busybox",
-                                "sleep", "1000000"], check=True, capture_output=True)
+                subprocess.run(
+                    [
+                        *dockerd[1],
+                        "run",
+                        "-d",
+                        "--network",
+                        "none",
+                        "scale-busybox",
+                        "sleep",
+                        "1000000",
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
             rows.append(("docker run -d", time.perf_counter() - t))
         print()
         print("| engine | containers | start all | per container |")
         print("| --- | --- | --- | --- |")
-        print(f"| corral (protocol) | {args.containers} | {start_s:.2f} s | "
-              f"{start_s / args.containers * 1000:.1f} ms |")
+        print(
+            f"| corral (protocol) | {args.containers} | {start_s:.2f} s | "
+            f"{start_s / args.containers * 1000:.1f} ms |"
+        )
         for name, secs in rows:
-            print(f"| {name} | {args.compare} | {secs:.2f} s | "
-                  f"{secs / args.compare * 1000:.1f} ms |")
+            print(
+                f"| {name} | {args.compare} | {secs:.2f} s | {secs / args.compare * 1000:.1f} ms |"
+            )
     finally:
         daemon.stop()
         if podman:
             subprocess.run([*podman, "rm", "-f", "-a"], capture_output=True)
             subprocess.run([*podman, "system", "reset", "-f"], capture_output=True)
         if dockerd:
-            subprocess.run([*dockerd[1], "rm", "-f", *subprocess.run(
-                [*dockerd[1], "ps", "-aq"], capture_output=True, text=True).stdout.split()],
-                capture_output=True)
+            subprocess.run(
+                [
+                    *dockerd[1],
+                    "rm",
+                    "-f",
+                    *subprocess.run(
+                        [*dockerd[1], "ps", "-aq"], capture_output=True, text=True
+                    ).stdout.split(),
+                ],
+                capture_output=True,
+            )
             dockerd[0].send_signal(signal.SIGTERM)
             dockerd[0].wait()
         shutil.rmtree(base, ignore_errors=True)
