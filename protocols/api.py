@@ -44,6 +44,19 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     network: str = "none"
     log_max_size: int = 0  # bytes; 0: no rotation
     log_max_files: int = 1
+    # Restart policy: no | on-failure[:N] | always | unless-stopped; backoff in
+    # seconds (None: the daemon's defaults, themselves Docker's by default).
+    restart: str = "no"
+    restart_delay: float | None = None
+    restart_max_delay: float | None = None
+    restart_reset_after: float | None = None
+    # Health check: the command runs inside the container, as exec does.
+    health_cmd: list[str] = []
+    health_interval: float = 30.0  # seconds
+    health_timeout: float = 30.0
+    health_retries: int = 3
+    health_start_period: float = 0.0
+    health_on_failure: str = "none"  # none | kill | restart | stop (Podman's flag)
 
 
 # -- requests ------------------------------------------------------------------------------

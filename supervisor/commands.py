@@ -94,7 +94,34 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rm", action="store_true")
     p.add_argument("--network", default="none", help="none or host (bridges come later)")
     p.add_argument("--log-opt", action="append", default=[], help="max-size=10m, max-file=3")
+    p.add_argument("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
+    p.add_argument("--restart-delay", type=_duration, help="first backoff wait (default 100ms)")
+    p.add_argument("--restart-max-delay", type=_duration, help="longest wait (default 1m)")
+    p.add_argument(
+        "--restart-reset-after",
+        type=_duration,
+        help="a run this long resets the backoff (default 10s)",
+    )
+    p.add_argument("--health-cmd", help="a shell command that exits 0 when healthy")
+    p.add_argument("--health-interval", type=_duration, default=30.0)
+    p.add_argument("--health-timeout", type=_duration, default=30.0)
+    p.add_argument("--health-retries", type=int, default=3)
+    p.add_argument("--health-start-period", type=_duration, default=0.0)
+    p.add_argument("--no-healthcheck", action="store_true")
+    p.add_argument(
+        "--health-on-failure", default="none", choices=("none", "kill", "restart", "stop")
+    )
     p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def _duration(value: str) -> float:
+    """Go's durations, as Docker's flags take them (100ms, 1m30s); seconds."""
+    parts = _DURATION.findall(value)
+    if parts and "".join(a + b for a, b in parts) == value:
+        return sum(float(n) * _DUR_UNITS[u] for n, u in parts)
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    raise argparse.ArgumentTypeError(f"invalid duration {value!r} (examples: 100ms, 30s, 1m30s)")
 
 
 def config_from(args: argparse.Namespace) -> api.ContainerConfig:
@@ -112,6 +139,9 @@ def config_from(args: argparse.Namespace) -> api.ContainerConfig:
     if unknown:
         raise SystemExit(f"corral: unknown --log-opt {sorted(unknown)}")
     mem = args.memory
+    if args.restart != "no" and args.rm:
+        raise SystemExit("corral: conflicting options: --restart and --rm")
+    health = [] if args.no_healthcheck or not args.health_cmd else ["sh", "-c", args.health_cmd]
     return api.ContainerConfig(
         name=args.name,
         rootfs=os.path.abspath(args.rootfs),
@@ -135,6 +165,16 @@ def config_from(args: argparse.Namespace) -> api.ContainerConfig:
         network=args.network,
         log_max_size=parse_size(opts["max-size"]) if "max-size" in opts else 0,
         log_max_files=int(opts.get("max-file", "1")),
+        restart=args.restart,
+        restart_delay=args.restart_delay,
+        restart_max_delay=args.restart_max_delay,
+        restart_reset_after=args.restart_reset_after,
+        health_cmd=health,
+        health_interval=args.health_interval,
+        health_timeout=args.health_timeout,
+        health_retries=args.health_retries,
+        health_start_period=args.health_start_period,
+        health_on_failure=args.health_on_failure,
     )
 
 

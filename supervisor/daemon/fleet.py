@@ -24,8 +24,9 @@ import trio
 
 from protocols import oci
 from protocols.api import ContainerConfig
-from supervisor.daemon import ocispec
+from supervisor.daemon import health, ocispec, restart
 from supervisor.daemon.journal import Journal
+from supervisor.daemon.restart import Backoff
 from supervisor.daemon.store import ContainerRecord, RunState, Store
 from supervisor.errors import CorralError, InvalidState, NoSuchContainer, SetupError, SpecError
 from supervisor.runtime import Runtime, users
@@ -100,6 +101,8 @@ class Container:
         self.exited = trio.Event()  # set whenever it is not running
         self.stdin_w: int | None = None
         self.lock = trio.Lock()  # one lifecycle change at a time
+        self.restart_scope: trio.CancelScope | None = None  # a waiting restart
+        self.health_scope: trio.CancelScope | None = None  # the current run's checks
 
     @property
     def id(self) -> str:
@@ -124,7 +127,13 @@ class Container:
 
 class Fleet:
     def __init__(
-        self, root: Path, run_root: Path, journal: Journal, *, cgroup_parent: str = "/corral"
+        self,
+        root: Path,
+        run_root: Path,
+        journal: Journal,
+        *,
+        cgroup_parent: str = "/corral",
+        backoff: Backoff | None = None,
     ) -> None:
         self.store = Store(root)
         self.runtime = Runtime(run_root / "runtime", cgroup_parent=cgroup_parent)
@@ -132,6 +141,7 @@ class Fleet:
         self.journal = journal
         self.containers: dict[str, Container] = {}
         self.names: dict[str, str] = {}
+        self.backoff = backoff or Backoff()  # the daemon's defaults
         self._nursery: trio.Nursery | None = None
 
     # -- running --------------------------------------------------------------------------
@@ -153,10 +163,26 @@ class Fleet:
                 rt = self.runtime.record(rec.id)
             except (NoSuchContainer, CorralError):
                 rt = None
-            if not c.running and state.status != "restarting":
+            if state.status == "restarting":
+                c.exited.set()  # it was waiting out its backoff: wait the rest
+                left = max(0.0, (state.next_restart_nano - time.time_ns()) / 1e9)
+                self._schedule_restart(c, state.restart_delay, wait=left)
+                continue
+            if not c.running:
                 c.exited.set()
                 if rt is not None:
                     self.runtime.delete(rec.id, force=True)
+                if (
+                    restart.start_on_daemon_start(
+                        restart.parse_policy(c.config.restart),
+                        stopped_by_user=state.stopped_by_user,
+                        exit_code=state.exit_code,
+                        restart_count=state.restart_count,
+                        died_while_down=False,
+                    )
+                    and state.status == "exited"
+                ):
+                    self._start_logged(c, reason="daemon start")
                 continue
             if rt is None:
                 state.error = "its runtime state is gone (was the host restarted?)"
@@ -223,6 +249,9 @@ class Fleet:
         if c.stdin_w is not None:
             os.close(c.stdin_w)
             c.stdin_w = None
+        if c.health_scope is not None:
+            c.health_scope.cancel()
+            c.health_scope = None
         c.state.status = "exited"
         c.state.exit_code = code
         c.state.oom_killed = oom
@@ -236,8 +265,82 @@ class Fleet:
         self.store.sync_state(c.id)
         c.exited.set()
         log.info("fleet.died", container=c.id[:12], name=c.name, exit_code=code, oom=oom)
-        if c.config.auto_remove and self._nursery is not None:
+        policy = restart.parse_policy(c.config.restart)
+        if restart.should_restart(
+            policy,
+            code,
+            stopped_by_user=c.state.stopped_by_user,
+            restart_count=c.state.restart_count,
+        ):
+            run_seconds = max(0.0, (finished - c.state.started_nano) / 1e9)
+            delay = restart.next_delay(self._backoff(c), c.state.restart_delay, run_seconds)
+            self._schedule_restart(c, delay)
+        elif c.config.auto_remove and self._nursery is not None:
             self._nursery.start_soon(self._auto_remove, c)
+
+    # -- restarts ---------------------------------------------------------------------------
+
+    def _backoff(self, c: Container) -> Backoff:
+        cfg, d = c.config, self.backoff
+        return Backoff(
+            initial=d.initial if cfg.restart_delay is None else cfg.restart_delay,
+            factor=d.factor,
+            maximum=d.maximum if cfg.restart_max_delay is None else cfg.restart_max_delay,
+            reset_after=d.reset_after
+            if cfg.restart_reset_after is None
+            else cfg.restart_reset_after,
+        )
+
+    def _schedule_restart(self, c: Container, delay: float, wait: float | None = None) -> None:
+        """`restarting` for `delay` seconds (or what is left of it), in a cancel
+        scope of its own: stop, kill or rm cancel it."""
+        wait = delay if wait is None else wait
+        c.state.status = "restarting"
+        c.state.restart_delay = delay
+        c.state.next_restart_nano = time.time_ns() + int(wait * 1e9)
+        self.store.save_state(c.id, c.state)
+        assert self._nursery is not None
+        scope = trio.CancelScope()
+        c.restart_scope = scope
+        self._nursery.start_soon(self._restart_after, c, delay, wait, scope)
+
+    async def _restart_after(
+        self, c: Container, delay: float, wait: float, scope: trio.CancelScope
+    ) -> None:
+        with scope:
+            await trio.sleep(wait)
+            async with c.lock:
+                if c.state.status != "restarting" or c.id not in self.containers:
+                    return
+                c.restart_scope = None
+                c.state.restart_count += 1
+                self.emit(c, "restart", attempt=str(c.state.restart_count), delay=f"{delay:.3f}")
+                self._start_logged(c, reason="restart policy")
+
+    def _cancel_restart(self, c: Container) -> bool:
+        """A user's stop/kill/rm: a waiting restart does not happen."""
+        if c.state.status != "restarting":
+            return False
+        if c.restart_scope is not None:
+            c.restart_scope.cancel()
+            c.restart_scope = None
+        c.state.status = "exited"
+        c.state.stopped_by_user = True
+        c.state.next_restart_nano = 0
+        self.store.save_state(c.id, c.state)
+        return True
+
+    def _start_logged(self, c: Container, *, reason: str) -> None:
+        """Start for the daemon's own reasons; a failure is recorded, not raised."""
+        try:
+            self.start(c)
+        except CorralError as e:
+            log.error(
+                "fleet.start_failed", container=c.id[:12], name=c.name, reason=reason, error=str(e)
+            )
+            code = e.exit_code if isinstance(e, SetupError) else 125
+            c.state.error = str(e)
+            self._record_exit(c, code, False, time.time_ns())
 
     async def _auto_remove(self, c: Container) -> None:
         if c.id in self.containers and not c.running:
@@ -278,6 +381,16 @@ class Fleet:
             raise SpecError("--network", f"{cfg.network!r}: only none and host exist yet")
         users.resolve(cfg.user, cfg.rootfs)  # refuse an unknown user now, not at start
         parse_signal(cfg.stop_signal)
+        try:
+            restart.parse_policy(cfg.restart)
+        except ValueError as e:
+            raise SpecError("--restart", str(e)) from None
+        if cfg.health_on_failure not in ("none", "kill", "restart", "stop"):
+            raise SpecError(
+                "--health-on-failure", f"{cfg.health_on_failure!r}: none, kill, restart or stop"
+            )
+        if cfg.health_cmd and (cfg.health_interval <= 0 or cfg.health_retries < 1):
+            raise SpecError("--health-interval", "interval must be positive, retries at least 1")
         id = secrets.token_hex(32)
         if cfg.name:
             if not _NAME.match(cfg.name):
@@ -309,6 +422,9 @@ class Fleet:
     def start(self, c: Container) -> None:
         if c.running:
             return
+        if c.restart_scope is not None:  # started by hand while waiting: no second start
+            c.restart_scope.cancel()
+            c.restart_scope = None
         cfg = c.config
         spec = ocispec.build(c.id, cfg, str(c.path / "rootfs"), f"{self.cgroup_parent}/{c.id}")
         stdin_r = None
@@ -346,13 +462,27 @@ class Fleet:
         c.state.error = ""
         c.state.oom_killed = False
         c.state.stopped_by_user = False
+        c.state.next_restart_nano = 0
+        if cfg.health_cmd:
+            c.state.health_status = "starting"
+            c.state.failing_streak = 0
         self.store.save_state(c.id, c.state)
         self.emit(c, "start")
         self._spawn_watch(c, created.monitor_pidfd, ours=True)
+        if cfg.health_cmd:
+            assert self._nursery is not None
+            c.health_scope = trio.CancelScope()
+            self._nursery.start_soon(health.check_loop, self, c, c.health_scope)
 
-    def kill(self, c: Container, sig: int) -> None:
+    def kill(self, c: Container, sig: int, *, by_user: bool = True) -> None:
+        """Signal the container's init. By the user, a kill also means no restart
+        follows (and a waiting one is cancelled); a health check's does not."""
+        if by_user and self._cancel_restart(c):
+            return
         if not c.running:
             raise Conflict(f"container {c.id[:12]} is not running")
+        if by_user:
+            c.state.stopped_by_user = True
         try:
             self.runtime.kill(c.id, sig)
         except InvalidState:
@@ -361,6 +491,9 @@ class Fleet:
 
     async def stop(self, c: Container, timeout: int | None = None) -> None:
         """The stop signal, `timeout` seconds, then SIGKILL (Docker's stop)."""
+        if self._cancel_restart(c):
+            self.emit(c, "stop")
+            return
         if not c.running:
             return
         c.state.stopped_by_user = True
@@ -386,6 +519,26 @@ class Fleet:
         self.start(c)
         self.emit(c, "restart")
 
+    def spawn(self, fn, *args) -> None:
+        """Run `fn(*args)` as a task of the fleet (it outlives the caller's scope)."""
+        assert self._nursery is not None
+        self._nursery.start_soon(fn, *args)
+
+    async def stop_unhealthy(self, c: Container) -> None:
+        """--health-on-failure=stop: a stop, after which no policy restarts it."""
+        async with c.lock:
+            await self.stop(c)
+
+    async def restart_unhealthy(self, c: Container) -> None:
+        """--health-on-failure=restart: stop and start, counted as a restart."""
+        async with c.lock:
+            if not c.running:
+                return
+            await self.stop(c)
+            c.state.restart_count += 1
+            self.emit(c, "restart", attempt=str(c.state.restart_count), reason="unhealthy")
+            self._start_logged(c, reason="unhealthy")
+
     def pause(self, c: Container) -> None:
         if c.state.status != "running":
             raise Conflict(f"container {c.id[:12]} is not running")
@@ -403,6 +556,7 @@ class Fleet:
         self.emit(c, "unpause")
 
     async def remove(self, c: Container, *, force: bool = False) -> None:
+        self._cancel_restart(c)
         if c.running:
             if not force:
                 raise Conflict(

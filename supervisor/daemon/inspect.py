@@ -48,12 +48,21 @@ def human_duration(seconds: float) -> str:
 def status_words(c: Container, now_nano: int | None = None) -> str:
     now = now_nano or time.time_ns()
     st = c.state
+    health = {
+        "healthy": " (healthy)",
+        "unhealthy": " (unhealthy)",
+        "starting": " (health: starting)",
+    }.get(st.health_status, "")
     if st.status == "running":
-        return f"Up {human_duration((now - st.started_nano) / 1e9)}"
+        return f"Up {human_duration((now - st.started_nano) / 1e9)}{health}"
     if st.status == "paused":
         return f"Up {human_duration((now - st.started_nano) / 1e9)} (Paused)"
     if st.status == "restarting":
-        return f"Restarting ({st.exit_code}) {human_duration((now - st.finished_nano) / 1e9)} ago"
+        nxt = max(0.0, (st.next_restart_nano - now) / 1e9)
+        return (
+            f"Restarting ({st.exit_code}) {human_duration((now - st.finished_nano) / 1e9)}"
+            f" ago, restart {st.restart_count + 1} in {nxt:.1f}s"
+        )
     if st.status == "exited":
         return f"Exited ({st.exit_code}) {human_duration((now - st.finished_nano) / 1e9)} ago"
     if st.status == "dead":
@@ -93,6 +102,29 @@ def inspect(c: Container) -> dict:
             "Error": st.error,
             "StartedAt": rfc3339(st.started_nano),
             "FinishedAt": rfc3339(st.finished_nano),
+            **(
+                {
+                    "Health": {
+                        "Status": st.health_status,
+                        "FailingStreak": st.failing_streak,
+                        "Log": [
+                            {
+                                "Start": rfc3339(r.start_nano),
+                                "End": rfc3339(r.end_nano),
+                                "ExitCode": r.exit_code,
+                                "Output": r.output,
+                            }
+                            for r in st.health_log
+                        ],
+                    }
+                }
+                if cfg.health_cmd
+                else {}
+            ),
+            "NextRestartAt": rfc3339(st.next_restart_nano)
+            if st.status == "restarting"
+            else ZERO_TIME,
+            "RestartDelay": st.restart_delay,
         },
         "Image": cfg.rootfs,
         "LogPath": str(c.log_path),
@@ -110,6 +142,20 @@ def inspect(c: Container) -> dict:
             "StopSignal": cfg.stop_signal,
             "StopTimeout": cfg.stop_timeout,
             "Image": cfg.rootfs,
+            **(
+                {
+                    "Healthcheck": {
+                        "Test": ["CMD", *cfg.health_cmd],
+                        "Interval": int(cfg.health_interval * 1e9),
+                        "Timeout": int(cfg.health_timeout * 1e9),
+                        "Retries": cfg.health_retries,
+                        "StartPeriod": int(cfg.health_start_period * 1e9),
+                        "OnFailure": cfg.health_on_failure,
+                    }
+                }
+                if cfg.health_cmd
+                else {}
+            ),
         },
         "HostConfig": {
             "Memory": cfg.memory or 0,
@@ -117,6 +163,13 @@ def inspect(c: Container) -> dict:
             "NanoCpus": int((cfg.cpus or 0) * 1e9),
             "PidsLimit": cfg.pids_limit,
             "AutoRemove": cfg.auto_remove,
+            "RestartPolicy": {
+                "Name": cfg.restart.partition(":")[0],
+                "MaximumRetryCount": int(cfg.restart.partition(":")[2] or 0),
+                "Delay": cfg.restart_delay,
+                "MaxDelay": cfg.restart_max_delay,
+                "ResetAfter": cfg.restart_reset_after,
+            },
             "NetworkMode": cfg.network,
             "LogConfig": {
                 "Type": "cri",

@@ -24,6 +24,7 @@ import trio
 
 from supervisor.daemon.fleet import Fleet
 from supervisor.daemon.journal import Journal
+from supervisor.daemon.restart import Backoff, parse_duration
 from supervisor.daemon.server import Connection
 
 log = structlog.get_logger("corral.daemon")
@@ -66,6 +67,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--socket", help="the API socket (default RUN_ROOT/corral.sock)")
     p.add_argument("--cgroup-parent", default="/corral", help="cgroup of the containers")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--restart-delay", default="100ms", help="first restart backoff (100ms)")
+    p.add_argument("--restart-max-delay", default="1m", help="longest restart backoff (1m)")
+    p.add_argument(
+        "--restart-reset-after", default="10s", help="a run this long resets the backoff (10s)"
+    )
     return p.parse_args(argv)
 
 
@@ -104,7 +110,12 @@ async def serve(args: argparse.Namespace) -> None:
     except BlockingIOError:
         raise SystemExit(f"corral daemon: another daemon uses {root}") from None
     journal = Journal(root / "events.journal")
-    fleet = Fleet(root, run_root, journal, cgroup_parent=args.cgroup_parent)
+    backoff = Backoff(
+        initial=parse_duration(args.restart_delay),
+        maximum=parse_duration(args.restart_max_delay),
+        reset_after=parse_duration(args.restart_reset_after),
+    )
+    fleet = Fleet(root, run_root, journal, cgroup_parent=args.cgroup_parent, backoff=backoff)
     sock_path = Path(args.socket or run_root / "corral.sock")
     sock = bind_socket(sock_path)
     listener = trio.SocketListener(sock)

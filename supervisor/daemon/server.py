@@ -239,7 +239,7 @@ class Connection:
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         try:
             f.emit(c, "exec_create: " + " ".join(req.cmd), execID=exec_id)
-            _pid, pidfd = f.runtime.exec(c.id, process, (in_r, out_w, err_w))
+            _pid, pidfd, _child = f.runtime.exec(c.id, process, (in_r, out_w, err_w))
         except BaseException:
             for fd in (in_w, out_r, err_r):
                 os.close(fd)

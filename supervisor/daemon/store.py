@@ -36,6 +36,13 @@ class ContainerRecord(msgspec.Struct, frozen=True, kw_only=True):
     config: ContainerConfig
 
 
+class HealthResult(msgspec.Struct, frozen=True, kw_only=True):
+    start_nano: int
+    end_nano: int
+    exit_code: int
+    output: str
+
+
 class RunState(msgspec.Struct, kw_only=True):
     """Mutable: the daemon updates it and writes it back."""
 
@@ -48,6 +55,11 @@ class RunState(msgspec.Struct, kw_only=True):
     finished_nano: int = 0
     restart_count: int = 0
     stopped_by_user: bool = False
+    restart_delay: float = 0.0  # the last backoff wait, seconds
+    next_restart_nano: int = 0  # while restarting: when the next attempt starts
+    health_status: str = ""  # "", starting, healthy, unhealthy
+    failing_streak: int = 0
+    health_log: list[HealthResult] = []  # the last five checks
 
 
 class Store:

@@ -300,18 +300,18 @@ class Runtime:
                 continue
         return out
 
-    def exec(self, id: str, process: oci.Process, stdio: Sequence[int]) -> tuple[int, int]:
+    def exec(self, id: str, process: oci.Process, stdio: Sequence[int]) -> tuple[int, int, int]:
         """Start `process` inside running container `id` (setns into its
         namespaces, its cgroup), under a monitor of its own that exits with the
-        process's status. Returns (monitor pid, pidfd); the caller reaps it.
-        Raises InvalidState if the container is not running, SetupError."""
+        process's status. Returns (monitor pid, its pidfd, the process's pid);
+        the caller reaps the monitor. Raises InvalidState if the container is
+        not running, SetupError."""
         rec = self.record(id)
         if self.status(id, rec) not in ("running", "paused"):
             raise InvalidState(f"container {id!r} is not running")
         specs.validate_process(process)
         plan = planner.build_exec(process, rec.pid, self._cgroup(rec))
-        pid, pidfd, _ = _spawn_monitor(plan, stdio, detach=False)
-        return pid, pidfd
+        return _spawn_monitor(plan, stdio, detach=False)
 
     # -- signals, removal -------------------------------------------------------------
 

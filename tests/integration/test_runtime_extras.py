@@ -70,7 +70,7 @@ def test_exec_joins_the_container(runtime, bundle, tmp_path):
     with open(out, "wb") as f:
         devnull = os.open("/dev/null", os.O_RDONLY)
         try:
-            _pid, pidfd = runtime.exec("ex", proc, (devnull, f.fileno(), f.fileno()))
+            _pid, pidfd, _child = runtime.exec("ex", proc, (devnull, f.fileno(), f.fileno()))
         finally:
             os.close(devnull)
     assert _wait_child(pidfd) == 7
