@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <net/if.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
 #include <poll.h>
@@ -455,6 +456,24 @@ static void wait_for_start(int fifo)
 	close(fifo);
 }
 
+/* A new network namespace starts with `lo` down; containers expect it up
+ * (127.0.0.1 must answer, also with --network none). */
+static void bring_up_loopback(void)
+{
+	struct ifreq ifr;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fail(CORRAL_S_LOOPBACK, errno, "lo", "socket");
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		fail(CORRAL_S_LOOPBACK, errno, "lo", "SIOCGIFFLAGS");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		fail(CORRAL_S_LOOPBACK, errno, "lo", "SIOCSIFFLAGS");
+	close(fd);
+}
+
 /* cgroup v1: the child moves itself, one thread (itself), by writing 0 to
  * each hierarchy's `tasks` file.  Moving a whole process (cgroup.procs, or
  * another task's pid) takes the global cgroup_threadgroup_rwsem for writing,
@@ -508,6 +527,8 @@ _Noreturn void container_main(const struct child_args *args)
 		fail(CORRAL_S_UNSHARE_CGROUP, errno, NULL, NULL);
 	if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
 		fail(CORRAL_S_HOSTNAME, errno, p->hostname, NULL);
+	if (p->namespaces & CLONE_NEWNET)
+		bring_up_loopback();
 
 	int fifo = -1;
 	if (p->start_fifo) {

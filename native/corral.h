@@ -93,6 +93,7 @@ enum corral_step {
 	CORRAL_S_MONITOR,
 	CORRAL_S_SPAWN,
 	CORRAL_S_READY,           /* not a failure: the child is set up          */
+	CORRAL_S_LOOPBACK,
 	CORRAL_S__COUNT,
 };
 

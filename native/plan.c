@@ -37,6 +37,7 @@ static const char *const step_names[CORRAL_S__COUNT] = {
 	[CORRAL_S_MONITOR] = "the monitor",
 	[CORRAL_S_SPAWN] = "spawning the monitor",
 	[CORRAL_S_READY] = "ready",
+	[CORRAL_S_LOOPBACK] = "bringing up the loopback interface",
 };
 
 const char *corral_step_name(int step)

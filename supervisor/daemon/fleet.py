@@ -143,6 +143,11 @@ class Fleet:
         self.names: dict[str, str] = {}
         self.backoff = backoff or Backoff()  # the daemon's defaults
         self._nursery: trio.Nursery | None = None
+        # Policy restarts go through this one at a time: a start is a few
+        # milliseconds of synchronous work, and 200 containers whose backoffs
+        # end together would otherwise hold the loop for a second; one at a time,
+        # every other task (a `ps`, a die) gets its turn between two starts.
+        self._restart_gate = trio.Lock()
 
     # -- running --------------------------------------------------------------------------
 
@@ -260,7 +265,7 @@ class Fleet:
         self.store.save_state(c.id, c.state)  # atomic: safe from a daemon crash
         if oom:
             self.emit(c, "oom")
-        self.emit(c, "die", exitCode=str(code))
+        self.emit(c, "die", exitCode=str(code), finishedAt=str(finished))
         # Made durable after subscribers have the event (fsync is the slow part).
         self.store.sync_state(c.id)
         c.exited.set()
@@ -308,8 +313,13 @@ class Fleet:
         self, c: Container, delay: float, wait: float, scope: trio.CancelScope
     ) -> None:
         with scope:
-            await trio.sleep(wait)
-            async with c.lock:
+            # Timed waits run long here in proportion to their length (about
+            # 0.3% on the project's VM: 10 ms on 3.2 s): sleep to just short of
+            # the deadline, then the short rest, which overshoots by microseconds.
+            deadline = trio.current_time() + wait
+            await trio.sleep_until(deadline - min(wait * 0.01, 0.05))
+            await trio.sleep_until(deadline)
+            async with self._restart_gate, c.lock:
                 if c.state.status != "restarting" or c.id not in self.containers:
                     return
                 c.restart_scope = None

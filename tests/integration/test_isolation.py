@@ -152,9 +152,19 @@ def test_only_stdio_descriptors_reach_the_container(runtime, bundle, tmp_path):
     assert code == 0 and set(out.split()) <= {"0", "1", "2", "3"}
 
 
-def test_network_namespace_has_only_loopback(runtime, bundle, tmp_path):
-    code, out, _ = sh(runtime, bundle, tmp_path, "ls /sys/class/net")
-    assert code == 0 and out.split() == ["lo"]
+def test_network_namespace_has_only_loopback_and_it_is_up(runtime, bundle, tmp_path):
+    code, out, _ = sh(
+        runtime,
+        bundle,
+        tmp_path,
+        "ls /sys/class/net; cat /sys/class/net/lo/operstate; "
+        "(httpd -f -p 127.0.0.1:8080 -h /etc &) ; sleep 0.2; "
+        "wget -q -O - http://127.0.0.1:8080/hostname",
+    )
+    assert code == 0
+    assert out.split()[0] == "lo"
+    assert out.split()[1] in ("unknown", "up")  # lo reports "unknown" when up
+    assert out.split()[2] == "corral"
 
 
 def test_devices_and_dev_layout(runtime, bundle, tmp_path):
