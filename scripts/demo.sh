@@ -46,19 +46,32 @@ events_pid=$!
 R="$demo/rootfs"
 corral run --rm --rootfs "$R" sh -c 'echo "hello from a daemon-run container"; exit 3' \
     || echo "exit status: $?"
-corral run -d --name web -m 64m --rootfs "$R" httpd -f -p 8080 >/dev/null
-corral run -d --name worker -e JOB=tick --rootfs "$R" \
-    sh -c 'i=0; while :; do echo "$JOB $i"; i=$((i+1)); sleep 0.2; done' >/dev/null
-sleep 0.7
+echo "hello from corral" > "$R/var/www/index.html"
+# A small fleet: a web server with a health check, a worker that crashes now and
+# then (restarted with backoff), and a service whose health check starts failing
+# (restarted by --health-on-failure).
+corral run -d --name web -m 64m --restart always --rootfs "$R" \
+    --health-cmd 'wget -q -O /dev/null http://127.0.0.1:8080/index.html' \
+    --health-interval 300ms --health-retries 2 \
+    httpd -f -p 8080 -h /var/www >/dev/null
+corral run -d --name worker --restart on-failure --restart-delay 200ms -e JOB=tick \
+    --rootfs "$R" sh -c 'i=0; while [ $i -lt 3 ]; do echo "$JOB $i"; i=$((i+1)); sleep 0.2; done;
+                         echo "worker crashing" >&2; exit 1' >/dev/null
+corral run -d --name flaky --health-cmd 'test -e /tmp/ok' --health-interval 200ms \
+    --health-retries 2 --health-on-failure restart --stop-timeout 1 --rootfs "$R" \
+    sh -c 'touch /tmp/ok; sleep 1; rm /tmp/ok; sleep 1000' >/dev/null
+sleep 4
 corral ps
-corral exec web sh -c 'echo "exec in web: $(hostname), pid $$"'
-corral logs --tail 2 worker
+corral exec web sh -c 'echo "exec in web: $(hostname), pid $$"; wget -q -O - http://127.0.0.1:8080/'
+corral logs --tail 3 worker
 corral stats --no-stream
-corral stop -t 1 worker >/dev/null
+corral stop -t 1 worker flaky >/dev/null
 corral ps -a
 kill "$events_pid" 2>/dev/null || true
 echo "== events seen by a subscriber:"
 python3 -c 'import json,sys
 for line in open(sys.argv[1]):
-    e = json.loads(line); print(e["seq"], e["action"], e["name"], e["attributes"].get("exitCode", ""))' \
+    e = json.loads(line); a = e["attributes"]
+    extra = " ".join(f"{k}={a[k]}" for k in ("exitCode", "attempt", "delay") if k in a)
+    print(e["seq"], e["action"], e["name"], extra)' \
     "$demo/events.json"
