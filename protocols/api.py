@@ -21,6 +21,22 @@ class _Msg(
 # -- what a container is asked to be ---------------------------------------------------
 
 
+class MountSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A -v / --mount / --tmpfs, parsed (supervisor/volumes/spec.py)."""
+
+    type: str  # bind | volume | tmpfs
+    target: str
+    source: str = ""  # bind: host path; volume: name ("" = anonymous, named at create)
+    readonly: bool = False
+    propagation: str = "rprivate"
+    flags: list[str] = []  # nosuid, nodev, noexec
+    create_source: bool = False  # -v creates a missing bind source; --mount refuses
+    nocopy: bool = False  # volume: do not fill a new volume from the image
+    labels: dict[str, str] = {}  # volume-label=
+    tmpfs_size: int = 0  # bytes; 0: the kernel's default (half of RAM)
+    tmpfs_mode: int = 0o1777
+
+
 class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What `corral create`/`run` asks for; stored with the container."""
 
@@ -57,6 +73,9 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     health_retries: int = 3
     health_start_period: float = 0.0
     health_on_failure: str = "none"  # none | kill | restart | stop (Podman's flag)
+    mounts: list[MountSpec] = []
+    read_only: bool = False  # a read-only root (volumes and tmpfs stay writable)
+    volumes_from: list[str] = []  # CONTAINER[:ro|rw], resolved at create
 
 
 # -- requests ------------------------------------------------------------------------------
@@ -168,6 +187,28 @@ class Events(_Msg):
     filters: dict[str, list[str]] = {}
 
 
+class VolumeCreate(_Msg):
+    name: str = ""  # "": a generated name
+    labels: dict[str, str] = {}
+
+
+class VolumeList(_Msg):
+    filters: dict[str, list[str]] = {}  # name, label, dangling
+
+
+class VolumeInspect(_Msg):
+    name: str
+
+
+class VolumeRemove(_Msg):
+    name: str
+    force: bool = False
+
+
+class VolumePrune(_Msg):
+    filters: dict[str, list[str]] = {}
+
+
 Request = (
     Hello
     | Ping
@@ -189,6 +230,11 @@ Request = (
     | Unpause
     | Stats
     | Events
+    | VolumeCreate
+    | VolumeList
+    | VolumeInspect
+    | VolumeRemove
+    | VolumePrune
 )
 
 
@@ -268,6 +314,29 @@ class StatsSample(_Msg):
     pids: int
 
 
+class Volume(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    driver: str = "local"
+    mountpoint: str
+    created_nano: int
+    labels: dict[str, str] = {}
+    anonymous: bool = False
+    in_use_by: list[str] = []  # container ids
+
+
+class VolumeResult(_Msg):
+    volume: Volume
+
+
+class VolumeListResult(_Msg):
+    volumes: list[Volume]
+
+
+class PruneResult(_Msg):
+    removed: list[str]
+    reclaimed_bytes: int = 0
+
+
 Response = (
     Welcome
     | Ok
@@ -282,4 +351,7 @@ Response = (
     | StatsSample
     | Event
     | Gap
+    | VolumeResult
+    | VolumeListResult
+    | PruneResult
 )

@@ -111,7 +111,36 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--health-on-failure", default="none", choices=("none", "kill", "restart", "stop")
     )
+    p.add_argument(
+        "-v",
+        "--volume",
+        action="append",
+        default=[],
+        help="/host:/ctr[:ro], NAME:/ctr[:ro] or /ctr (anonymous)",
+    )
+    p.add_argument(
+        "--mount",
+        action="append",
+        default=[],
+        help="type=bind|volume|tmpfs,source=..,target=..[,readonly]",
+    )
+    p.add_argument("--tmpfs", action="append", default=[], help="/path[:size=64m,mode=1777]")
+    p.add_argument("--read-only", action="store_true", help="a read-only root filesystem")
+    p.add_argument("--volumes-from", action="append", default=[], help="CONTAINER[:ro|rw]")
     p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def _mounts(args: argparse.Namespace) -> list[api.MountSpec]:
+    from supervisor.volumes.spec import MountError, parse_mount, parse_tmpfs, parse_volume
+
+    try:
+        return (
+            [parse_volume(v) for v in args.volume]
+            + [parse_mount(m) for m in args.mount]
+            + [parse_tmpfs(t) for t in args.tmpfs]
+        )
+    except MountError as e:
+        raise SystemExit(f"corral: {e}") from None
 
 
 def _duration(value: str) -> float:
@@ -175,6 +204,9 @@ def config_from(args: argparse.Namespace) -> api.ContainerConfig:
         health_retries=args.health_retries,
         health_start_period=args.health_start_period,
         health_on_failure=args.health_on_failure,
+        mounts=_mounts(args),
+        read_only=args.read_only,
+        volumes_from=args.volumes_from,
     )
 
 
@@ -241,6 +273,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--until")
     s.add_argument("--format", choices=("text", "json"), default="text")
     s = sub.add_parser("version", help="client and daemon versions")
+    v = sub.add_parser("volume", help="manage volumes").add_subparsers(dest="vcmd", required=True)
+    s = v.add_parser("create", help="create a volume")
+    s.add_argument("--label", action="append", default=[])
+    s.add_argument("name", nargs="?", default="")
+    s = v.add_parser("ls", help="list volumes")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.add_argument("-f", "--filter", action="append", default=[])
+    s.add_argument("--format", choices=("table", "json"), default="table")
+    s = v.add_parser("inspect", help="volume details, as JSON")
+    s.add_argument("names", nargs="+")
+    s = v.add_parser("rm", help="remove volumes")
+    s.add_argument("-f", "--force", action="store_true")
+    s.add_argument("names", nargs="+")
+    s = v.add_parser("prune", help="remove unused anonymous volumes (-a: named too)")
+    s.add_argument("-a", "--all", action="store_true")
+    s.add_argument("-f", "--force", action="store_true")
     return p
 
 
@@ -533,6 +581,60 @@ def cmd_version(c: Client, args) -> int:
     return 0
 
 
+def cmd_volume(c: Client, args) -> int:
+    if args.vcmd == "create":
+        labels = dict(lbl.partition("=")[::2] for lbl in args.label)
+        print(c.call(api.VolumeCreate(name=args.name, labels=labels)).volume.name)
+        return 0
+    if args.vcmd == "ls":
+        vols = c.call(api.VolumeList(filters=parse_filters(args.filter))).volumes
+        if args.quiet:
+            for v in vols:
+                print(v.name)
+        elif args.format == "json":
+            for v in vols:
+                print(msgspec.json.encode(v).decode())
+        else:
+            print(f"{'DRIVER':<10}VOLUME NAME")
+            for v in vols:
+                print(f"{v.driver:<10}{v.name}")
+        return 0
+    if args.vcmd == "inspect":
+        out, rc = [], 0
+        for name in args.names:
+            try:
+                v = c.call(api.VolumeInspect(name=name)).volume
+            except DaemonError as e:
+                print(f"corral: Error: {e}", file=sys.stderr)
+                rc = 1
+                continue
+            secs = v.created_nano // 10**9
+            out.append(
+                {
+                    "CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(secs)),
+                    "Driver": v.driver,
+                    "Labels": v.labels,
+                    "Mountpoint": v.mountpoint,
+                    "Name": v.name,
+                    "Scope": "local",
+                    "Anonymous": v.anonymous,
+                    "UsedBy": v.in_use_by,
+                }
+            )
+        print(msgspec.json.format(msgspec.json.encode(out), indent=4).decode())
+        return rc
+    if args.vcmd == "rm":
+        return _each(c, args.names, lambda n: api.VolumeRemove(name=n, force=args.force))
+    if args.vcmd == "prune":
+        filters = {"all": ["true"]} if args.all else {}
+        res = c.call(api.VolumePrune(filters=filters))
+        for name in res.removed:
+            print(name)
+        print(f"Total reclaimed space: {res.reclaimed_bytes} B")
+        return 0
+    return 2
+
+
 COMMANDS = {
     "run": cmd_run,
     "create": cmd_create,
@@ -551,4 +653,5 @@ COMMANDS = {
     "stats": cmd_stats,
     "events": cmd_events,
     "version": cmd_version,
+    "volume": cmd_volume,
 }

@@ -19,6 +19,7 @@ import signal
 import time
 from pathlib import Path
 
+import msgspec
 import structlog
 import trio
 
@@ -32,6 +33,8 @@ from supervisor.errors import CorralError, InvalidState, NoSuchContainer, SetupE
 from supervisor.runtime import Runtime, users
 from supervisor.runtime import spec as specs
 from supervisor.runtime.state import alive
+from supervisor.volumes.spec import MountError, check_targets
+from supervisor.volumes.store import VolumeError, VolumeStore
 
 log = structlog.get_logger("corral.fleet")
 
@@ -136,6 +139,7 @@ class Fleet:
         backoff: Backoff | None = None,
     ) -> None:
         self.store = Store(root)
+        self.volumes = VolumeStore(root)
         self.runtime = Runtime(run_root / "runtime", cgroup_parent=cgroup_parent)
         self.cgroup_parent = cgroup_parent
         self.journal = journal
@@ -266,6 +270,9 @@ class Fleet:
         if oom:
             self.emit(c, "oom")
         self.emit(c, "die", exitCode=str(code), finishedAt=str(finished))
+        for m in c.config.mounts:
+            if m.type == "volume":
+                self.emit_volume(m.source, "unmount", container=c.id)
         # Made durable after subscribers have the event (fsync is the slow part).
         self.store.sync_state(c.id)
         c.exited.set()
@@ -401,6 +408,7 @@ class Fleet:
             )
         if cfg.health_cmd and (cfg.health_interval <= 0 or cfg.health_retries < 1):
             raise SpecError("--health-interval", "interval must be positive, retries at least 1")
+        cfg = self._resolve_mounts(cfg)
         id = secrets.token_hex(32)
         if cfg.name:
             if not _NAME.match(cfg.name):
@@ -423,6 +431,50 @@ class Fleet:
         self.emit(c, "create")
         return c
 
+    def _resolve_mounts(self, cfg: ContainerConfig) -> ContainerConfig:
+        """--volumes-from copied in; bind sources checked; volumes created (an
+        anonymous one gets its name now, so every restart mounts the same one)."""
+        mounts = list(cfg.mounts)
+        for ref in cfg.volumes_from:
+            name, _, mode = ref.partition(":")
+            if mode not in ("", "ro", "rw"):
+                raise SpecError("--volumes-from", f"{ref!r}: the mode is ro or rw")
+            other = self.get(name)
+            for m in other.config.mounts:
+                if m.type == "tmpfs" or any(x.target == m.target for x in mounts):
+                    continue
+                ro = m.readonly if not mode else mode == "ro"
+                mounts.append(msgspec.structs.replace(m, readonly=ro))
+        try:
+            check_targets(mounts)
+        except MountError as e:
+            raise SpecError("--mount", str(e)) from None
+        resolved = []
+        for m in mounts:
+            if m.type == "bind" and not m.create_source and not os.path.exists(m.source):
+                raise SpecError("--mount", f"bind source path does not exist: {m.source}")
+            if m.type == "volume":
+                try:
+                    meta, new = self.volumes.create(m.source, m.labels, anonymous=not m.source)
+                except VolumeError as e:
+                    raise SpecError("--volume", str(e)) from None
+                if new:
+                    self.emit_volume(meta.name, "create", driver="local")
+                m = msgspec.structs.replace(m, source=meta.name)
+            resolved.append(m)
+        return msgspec.structs.replace(cfg, mounts=resolved, volumes_from=[])
+
+    def emit_volume(self, name: str, action: str, **attrs: str) -> None:
+        self.journal.append("volume", action, name, name, attrs)
+
+    def volume_users(self, name: str) -> list[str]:
+        """Containers (any state) whose configuration mounts volume `name`."""
+        return [
+            c.id
+            for c in self.containers.values()
+            if any(m.type == "volume" and m.source == name for m in c.config.mounts)
+        ]
+
     def _generate_name(self) -> str:
         while True:
             name = f"{secrets.choice(_ADJ)}_{secrets.choice(_NOUN)}_{secrets.randbelow(1000)}"
@@ -436,7 +488,18 @@ class Fleet:
             c.restart_scope.cancel()
             c.restart_scope = None
         cfg = c.config
-        spec = ocispec.build(c.id, cfg, str(c.path / "rootfs"), f"{self.cgroup_parent}/{c.id}")
+        for m in cfg.mounts:
+            if m.type == "bind" and m.create_source:
+                os.makedirs(m.source, exist_ok=True)  # Docker's -v creates it
+            elif m.type == "volume":
+                if m.source not in self.volumes.volumes:
+                    raise SpecError("--volume", f"volume {m.source!r} no longer exists")
+                if not m.nocopy:
+                    self.volumes.fill_from(m.source, cfg.rootfs, m.target)
+        mounts = ocispec.user_mounts(cfg, self.volumes.data)
+        spec = ocispec.build(
+            c.id, cfg, str(c.path / "rootfs"), f"{self.cgroup_parent}/{c.id}", mounts
+        )
         stdin_r = None
         if cfg.open_stdin:
             stdin_r, c.stdin_w = os.pipe2(os.O_CLOEXEC)
@@ -477,6 +540,15 @@ class Fleet:
             c.state.health_status = "starting"
             c.state.failing_streak = 0
         self.store.save_state(c.id, c.state)
+        for m in cfg.mounts:
+            if m.type == "volume":
+                self.emit_volume(
+                    m.source,
+                    "mount",
+                    container=c.id,
+                    destination=m.target,
+                    **{"read/write": str(not m.readonly).lower()},
+                )
         self.emit(c, "start")
         self._spawn_watch(c, created.monitor_pidfd, ours=True)
         if cfg.health_cmd:
@@ -565,7 +637,8 @@ class Fleet:
         self.store.save_state(c.id, c.state)
         self.emit(c, "unpause")
 
-    async def remove(self, c: Container, *, force: bool = False) -> None:
+    async def remove(self, c: Container, *, force: bool = False, volumes: bool = False) -> None:
+        """Remove the container; with `volumes`, its anonymous volumes too (rm -v)."""
         self._cancel_restart(c)
         if c.running:
             if not force:
@@ -591,6 +664,12 @@ class Fleet:
         del self.containers[c.id]
         self.names.pop(c.name, None)
         self.emit(c, "destroy")
+        if volumes or c.config.auto_remove:  # --rm takes its anonymous volumes along
+            for m in c.config.mounts:
+                meta = self.volumes.volumes.get(m.source) if m.type == "volume" else None
+                if meta is not None and meta.anonymous and not self.volume_users(m.source):
+                    self.volumes.remove(m.source)
+                    self.emit_volume(m.source, "destroy")
 
     def exec_process(
         self, c: Container, cmd: list[str], env: list[str], workdir: str, user: str, tty: bool

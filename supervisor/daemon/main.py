@@ -25,7 +25,7 @@ import trio
 from supervisor.daemon.fleet import Fleet
 from supervisor.daemon.journal import Journal
 from supervisor.daemon.restart import Backoff, parse_duration
-from supervisor.daemon.server import Connection
+from supervisor.daemon.server import Connection, disconnected
 
 log = structlog.get_logger("corral.daemon")
 
@@ -124,10 +124,9 @@ async def serve(args: argparse.Namespace) -> None:
         conn = Connection(stream, fleet)
         try:
             await conn.serve()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        except Exception:
-            log.exception("connection.failed", peer=conn.peer)
+        except Exception as e:  # one connection never takes the daemon down
+            if not disconnected(e):
+                log.exception("connection.failed", peer=conn.peer)
         finally:
             await stream.aclose()
 

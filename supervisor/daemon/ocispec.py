@@ -41,8 +41,41 @@ def resources(cfg: ContainerConfig) -> oci.Resources | None:
     return oci.Resources(memory=memory, cpu=cpu, pids=pids)
 
 
-def build(id: str, cfg: ContainerConfig, mountpoint: str, cgroups_path: str) -> oci.Spec:
-    """The OCI spec for container `id`; its root is the overlay at `mountpoint`."""
+def user_mounts(cfg: ContainerConfig, volume_path) -> list[oci.Mount]:
+    """-v/--mount/--tmpfs as OCI mounts, parents before children.
+
+    `volume_path(name)` gives a named volume's data directory."""
+    out = []
+    for m in sorted(cfg.mounts, key=lambda m: m.target.count("/")):
+        flags = [*m.flags, "ro" if m.readonly else "rw"]
+        if m.type == "tmpfs":
+            opts = ["nosuid", "nodev", f"mode={m.tmpfs_mode:o}", *flags]
+            if m.tmpfs_size:
+                opts.append(f"size={m.tmpfs_size}")
+            out.append(oci.Mount(destination=m.target, type="tmpfs", source="tmpfs", options=opts))
+            continue
+        source = m.source if m.type == "bind" else str(volume_path(m.source))
+        out.append(
+            oci.Mount(
+                destination=m.target,
+                type="bind",
+                source=source,
+                options=["rbind", m.propagation, *flags],
+            )
+        )
+    return out
+
+
+def build(
+    id: str,
+    cfg: ContainerConfig,
+    mountpoint: str,
+    cgroups_path: str,
+    mounts: list[oci.Mount] | None = None,
+) -> oci.Spec:
+    """The OCI spec for container `id`; its root is the overlay at `mountpoint`,
+    read-only with --read-only; `mounts` (volumes, binds, tmpfs) come after
+    the standard ones."""
     hostname = cfg.hostname or id[:12]
     uid, gid, extra = users.resolve(cfg.user, cfg.rootfs)
     base = specs.default_spec(cfg.cmd, terminal=cfg.tty, rootfs=mountpoint)
@@ -69,5 +102,7 @@ def build(id: str, cfg: ContainerConfig, mountpoint: str, cgroups_path: str) -> 
         process=process,
         hostname=hostname,
         linux=linux,
+        root=oci.Root(path=mountpoint, readonly=cfg.read_only),
+        mounts=[*(base.mounts or []), *(mounts or [])],
         annotations=dict(cfg.labels) or None,
     )

@@ -33,6 +33,7 @@ from supervisor.errors import (
     SetupError,
     SpecError,
 )
+from supervisor.volumes.store import VolumeError
 
 log = structlog.get_logger("corral.server")
 
@@ -107,9 +108,9 @@ class Connection:
                 continue
             try:
                 await self.dispatch(req, inbox)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return
-            except Exception as e:
+            except Exception as e:  # the daemon keeps serving
+                if disconnected(e):
+                    return  # the client went away mid-stream: nothing to answer
                 await self.send(error_for(e, req))
 
     async def dispatch(self, req: msgspec.Struct, inbox: trio.MemoryReceiveChannel) -> None:
@@ -138,11 +139,43 @@ class Connection:
             case api.Kill(id=ref, signal=sig):
                 f.kill(f.get(ref), parse_signal(sig))
                 await self.send(api.Ok())
-            case api.Remove(id=ref, force=force):
+            case api.Remove(id=ref, force=force, volumes=volumes):
                 c = f.get(ref)
                 async with c.lock:
-                    await f.remove(c, force=force)
+                    await f.remove(c, force=force, volumes=volumes)
                 await self.send(api.Ok())
+            case api.VolumeCreate(name=name, labels=labels):
+                try:
+                    meta, new = f.volumes.create(name, labels)
+                except VolumeError as e:
+                    raise SpecError("name", str(e)) from None
+                if new:
+                    f.emit_volume(meta.name, "create", driver="local")
+                await self.send(api.VolumeResult(volume=volume_info(f, meta.name)))
+            case api.VolumeList(filters=filters):
+                await self.send(api.VolumeListResult(volumes=list_volumes(f, filters)))
+            case api.VolumeInspect(name=name):
+                await self.send(api.VolumeResult(volume=volume_info(f, name)))
+            case api.VolumeRemove(name=name, force=force):
+                volume_info(f, name)  # NoSuchVolume if absent
+                users = f.volume_users(name)
+                if users and not force:
+                    raise Conflict(
+                        f"volume {name} is in use by container(s) "
+                        f"{', '.join(u[:12] for u in users)}: remove them, or use force"
+                    )
+                f.volumes.remove(name)
+                f.emit_volume(name, "destroy")
+                await self.send(api.Ok())
+            case api.VolumePrune(filters=filters):
+                everything = "true" in filters.get("all", [])
+                removed, size = [], 0
+                for v in list_volumes(f, {"dangling": ["true"]}):
+                    if v.anonymous or everything:
+                        size += f.volumes.remove(v.name)
+                        f.emit_volume(v.name, "destroy")
+                        removed.append(v.name)
+                await self.send(api.PruneResult(removed=removed, reclaimed_bytes=size))
             case api.Pause(id=ref):
                 f.pause(f.get(ref))
                 await self.send(api.Ok())
@@ -368,6 +401,50 @@ class Connection:
             await self.stream.send_all(b"".join(data for _, data in item))
 
 
+class NoSuchVolume(NoSuchContainer):
+    pass
+
+
+def volume_info(f: Fleet, name: str) -> api.Volume:
+    meta = f.volumes.volumes.get(name)
+    if meta is None:
+        raise NoSuchVolume(name)
+    return api.Volume(
+        name=name,
+        mountpoint=str(f.volumes.data(name)),
+        created_nano=meta.created_nano,
+        labels=dict(meta.labels),
+        anonymous=meta.anonymous,
+        in_use_by=f.volume_users(name),
+    )
+
+
+def list_volumes(f: Fleet, filters: dict[str, list[str]]) -> list[api.Volume]:
+    out = []
+    for name in sorted(f.volumes.volumes):
+        v = volume_info(f, name)
+        ok = True
+        for key, values in filters.items():
+            if key == "name":
+                ok = any(x in name for x in values)
+            elif key == "label":
+                ok = any(
+                    (lambda k, eq, val: k in v.labels and (not eq or v.labels[k] == val))(
+                        *w.partition("=")
+                    )
+                    for w in values
+                )
+            elif key == "dangling":
+                ok = (not v.in_use_by) == ("true" in values)
+            elif key != "all":
+                raise SpecError("--filter", f"unknown volume filter {key!r}")
+            if not ok:
+                break
+        if ok:
+            out.append(v)
+    return out
+
+
 def list_containers(f: Fleet, req: api.List) -> list[api.ContainerSummary]:
     out = []
     for c in sorted(f.containers.values(), key=lambda c: -c.rec.created_nano):
@@ -408,7 +485,16 @@ async def _next(inbox: trio.MemoryReceiveChannel):
         return None
 
 
+def disconnected(e: BaseException) -> bool:
+    """Is `e` (or every exception in a group) the peer going away?"""
+    if isinstance(e, BaseExceptionGroup):
+        return all(disconnected(x) for x in e.exceptions)
+    return isinstance(e, trio.BrokenResourceError | trio.ClosedResourceError)
+
+
 def error_for(e: Exception, req: msgspec.Struct) -> api.Error:
+    if isinstance(e, NoSuchVolume):
+        return api.Error(kind="not_found", message=f"No such volume: {e.id}")
     if isinstance(e, NoSuchContainer):
         return api.Error(kind="not_found", message=f"No such container: {e.id}")
     if isinstance(e, Conflict | InvalidState | ContainerExists):

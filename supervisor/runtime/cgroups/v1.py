@@ -11,10 +11,13 @@ Facts relied on:
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import time
 from pathlib import Path
 
+from supervisor.errors import CgroupError
 from supervisor.runtime.cgroups import (
     Limits,
     Mount,
@@ -136,11 +139,19 @@ class CgroupV1:
             self.thaw()
 
     def freeze(self) -> bool:
+        """Freeze and wait until every task is frozen: the state reads FREEZING
+        until then (and a task forking meanwhile can need the write again, which
+        is why runc repeats it)."""
         d = self.dirs.get("freezer")
         if d is None:
             return False
-        write(d / "freezer.state", "FROZEN")
-        return True
+        for attempt in range(1000):
+            if attempt % 10 == 0:
+                write(d / "freezer.state", "FROZEN")
+            if (d / "freezer.state").read_text().strip() == "FROZEN":
+                return True
+            time.sleep(0.001)
+        raise CgroupError(str(d / "freezer.state"), errno.EBUSY, "still FREEZING after 1 s:")
 
     def thaw(self) -> None:
         d = self.dirs.get("freezer")
@@ -149,8 +160,10 @@ class CgroupV1:
 
     def frozen(self) -> bool:
         d = self.dirs.get("freezer")
+        if d is None:
+            return False
         try:
-            return d is not None and (d / "freezer.state").read_text().strip() == "FROZEN"
+            return (d / "freezer.state").read_text().strip() in ("FROZEN", "FREEZING")
         except FileNotFoundError:
             return False
 

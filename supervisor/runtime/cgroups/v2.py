@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import time
 from pathlib import Path
 
 from supervisor.errors import CgroupError
@@ -154,8 +155,13 @@ class CgroupV2:
                 pass
 
     def freeze(self) -> bool:
+        """Freeze and wait until cgroup.events says frozen."""
         write(self.dir / "cgroup.freeze", "1")
-        return True
+        for _ in range(1000):
+            if self.frozen():
+                return True
+            time.sleep(0.001)
+        raise CgroupError(str(self.dir / "cgroup.events"), errno.EBUSY, "not frozen after 1 s:")
 
     def thaw(self) -> None:
         write(self.dir / "cgroup.freeze", "0")
