@@ -123,8 +123,8 @@ def test_backoff_grows_then_resets_after_a_long_run(daemon, rootfs):
     evs = events(daemon, "backoff")
     delays = [float(e["attributes"]["delay"]) for e in evs if e["action"] == "restart"]
     assert delays == [0.05, 0.1, 0.05, 0.1, 0.2]
-    # Each restart came no sooner than its delay after the die before it.
-    dies = [e["time_nano"] for e in evs if e["action"] == "die"]
+    # Each restart came no sooner than its delay after the exit before it.
+    dies = [int(e["attributes"]["finishedAt"]) for e in evs if e["action"] == "die"]
     restarts = [e["time_nano"] for e in evs if e["action"] == "restart"]
     for die, rst, d in zip(dies, restarts, delays, strict=False):
         assert rst - die >= d * 1e9 * 0.99
