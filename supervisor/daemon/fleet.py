@@ -11,7 +11,6 @@ exited meanwhile (it records the real exit code from the monitor's file).
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import secrets
@@ -32,6 +31,7 @@ from supervisor.daemon.store import ContainerRecord, RunState, Store
 from supervisor.errors import CorralError, InvalidState, NoSuchContainer, SetupError, SpecError
 from supervisor.runtime import Runtime, users
 from supervisor.runtime import spec as specs
+from supervisor.runtime.signals import parse_signal
 from supervisor.runtime.state import alive
 from supervisor.volumes.spec import MountError, check_targets
 from supervisor.volumes.store import VolumeError, VolumeStore
@@ -83,17 +83,6 @@ _NOUN = (
 
 class Conflict(CorralError):
     """The request does not fit the container's state or the fleet's names."""
-
-
-def parse_signal(value: str | int) -> int:
-    if isinstance(value, int) or value.isdigit():
-        return int(value)
-    name = value.upper()
-    name = name if name.startswith("SIG") else "SIG" + name
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise SpecError("signal", f"unknown signal {value!r}") from None
 
 
 class Container:
@@ -706,7 +695,3 @@ class Fleet:
             capabilities=oci.Capabilities(bounding=caps, effective=caps, permitted=caps),
             no_new_privileges=True,
         )
-
-
-def is_enoent(e: OSError) -> bool:
-    return e.errno == errno.ENOENT

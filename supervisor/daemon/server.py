@@ -23,7 +23,7 @@ from protocols.wire import PROTOCOL_VERSION, Codec, FrameBuffer, FrameError, fra
 from supervisor import __version__
 from supervisor.daemon import inspect as shapes
 from supervisor.daemon import logs
-from supervisor.daemon.fleet import Conflict, Container, Fleet, parse_signal
+from supervisor.daemon.fleet import Conflict, Container, Fleet
 from supervisor.daemon.journal import LiveSubscriber
 from supervisor.errors import (
     ContainerExists,
@@ -33,6 +33,7 @@ from supervisor.errors import (
     SetupError,
     SpecError,
 )
+from supervisor.runtime.signals import parse_signal
 from supervisor.volumes.store import VolumeError
 
 log = structlog.get_logger("corral.server")

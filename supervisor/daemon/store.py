@@ -117,14 +117,3 @@ class Store:
                 state = RunState(status="dead", error=f"state file unreadable: {e}")
             out.append((rec, state))
         return out
-
-
-def fs_usage(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
-    return total

@@ -15,9 +15,10 @@ from pathlib import Path
 import msgspec
 
 from protocols import oci
-from supervisor.errors import CorralError, SetupError
+from supervisor.errors import CorralError, SetupError, SpecError
 from supervisor.runtime import spec as specs
 from supervisor.runtime.container import DEFAULT_ROOT, Runtime, _wait_child
+from supervisor.runtime.signals import parse_signal
 
 # Signals a foreground `run` passes on to the container (through its monitor).
 _FORWARDED = (
@@ -30,16 +31,11 @@ _FORWARDED = (
 )
 
 
-def parse_signal(value: str) -> int:
-    """'9', 'KILL' or 'SIGKILL' to a signal number."""
-    if value.isdigit():
-        return int(value)
-    name = value.upper()
-    name = name if name.startswith("SIG") else "SIG" + name
+def _signal_arg(value: str) -> int:
     try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise argparse.ArgumentTypeError(f"unknown signal {value!r}") from None
+        return parse_signal(value)
+    except SpecError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("kill", help="signal a container's init process")
     s.add_argument("id")
-    s.add_argument("signal", nargs="?", default="SIGTERM", type=parse_signal)
+    s.add_argument("signal", nargs="?", default="SIGTERM", type=_signal_arg)
 
     s = sub.add_parser("delete", help="delete a stopped container")
     s.add_argument("-f", "--force", action="store_true", help="kill it first if running")

@@ -23,7 +23,7 @@ import msgspec
 
 from supervisor.errors import CgroupError
 
-__all__ = ["Cgroup", "Limits", "Mount", "Stats", "detect", "mounts", "open_cgroup"]
+__all__ = ["Limits", "Mount", "Stats", "detect", "mounts", "open_cgroup"]
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,7 +182,3 @@ def open_cgroup(
     from supervisor.runtime.cgroups.v1 import CgroupV1
 
     return CgroupV1(cgroups_path, cpuset)
-
-
-# A type alias that reads well in signatures elsewhere.
-Cgroup = object
