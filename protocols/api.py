@@ -76,6 +76,10 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     mounts: list[MountSpec] = []
     read_only: bool = False  # a read-only root (volumes and tmpfs stay writable)
     volumes_from: list[str] = []  # CONTAINER[:ro|rw], resolved at create
+    image: str = ""  # an image reference instead of rootfs
+    image_id: str = ""  # set by the daemon at create: the image it resolved to
+    entrypoint: list[str] | None = None  # --entrypoint (None: the image's)
+    no_healthcheck: bool = False  # --no-healthcheck: not even the image's
 
 
 # -- requests ------------------------------------------------------------------------------
@@ -209,6 +213,42 @@ class VolumePrune(_Msg):
     filters: dict[str, list[str]] = {}
 
 
+class ImageImport(_Msg):
+    path: str  # a root filesystem tar on the daemon's host
+    ref: str = ""
+
+
+class ImageLoad(_Msg):
+    path: str  # a docker-save archive, or an OCI image layout (directory or tar)
+
+
+class ImageSave(_Msg):
+    ref: str
+    path: str
+
+
+class ImageList(_Msg):
+    pass
+
+
+class ImageTag(_Msg):
+    source: str
+    target: str
+
+
+class ImageRemove(_Msg):
+    ref: str
+    force: bool = False
+
+
+class ImageInspect(_Msg):
+    ref: str
+
+
+class ImagePrune(_Msg):
+    all: bool = False
+
+
 Request = (
     Hello
     | Ping
@@ -235,6 +275,14 @@ Request = (
     | VolumeInspect
     | VolumeRemove
     | VolumePrune
+    | ImageImport
+    | ImageLoad
+    | ImageSave
+    | ImageList
+    | ImageTag
+    | ImageRemove
+    | ImageInspect
+    | ImagePrune
 )
 
 
@@ -337,6 +385,26 @@ class PruneResult(_Msg):
     reclaimed_bytes: int = 0
 
 
+class ImageSummary(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    tags: list[str] = []
+    created: str = ""
+    size: int = 0  # bytes of its layers
+    containers: int = 0
+
+
+class ImageListResult(_Msg):
+    images: list[ImageSummary]
+
+
+class ImagesDone(_Msg):
+    """The result of import/load/rmi/prune: image ids and what was done to them."""
+
+    ids: list[str] = []
+    tags: list[str] = []
+    deleted: list[str] = []
+
+
 Response = (
     Welcome
     | Ok
@@ -354,4 +422,6 @@ Response = (
     | VolumeResult
     | VolumeListResult
     | PruneResult
+    | ImageListResult
+    | ImagesDone
 )

@@ -76,10 +76,13 @@ def read_env_file(path: str) -> list[str]:
 
 def _container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name")
-    p.add_argument("--rootfs", required=True, help="root filesystem directory (copy-on-write)")
+    p.add_argument(
+        "--rootfs", help="a root filesystem directory (copy-on-write) instead of an image"
+    )
+    p.add_argument("--entrypoint", help="override the image's ENTRYPOINT")
     p.add_argument("-e", "--env", action="append", default=[])
     p.add_argument("--env-file", action="append", default=[])
-    p.add_argument("-w", "--workdir", default="/")
+    p.add_argument("-w", "--workdir", default="")
     p.add_argument("-u", "--user", default="")
     p.add_argument("-h", "--hostname", default="")
     p.add_argument("-l", "--label", action="append", default=[])
@@ -87,7 +90,7 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-swap", type=lambda v: -1 if v == "-1" else parse_size(v))
     p.add_argument("--cpus", type=float)
     p.add_argument("--pids-limit", type=int)
-    p.add_argument("--stop-signal", default="SIGTERM")
+    p.add_argument("--stop-signal", default="")
     p.add_argument("--stop-timeout", type=int, default=10)
     p.add_argument("-i", "--interactive", action="store_true")
     p.add_argument("-t", "--tty", action="store_true")
@@ -171,10 +174,21 @@ def config_from(args: argparse.Namespace) -> api.ContainerConfig:
     if args.restart != "no" and args.rm:
         raise SystemExit("corral: conflicting options: --restart and --rm")
     health = [] if args.no_healthcheck or not args.health_cmd else ["sh", "-c", args.health_cmd]
+    image, cmd = "", list(args.command)
+    if not args.rootfs:
+        if not cmd:
+            raise SystemExit("corral: an image (or --rootfs DIR) is required")
+        image, cmd = cmd[0], cmd[1:]
+    entrypoint = None
+    if args.entrypoint is not None:
+        entrypoint = [args.entrypoint] if args.entrypoint else []
     return api.ContainerConfig(
         name=args.name,
-        rootfs=os.path.abspath(args.rootfs),
-        cmd=args.command,
+        rootfs=os.path.abspath(args.rootfs) if args.rootfs else "",
+        image=image,
+        entrypoint=entrypoint,
+        no_healthcheck=args.no_healthcheck,
+        cmd=cmd,
         env=env,
         workdir=args.workdir,
         user=args.user,
@@ -273,6 +287,39 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--until")
     s.add_argument("--format", choices=("text", "json"), default="text")
     s = sub.add_parser("version", help="client and daemon versions")
+    s = sub.add_parser("import", help="a root filesystem tar as an image")
+    s.add_argument("file")
+    s.add_argument("ref", nargs="?", default="")
+    s = sub.add_parser("load", help="images from a docker-save archive or an OCI layout")
+    s.add_argument("-i", "--input", required=True)
+    s = sub.add_parser("save", help="an image as a docker-save archive")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("image")
+    s = sub.add_parser("images", help="list images")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.add_argument("--format", choices=("table", "json"), default="table")
+    s = sub.add_parser("tag", help="another name for an image")
+    s.add_argument("source")
+    s.add_argument("target")
+    s = sub.add_parser("rmi", help="remove images")
+    s.add_argument("-f", "--force", action="store_true")
+    s.add_argument("images", nargs="+")
+    s = sub.add_parser("history", help="an image's history")
+    s.add_argument("image")
+    im = sub.add_parser("image", help="manage images").add_subparsers(dest="icmd", required=True)
+    s = im.add_parser("inspect")
+    s.add_argument("images", nargs="+")
+    s = im.add_parser("ls")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.add_argument("--format", choices=("table", "json"), default="table")
+    s = im.add_parser("rm")
+    s.add_argument("-f", "--force", action="store_true")
+    s.add_argument("images", nargs="+")
+    s = im.add_parser("prune")
+    s.add_argument("-a", "--all", action="store_true")
+    s.add_argument("-f", "--force", action="store_true")
+    s = im.add_parser("history")
+    s.add_argument("image")
     v = sub.add_parser("volume", help="manage volumes").add_subparsers(dest="vcmd", required=True)
     s = v.add_parser("create", help="create a volume")
     s.add_argument("--label", action="append", default=[])
@@ -635,6 +682,101 @@ def cmd_volume(c: Client, args) -> int:
     return 2
 
 
+def _human_size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{int(n)}B" if unit == "B" else f"{n:.3g}{unit}"
+        n /= 1000
+    return f"{n}B"
+
+
+def cmd_import(c: Client, args) -> int:
+    done = c.call(api.ImageImport(path=os.path.abspath(args.file), ref=args.ref))
+    print(done.ids[0])
+    return 0
+
+
+def cmd_load(c: Client, args) -> int:
+    done = c.call(api.ImageLoad(path=os.path.abspath(args.input)))
+    for t in done.tags:
+        print(f"Loaded image: {t}")
+    for i in done.ids if not done.tags else []:
+        print(f"Loaded image ID: {i}")
+    return 0
+
+
+def cmd_save(c: Client, args) -> int:
+    c.call(api.ImageSave(ref=args.image, path=os.path.abspath(args.output)))
+    return 0
+
+
+def cmd_images(c: Client, args) -> int:
+    images = c.call(api.ImageList()).images
+    if args.quiet:
+        for im in images:
+            print(im.id.removeprefix("sha256:")[:12])
+        return 0
+    if args.format == "json":
+        for im in images:
+            print(msgspec.json.encode(im).decode())
+        return 0
+    print(f"{'REPOSITORY':<24}{'TAG':<12}{'IMAGE ID':<16}{'CREATED':<22}SIZE")
+    for im in images:
+        for t in im.tags or ["<none>:<none>"]:
+            repo, _, tag = t.rpartition(":")
+            print(
+                f"{repo:<24}{tag:<12}{im.id.removeprefix('sha256:')[:12]:<16}"
+                f"{im.created[:19]:<22}{_human_size(im.size)}"
+            )
+    return 0
+
+
+def cmd_tag(c: Client, args) -> int:
+    c.call(api.ImageTag(source=args.source, target=args.target))
+    return 0
+
+
+def cmd_rmi(c: Client, args) -> int:
+    rc = 0
+    for ref in args.images:
+        try:
+            done = c.call(api.ImageRemove(ref=ref, force=args.force))
+        except DaemonError as e:
+            print(f"corral: Error response from daemon: {e}", file=sys.stderr)
+            rc = 1
+            continue
+        for t in done.tags:
+            print(f"Untagged: {t}")
+        for i in done.ids if done.deleted else []:
+            print(f"Deleted: {i}")
+    return rc
+
+
+def cmd_history(c: Client, args) -> int:
+    data = c.call(api.ImageInspect(ref=args.image)).data
+    print(f"{'CREATED':<22}CREATED BY")
+    for h in reversed(data.get("history", [])):
+        print(f"{h.get('created', '')[:19]:<22}{h.get('created_by', '')}")
+    return 0
+
+
+def cmd_image(c: Client, args) -> int:
+    if args.icmd == "inspect":
+        out = [c.call(api.ImageInspect(ref=r)).data for r in args.images]
+        print(msgspec.json.format(msgspec.json.encode(out), indent=4).decode())
+        return 0
+    if args.icmd == "ls":
+        return cmd_images(c, args)
+    if args.icmd == "rm":
+        return cmd_rmi(c, args)
+    if args.icmd == "history":
+        return cmd_history(c, args)
+    done = c.call(api.ImagePrune(all=args.all))
+    for chain in done.deleted:
+        print(f"deleted: {chain}")
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "create": cmd_create,
@@ -654,4 +796,12 @@ COMMANDS = {
     "events": cmd_events,
     "version": cmd_version,
     "volume": cmd_volume,
+    "import": cmd_import,
+    "load": cmd_load,
+    "save": cmd_save,
+    "images": cmd_images,
+    "tag": cmd_tag,
+    "rmi": cmd_rmi,
+    "history": cmd_history,
+    "image": cmd_image,
 }

@@ -24,11 +24,12 @@ import trio
 
 from protocols import oci
 from protocols.api import ContainerConfig
-from supervisor.daemon import health, ocispec, restart
+from supervisor.daemon import health, imageconfig, ocispec, restart
 from supervisor.daemon.journal import Journal
 from supervisor.daemon.restart import Backoff
 from supervisor.daemon.store import ContainerRecord, RunState, Store
 from supervisor.errors import CorralError, InvalidState, NoSuchContainer, SetupError, SpecError
+from supervisor.images.store import ImageError, ImageStore
 from supervisor.runtime import Runtime, users
 from supervisor.runtime import spec as specs
 from supervisor.runtime.signals import parse_signal
@@ -129,6 +130,7 @@ class Fleet:
     ) -> None:
         self.store = Store(root)
         self.volumes = VolumeStore(root)
+        self.images = ImageStore(root)
         self.runtime = Runtime(run_root / "runtime", cgroup_parent=cgroup_parent)
         self.cgroup_parent = cgroup_parent
         self.journal = journal
@@ -364,7 +366,9 @@ class Fleet:
 
     def emit(self, c: Container, action: str, **attrs: str) -> None:
         attributes = {**c.config.labels, "name": c.name, **attrs}
-        if c.config.rootfs:
+        if c.config.image:
+            attributes.setdefault("image", c.config.image)
+        elif c.config.rootfs:
             attributes.setdefault("rootfs", c.config.rootfs)
         self.journal.append("container", action, c.id, c.name, attributes)
 
@@ -387,15 +391,28 @@ class Fleet:
     # -- lifecycle ------------------------------------------------------------------------
 
     def create(self, cfg: ContainerConfig) -> Container:
-        if not cfg.cmd:
-            raise SpecError("cmd", "no command given (images, which bring one, come later)")
-        if not cfg.rootfs or not os.path.isabs(cfg.rootfs):
-            raise SpecError("--rootfs", "an absolute path to a root filesystem is required")
-        if not os.path.isdir(cfg.rootfs):
+        if cfg.image:
+            try:
+                image_id = self.images.resolve(cfg.image)
+                run_config = self.images.config(image_id).config
+            except ImageError as e:
+                raise SpecError("image", str(e)) from None
+            cfg = imageconfig.apply(cfg, run_config, image_id)
+        elif not cfg.rootfs or not os.path.isabs(cfg.rootfs):
+            raise SpecError(
+                "--rootfs", "an image or an absolute path to a root filesystem is required"
+            )
+        elif not os.path.isdir(cfg.rootfs):
             raise SpecError("--rootfs", f"{cfg.rootfs} is not a directory")
+        else:
+            cfg = msgspec.structs.replace(
+                cfg, workdir=cfg.workdir or "/", stop_signal=cfg.stop_signal or "SIGTERM"
+            )
+        if not cfg.cmd:
+            raise SpecError("cmd", "no command given, and the image has none")
         if cfg.network not in ("none", "host"):
             raise SpecError("--network", f"{cfg.network!r}: only none and host exist yet")
-        users.resolve(cfg.user, cfg.rootfs)  # refuse an unknown user now, not at start
+        users.resolve(cfg.user, self.lookup_root(cfg, "/etc/passwd"))  # refuse unknown users now
         parse_signal(cfg.stop_signal)
         try:
             restart.parse_policy(cfg.restart)
@@ -463,6 +480,26 @@ class Fleet:
             resolved.append(m)
         return msgspec.structs.replace(cfg, mounts=resolved, volumes_from=[])
 
+    def lower_dirs(self, cfg: ContainerConfig) -> str:
+        """The overlay's lowerdir: the image's layers, top first, or the rootfs."""
+        if cfg.image_id:
+            return ":".join(str(d) for d in reversed(self.images.layer_dirs(cfg.image_id)))
+        return cfg.rootfs
+
+    def lookup_root(self, cfg: ContainerConfig, path: str) -> str:
+        """The directory to read `path` of the container's image from: the
+        topmost layer that has it (whiteouts are not consulted), or the rootfs."""
+        if not cfg.image_id:
+            return cfg.rootfs
+        dirs = list(reversed(self.images.layer_dirs(cfg.image_id)))
+        for d in dirs:
+            if os.path.lexists(os.path.join(d, path.lstrip("/"))):
+                return str(d)
+        return str(dirs[0])
+
+    def image_users(self, image_id: str) -> list[str]:
+        return [c.id for c in self.containers.values() if c.config.image_id == image_id]
+
     def emit_volume(self, name: str, action: str, **attrs: str) -> None:
         self.journal.append("volume", action, name, name, attrs)
 
@@ -491,10 +528,15 @@ class Fleet:
                 if m.source not in self.volumes.volumes:
                     raise SpecError("--volume", f"volume {m.source!r} no longer exists")
                 if not m.nocopy:
-                    self.volumes.fill_from(m.source, cfg.rootfs, m.target)
+                    self.volumes.fill_from(m.source, self.lookup_root(cfg, m.target), m.target)
         mounts = ocispec.user_mounts(cfg, self.volumes.data)
         return ocispec.build(
-            c.id, cfg, str(c.path / "rootfs"), f"{self.cgroup_parent}/{c.id}", mounts
+            c.id,
+            cfg,
+            str(c.path / "rootfs"),
+            f"{self.cgroup_parent}/{c.id}",
+            mounts,
+            passwd_root=self.lookup_root(cfg, "/etc/passwd"),
         )
 
     def start(self, c: Container, spec: oci.Spec | None = None) -> None:
@@ -518,7 +560,7 @@ class Fleet:
                 wait_for_start=False,
                 spec=spec,
                 stdin=stdin_r,
-                overlay=(cfg.rootfs, str(c.path / "upper"), str(c.path / "work")),
+                overlay=(self.lower_dirs(cfg), str(c.path / "upper"), str(c.path / "work")),
                 log_max_size=cfg.log_max_size,
                 log_max_files=cfg.log_max_files,
                 log_file=str(c.log_path),
@@ -683,7 +725,9 @@ class Fleet:
         """The process an exec runs: the container's identity and profile."""
         if not cmd:
             raise SpecError("cmd", "exec needs a command")
-        uid, gid, extra = users.resolve(user or c.config.user, c.config.rootfs)
+        uid, gid, extra = users.resolve(
+            user or c.config.user, self.lookup_root(c.config, "/etc/passwd")
+        )
         hostname = c.config.hostname or c.id[:12]
         caps = list(specs.DOCKER_CAPS)
         return oci.Process(

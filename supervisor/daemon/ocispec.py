@@ -72,12 +72,13 @@ def build(
     mountpoint: str,
     cgroups_path: str,
     mounts: list[oci.Mount] | None = None,
+    passwd_root: str | None = None,
 ) -> oci.Spec:
     """The OCI spec for container `id`; its root is the overlay at `mountpoint`,
     read-only with --read-only; `mounts` (volumes, binds, tmpfs) come after
     the standard ones."""
     hostname = cfg.hostname or id[:12]
-    uid, gid, extra = users.resolve(cfg.user, cfg.rootfs)
+    uid, gid, extra = users.resolve(cfg.user, passwd_root or cfg.rootfs)
     base = specs.default_spec(cfg.cmd, terminal=cfg.tty, rootfs=mountpoint)
     assert base.process is not None and base.linux is not None
     process = msgspec.structs.replace(

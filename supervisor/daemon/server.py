@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from pathlib import Path
 
 import msgspec
 import structlog
@@ -33,8 +34,10 @@ from supervisor.errors import (
     SetupError,
     SpecError,
 )
+from supervisor.images.layer import LayerError
+from supervisor.images.store import ImageError, NoSuchImage, normalize
 from supervisor.runtime.signals import parse_signal
-from supervisor.volumes.store import VolumeError
+from supervisor.volumes.store import VolumeError, du
 
 log = structlog.get_logger("corral.server")
 
@@ -145,6 +148,17 @@ class Connection:
                 async with c.lock:
                     await f.remove(c, force=force, volumes=volumes)
                 await self.send(api.Ok())
+            case (
+                api.ImageImport()
+                | api.ImageLoad()
+                | api.ImageSave()
+                | api.ImageList()
+                | api.ImageTag()
+                | api.ImageRemove()
+                | api.ImageInspect()
+                | api.ImagePrune()
+            ):
+                await self.send(images_request(f, req))
             case api.VolumeCreate(name=name, labels=labels):
                 try:
                     meta, new = f.volumes.create(name, labels)
@@ -402,6 +416,96 @@ class Connection:
             await self.stream.send_all(b"".join(data for _, data in item))
 
 
+def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
+    """The image commands: synchronous, the store's work (an unpack) is local I/O."""
+    st = f.images
+    match req:
+        case api.ImageImport(path=path, ref=ref):
+            with open(path, "rb") as fh:
+                image_id = st.import_rootfs(fh, ref or None)
+            f.journal.append("image", "import", image_id, ref, {"source": path})
+            return api.ImagesDone(ids=[image_id], tags=[ref] if ref else [])
+        case api.ImageLoad(path=path):
+            loaded = st.load(Path(path))
+            for image_id, tags in loaded:
+                f.journal.append("image", "load", image_id, ",".join(tags))
+            return api.ImagesDone(
+                ids=[i for i, _ in loaded], tags=[t for _, ts in loaded for t in ts]
+            )
+        case api.ImageSave(ref=ref, path=path):
+            image_id = st.resolve(ref)
+            tags = [ref] if not ref.startswith("sha256:") and ":" in ref else st.tags(image_id)
+            st.save(image_id, Path(path), tags)
+            f.journal.append("image", "save", image_id, ref)
+            return api.ImagesDone(ids=[image_id])
+        case api.ImageList():
+            return api.ImageListResult(images=[image_summary(f, i) for i in st.images()])
+        case api.ImageTag(source=source, target=target):
+            image_id = st.resolve(source)
+            st.tag(image_id, target)
+            f.journal.append("image", "tag", image_id, target)
+            return api.ImagesDone(ids=[image_id], tags=[target])
+        case api.ImageInspect(ref=ref):
+            image_id = st.resolve(ref)
+            cfg = st.config(image_id)
+            data = msgspec.to_builtins(cfg)
+            data.update(
+                {
+                    "Id": image_id,
+                    "RepoTags": st.tags(image_id),
+                    "Size": image_summary(f, image_id).size,
+                    "GraphDriver": {
+                        "Name": "overlay",
+                        "Data": {"LowerDir": ":".join(str(d) for d in st.layer_dirs(image_id))},
+                    },
+                }
+            )
+            return api.InspectResult(data=data)
+        case api.ImageRemove(ref=ref, force=force):
+            image_id = st.resolve(ref)
+            users = f.image_users(image_id)
+            named = normalize(ref) in st.repos and len(st.tags(image_id)) > 1
+            if named:  # one of several tags: only that tag goes (Docker's rmi)
+                st.untag(ref)
+                f.journal.append("image", "untag", image_id, ref)
+                return api.ImagesDone(ids=[image_id], tags=[ref])
+            if users and not force:
+                raise Conflict(
+                    f"image {ref} is in use by container(s) "
+                    f"{', '.join(u[:12] for u in users)}: remove them, or use force"
+                )
+            if users:  # forced: the tags go, the layers stay while containers use them
+                for t in st.tags(image_id):
+                    st.untag(t)
+                    f.journal.append("image", "untag", image_id, t)
+                return api.ImagesDone(ids=[image_id])
+            tags = st.tags(image_id)
+            removed = st.remove_image(image_id, in_use=set())
+            f.journal.append("image", "delete", image_id, ",".join(tags))
+            return api.ImagesDone(ids=[image_id], tags=tags, deleted=removed)
+        case api.ImagePrune(all=everything):
+            deleted = []
+            for image_id in st.images():
+                if f.image_users(image_id) or (st.tags(image_id) and not everything):
+                    continue
+                deleted += st.remove_image(image_id, in_use=set())
+                f.journal.append("image", "delete", image_id)
+            return api.ImagesDone(deleted=deleted)
+    raise SpecError("request", f"unexpected {type(req).__name__}")
+
+
+def image_summary(f: Fleet, image_id: str) -> api.ImageSummary:
+    st = f.images
+    size = sum(du(d) for d in st.layer_dirs(image_id))
+    return api.ImageSummary(
+        id=image_id,
+        tags=st.tags(image_id),
+        created=st.config(image_id).created,
+        size=size,
+        containers=len(f.image_users(image_id)),
+    )
+
+
 class NoSuchVolume(NoSuchContainer):
     pass
 
@@ -494,6 +598,12 @@ def disconnected(e: BaseException) -> bool:
 
 
 def error_for(e: Exception, req: msgspec.Struct) -> api.Error:
+    if isinstance(e, NoSuchImage):
+        return api.Error(kind="not_found", message=str(e))
+    if isinstance(e, ImageError | LayerError):
+        return api.Error(kind="invalid", message=str(e))
+    if isinstance(e, FileNotFoundError | IsADirectoryError | PermissionError):
+        return api.Error(kind="invalid", message=f"{e.strerror}: {e.filename}")
     if isinstance(e, NoSuchVolume):
         return api.Error(kind="not_found", message=f"No such volume: {e.id}")
     if isinstance(e, NoSuchContainer):

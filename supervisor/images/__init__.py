@@ -1,0 +1,4 @@
+"""Images: a content-addressed store of layers, unpacked once and shared.
+
+The daemon composes this package; nothing here imports the daemon.
+"""

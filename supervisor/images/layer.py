@@ -1,0 +1,270 @@
+"""Unpacking a layer tar, safely, into a directory overlayfs can use.
+
+This is where engines get broken into. The rules:
+- Every entry's path is relative to the layer: leading "/" and "./" are
+  dropped; a ".." component is refused outright.
+- Parents are opened with openat2(RESOLVE_IN_ROOT) from the layer's root, so a
+  symlink unpacked earlier (`a -> /etc`) is followed, if at all, inside the
+  layer, never out of it; the entry itself is created relative to that
+  descriptor and never through a symlink (O_NOFOLLOW, no-follow chown/utime).
+- A hard link's target must already exist in this layer, resolved the same way.
+- Whiteouts become what overlayfs reads: `.wh.NAME` a 0:0 character device
+  NAME, `.wh..wh..opq` the xattr trusted.overlay.opaque=y on its directory.
+- Modes, owners, mtimes, devices and PAX xattrs are applied as the tar says.
+A refused archive raises LayerError naming the entry, and the caller removes
+the partial directory: nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import stat
+import tarfile
+from pathlib import Path
+from typing import IO
+
+from supervisor import _native
+from supervisor.errors import CorralError
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+
+
+class LayerError(CorralError):
+    """A layer that cannot be unpacked safely; the message names the entry."""
+
+
+def clean_path(name: str) -> str:
+    """The entry's path relative to the layer; LayerError for '..' or empty."""
+    parts = []
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            raise LayerError(f"entry {name!r} climbs out of the layer ('..')")
+        parts.append(part)
+    return "/".join(parts)
+
+
+class _Layer:
+    def __init__(self, root: Path) -> None:
+        self.root = str(root)
+
+    def open_dir(self, rel: str) -> int:
+        return _native.open_in_root(self.root, rel or "/", os.O_PATH | os.O_DIRECTORY)
+
+    def parent_fd(self, rel: str) -> tuple[int, str]:
+        """(descriptor of the parent directory, last component), creating parents."""
+        parent, _, leaf = rel.rpartition("/")
+        try:
+            return self.open_dir(parent), leaf
+        except FileNotFoundError:
+            pass
+        comps = parent.split("/")
+        for i in range(len(comps)):
+            prefix = "/".join(comps[: i + 1])
+            try:
+                os.close(self.open_dir(prefix))
+            except FileNotFoundError:
+                up = self.open_dir("/".join(comps[:i]))
+                try:
+                    os.mkdir(comps[i], 0o755, dir_fd=up)  # relative to a dir in the root
+                finally:
+                    os.close(up)
+        return self.open_dir(parent), leaf
+
+
+def unpack(fileobj: IO[bytes], dest: Path) -> str:
+    """Unpack the tar stream (plain or gzip) into `dest` (created empty);
+    returns the diff id: the sha256 of the uncompressed tar."""
+    raw = _Peek(fileobj)
+    magic = raw.peek(4)
+    if magic[:2] == b"\x1f\x8b":
+        stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb")
+    elif magic == b"\x28\xb5\x2f\xfd":
+        raise LayerError("zstd-compressed layers are not supported yet")
+    else:
+        stream = raw
+    hasher = _HashingReader(stream)
+    dest.mkdir(mode=0o755)
+    layer = _Layer(dest)
+    dirs: list[tuple[str, tarfile.TarInfo]] = []
+    try:
+        with tarfile.open(fileobj=hasher, mode="r|") as tar:
+            for member in tar:
+                rel = clean_path(member.name)
+                if not rel:
+                    if member.isdir():
+                        dirs.append(("", member))
+                    continue
+                if member.islnk():
+                    _hardlink(layer, member, rel)
+                    continue
+                _entry(layer, tar, member, rel)
+                if member.isdir():
+                    dirs.append((rel, member))
+        hasher.drain()
+        # Directory mtimes last: creating their children changed them.
+        for rel, member in reversed(dirs):
+            _times(layer, rel, member, follow=True)
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise LayerError(f"unpacking the layer: {e}") from None
+    return "sha256:" + hasher.digest()
+
+
+def _entry(layer: _Layer, tar: tarfile.TarFile, m: tarfile.TarInfo, rel: str) -> None:
+    pfd, leaf = layer.parent_fd(rel)
+    try:
+        if leaf == OPAQUE:
+            # setxattr through /proc/self/fd/N works on an O_PATH directory.
+            os.setxattr(f"/proc/self/fd/{pfd}", "trusted.overlay.opaque", b"y")
+            return
+        if leaf.startswith(WHITEOUT):
+            name = leaf[len(WHITEOUT) :]
+            _remove(pfd, name)
+            os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=pfd)
+            return
+        if m.isdir():
+            try:
+                os.mkdir(leaf, m.mode & 0o7777, dir_fd=pfd)
+            except FileExistsError:
+                st = os.stat(leaf, dir_fd=pfd, follow_symlinks=False)
+                if not stat.S_ISDIR(st.st_mode):
+                    _remove(pfd, leaf)
+                    os.mkdir(leaf, m.mode & 0o7777, dir_fd=pfd)
+        elif m.isreg():
+            _remove(pfd, leaf)
+            fd = os.open(
+                leaf,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=pfd,
+            )
+            with os.fdopen(fd, "wb") as out:
+                src = tar.extractfile(m)
+                assert src is not None
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+        elif m.issym():
+            _remove(pfd, leaf)
+            os.symlink(m.linkname, leaf, dir_fd=pfd)
+        elif m.ischr() or m.isblk() or m.isfifo():
+            _remove(pfd, leaf)
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
+            os.mknod(leaf, kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
+        else:
+            raise LayerError(f"entry {m.name!r}: unsupported type {m.type!r}")
+        _meta(pfd, leaf, m)
+    finally:
+        os.close(pfd)
+
+
+def _hardlink(layer: _Layer, m: tarfile.TarInfo, rel: str) -> None:
+    target = clean_path(m.linkname)
+    try:
+        tfd = _native.open_in_root(layer.root, target, os.O_PATH | os.O_NOFOLLOW)
+    except OSError:
+        raise LayerError(
+            f"hard link {m.name!r} points at {m.linkname!r}, which is not in this layer"
+        ) from None
+    pfd, leaf = layer.parent_fd(rel)
+    try:
+        _remove(pfd, leaf)
+        # Link the resolved object itself (AT_EMPTY_PATH through /proc), not a path.
+        os.link(f"/proc/self/fd/{tfd}", leaf, dst_dir_fd=pfd, follow_symlinks=True)
+    finally:
+        os.close(pfd)
+        os.close(tfd)
+
+
+def _meta(pfd: int, leaf: str, m: tarfile.TarInfo) -> None:
+    os.chown(leaf, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+    if not m.issym():
+        os.chmod(leaf, m.mode & 0o7777, dir_fd=pfd)
+        xattrs = {
+            k[len("SCHILY.xattr.") :]: v
+            for k, v in m.pax_headers.items()
+            if k.startswith("SCHILY.xattr.")
+        }
+        if xattrs and (m.isreg() or m.isdir()):
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(leaf, flags, dir_fd=pfd)
+            try:
+                for k, v in xattrs.items():
+                    os.setxattr(fd, k, v.encode("utf-8", "surrogateescape"))
+            finally:
+                os.close(fd)
+    os.utime(leaf, ns=(int(m.mtime * 1e9),) * 2, dir_fd=pfd, follow_symlinks=False)
+
+
+def _times(layer: _Layer, rel: str, m: tarfile.TarInfo, *, follow: bool) -> None:
+    if not rel:
+        os.utime(layer.root, ns=(int(m.mtime * 1e9),) * 2)
+        return
+    pfd, leaf = layer.parent_fd(rel)
+    try:
+        os.utime(leaf, ns=(int(m.mtime * 1e9),) * 2, dir_fd=pfd, follow_symlinks=False)
+    finally:
+        os.close(pfd)
+
+
+def _remove(pfd: int, name: str) -> None:
+    """Whatever is at `name` goes (a later entry replaces an earlier one)."""
+    try:
+        st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(os.path.join(os.readlink(f"/proc/self/fd/{pfd}"), name))
+    else:
+        os.unlink(name, dir_fd=pfd)
+
+
+class _Peek:
+    """A stream whose first bytes can be looked at before it is read."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+        self.head = b""
+
+    def peek(self, n: int) -> bytes:
+        while len(self.head) < n:
+            more = self.f.read(n - len(self.head))
+            if not more:
+                break
+            self.head += more
+        return self.head[:n]
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            if n < 0:
+                data, self.head = self.head + self.f.read(), b""
+                return data
+            data, self.head = self.head[:n], self.head[n:]
+            if len(data) < n:
+                data += self.f.read(n - len(data))
+            return data
+        return self.f.read(n)
+
+
+class _HashingReader:
+    """Hashes the uncompressed tar as tarfile reads it (the diff id)."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+        self.h = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.h.update(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+    def digest(self) -> str:
+        return self.h.hexdigest()

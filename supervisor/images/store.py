@@ -1,0 +1,414 @@
+"""The image store, content-addressed, under ROOT/images:
+
+    blobs/sha256/HEX          image configs (and, later, pulled blobs)
+    layers/CHAINHEX/diff      a layer, unpacked once, shared by every image on it
+    layers/CHAINHEX/diff_id   its diff id (sha256 of the uncompressed tar)
+    repositories.json         name:tag -> image id
+
+An image id is the sha256 of its config. A layer's directory is named by its
+chain id (Docker's: the layer's diff id chained to its parents'), so the same
+layer on the same parents is unpacked once. Writes are atomic; a layer is
+unpacked into a temporary directory and renamed into place, so a failed or
+malicious archive leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import secrets
+import shutil
+import stat
+import tarfile
+import time
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+from protocols.image import (
+    DockerArchiveEntry,
+    History,
+    ImageConfig,
+    Index,
+    Manifest,
+    RootFS,
+)
+from supervisor.errors import CorralError
+from supervisor.images.layer import LayerError, unpack
+from supervisor.runtime.state import atomic_write
+
+
+class ImageError(CorralError):
+    pass
+
+
+class NoSuchImage(ImageError):
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"No such image: {ref}")
+        self.ref = ref
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    out: list[str] = []
+    for d in diff_ids:
+        out.append(
+            d if not out else "sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest()
+        )
+    return out
+
+
+def normalize(ref: str) -> str:
+    """'busybox' -> 'busybox:latest'; Docker Hub's official prefix is dropped
+    ('docker.io/library/bb:v1' -> 'bb:v1'), as Docker shows it."""
+    for prefix in ("docker.io/library/", "docker.io/"):
+        ref = ref.removeprefix(prefix)
+    last = ref.rsplit("/", 1)[-1]
+    return ref if ":" in last or "@" in ref else f"{ref}:latest"
+
+
+class ImageStore:
+    def __init__(self, root: Path) -> None:
+        self.dir = root / "images"
+        self.blobs = self.dir / "blobs" / "sha256"
+        self.layers = self.dir / "layers"
+        self.tmp = self.dir / "tmp"
+        for d in (self.blobs, self.layers, self.tmp):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        shutil.rmtree(self.tmp, ignore_errors=True)  # halves of an interrupted load
+        self.tmp.mkdir(mode=0o700)
+        self._cfg = msgspec.json.Decoder(ImageConfig)
+        self.repos: dict[str, str] = self._load_repos()
+
+    # -- blobs, configs, tags ----------------------------------------------------------
+
+    def _load_repos(self) -> dict[str, str]:
+        try:
+            return json.loads((self.dir / "repositories.json").read_text())
+        except FileNotFoundError:
+            return {}
+
+    def _save_repos(self) -> None:
+        atomic_write(
+            self.dir / "repositories.json",
+            json.dumps(self.repos, sort_keys=True).encode(),
+            durable=True,
+        )
+
+    def put_blob(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.blobs / digest
+        if not path.exists():
+            atomic_write(path, data, durable=True)
+        return "sha256:" + digest
+
+    def config(self, image_id: str) -> ImageConfig:
+        try:
+            return self._cfg.decode((self.blobs / image_id.removeprefix("sha256:")).read_bytes())
+        except FileNotFoundError:
+            raise NoSuchImage(image_id) from None
+
+    def images(self) -> list[str]:
+        ids = []
+        for p in self.blobs.iterdir():
+            try:
+                cfg = self._cfg.decode(p.read_bytes())
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            if cfg.rootfs.diff_ids or cfg.rootfs.type == "layers":
+                ids.append("sha256:" + p.name)
+        return sorted(ids)
+
+    def tags(self, image_id: str) -> list[str]:
+        return sorted(t for t, i in self.repos.items() if i == image_id)
+
+    def resolve(self, ref: str) -> str:
+        """An image id from name[:tag], a full id, or a unique id prefix."""
+        if normalize(ref) in self.repos:
+            return self.repos[normalize(ref)]
+        hexref = ref.removeprefix("sha256:")
+        if len(hexref) >= 4 and all(ch in "0123456789abcdef" for ch in hexref):
+            hits = [i for i in self.images() if i.removeprefix("sha256:").startswith(hexref)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise ImageError(f"ambiguous image id prefix {ref!r}")
+        raise NoSuchImage(ref)
+
+    def tag(self, image_id: str, ref: str) -> None:
+        self.config(image_id)
+        self.repos[normalize(ref)] = image_id
+        self._save_repos()
+
+    def untag(self, ref: str) -> None:
+        self.repos.pop(normalize(ref), None)
+        self._save_repos()
+
+    # -- layers ----------------------------------------------------------------------------
+
+    def layer_dirs(self, image_id: str) -> list[Path]:
+        """The image's layer directories, bottom first."""
+        cfg = self.config(image_id)
+        return [
+            self.layers / c.removeprefix("sha256:") / "diff" for c in chain_ids(cfg.rootfs.diff_ids)
+        ]
+
+    def add_layer(self, fileobj: IO[bytes], parent_chain: str | None) -> tuple[str, str]:
+        """Unpack a layer on top of `parent_chain`; (diff id, chain id). A layer
+        already present is not unpacked twice."""
+        work = self.tmp / secrets.token_hex(8)
+        try:
+            diff_id = unpack(fileobj, work)
+            chain = (
+                diff_id
+                if parent_chain is None
+                else "sha256:" + hashlib.sha256(f"{parent_chain} {diff_id}".encode()).hexdigest()
+            )
+            final = self.layers / chain.removeprefix("sha256:")
+            if final.exists():
+                shutil.rmtree(work)
+            else:
+                tmpdir = self.tmp / (secrets.token_hex(8) + ".layer")
+                tmpdir.mkdir()
+                os.rename(work, tmpdir / "diff")
+                (tmpdir / "diff_id").write_text(diff_id)
+                os.rename(tmpdir, final)
+            return diff_id, chain
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+
+    def remove_image(self, image_id: str, in_use: set[str]) -> list[str]:
+        """Remove the image's tags, config and the layers no other image uses;
+        returns the removed layer chain ids."""
+        cfg = self.config(image_id)
+        for t in self.tags(image_id):
+            self.repos.pop(t)
+        self._save_repos()
+        (self.blobs / image_id.removeprefix("sha256:")).unlink()
+        keep: set[str] = set()
+        for other in self.images():
+            keep.update(chain_ids(self.config(other).rootfs.diff_ids))
+        removed = []
+        for chain in chain_ids(cfg.rootfs.diff_ids):
+            if chain not in keep and chain not in in_use:
+                shutil.rmtree(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
+                removed.append(chain)
+        return removed
+
+    # -- import, load, save ----------------------------------------------------------------
+
+    def import_rootfs(self, fileobj: IO[bytes], ref: str | None) -> str:
+        """`corral import`: a root filesystem tar becomes a one-layer image."""
+        diff_id, _ = self.add_layer(fileobj, None)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        cfg = ImageConfig(
+            created=now,
+            rootfs=RootFS(diff_ids=[diff_id]),
+            history=[History(created=now, created_by="corral import")],
+        )
+        image_id = self.put_blob(msgspec.json.encode(cfg))
+        if ref:
+            self.tag(image_id, ref)
+        return image_id
+
+    def _add_image(self, config_bytes: bytes, layer_files, tags: list[str]) -> str:
+        cfg = self._cfg.decode(config_bytes)
+        parent = None
+        got = []
+        for open_layer in layer_files:
+            with open_layer() as f:
+                diff_id, parent = self.add_layer(f, parent)
+            got.append(diff_id)
+        if got != cfg.rootfs.diff_ids:
+            raise ImageError(
+                f"the layers do not match the config's diff ids "
+                f"({len(got)} unpacked, {len(cfg.rootfs.diff_ids)} expected, "
+                "or a digest differs)"
+            )
+        image_id = self.put_blob(config_bytes)
+        for t in tags:
+            self.tag(image_id, t)
+        return image_id
+
+    def load(self, path: Path) -> list[tuple[str, list[str]]]:
+        """`corral load -i`: a `docker save` archive or an OCI image layout (a
+        directory or a tar of one). Returns (image id, tags) for each image."""
+        if path.is_dir():
+            return self._load_oci(_DirSource(path), path.name)
+        try:
+            tar = tarfile.open(path)  # noqa: SIM115  (closed by the with below)
+        except tarfile.TarError as e:
+            raise ImageError(f"{path}: not a tar archive ({e})") from None
+        with tar:
+            src = _TarSource(tar)
+            if src.exists("manifest.json"):
+                return self._load_docker(src)
+            if src.exists("index.json"):
+                return self._load_oci(src, path.name.split(".")[0])
+        raise ImageError(
+            f"{path}: neither a docker-save archive (manifest.json) nor an OCI "
+            "image layout (index.json)"
+        )
+
+    def _load_docker(self, src) -> list[tuple[str, list[str]]]:
+        entries = msgspec.json.decode(src.read("manifest.json"), type=list[DockerArchiveEntry])
+        out = []
+        for e in entries:
+            tags = [normalize(t) for t in e.repo_tags or []]
+            image_id = self._add_image(
+                src.read(e.config), [lambda n=n: src.open(n) for n in e.layers], tags
+            )
+            out.append((image_id, tags))
+        return out
+
+    def _load_oci(self, src, repo: str) -> list[tuple[str, list[str]]]:
+        """An OCI layout names images by a ref.name annotation: a full reference,
+        or only a tag, to which the layout's own name is the repository."""
+        index = msgspec.json.decode(src.read("index.json"), type=Index)
+        out = []
+        for desc in index.manifests:
+            blob = _blob_path(desc.digest)
+            data = src.read(blob)
+            _verify(data, desc.digest)
+            if "index" in desc.media_type:
+                raise ImageError("nested image indexes in a layout are not supported yet")
+            manifest = msgspec.json.decode(data, type=Manifest)
+            config = src.read(_blob_path(manifest.config.digest))
+            _verify(config, manifest.config.digest)
+            name = (desc.annotations or {}).get("org.opencontainers.image.ref.name", "")
+            tags = (
+                [normalize(name if ":" in name or "/" in name else f"{repo}:{name}")]
+                if name
+                else []
+            )
+            layers = [
+                lambda d=d: _VerifyingReader(src.open(_blob_path(d.digest)), d.digest)
+                for d in manifest.layers
+            ]
+            out.append((self._add_image(config, layers, tags), tags))
+        return out
+
+    def save(self, image_id: str, out: Path, tags: list[str]) -> None:
+        """`corral save -o`: the docker-save format. Layers are tarred again from
+        their directories (the original tar bytes are not kept yet), so their
+        digests, and with them the saved image's id, can differ from the stored
+        image's; the content is the same."""
+        cfg = self.config(image_id)
+        with tarfile.open(out, "w") as tar:
+            names, diff_ids = [], []
+            for layer_dir in self.layer_dirs(image_id):
+                buf = io.BytesIO()
+                with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as lt:
+                    _tar_layer(lt, layer_dir)
+                data = buf.getvalue()
+                digest = hashlib.sha256(data).hexdigest()
+                names.append(f"{digest}/layer.tar")
+                diff_ids.append("sha256:" + digest)
+                _add_bytes(tar, names[-1], data)
+            new_cfg = msgspec.structs.replace(cfg, rootfs=RootFS(diff_ids=diff_ids))
+            cfg_bytes = msgspec.json.encode(new_cfg)
+            hexid = hashlib.sha256(cfg_bytes).hexdigest()
+            _add_bytes(tar, f"{hexid}.json", cfg_bytes)
+            manifest = [{"Config": f"{hexid}.json", "RepoTags": tags, "Layers": names}]
+            _add_bytes(tar, "manifest.json", json.dumps(manifest).encode())
+
+
+def _tar_layer(tar: tarfile.TarFile, root: Path) -> None:
+    """A layer directory back into a tar, whiteouts as .wh. files."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel_dir = os.path.relpath(dirpath, root)
+        for name in sorted(dirnames) + sorted(filenames):
+            full = os.path.join(dirpath, name)
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            st = os.lstat(full)
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                info = tarfile.TarInfo(os.path.join(os.path.dirname(rel), ".wh." + name))
+                tar.addfile(info)
+                continue
+            info = tar.gettarinfo(full, rel)
+            if info.isreg():
+                with open(full, "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = int(time.time())
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _blob_path(digest: str) -> str:
+    algo, _, hexd = digest.partition(":")
+    if algo != "sha256" or len(hexd) != 64 or not all(c in "0123456789abcdef" for c in hexd):
+        raise ImageError(f"unsupported or malformed digest {digest!r}")
+    return f"blobs/sha256/{hexd}"
+
+
+def _verify(data: bytes, digest: str) -> None:
+    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        raise ImageError(f"digest mismatch: content does not match {digest}")
+
+
+class _VerifyingReader:
+    """Reads a blob and checks its digest at the end (a tampered layer fails)."""
+
+    def __init__(self, f: IO[bytes], digest: str) -> None:
+        self.f, self.digest, self.h = f, digest, hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.h.update(data)
+        if not data and "sha256:" + self.h.hexdigest() != self.digest:
+            raise LayerError(f"digest mismatch: layer does not match {self.digest}")
+        return data
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.f.close()
+
+
+class _DirSource:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def exists(self, name: str) -> bool:
+        return (self.root / name).exists()
+
+    def read(self, name: str) -> bytes:
+        try:
+            return (self.root / name).read_bytes()
+        except FileNotFoundError:
+            raise ImageError(f"{name} is missing from the image layout") from None
+
+    def open(self, name: str):
+        return open(self.root / name, "rb")
+
+
+class _TarSource:
+    def __init__(self, tar: tarfile.TarFile) -> None:
+        self.tar = tar
+        self.names = {m.name.removeprefix("./"): m for m in tar.getmembers()}
+
+    def exists(self, name: str) -> bool:
+        return name in self.names
+
+    def open(self, name: str):
+        m = self.names.get(name)
+        if m is None or not m.isreg():
+            raise ImageError(f"{name} is missing from the archive")
+        f = self.tar.extractfile(m)
+        assert f is not None
+        return f
+
+    def read(self, name: str) -> bytes:
+        with self.open(name) as f:
+            return f.read()
