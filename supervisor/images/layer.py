@@ -63,18 +63,44 @@ class _Layer:
             return self.open_dir(parent), leaf
         except FileNotFoundError:
             pass
-        comps = parent.split("/")
-        for i in range(len(comps)):
-            prefix = "/".join(comps[: i + 1])
+        return self.open_dir(self._mkdirs(parent)), leaf
+
+    def _mkdirs(self, rel: str) -> str:
+        """mkdir -p inside the layer, following symlinks as the container would
+        (an absolute target from the layer's root, ".." never above it); returns
+        the resolved, symlink-free path. The layer directory is private to this
+        unpack, so checking each component with lstat cannot be raced."""
+        todo = [p for p in rel.split("/") if p]
+        done: list[str] = []
+        links = 0
+        while todo:
+            comp = todo.pop(0)
+            if comp == ".":
+                continue
+            if comp == "..":
+                if done:
+                    done.pop()
+                continue
+            path = os.path.join(self.root, *done, comp)
             try:
-                os.close(self.open_dir(prefix))
+                st = os.lstat(path)
             except FileNotFoundError:
-                up = self.open_dir("/".join(comps[:i]))
-                try:
-                    os.mkdir(comps[i], 0o755, dir_fd=up)  # relative to a dir in the root
-                finally:
-                    os.close(up)
-        return self.open_dir(parent), leaf
+                os.mkdir(path, 0o755)
+                done.append(comp)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > 40:
+                    raise LayerError(f"too many levels of symbolic links under {rel!r}")
+                target = os.readlink(path)
+                if target.startswith("/"):
+                    done = []
+                todo = [p for p in target.split("/") if p] + todo
+            elif stat.S_ISDIR(st.st_mode):
+                done.append(comp)
+            else:
+                raise LayerError(f"{'/'.join([*done, comp])} is not a directory (under {rel!r})")
+        return "/".join(done)
 
 
 def unpack(fileobj: IO[bytes], dest: Path) -> str:

@@ -1,0 +1,138 @@
+"""Images end to end: archives made by tools we did not write (umoci, skopeo),
+run through the daemon; an image in use cannot be removed; 100 containers of
+one image cost their writes only."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.probe import needs_busybox, needs_root
+
+pytestmark = [needs_root, needs_busybox]
+needs_tools = pytest.mark.skipif(
+    not (shutil.which("umoci") and shutil.which("skopeo")),
+    reason="umoci and skopeo are not installed",
+)
+
+
+def ok(p):
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory, rootfs):
+    """An OCI layout made by umoci from the busybox rootfs, and a docker-save
+    archive made from it by skopeo."""
+    if not (shutil.which("umoci") and shutil.which("skopeo")):
+        pytest.skip("umoci and skopeo are not installed")
+    base = tmp_path_factory.mktemp("layouts")
+    run = lambda *a: subprocess.run(a, cwd=base, check=True, capture_output=True)  # noqa: E731
+    run("umoci", "init", "--layout", "oci")
+    run("umoci", "new", "--image", "oci:app")
+    run("umoci", "unpack", "--image", "oci:app", "bundle")
+    subprocess.run(["cp", "-a", f"{rootfs}/.", str(base / "bundle" / "rootfs")], check=True)
+    (base / "bundle" / "rootfs" / "app.txt").write_text("from the image\n")
+    run("umoci", "repack", "--image", "oci:app", "bundle")
+    run(
+        "umoci",
+        "config",
+        "--image",
+        "oci:app",
+        "--config.cmd",
+        "sh",
+        "--config.cmd=-c",
+        "--config.cmd=cat app.txt; echo $GREETING; id -u",
+        "--config.env",
+        "GREETING=hello-from-config",
+        "--config.workingdir",
+        "/",
+        "--config.user",
+        "65534",
+        "--config.label",
+        "made-by=umoci",
+    )
+    run("skopeo", "copy", "oci:oci:app", f"docker-archive:{base}/app.tar:app:docker")
+    return base
+
+
+@needs_tools
+def test_oci_layout_from_umoci_loads_and_runs(daemon, layouts):
+    out = ok(daemon.cli("load", "-i", str(layouts / "oci")))
+    assert "oci:app" in out
+    out = ok(daemon.cli("run", "--rm", "oci:app"))
+    assert out.split() == ["from", "the", "image", "hello-from-config", "65534"]
+    # Flags override the image's defaults.
+    out = ok(daemon.cli("run", "--rm", "-e", "GREETING=flag", "-u", "0", "oci:app"))
+    assert out.split()[-2:] == ["flag", "0"]
+    out = ok(daemon.cli("run", "--rm", "oci:app", "echo", "replaced"))
+    assert out == "replaced\n"
+    info = json.loads(ok(daemon.cli("image", "inspect", "oci:app")))[0]
+    assert info["config"]["Labels"] == {"made-by": "umoci"}
+
+
+@needs_tools
+def test_docker_save_archive_from_skopeo_loads_and_runs(daemon, layouts):
+    out = ok(daemon.cli("load", "-i", str(layouts / "app.tar")))
+    assert "app:docker" in out
+    assert "from the image" in ok(daemon.cli("run", "--rm", "app:docker"))
+
+
+@needs_tools
+def test_tampered_layout_is_refused(daemon, layouts, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(layouts / "oci", bad)
+    index = json.loads((bad / "index.json").read_text())
+    manifest_digest = index["manifests"][0]["digest"].split(":")[1]
+    manifest = json.loads((bad / "blobs" / "sha256" / manifest_digest).read_text())
+    layer = bad / "blobs" / "sha256" / manifest["layers"][0]["digest"].split(":")[1]
+    data = bytearray(layer.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    layer.write_bytes(bytes(data))
+    p = daemon.cli("load", "-i", str(bad))
+    assert p.returncode != 0
+    assert "digest mismatch" in p.stderr or "unpacking" in p.stderr
+    assert ok(daemon.cli("images", "-q")).strip() == ""
+
+
+def test_import_run_and_rmi_in_use(daemon, rootfs, tmp_path):
+    tar = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+    image_id = ok(daemon.cli("import", str(tar), "bb:imported")).strip()
+    assert image_id.startswith("sha256:")
+    ok(daemon.cli("create", "--name", "user", "bb:imported", "true"))
+    p = daemon.cli("rmi", "bb:imported")
+    assert p.returncode == 1 and "in use" in p.stderr
+    ok(daemon.cli("tag", "bb:imported", "bb:other"))
+    assert "Untagged: bb:other" in ok(daemon.cli("rmi", "bb:other"))  # one of two tags
+    ok(daemon.cli("rm", "user"))
+    out = ok(daemon.cli("rmi", "bb:imported"))
+    assert "Deleted" in out
+    assert ok(daemon.cli("images", "-q")).strip() == ""
+
+
+def test_hundred_containers_cost_only_their_writes(daemon, rootfs, tmp_path):
+    tar = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+    ok(daemon.cli("import", str(tar), "bb:many"))
+    from protocols import api
+
+    c = daemon.client()
+    ids = [
+        c.call(api.Create(config=api.ContainerConfig(image="bb:many", cmd=["true"]))).id
+        for _ in range(100)
+    ]
+    containers = Path(daemon.root) / "containers"
+    used = sum(
+        f.stat().st_size for i in ids for f in (containers / i / "upper").rglob("*") if f.is_file()
+    )
+    assert used == 0  # nothing copied: the layer is shared
+    layers = list((Path(daemon.root) / "images" / "layers").iterdir())
+    assert len(layers) == 1
+    for i in ids:
+        c.call(api.Remove(id=i))
