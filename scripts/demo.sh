@@ -11,6 +11,7 @@ daemon_pid=""
 cleanup() {
     if [ -n "$daemon_pid" ]; then
         for c in $(corral ps -aq 2>/dev/null); do corral rm -f "$c" >/dev/null 2>&1 || true; done
+        corral volume rm -f demo-data >/dev/null 2>&1 || true
         kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
     fi
     rm -rf "$demo"
@@ -46,6 +47,10 @@ events_pid=$!
 R="$demo/rootfs"
 corral run --rm --rootfs "$R" sh -c 'echo "hello from a daemon-run container"; exit 3' \
     || echo "exit status: $?"
+tar -C "$R" -cf "$demo/busybox.tar" . && corral import "$demo/busybox.tar" busybox:local >/dev/null
+corral images
+corral run --rm -v demo-data:/data busybox:local sh -c 'echo "from an image, into a volume" > /data/f'
+corral run --rm -v demo-data:/data:ro busybox:local cat /data/f
 echo "hello from corral" > "$R/var/www/index.html"
 # A small fleet: a web server with a health check, a worker that crashes now and
 # then (restarted with backoff), and a service whose health check starts failing
