@@ -23,6 +23,7 @@ import os
 import shutil
 import stat
 import tarfile
+import zlib
 from pathlib import Path
 from typing import IO
 
@@ -136,7 +137,7 @@ def unpack(fileobj: IO[bytes], dest: Path) -> str:
         # Directory mtimes last: creating their children changed them.
         for rel, member in reversed(dirs):
             _times(layer, rel, member, follow=True)
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise LayerError(f"unpacking the layer: {e}") from None
     return "sha256:" + hasher.digest()
 
