@@ -249,6 +249,23 @@ class ImagePrune(_Msg):
     all: bool = False
 
 
+class ImagePull(_Msg):
+    ref: str
+    platform: str = "linux/amd64"
+    insecure: bool = False  # plain HTTP (always so for localhost registries)
+
+
+class ImagePush(_Msg):
+    ref: str  # the local image, pushed under this name
+    insecure: bool = False
+
+
+class Login(_Msg):
+    registry: str
+    username: str
+    password: str
+
+
 Request = (
     Hello
     | Ping
@@ -283,6 +300,9 @@ Request = (
     | ImageRemove
     | ImageInspect
     | ImagePrune
+    | ImagePull
+    | ImagePush
+    | Login
 )
 
 
@@ -397,6 +417,15 @@ class ImageListResult(_Msg):
     images: list[ImageSummary]
 
 
+class Progress(_Msg):
+    """A pull's or push's step for one layer, as Docker shows them."""
+
+    id: str
+    status: str
+    current: int = 0
+    total: int = 0
+
+
 class ImagesDone(_Msg):
     """The result of import/load/rmi/prune: image ids and what was done to them."""
 
@@ -424,4 +453,5 @@ Response = (
     | PruneResult
     | ImageListResult
     | ImagesDone
+    | Progress
 )

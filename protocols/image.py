@@ -64,14 +64,14 @@ class Descriptor(_Base, rename="camel", kw_only=True):
 
 
 class Manifest(_Base, rename="camel", kw_only=True):
-    schema_version: int = 2
+    schema_version: int  # required: 2 (and written, which a default would not be)
     media_type: str = ""
     config: Descriptor
     layers: list[Descriptor] = []
 
 
 class Index(_Base, rename="camel"):
-    schema_version: int = 2
+    schema_version: int
     media_type: str = ""
     manifests: list[Descriptor] = []
 

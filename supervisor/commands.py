@@ -287,6 +287,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--until")
     s.add_argument("--format", choices=("text", "json"), default="text")
     s = sub.add_parser("version", help="client and daemon versions")
+    s = sub.add_parser("pull", help="an image from a registry")
+    s.add_argument("--platform", default="linux/amd64")
+    s.add_argument("--insecure", action="store_true", help="plain HTTP (always for localhost)")
+    s.add_argument("ref")
+    s = sub.add_parser("push", help="an image to a registry")
+    s.add_argument("--insecure", action="store_true")
+    s.add_argument("ref")
+    s = sub.add_parser("login", help="credentials for a registry")
+    s.add_argument("-u", "--username", required=True)
+    s.add_argument("-p", "--password")
+    s.add_argument("--password-stdin", action="store_true")
+    s.add_argument("registry")
     s = sub.add_parser("import", help="a root filesystem tar as an image")
     s.add_argument("file")
     s.add_argument("ref", nargs="?", default="")
@@ -690,6 +702,50 @@ def _human_size(n: float) -> str:
     return f"{n}B"
 
 
+def _progress(c: Client, req) -> object:
+    """Docker's per-layer progress lines, then the result."""
+    tty = sys.stdout.isatty()
+    c.send(req)
+    while True:
+        msg = c.recv()
+        if not isinstance(msg, api.Progress):
+            return msg
+        if msg.status == "Downloading" and msg.total:
+            line = f"{msg.id}: Downloading {msg.current / 1e6:.1f}MB/{msg.total / 1e6:.1f}MB"
+            if tty:
+                print(f"\r{line}", end="", flush=True)
+            continue
+        print(("\r" if tty else "") + f"{msg.id}: {msg.status}", flush=True)
+
+
+def cmd_pull(c: Client, args) -> int:
+    done = _progress(c, api.ImagePull(ref=args.ref, platform=args.platform, insecure=args.insecure))
+    name = done.tags[0] if done.tags else args.ref
+    if done.deleted:
+        print(f"Status: Image is up to date for {name}")
+    else:
+        print(f"Status: Downloaded newer image for {name}")
+    print(f"Digest: {done.ids[0]}")
+    return 0
+
+
+def cmd_push(c: Client, args) -> int:
+    done = _progress(c, api.ImagePush(ref=args.ref, insecure=args.insecure))
+    print(f"{args.ref}: digest: {done.ids[0]}")
+    return 0
+
+
+def cmd_login(c: Client, args) -> int:
+    password = sys.stdin.read().strip() if args.password_stdin else args.password
+    if password is None:
+        import getpass
+
+        password = getpass.getpass("Password: ")
+    c.call(api.Login(registry=args.registry, username=args.username, password=password))
+    print("Login Succeeded")
+    return 0
+
+
 def cmd_import(c: Client, args) -> int:
     done = c.call(api.ImageImport(path=os.path.abspath(args.file), ref=args.ref))
     print(done.ids[0])
@@ -797,6 +853,9 @@ COMMANDS = {
     "version": cmd_version,
     "volume": cmd_volume,
     "import": cmd_import,
+    "pull": cmd_pull,
+    "push": cmd_push,
+    "login": cmd_login,
     "load": cmd_load,
     "save": cmd_save,
     "images": cmd_images,

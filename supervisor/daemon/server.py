@@ -14,6 +14,7 @@ import secrets
 import time
 from pathlib import Path
 
+import httpx
 import msgspec
 import structlog
 import trio
@@ -34,6 +35,8 @@ from supervisor.errors import (
     SetupError,
     SpecError,
 )
+from supervisor.images import registry as registry_client
+from supervisor.images import transfer
 from supervisor.images.layer import LayerError
 from supervisor.images.store import ImageError, NoSuchImage, normalize
 from supervisor.runtime.signals import parse_signal
@@ -148,6 +151,8 @@ class Connection:
                 async with c.lock:
                     await f.remove(c, force=force, volumes=volumes)
                 await self.send(api.Ok())
+            case api.ImagePull() | api.ImagePush() | api.Login():
+                await self._transfer(req)
             case (
                 api.ImageImport()
                 | api.ImageLoad()
@@ -256,6 +261,63 @@ class Connection:
             await c.exited.wait()
             nursery.cancel_scope.cancel()
         await self.send(api.Exited(status_code=c.state.exit_code, oom_killed=c.state.oom_killed))
+
+    async def _transfer(self, req: msgspec.Struct) -> None:
+        """pull, push, login: progress streamed as it happens, then the result."""
+        send_ch, recv_ch = trio.open_memory_channel(256)
+        last: dict[str, str] = {}
+
+        def report(id: str, status: str, current: int, total: int) -> None:
+            if status == "Downloading" and last.get(id) == status and current < total:
+                return  # one "Downloading" per layer is enough for a socket
+            last[id] = status
+            try:
+                send_ch.send_nowait(
+                    api.Progress(id=id, status=status, current=current, total=total)
+                )
+            except trio.WouldBlock:
+                pass
+
+        async def forward() -> None:
+            async for msg in recv_ch:
+                await self.send(msg)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(forward)
+            try:
+                result = await self._run_transfer(req, report)
+            finally:
+                send_ch.close()
+        await self.send(result)
+
+    async def _run_transfer(self, req, report) -> msgspec.Struct:
+        f = self.fleet
+        creds = f.credentials.get
+        match req:
+            case api.ImagePull(ref=ref, platform=platform, insecure=insecure):
+                image_id, name, fetched = await transfer.pull(
+                    f.images,
+                    ref,
+                    platform=platform,
+                    insecure=insecure,
+                    credentials=creds,
+                    report=report,
+                )
+                f.journal.append("image", "pull", image_id, name, {"layers": str(fetched)})
+                return api.ImagesDone(
+                    ids=[image_id], tags=[name], deleted=[] if fetched else ["up to date"]
+                )
+            case api.ImagePush(ref=ref, insecure=insecure):
+                digest = await transfer.push(
+                    f.images, ref, ref, insecure=insecure, credentials=creds, report=report
+                )
+                f.journal.append("image", "push", digest, ref)
+                return api.ImagesDone(ids=[digest], tags=[ref])
+            case api.Login(registry=registry, username=user, password=password):
+                await registry_login(registry, user, password)
+                f.credentials.save(registry, user, password)
+                return api.Ok()
+        raise SpecError("request", f"unexpected {type(req).__name__}")
 
     async def _pump_stdin(self, c: Container, inbox: trio.MemoryReceiveChannel) -> None:
         fd = os.dup(c.stdin_w) if c.stdin_w is not None else None
@@ -494,6 +556,17 @@ def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
     raise SpecError("request", f"unexpected {type(req).__name__}")
 
 
+async def registry_login(registry: str, user: str, password: str) -> None:
+    """Check the credentials against the registry's /v2/ endpoint."""
+    client = registry_client.Client(registry, credentials=lambda r: (user, password))
+    try:
+        r = await client.request("GET", "/v2/", scope="registry:catalog:*")
+        if r.status_code != 200:
+            raise SpecError("login", f"{registry} refused the credentials (HTTP {r.status_code})")
+    finally:
+        await client.aclose()
+
+
 def image_summary(f: Fleet, image_id: str) -> api.ImageSummary:
     st = f.images
     size = sum(du(d) for d in st.layer_dirs(image_id))
@@ -598,6 +671,10 @@ def disconnected(e: BaseException) -> bool:
 
 
 def error_for(e: Exception, req: msgspec.Struct) -> api.Error:
+    if isinstance(e, registry_client.RegistryError):
+        return api.Error(kind="failed", message=str(e))
+    if isinstance(e, httpx.HTTPError):
+        return api.Error(kind="failed", message=f"registry: {type(e).__name__}: {e}")
     if isinstance(e, NoSuchImage):
         return api.Error(kind="not_found", message=str(e))
     if isinstance(e, ImageError | LayerError):
