@@ -47,8 +47,9 @@ class History(_Base):
 
 
 class ImageConfig(_Base):
-    architecture: str = "amd64"
-    os: str = "linux"
+    # Required (no defaults): omit_defaults would drop them, and the spec needs them.
+    architecture: str
+    os: str
     created: str = ""
     config: RunConfig = RunConfig()
     rootfs: RootFS = RootFS()

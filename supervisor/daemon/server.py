@@ -670,7 +670,10 @@ def disconnected(e: BaseException) -> bool:
     return isinstance(e, trio.BrokenResourceError | trio.ClosedResourceError)
 
 
-def error_for(e: Exception, req: msgspec.Struct) -> api.Error:
+def error_for(e: BaseException, req: msgspec.Struct) -> api.Error:
+    # A failure inside a nursery arrives as a group of one: answer with the one.
+    while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+        e = e.exceptions[0]
     if isinstance(e, registry_client.RegistryError):
         return api.Error(kind="failed", message=str(e))
     if isinstance(e, httpx.HTTPError):

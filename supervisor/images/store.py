@@ -205,6 +205,8 @@ class ImageStore:
         diff_id, _ = self.add_layer(fileobj, None)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         cfg = ImageConfig(
+            architecture=_host_arch(),
+            os="linux",
             created=now,
             rootfs=RootFS(diff_ids=[diff_id]),
             history=[History(created=now, created_by="corral import")],
@@ -314,6 +316,13 @@ class ImageStore:
             _add_bytes(tar, f"{hexid}.json", cfg_bytes)
             manifest = [{"Config": f"{hexid}.json", "RepoTags": tags, "Layers": names}]
             _add_bytes(tar, "manifest.json", json.dumps(manifest).encode())
+
+
+def _host_arch() -> str:
+    """This machine's architecture in the OCI spec's (Go's) words."""
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(
+        machine, machine)
 
 
 def _tar_layer(tar: tarfile.TarFile, root: Path) -> None:
