@@ -180,6 +180,9 @@ class ImageStore:
             shutil.rmtree(work, ignore_errors=True)
             raise
 
+    def remove_layer(self, chain: str) -> None:
+        shutil.rmtree(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
+
     def remove_image(self, image_id: str, in_use: set[str]) -> list[str]:
         """Remove the image's tags, config and the layers no other image uses;
         returns the removed layer chain ids."""
@@ -322,7 +325,8 @@ def _host_arch() -> str:
     """This machine's architecture in the OCI spec's (Go's) words."""
     machine = os.uname().machine
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(
-        machine, machine)
+        machine, machine
+    )
 
 
 def _tar_layer(tar: tarfile.TarFile, root: Path) -> None:

@@ -73,32 +73,31 @@ async def pull(
             layer = manifest.layers[i]
             short = _short(layer.digest)
             report(short, "Pulling fs layer", 0, layer.size)
+            path = downloads / _hex(layer.digest)
             await client.fetch_blob(
                 ref.repository,
                 layer.digest,
-                downloads / _hex(layer.digest),
+                path,
                 lambda d, t: report(short, "Downloading", d, t or layer.size),
             )
             report(short, "Download complete", layer.size, layer.size)
+            # Each layer's place (its chain id) is known from the config, so the
+            # layers unpack independently, each as soon as it is here, in a worker
+            # thread: decompressing and hashing release the GIL, and the event
+            # loop goes on downloading the others.
+            parent = chains[i - 1] if i else None
+            diff_id, _ = await trio.to_thread.run_sync(_unpack_file, store, path, parent)
+            if diff_id != diff_ids[i]:
+                store.remove_layer(_chain_of(parent, diff_id))  # it is not what was asked
+                raise RegistryError(
+                    f"layer {layer.digest} unpacks to {diff_id}, but the "
+                    f"config says {diff_ids[i]} (refused)"
+                )
+            report(short, "Pull complete", 0, 0)
 
         async with trio.open_nursery() as nursery:
             for i in missing:
                 nursery.start_soon(fetch, i)
-        parent = None
-        for i, layer in enumerate(manifest.layers):
-            if i in missing:
-                path = downloads / _hex(layer.digest)
-                with open(path, "rb") as f:
-                    diff_id, parent = store.add_layer(f, parent)
-                path.unlink()
-                if diff_id != diff_ids[i]:
-                    raise RegistryError(
-                        f"layer {layer.digest} unpacks to {diff_id}, but the "
-                        f"config says {diff_ids[i]} (refused)"
-                    )
-                report(_short(layer.digest), "Pull complete", 0, 0)
-            else:
-                parent = chains[i]
         image_id = store.put_blob(config_bytes)
         store.tag(image_id, ref.local_name)
         return image_id, ref.local_name, len(missing)
@@ -160,6 +159,20 @@ async def push(
         for f in work.iterdir():
             f.unlink()
         work.rmdir()
+
+
+def _unpack_file(store: ImageStore, path, parent: str | None) -> tuple[str, str]:
+    try:
+        with open(path, "rb") as f:
+            return store.add_layer(f, parent)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _chain_of(parent: str | None, diff_id: str) -> str:
+    if parent is None:
+        return diff_id
+    return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest()
 
 
 def _hex(digest: str) -> str:

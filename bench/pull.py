@@ -1,0 +1,104 @@
+"""Pull of a multi-layer image of about 200 MB from a local registry, against
+`skopeo copy` of the same image from the same registry, in one run.
+
+    sudo .venv/bin/python bench/pull.py [--rounds 3] [--layers 4] [--mb 50]
+
+The image: the busybox root filesystem plus LAYERS layers of MB megabytes of
+random data each (incompressible, so the bytes really travel), made with umoci,
+pushed to Debian's docker-registry on 127.0.0.1 with skopeo. Each round: corral
+pulls it into an empty store (a fresh daemon root), skopeo copies it to an empty
+OCI layout directory. Both fetch and verify every blob; corral also unpacks the
+layers (skopeo only stores them), so corral does more work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import CORRAL, DaemonProc, log, make_bundle, summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--mb", type=int, default=50)
+    args = ap.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="corral-bench-pull-"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (base / "reg.yml").write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {base}/regdata\n"
+        f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n"
+    )
+    reg = subprocess.Popen(
+        ["docker-registry", "serve", str(base / "reg.yml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        run = lambda *a: subprocess.run(a, cwd=base, check=True, capture_output=True)  # noqa: E731
+        rootfs = make_bundle(base, ["true"]) / "rootfs"
+        run("umoci", "init", "--layout", "oci")
+        run("umoci", "new", "--image", "oci:big")
+        run("umoci", "unpack", "--image", "oci:big", "b")
+        subprocess.run(["cp", "-a", f"{rootfs}/.", str(base / "b" / "rootfs")], check=True)
+        run("umoci", "repack", "--image", "oci:big", "b")
+        for i in range(args.layers):
+            with open(base / "b" / "rootfs" / f"data{i}", "wb") as f:
+                f.write(os.urandom(args.mb * 1024 * 1024))
+            run("umoci", "repack", "--image", "oci:big", "b")
+        ref = f"localhost:{port}/bench/big:v1"
+        run("skopeo", "copy", "--dest-tls-verify=false", "oci:oci:big", f"docker://{ref}")
+        size = sum(p.stat().st_size for p in (base / "regdata").rglob("data"))
+        log(f"image in the registry: {size / 1e6:.0f} MB in {args.layers + 1} layers")
+        ours, theirs = [], []
+        for r in range(args.rounds):
+            d = base / f"d{r}"
+            d.mkdir()
+            daemon = DaemonProc(d, cgroup_parent="/corral-bench-pull")
+            daemon.start()
+            try:
+                env = {**os.environ, "CORRAL_SOCKET": daemon.socket}
+                t = time.perf_counter()
+                subprocess.run([str(CORRAL), "pull", ref], env=env, check=True, capture_output=True)
+                ours.append(time.perf_counter() - t)
+            finally:
+                daemon.stop()
+                shutil.rmtree(d, ignore_errors=True)
+            dest = base / f"skopeo{r}"
+            t = time.perf_counter()
+            run("skopeo", "copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{dest}:x")
+            theirs.append(time.perf_counter() - t)
+            shutil.rmtree(dest)
+        s_o, s_t = summary(ours), summary(theirs)
+        print("| what | median | min - max | rounds |")
+        print("| --- | --- | --- | --- |")
+        print(
+            f"| `corral pull` ({size / 1e6:.0f} MB, {args.layers + 1} layers; fetch, verify, "
+            f"unpack) | {s_o['median']:.2f} s | {min(ours):.2f} - {max(ours):.2f} | "
+            f"{len(ours)} |"
+        )
+        print(
+            f"| `skopeo copy` to an OCI layout (fetch, verify, store) | {s_t['median']:.2f} s "
+            f"| {min(theirs):.2f} - {max(theirs):.2f} | {len(theirs)} |"
+        )
+        print(f"\ncorral / skopeo: {s_o['median'] / s_t['median']:.2f}x")
+    finally:
+        reg.terminate()
+        reg.wait()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
