@@ -438,8 +438,15 @@ class Fleet:
             )
         if not cfg.cmd:
             raise SpecError("cmd", "no command given, and the image has none")
-        if cfg.network not in ("none", "host"):
-            raise SpecError("--network", f"{cfg.network!r}: only none and host exist yet")
+        if cfg.network.startswith("container:"):
+            other = self.get(cfg.network.partition(":")[2])  # NoSuchContainer if absent
+            cfg = msgspec.structs.replace(cfg, network=f"container:{other.id}")
+        elif cfg.network not in ("none", "host"):
+            raise SpecError(
+                "--network",
+                f"{cfg.network!r}: none, host or container:NAME "
+                "(bridges and user networks come later)",
+            )
         users.resolve(cfg.user, self.lookup_root(cfg, "/etc/passwd"))  # refuse unknown users now
         parse_signal(cfg.stop_signal)
         try:
@@ -558,6 +565,12 @@ class Fleet:
                 if not m.nocopy:
                     self.volumes.fill_from(m.source, self.lookup_root(cfg, m.target), m.target)
         mounts = ocispec.user_mounts(cfg, self.volumes.data)
+        netns = None
+        if cfg.network.startswith("container:"):
+            other = self.containers.get(cfg.network.partition(":")[2])
+            if other is None or not other.running:
+                raise SpecError("--network", f"{cfg.network}: that container is not running")
+            netns = f"/proc/{other.state.pid}/ns/net"
         return ocispec.build(
             c.id,
             cfg,
@@ -565,6 +578,7 @@ class Fleet:
             f"{self.cgroup_parent}/{c.id}",
             mounts,
             passwd_root=self.lookup_root(cfg, "/etc/passwd"),
+            netns_path=netns,
         )
 
     def start(self, c: Container, spec: oci.Spec | None = None) -> None:

@@ -73,6 +73,7 @@ def build(
     cgroups_path: str,
     mounts: list[oci.Mount] | None = None,
     passwd_root: str | None = None,
+    netns_path: str | None = None,
 ) -> oci.Spec:
     """The OCI spec for container `id`; its root is the overlay at `mountpoint`,
     read-only with --read-only; `mounts` (volumes, binds, tmpfs) come after
@@ -87,11 +88,13 @@ def build(
         cwd=cfg.workdir or "/",
         user=oci.User(uid=uid, gid=gid, additional_gids=extra or None),
     )
-    namespaces = [
-        n
-        for n in base.linux.namespaces or []
-        if not (n.type == "network" and cfg.network == "host")
-    ]
+    namespaces = []
+    for n in base.linux.namespaces or []:
+        if n.type == "network" and cfg.network == "host":
+            continue  # the host's network namespace: none of its own
+        if n.type == "network" and netns_path:
+            n = oci.Namespace(type="network", path=netns_path)
+        namespaces.append(n)
     linux = msgspec.structs.replace(
         base.linux,
         namespaces=namespaces,

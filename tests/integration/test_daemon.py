@@ -490,3 +490,59 @@ def test_id_prefix_and_name_resolution(daemon, rootfs, ref_len):
     cid = daemon.cli("create", "--name", "pref", "--rootfs", str(rootfs), "true").stdout.strip()
     assert daemon.cli("inspect", cid[:ref_len]).returncode == 0
     assert daemon.cli("inspect", "/pref").returncode == 0
+
+
+def test_network_modes_none_host_and_container(daemon, rootfs):
+    out = ok_(
+        daemon.cli(
+            "run", "--rm", "--network", "none", "--rootfs", str(rootfs), "ls", "/sys/class/net"
+        )
+    )
+    assert out.split() == ["lo"]
+    host_links = sorted(p.name for p in Path("/sys/class/net").iterdir())
+    out = ok_(
+        daemon.cli(
+            "run", "--rm", "--network", "host", "--rootfs", str(rootfs), "ls", "/sys/class/net"
+        )
+    )
+    assert sorted(out.split()) == host_links
+    # A server on the first container's loopback, reached from a second one
+    # that joined its network namespace.
+    ok_(
+        daemon.cli(
+            "run",
+            "-d",
+            "--name",
+            "srv",
+            "--rootfs",
+            str(rootfs),
+            "httpd",
+            "-f",
+            "-p",
+            "127.0.0.1:8080",
+            "-h",
+            "/etc",
+        )
+    )
+    out = ok_(
+        daemon.cli(
+            "run",
+            "--rm",
+            "--network",
+            "container:srv",
+            "--rootfs",
+            str(rootfs),
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8 9 10; do "
+            "wget -q -O - http://127.0.0.1:8080/hostname && break; sleep 0.1; done",
+        )
+    )
+    assert out.strip() == "corral" or len(out.strip()) == 12  # the image's /etc/hostname
+    p = daemon.cli("run", "--rm", "--network", "bridge", "--rootfs", str(rootfs), "true")
+    assert p.returncode == 125 and "bridge" in p.stderr
+
+
+def ok_(p):
+    assert p.returncode == 0, p.stderr
+    return p.stdout
