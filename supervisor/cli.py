@@ -14,6 +14,10 @@ Containers (through the daemon, Docker's words and flags):
   run, create, start, stop, restart, kill, rm, ps, inspect, logs, wait,
   exec, pause, unpause, stats, events, version
 
+Images and volumes:
+  pull, push, login, images, import, load, save, tag, rmi, history, image,
+  volume
+
 Engine:
   daemon    run the daemon in the foreground ('corral daemon --help')
   runtime   run OCI bundles directly (spec, run, create, start, state, kill,
