@@ -95,8 +95,9 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--interactive", action="store_true")
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("--rm", action="store_true")
-    p.add_argument("--network", default="none",
-                   help="none, host or container:NAME (bridges come later)")
+    p.add_argument(
+        "--network", default="none", help="none, host or container:NAME (bridges come later)"
+    )
     p.add_argument("--log-opt", action="append", default=[], help="max-size=10m, max-file=3")
     p.add_argument("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
     p.add_argument("--restart-delay", type=_duration, help="first backoff wait (default 100ms)")

@@ -11,7 +11,6 @@ exited meanwhile (it records the real exit code from the monitor's file).
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import secrets
@@ -30,11 +29,12 @@ from supervisor.daemon.journal import Journal
 from supervisor.daemon.restart import Backoff
 from supervisor.daemon.store import ContainerRecord, RunState, Store
 from supervisor.errors import CorralError, InvalidState, NoSuchContainer, SetupError, SpecError
+from supervisor.images.credentials import Credentials
 from supervisor.images.store import ImageError, ImageStore
 from supervisor.runtime import Runtime, users
 from supervisor.runtime import spec as specs
 from supervisor.runtime.signals import parse_signal
-from supervisor.runtime.state import alive, atomic_write
+from supervisor.runtime.state import alive
 from supervisor.volumes.spec import MountError, check_targets
 from supervisor.volumes.store import VolumeError, VolumeStore
 
@@ -85,32 +85,6 @@ _NOUN = (
 
 class Conflict(CorralError):
     """The request does not fit the container's state or the fleet's names."""
-
-
-class Credentials:
-    """Registry logins, in ROOT/auth.json (0600), as Docker keeps them."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _all(self) -> dict[str, str]:
-        try:
-            return msgspec.json.decode(self.path.read_bytes(), type=dict[str, str])
-        except FileNotFoundError:
-            return {}
-
-    def get(self, registry: str) -> tuple[str, str] | None:
-        raw = self._all().get(registry)
-        if raw is None:
-            return None
-        user, _, password = base64.b64decode(raw).decode().partition(":")
-        return user, password
-
-    def save(self, registry: str, user: str, password: str) -> None:
-        auths = self._all()
-        auths[registry] = base64.b64encode(f"{user}:{password}".encode()).decode()
-        atomic_write(self.path, msgspec.json.encode(auths), durable=True)
-        os.chmod(self.path, 0o600)
 
 
 class Container:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from pathlib import Path
 
 import httpx
 import msgspec
@@ -26,7 +25,9 @@ from supervisor import __version__
 from supervisor.daemon import inspect as shapes
 from supervisor.daemon import logs
 from supervisor.daemon.fleet import Conflict, Container, Fleet
+from supervisor.daemon.imagesapi import images_request, registry_login
 from supervisor.daemon.journal import LiveSubscriber
+from supervisor.daemon.volumesapi import NoSuchVolume, volumes_request
 from supervisor.errors import (
     ContainerExists,
     CorralError,
@@ -38,9 +39,8 @@ from supervisor.errors import (
 from supervisor.images import registry as registry_client
 from supervisor.images import transfer
 from supervisor.images.layer import LayerError
-from supervisor.images.store import ImageError, NoSuchImage, normalize
+from supervisor.images.store import ImageError, NoSuchImage
 from supervisor.runtime.signals import parse_signal
-from supervisor.volumes.store import VolumeError, du
 
 log = structlog.get_logger("corral.server")
 
@@ -164,38 +164,14 @@ class Connection:
                 | api.ImagePrune()
             ):
                 await self.send(images_request(f, req))
-            case api.VolumeCreate(name=name, labels=labels):
-                try:
-                    meta, new = f.volumes.create(name, labels)
-                except VolumeError as e:
-                    raise SpecError("name", str(e)) from None
-                if new:
-                    f.emit_volume(meta.name, "create", driver="local")
-                await self.send(api.VolumeResult(volume=volume_info(f, meta.name)))
-            case api.VolumeList(filters=filters):
-                await self.send(api.VolumeListResult(volumes=list_volumes(f, filters)))
-            case api.VolumeInspect(name=name):
-                await self.send(api.VolumeResult(volume=volume_info(f, name)))
-            case api.VolumeRemove(name=name, force=force):
-                volume_info(f, name)  # NoSuchVolume if absent
-                users = f.volume_users(name)
-                if users and not force:
-                    raise Conflict(
-                        f"volume {name} is in use by container(s) "
-                        f"{', '.join(u[:12] for u in users)}: remove them, or use force"
-                    )
-                f.volumes.remove(name)
-                f.emit_volume(name, "destroy")
-                await self.send(api.Ok())
-            case api.VolumePrune(filters=filters):
-                everything = "true" in filters.get("all", [])
-                removed, size = [], 0
-                for v in list_volumes(f, {"dangling": ["true"]}):
-                    if v.anonymous or everything:
-                        size += f.volumes.remove(v.name)
-                        f.emit_volume(v.name, "destroy")
-                        removed.append(v.name)
-                await self.send(api.PruneResult(removed=removed, reclaimed_bytes=size))
+            case (
+                api.VolumeCreate()
+                | api.VolumeList()
+                | api.VolumeInspect()
+                | api.VolumeRemove()
+                | api.VolumePrune()
+            ):
+                await self.send(volumes_request(f, req))
             case api.Pause(id=ref):
                 f.pause(f.get(ref))
                 await self.send(api.Ok())
@@ -476,151 +452,6 @@ class Connection:
             await self.send(item)
         else:  # frames encoded once by the journal, one write per batch
             await self.stream.send_all(b"".join(data for _, data in item))
-
-
-def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
-    """The image commands: synchronous, the store's work (an unpack) is local I/O."""
-    st = f.images
-    match req:
-        case api.ImageImport(path=path, ref=ref):
-            with open(path, "rb") as fh:
-                image_id = st.import_rootfs(fh, ref or None)
-            f.journal.append("image", "import", image_id, ref, {"source": path})
-            return api.ImagesDone(ids=[image_id], tags=[ref] if ref else [])
-        case api.ImageLoad(path=path):
-            loaded = st.load(Path(path))
-            for image_id, tags in loaded:
-                f.journal.append("image", "load", image_id, ",".join(tags))
-            return api.ImagesDone(
-                ids=[i for i, _ in loaded], tags=[t for _, ts in loaded for t in ts]
-            )
-        case api.ImageSave(ref=ref, path=path):
-            image_id = st.resolve(ref)
-            tags = [ref] if not ref.startswith("sha256:") and ":" in ref else st.tags(image_id)
-            st.save(image_id, Path(path), tags)
-            f.journal.append("image", "save", image_id, ref)
-            return api.ImagesDone(ids=[image_id])
-        case api.ImageList():
-            return api.ImageListResult(images=[image_summary(f, i) for i in st.images()])
-        case api.ImageTag(source=source, target=target):
-            image_id = st.resolve(source)
-            st.tag(image_id, target)
-            f.journal.append("image", "tag", image_id, target)
-            return api.ImagesDone(ids=[image_id], tags=[target])
-        case api.ImageInspect(ref=ref):
-            image_id = st.resolve(ref)
-            cfg = st.config(image_id)
-            data = msgspec.to_builtins(cfg)
-            data.update(
-                {
-                    "Id": image_id,
-                    "RepoTags": st.tags(image_id),
-                    "Size": image_summary(f, image_id).size,
-                    "GraphDriver": {
-                        "Name": "overlay",
-                        "Data": {"LowerDir": ":".join(str(d) for d in st.layer_dirs(image_id))},
-                    },
-                }
-            )
-            return api.InspectResult(data=data)
-        case api.ImageRemove(ref=ref, force=force):
-            image_id = st.resolve(ref)
-            users = f.image_users(image_id)
-            named = normalize(ref) in st.repos and len(st.tags(image_id)) > 1
-            if named:  # one of several tags: only that tag goes (Docker's rmi)
-                st.untag(ref)
-                f.journal.append("image", "untag", image_id, ref)
-                return api.ImagesDone(ids=[image_id], tags=[ref])
-            if users and not force:
-                raise Conflict(
-                    f"image {ref} is in use by container(s) "
-                    f"{', '.join(u[:12] for u in users)}: remove them, or use force"
-                )
-            if users:  # forced: the tags go, the layers stay while containers use them
-                for t in st.tags(image_id):
-                    st.untag(t)
-                    f.journal.append("image", "untag", image_id, t)
-                return api.ImagesDone(ids=[image_id])
-            tags = st.tags(image_id)
-            removed = st.remove_image(image_id, in_use=set())
-            f.journal.append("image", "delete", image_id, ",".join(tags))
-            return api.ImagesDone(ids=[image_id], tags=tags, deleted=removed)
-        case api.ImagePrune(all=everything):
-            deleted = []
-            for image_id in st.images():
-                if f.image_users(image_id) or (st.tags(image_id) and not everything):
-                    continue
-                deleted += st.remove_image(image_id, in_use=set())
-                f.journal.append("image", "delete", image_id)
-            return api.ImagesDone(deleted=deleted)
-    raise SpecError("request", f"unexpected {type(req).__name__}")
-
-
-async def registry_login(registry: str, user: str, password: str) -> None:
-    """Check the credentials against the registry's /v2/ endpoint."""
-    client = registry_client.Client(registry, credentials=lambda r: (user, password))
-    try:
-        r = await client.request("GET", "/v2/", scope="registry:catalog:*")
-        if r.status_code != 200:
-            raise SpecError("login", f"{registry} refused the credentials (HTTP {r.status_code})")
-    finally:
-        await client.aclose()
-
-
-def image_summary(f: Fleet, image_id: str) -> api.ImageSummary:
-    st = f.images
-    size = sum(du(d) for d in st.layer_dirs(image_id))
-    return api.ImageSummary(
-        id=image_id,
-        tags=st.tags(image_id),
-        created=st.config(image_id).created,
-        size=size,
-        containers=len(f.image_users(image_id)),
-    )
-
-
-class NoSuchVolume(NoSuchContainer):
-    pass
-
-
-def volume_info(f: Fleet, name: str) -> api.Volume:
-    meta = f.volumes.volumes.get(name)
-    if meta is None:
-        raise NoSuchVolume(name)
-    return api.Volume(
-        name=name,
-        mountpoint=str(f.volumes.data(name)),
-        created_nano=meta.created_nano,
-        labels=dict(meta.labels),
-        anonymous=meta.anonymous,
-        in_use_by=f.volume_users(name),
-    )
-
-
-def list_volumes(f: Fleet, filters: dict[str, list[str]]) -> list[api.Volume]:
-    out = []
-    for name in sorted(f.volumes.volumes):
-        v = volume_info(f, name)
-        ok = True
-        for key, values in filters.items():
-            if key == "name":
-                ok = any(x in name for x in values)
-            elif key == "label":
-                ok = any(
-                    (lambda k, eq, val: k in v.labels and (not eq or v.labels[k] == val))(
-                        *w.partition("=")
-                    )
-                    for w in values
-                )
-            elif key == "dangling":
-                ok = (not v.in_use_by) == ("true" in values)
-            elif key != "all":
-                raise SpecError("--filter", f"unknown volume filter {key!r}")
-            if not ok:
-                break
-        if ok:
-            out.append(v)
-    return out
 
 
 def list_containers(f: Fleet, req: api.List) -> list[api.ContainerSummary]:

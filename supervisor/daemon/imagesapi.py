@@ -1,0 +1,116 @@
+"""The daemon's image requests: import, load, save, list, tag, inspect, rmi,
+prune (pull and push stream progress, and stay in the server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from protocols import api
+from supervisor.daemon.fleet import Conflict, Fleet
+from supervisor.errors import SpecError
+from supervisor.images import registry as registry_client
+from supervisor.images.store import normalize
+from supervisor.volumes.store import du
+
+
+def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
+    """The image commands: synchronous, the store's work (an unpack) is local I/O."""
+    st = f.images
+    match req:
+        case api.ImageImport(path=path, ref=ref):
+            with open(path, "rb") as fh:
+                image_id = st.import_rootfs(fh, ref or None)
+            f.journal.append("image", "import", image_id, ref, {"source": path})
+            return api.ImagesDone(ids=[image_id], tags=[ref] if ref else [])
+        case api.ImageLoad(path=path):
+            loaded = st.load(Path(path))
+            for image_id, tags in loaded:
+                f.journal.append("image", "load", image_id, ",".join(tags))
+            return api.ImagesDone(
+                ids=[i for i, _ in loaded], tags=[t for _, ts in loaded for t in ts]
+            )
+        case api.ImageSave(ref=ref, path=path):
+            image_id = st.resolve(ref)
+            tags = [ref] if not ref.startswith("sha256:") and ":" in ref else st.tags(image_id)
+            st.save(image_id, Path(path), tags)
+            f.journal.append("image", "save", image_id, ref)
+            return api.ImagesDone(ids=[image_id])
+        case api.ImageList():
+            return api.ImageListResult(images=[image_summary(f, i) for i in st.images()])
+        case api.ImageTag(source=source, target=target):
+            image_id = st.resolve(source)
+            st.tag(image_id, target)
+            f.journal.append("image", "tag", image_id, target)
+            return api.ImagesDone(ids=[image_id], tags=[target])
+        case api.ImageInspect(ref=ref):
+            image_id = st.resolve(ref)
+            cfg = st.config(image_id)
+            data = msgspec.to_builtins(cfg)
+            data.update(
+                {
+                    "Id": image_id,
+                    "RepoTags": st.tags(image_id),
+                    "Size": image_summary(f, image_id).size,
+                    "GraphDriver": {
+                        "Name": "overlay",
+                        "Data": {"LowerDir": ":".join(str(d) for d in st.layer_dirs(image_id))},
+                    },
+                }
+            )
+            return api.InspectResult(data=data)
+        case api.ImageRemove(ref=ref, force=force):
+            image_id = st.resolve(ref)
+            users = f.image_users(image_id)
+            named = normalize(ref) in st.repos and len(st.tags(image_id)) > 1
+            if named:  # one of several tags: only that tag goes (Docker's rmi)
+                st.untag(ref)
+                f.journal.append("image", "untag", image_id, ref)
+                return api.ImagesDone(ids=[image_id], tags=[ref])
+            if users and not force:
+                raise Conflict(
+                    f"image {ref} is in use by container(s) "
+                    f"{', '.join(u[:12] for u in users)}: remove them, or use force"
+                )
+            if users:  # forced: the tags go, the layers stay while containers use them
+                for t in st.tags(image_id):
+                    st.untag(t)
+                    f.journal.append("image", "untag", image_id, t)
+                return api.ImagesDone(ids=[image_id])
+            tags = st.tags(image_id)
+            removed = st.remove_image(image_id, in_use=set())
+            f.journal.append("image", "delete", image_id, ",".join(tags))
+            return api.ImagesDone(ids=[image_id], tags=tags, deleted=removed)
+        case api.ImagePrune(all=everything):
+            deleted = []
+            for image_id in st.images():
+                if f.image_users(image_id) or (st.tags(image_id) and not everything):
+                    continue
+                deleted += st.remove_image(image_id, in_use=set())
+                f.journal.append("image", "delete", image_id)
+            return api.ImagesDone(deleted=deleted)
+    raise SpecError("request", f"unexpected {type(req).__name__}")
+
+
+async def registry_login(registry: str, user: str, password: str) -> None:
+    """Check the credentials against the registry's /v2/ endpoint."""
+    client = registry_client.Client(registry, credentials=lambda r: (user, password))
+    try:
+        r = await client.request("GET", "/v2/", scope="registry:catalog:*")
+        if r.status_code != 200:
+            raise SpecError("login", f"{registry} refused the credentials (HTTP {r.status_code})")
+    finally:
+        await client.aclose()
+
+
+def image_summary(f: Fleet, image_id: str) -> api.ImageSummary:
+    st = f.images
+    size = sum(du(d) for d in st.layer_dirs(image_id))
+    return api.ImageSummary(
+        id=image_id,
+        tags=st.tags(image_id),
+        created=st.config(image_id).created,
+        size=size,
+        containers=len(f.image_users(image_id)),
+    )
