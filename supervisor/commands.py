@@ -642,197 +642,15 @@ def cmd_version(c: Client, args) -> int:
     return 0
 
 
-def cmd_volume(c: Client, args) -> int:
-    if args.vcmd == "create":
-        labels = dict(lbl.partition("=")[::2] for lbl in args.label)
-        print(c.call(api.VolumeCreate(name=args.name, labels=labels)).volume.name)
-        return 0
-    if args.vcmd == "ls":
-        vols = c.call(api.VolumeList(filters=parse_filters(args.filter))).volumes
-        if args.quiet:
-            for v in vols:
-                print(v.name)
-        elif args.format == "json":
-            for v in vols:
-                print(msgspec.json.encode(v).decode())
-        else:
-            print(f"{'DRIVER':<10}VOLUME NAME")
-            for v in vols:
-                print(f"{v.driver:<10}{v.name}")
-        return 0
-    if args.vcmd == "inspect":
-        out, rc = [], 0
-        for name in args.names:
-            try:
-                v = c.call(api.VolumeInspect(name=name)).volume
-            except DaemonError as e:
-                print(f"corral: Error: {e}", file=sys.stderr)
-                rc = 1
-                continue
-            secs = v.created_nano // 10**9
-            out.append(
-                {
-                    "CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(secs)),
-                    "Driver": v.driver,
-                    "Labels": v.labels,
-                    "Mountpoint": v.mountpoint,
-                    "Name": v.name,
-                    "Scope": "local",
-                    "Anonymous": v.anonymous,
-                    "UsedBy": v.in_use_by,
-                }
-            )
-        print(msgspec.json.format(msgspec.json.encode(out), indent=4).decode())
-        return rc
-    if args.vcmd == "rm":
-        return _each(c, args.names, lambda n: api.VolumeRemove(name=n, force=args.force))
-    if args.vcmd == "prune":
-        filters = {"all": ["true"]} if args.all else {}
-        res = c.call(api.VolumePrune(filters=filters))
-        for name in res.removed:
-            print(name)
-        print(f"Total reclaimed space: {res.reclaimed_bytes} B")
-        return 0
-    return 2
+def _lazy(module: str, name: str):
+    """A command whose code lives in another module, imported when it runs."""
 
+    def run(c: Client, args) -> int:
+        import importlib
 
-def _human_size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{int(n)}B" if unit == "B" else f"{n:.3g}{unit}"
-        n /= 1000
-    return f"{n}B"
+        return getattr(importlib.import_module(module), name)(c, args)
 
-
-def _progress(c: Client, req) -> object:
-    """Docker's per-layer progress lines, then the result."""
-    tty = sys.stdout.isatty()
-    c.send(req)
-    while True:
-        msg = c.recv()
-        if not isinstance(msg, api.Progress):
-            return msg
-        if msg.status == "Downloading" and msg.total:
-            line = f"{msg.id}: Downloading {msg.current / 1e6:.1f}MB/{msg.total / 1e6:.1f}MB"
-            if tty:
-                print(f"\r{line}", end="", flush=True)
-            continue
-        print(("\r" if tty else "") + f"{msg.id}: {msg.status}", flush=True)
-
-
-def cmd_pull(c: Client, args) -> int:
-    done = _progress(c, api.ImagePull(ref=args.ref, platform=args.platform, insecure=args.insecure))
-    name = done.tags[0] if done.tags else args.ref
-    if done.deleted:
-        print(f"Status: Image is up to date for {name}")
-    else:
-        print(f"Status: Downloaded newer image for {name}")
-    print(f"Digest: {done.ids[0]}")
-    return 0
-
-
-def cmd_push(c: Client, args) -> int:
-    done = _progress(c, api.ImagePush(ref=args.ref, insecure=args.insecure))
-    print(f"{args.ref}: digest: {done.ids[0]}")
-    return 0
-
-
-def cmd_login(c: Client, args) -> int:
-    password = sys.stdin.read().strip() if args.password_stdin else args.password
-    if password is None:
-        import getpass
-
-        password = getpass.getpass("Password: ")
-    c.call(api.Login(registry=args.registry, username=args.username, password=password))
-    print("Login Succeeded")
-    return 0
-
-
-def cmd_import(c: Client, args) -> int:
-    done = c.call(api.ImageImport(path=os.path.abspath(args.file), ref=args.ref))
-    print(done.ids[0])
-    return 0
-
-
-def cmd_load(c: Client, args) -> int:
-    done = c.call(api.ImageLoad(path=os.path.abspath(args.input)))
-    for t in done.tags:
-        print(f"Loaded image: {t}")
-    for i in done.ids if not done.tags else []:
-        print(f"Loaded image ID: {i}")
-    return 0
-
-
-def cmd_save(c: Client, args) -> int:
-    c.call(api.ImageSave(ref=args.image, path=os.path.abspath(args.output)))
-    return 0
-
-
-def cmd_images(c: Client, args) -> int:
-    images = c.call(api.ImageList()).images
-    if args.quiet:
-        for im in images:
-            print(im.id.removeprefix("sha256:")[:12])
-        return 0
-    if args.format == "json":
-        for im in images:
-            print(msgspec.json.encode(im).decode())
-        return 0
-    print(f"{'REPOSITORY':<24}{'TAG':<12}{'IMAGE ID':<16}{'CREATED':<22}SIZE")
-    for im in images:
-        for t in im.tags or ["<none>:<none>"]:
-            repo, _, tag = t.rpartition(":")
-            print(
-                f"{repo:<24}{tag:<12}{im.id.removeprefix('sha256:')[:12]:<16}"
-                f"{im.created[:19]:<22}{_human_size(im.size)}"
-            )
-    return 0
-
-
-def cmd_tag(c: Client, args) -> int:
-    c.call(api.ImageTag(source=args.source, target=args.target))
-    return 0
-
-
-def cmd_rmi(c: Client, args) -> int:
-    rc = 0
-    for ref in args.images:
-        try:
-            done = c.call(api.ImageRemove(ref=ref, force=args.force))
-        except DaemonError as e:
-            print(f"corral: Error response from daemon: {e}", file=sys.stderr)
-            rc = 1
-            continue
-        for t in done.tags:
-            print(f"Untagged: {t}")
-        for i in done.ids if done.deleted else []:
-            print(f"Deleted: {i}")
-    return rc
-
-
-def cmd_history(c: Client, args) -> int:
-    data = c.call(api.ImageInspect(ref=args.image)).data
-    print(f"{'CREATED':<22}CREATED BY")
-    for h in reversed(data.get("history", [])):
-        print(f"{h.get('created', '')[:19]:<22}{h.get('created_by', '')}")
-    return 0
-
-
-def cmd_image(c: Client, args) -> int:
-    if args.icmd == "inspect":
-        out = [c.call(api.ImageInspect(ref=r)).data for r in args.images]
-        print(msgspec.json.format(msgspec.json.encode(out), indent=4).decode())
-        return 0
-    if args.icmd == "ls":
-        return cmd_images(c, args)
-    if args.icmd == "rm":
-        return cmd_rmi(c, args)
-    if args.icmd == "history":
-        return cmd_history(c, args)
-    done = c.call(api.ImagePrune(all=args.all))
-    for chain in done.deleted:
-        print(f"deleted: {chain}")
-    return 0
+    return run
 
 
 COMMANDS = {
@@ -853,16 +671,16 @@ COMMANDS = {
     "stats": cmd_stats,
     "events": cmd_events,
     "version": cmd_version,
-    "volume": cmd_volume,
-    "import": cmd_import,
-    "pull": cmd_pull,
-    "push": cmd_push,
-    "login": cmd_login,
-    "load": cmd_load,
-    "save": cmd_save,
-    "images": cmd_images,
-    "tag": cmd_tag,
-    "rmi": cmd_rmi,
-    "history": cmd_history,
-    "image": cmd_image,
+    "volume": _lazy("supervisor.commands_volumes", "cmd_volume"),
+    "import": _lazy("supervisor.commands_images", "cmd_import"),
+    "pull": _lazy("supervisor.commands_images", "cmd_pull"),
+    "push": _lazy("supervisor.commands_images", "cmd_push"),
+    "login": _lazy("supervisor.commands_images", "cmd_login"),
+    "load": _lazy("supervisor.commands_images", "cmd_load"),
+    "save": _lazy("supervisor.commands_images", "cmd_save"),
+    "images": _lazy("supervisor.commands_images", "cmd_images"),
+    "tag": _lazy("supervisor.commands_images", "cmd_tag"),
+    "rmi": _lazy("supervisor.commands_images", "cmd_rmi"),
+    "history": _lazy("supervisor.commands_images", "cmd_history"),
+    "image": _lazy("supervisor.commands_images", "cmd_image"),
 }

@@ -1,0 +1,66 @@
+"""`corral volume ...`: the client's volume commands."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import msgspec
+
+from protocols import api
+from supervisor.client import Client, DaemonError
+from supervisor.commands import _each, parse_filters
+
+
+def cmd_volume(c: Client, args) -> int:
+    if args.vcmd == "create":
+        labels = dict(lbl.partition("=")[::2] for lbl in args.label)
+        print(c.call(api.VolumeCreate(name=args.name, labels=labels)).volume.name)
+        return 0
+    if args.vcmd == "ls":
+        vols = c.call(api.VolumeList(filters=parse_filters(args.filter))).volumes
+        if args.quiet:
+            for v in vols:
+                print(v.name)
+        elif args.format == "json":
+            for v in vols:
+                print(msgspec.json.encode(v).decode())
+        else:
+            print(f"{'DRIVER':<10}VOLUME NAME")
+            for v in vols:
+                print(f"{v.driver:<10}{v.name}")
+        return 0
+    if args.vcmd == "inspect":
+        out, rc = [], 0
+        for name in args.names:
+            try:
+                v = c.call(api.VolumeInspect(name=name)).volume
+            except DaemonError as e:
+                print(f"corral: Error: {e}", file=sys.stderr)
+                rc = 1
+                continue
+            secs = v.created_nano // 10**9
+            out.append(
+                {
+                    "CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(secs)),
+                    "Driver": v.driver,
+                    "Labels": v.labels,
+                    "Mountpoint": v.mountpoint,
+                    "Name": v.name,
+                    "Scope": "local",
+                    "Anonymous": v.anonymous,
+                    "UsedBy": v.in_use_by,
+                }
+            )
+        print(msgspec.json.format(msgspec.json.encode(out), indent=4).decode())
+        return rc
+    if args.vcmd == "rm":
+        return _each(c, args.names, lambda n: api.VolumeRemove(name=n, force=args.force))
+    if args.vcmd == "prune":
+        filters = {"all": ["true"]} if args.all else {}
+        res = c.call(api.VolumePrune(filters=filters))
+        for name in res.removed:
+            print(name)
+        print(f"Total reclaimed space: {res.reclaimed_bytes} B")
+        return 0
+    return 2
