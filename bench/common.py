@@ -139,3 +139,24 @@ class DaemonProc:
             self.proc.terminate()
             self.proc.wait()
             self.proc = None
+
+
+def podman_cli(base: Path) -> list[str] | None:
+    """podman with its own storage under `base`, cgroupfs and file events (no
+    systemd on this machine); None where podman is not installed."""
+    import shutil
+
+    exe = shutil.which("podman")
+    if exe is None:
+        return None
+    return [
+        exe,
+        "--root",
+        str(base / "podman"),
+        "--runroot",
+        str(base / "podman-run"),
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "file",
+    ]

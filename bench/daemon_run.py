@@ -31,6 +31,7 @@ from bench.common import (
     fmt,
     log,
     make_bundle,
+    podman_cli,
     reexec_in_private_mountns,
     spawn_wait,
     summary,
@@ -115,18 +116,8 @@ def main() -> None:
                 "bench-busybox",
                 "true",
             ]
-        if shutil.which("podman"):
-            podman = [
-                shutil.which("podman"),
-                "--root",
-                str(base / "podman"),
-                "--runroot",
-                str(base / "podman-run"),
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-            ]
+        podman = podman_cli(base)
+        if podman:
             subprocess.run(
                 [*podman, "import", str(tar), "bench-busybox"], check=True, capture_output=True
             )

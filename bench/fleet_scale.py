@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import DaemonProc, log, make_bundle, reexec_in_private_mountns
+from bench.common import DaemonProc, log, make_bundle, podman_cli, reexec_in_private_mountns
 from bench.daemon_run import start_dockerd
 from protocols import api
 
@@ -96,18 +96,8 @@ def main() -> None:
         rows = []
         tar = base / "rootfs.tar"
         subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
-        if shutil.which("podman"):
-            podman = [
-                shutil.which("podman"),
-                "--root",
-                str(base / "podman"),
-                "--runroot",
-                str(base / "podman-run"),
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-            ]
+        podman = podman_cli(base)
+        if podman:
             subprocess.run(
                 [*podman, "import", str(tar), "scale-busybox"], check=True, capture_output=True
             )

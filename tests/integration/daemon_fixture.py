@@ -88,6 +88,15 @@ class Daemon:
             timeout=timeout,
         )
 
+    def events(self, *filters: str) -> list[dict]:
+        """The journal's events of the last minute, as JSON objects."""
+        import json
+
+        args = ["events", "--since", "1m", "--until", "0s", "--format", "json"]
+        for f in filters:
+            args += ["--filter", f]
+        return [json.loads(line) for line in self.cli(*args).stdout.splitlines()]
+
     def cleanup(self) -> None:
         """Remove every container (starting a daemon if needed), stop, check."""
         from protocols import api

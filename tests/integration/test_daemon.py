@@ -388,20 +388,7 @@ def test_exec_exit_codes_env_and_stdin(daemon, rootfs):
     assert p.returncode == 0 and p.stdout.strip() == "3"
     p = daemon.cli("exec", "box", "no-such-command")
     assert p.returncode == 127
-    events = [
-        json.loads(line)["action"].split(":")[0]
-        for line in daemon.cli(
-            "events",
-            "--since",
-            "1m",
-            "--until",
-            "0s",
-            "--format",
-            "json",
-            "--filter",
-            "event=exec_die",
-        ).stdout.splitlines()
-    ]
+    events = [e["action"] for e in daemon.events("event=exec_die")]
     assert events.count("exec_die") >= 3
 
 
@@ -454,20 +441,7 @@ def test_wait_kill_and_oom_reported(daemon, rootfs):
     assert p.returncode == 137
     st = json.loads(daemon.cli("inspect", "oomy").stdout)[0]["State"]
     assert st["OOMKilled"] is True
-    acts = [
-        json.loads(x)["action"]
-        for x in daemon.cli(
-            "events",
-            "--since",
-            "1m",
-            "--until",
-            "0s",
-            "--format",
-            "json",
-            "--filter",
-            "container=oomy",
-        ).stdout.splitlines()
-    ]
+    acts = [e["action"] for e in daemon.events("container=oomy")]
     assert "oom" in acts and acts.index("oom") < acts.index("die")
 
 

@@ -250,20 +250,5 @@ def test_read_only_root_tmpfs_and_volumes_from(daemon, rootfs):
 def test_volume_events(daemon, rootfs):
     ok(daemon.cli("run", "--rm", "-v", "evvol:/v", "--rootfs", str(rootfs), "true"))
     ok(daemon.cli("volume", "rm", "evvol"))
-    acts = [
-        json.loads(x)["action"]
-        for x in ok(
-            daemon.cli(
-                "events",
-                "--since",
-                "1m",
-                "--until",
-                "0s",
-                "--format",
-                "json",
-                "--filter",
-                "type=volume",
-            )
-        ).splitlines()
-    ]
+    acts = [e["action"] for e in daemon.events("type=volume")]
     assert acts == ["create", "mount", "unmount", "destroy"]
