@@ -80,6 +80,7 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     image_id: str = ""  # set by the daemon at create: the image it resolved to
     entrypoint: list[str] | None = None  # --entrypoint (None: the image's)
     no_healthcheck: bool = False  # --no-healthcheck: not even the image's
+    network_aliases: list[str] = []  # more names on a user network
 
 
 # -- requests ------------------------------------------------------------------------------
@@ -266,6 +267,24 @@ class Login(_Msg):
     password: str
 
 
+class NetworkCreate(_Msg):
+    name: str
+    subnet: str = ""
+    gateway: str = ""
+
+
+class NetworkList(_Msg):
+    pass
+
+
+class NetworkInspect(_Msg):
+    name: str
+
+
+class NetworkRemove(_Msg):
+    name: str
+
+
 Request = (
     Hello
     | Ping
@@ -303,6 +322,10 @@ Request = (
     | ImagePull
     | ImagePush
     | Login
+    | NetworkCreate
+    | NetworkList
+    | NetworkInspect
+    | NetworkRemove
 )
 
 
@@ -434,6 +457,22 @@ class ImagesDone(_Msg):
     deleted: list[str] = []
 
 
+class NetworkInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    subnet: str
+    gateway: str
+    bridge: str
+    containers: dict[str, str] = {}  # container id -> address
+
+
+class NetworkResult(_Msg):
+    network: NetworkInfo
+
+
+class NetworkListResult(_Msg):
+    networks: list[NetworkInfo]
+
+
 Response = (
     Welcome
     | Ok
@@ -454,4 +493,6 @@ Response = (
     | ImageListResult
     | ImagesDone
     | Progress
+    | NetworkResult
+    | NetworkListResult
 )

@@ -96,8 +96,11 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("--rm", action="store_true")
     p.add_argument(
-        "--network", default="none", help="none, host or container:NAME (bridges come later)"
+        "--network",
+        default="none",
+        help="none, host, container:NAME or a network made with `network create`",
     )
+    p.add_argument("--network-alias", action="append", default=[])
     p.add_argument("--log-opt", action="append", default=[], help="max-size=10m, max-file=3")
     p.add_argument("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
     p.add_argument("--restart-delay", type=_duration, help="first backoff wait (default 100ms)")
@@ -208,6 +211,7 @@ def config_from(args: argparse.Namespace) -> api.ContainerConfig:
         open_stdin=args.interactive,
         auto_remove=args.rm,
         network=args.network,
+        network_aliases=args.network_alias,
         log_max_size=parse_size(opts["max-size"]) if "max-size" in opts else 0,
         log_max_files=int(opts.get("max-file", "1")),
         restart=args.restart,
@@ -334,6 +338,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-f", "--force", action="store_true")
     s = im.add_parser("history")
     s.add_argument("image")
+    nw = sub.add_parser("network", help="manage networks").add_subparsers(
+        dest="ncmd", required=True
+    )
+    s = nw.add_parser("create", help="a bridge network")
+    s.add_argument("--subnet", default="")
+    s.add_argument("--gateway", default="")
+    s.add_argument("name")
+    s = nw.add_parser("ls", help="list networks")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s = nw.add_parser("inspect", help="network details, as JSON")
+    s.add_argument("names", nargs="+")
+    s = nw.add_parser("rm", help="remove networks")
+    s.add_argument("names", nargs="+")
     v = sub.add_parser("volume", help="manage volumes").add_subparsers(dest="vcmd", required=True)
     s = v.add_parser("create", help="create a volume")
     s.add_argument("--label", action="append", default=[])
@@ -672,6 +689,7 @@ COMMANDS = {
     "events": cmd_events,
     "version": cmd_version,
     "volume": _lazy("supervisor.commands_volumes", "cmd_volume"),
+    "network": _lazy("supervisor.commands_volumes", "cmd_network"),
     "import": _lazy("supervisor.commands_images", "cmd_import"),
     "pull": _lazy("supervisor.commands_images", "cmd_pull"),
     "push": _lazy("supervisor.commands_images", "cmd_push"),

@@ -1,4 +1,4 @@
-"""`corral volume ...`: the client's volume commands."""
+"""`corral volume ...` and `corral network ...`: volumes and networks."""
 
 from __future__ import annotations
 
@@ -64,3 +64,27 @@ def cmd_volume(c: Client, args) -> int:
         print(f"Total reclaimed space: {res.reclaimed_bytes} B")
         return 0
     return 2
+
+
+def cmd_network(c: Client, args) -> int:
+    if args.ncmd == "create":
+        n = c.call(
+            api.NetworkCreate(name=args.name, subnet=args.subnet, gateway=args.gateway)
+        ).network
+        print(n.name)
+        return 0
+    if args.ncmd == "ls":
+        nets = c.call(api.NetworkList()).networks
+        if args.quiet:
+            for n in nets:
+                print(n.name)
+            return 0
+        print(f"{'NAME':<20}{'SUBNET':<20}{'GATEWAY':<16}{'BRIDGE':<16}CONTAINERS")
+        for n in nets:
+            print(f"{n.name:<20}{n.subnet:<20}{n.gateway:<16}{n.bridge:<16}{len(n.containers)}")
+        return 0
+    if args.ncmd == "inspect":
+        out = [msgspec.to_builtins(c.call(api.NetworkInspect(name=n)).network) for n in args.names]
+        print(msgspec.json.format(msgspec.json.encode(out), indent=4).decode())
+        return 0
+    return _each(c, args.names, lambda n: api.NetworkRemove(name=n))

@@ -31,6 +31,9 @@ from supervisor.daemon.store import ContainerRecord, RunState, Store
 from supervisor.errors import CorralError, InvalidState, NoSuchContainer, SetupError, SpecError
 from supervisor.images.credentials import Credentials
 from supervisor.images.store import ImageError, ImageStore
+from supervisor.network import links
+from supervisor.network.dns import serve as serve_dns
+from supervisor.network.store import NetworkStore
 from supervisor.runtime import Runtime, users
 from supervisor.runtime import spec as specs
 from supervisor.runtime.signals import parse_signal
@@ -133,6 +136,8 @@ class Fleet:
         self.volumes = VolumeStore(root)
         self.images = ImageStore(root)
         self.credentials = Credentials(root / "auth.json")
+        self.networks = NetworkStore(root)
+        self._dns: dict[str, trio.CancelScope] = {}
         self.runtime = Runtime(run_root / "runtime", cgroup_parent=cgroup_parent)
         self.cgroup_parent = cgroup_parent
         self.journal = journal
@@ -152,6 +157,12 @@ class Fleet:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self._load()
+            for n in list(self.networks.networks.values()):
+                for cid in list(n.allocations):
+                    c = self.containers.get(cid)
+                    if c is None or not c.running:
+                        self.networks.release(n, cid)
+                await self.start_network(n.name)
             task_status.started()
             await trio.sleep_forever()
 
@@ -254,6 +265,9 @@ class Fleet:
         if c.health_scope is not None:
             c.health_scope.cancel()
             c.health_scope = None
+        n = self.networks.networks.get(c.config.network)
+        if n is not None:
+            self.networks.release(n, c.id)  # its veth went with its namespace
         c.state.status = "exited"
         c.state.exit_code = code
         c.state.oom_killed = oom
@@ -415,6 +429,8 @@ class Fleet:
         if cfg.network.startswith("container:"):
             other = self.get(cfg.network.partition(":")[2])  # NoSuchContainer if absent
             cfg = msgspec.structs.replace(cfg, network=f"container:{other.id}")
+        elif cfg.network in self.networks.networks:
+            pass
         elif cfg.network not in ("none", "host"):
             raise SpecError(
                 "--network",
@@ -489,6 +505,81 @@ class Fleet:
             resolved.append(m)
         return msgspec.structs.replace(cfg, mounts=resolved, volumes_from=[])
 
+    # -- networks ----------------------------------------------------------------------
+
+    async def start_network(self, name: str) -> None:
+        """The bridge (made if missing) and the network's DNS server."""
+        n = self.networks.get(name)
+        links.ensure_bridge(n.bridge, n.gateway, n.prefix)
+        scope = trio.CancelScope()
+        self._dns[name] = scope
+        assert self._nursery is not None
+        await self._nursery.start(self._serve_dns, n.name, n.gateway, scope)
+
+    async def _serve_dns(
+        self,
+        name: str,
+        gateway: str,
+        scope: trio.CancelScope,
+        *,
+        task_status=trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with scope:
+            await serve_dns(gateway, lambda q: self._resolve(name, q), task_status=task_status)
+
+    def stop_network(self, name: str) -> None:
+        scope = self._dns.pop(name, None)
+        if scope is not None:
+            scope.cancel()
+        n = self.networks.get(name)
+        links.delete_link(n.bridge)
+
+    def _resolve(self, network: str, query: str) -> str | None:
+        n = self.networks.networks.get(network)
+        if n is None:
+            return None
+        for cid, addr in n.allocations.items():
+            c = self.containers.get(cid)
+            if c is None or not c.running:
+                continue
+            names = {c.name.lower(), cid[:12], *(a.lower() for a in c.config.network_aliases)}
+            if query in names:
+                return addr
+        return None
+
+    def _network_files(self, c: Container) -> list[oci.Mount]:
+        """/etc/hosts, /etc/hostname and /etc/resolv.conf for a container on a user
+        network (its address allocated now), bound into it."""
+        n = self.networks.get(c.config.network)
+        addr = self.networks.allocate(n, c.id)
+        hostname = c.config.hostname or c.id[:12]
+        files = {
+            "hosts": f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n"
+            f"{addr}\t{hostname} {c.name}\n",
+            "hostname": hostname + "\n",
+            "resolv.conf": f"nameserver {n.gateway}\noptions ndots:0\n",
+        }
+        out = []
+        for name, text in files.items():
+            path = c.path / name
+            path.write_text(text)
+            out.append(
+                oci.Mount(
+                    destination=f"/etc/{name}",
+                    type="bind",
+                    source=str(path),
+                    options=["rbind", "rprivate", "rw"],
+                )
+            )
+        return out
+
+    def _connect(self, c: Container, pid: int) -> None:
+        n = self.networks.get(c.config.network)
+        links.attach(pid, n.bridge, "crv" + c.id[:10], n.allocations[c.id], n.prefix, n.gateway)
+
+    def network_users(self, name: str) -> list[str]:
+        return [c.id for c in self.containers.values() if c.config.network == name]
+
     def lower_dirs(self, cfg: ContainerConfig) -> str:
         """The overlay's lowerdir: the image's layers, top first, or the rootfs."""
         if cfg.image_id:
@@ -540,6 +631,8 @@ class Fleet:
                     self.volumes.fill_from(m.source, self.lookup_root(cfg, m.target), m.target)
         mounts = ocispec.user_mounts(cfg, self.volumes.data)
         netns = None
+        if cfg.network in self.networks.networks:
+            mounts = [*mounts, *self._network_files(c)]
         if cfg.network.startswith("container:"):
             other = self.containers.get(cfg.network.partition(":")[2])
             if other is None or not other.running:
@@ -568,12 +661,13 @@ class Fleet:
         if cfg.open_stdin:
             stdin_r, c.stdin_w = os.pipe2(os.O_CLOEXEC)
         try:
+            on_network = cfg.network in self.networks.networks
             created = self.runtime.create(
                 c.id,
                 str(c.path),
                 stdio=None,
                 detach=True,
-                wait_for_start=False,
+                wait_for_start=on_network,  # its network is made before it runs
                 spec=spec,
                 stdin=stdin_r,
                 overlay=(self.lower_dirs(cfg), str(c.path / "upper"), str(c.path / "work")),
@@ -581,6 +675,15 @@ class Fleet:
                 log_max_files=cfg.log_max_files,
                 log_file=str(c.log_path),
             )
+            if on_network:
+                try:
+                    self._connect(c, created.record.pid)
+                    self.runtime.start(c.id)
+                except (CorralError, OSError) as e:
+                    created.close()
+                    self.runtime.delete(c.id, force=True)
+                    self.networks.release(self.networks.get(cfg.network), c.id)
+                    raise SpecError("--network", f"connecting to {cfg.network}: {e}") from None
         except CorralError as e:
             if c.stdin_w is not None:
                 os.close(c.stdin_w)

@@ -27,6 +27,7 @@ from supervisor.daemon import logs
 from supervisor.daemon.fleet import Conflict, Container, Fleet
 from supervisor.daemon.imagesapi import images_request, registry_login
 from supervisor.daemon.journal import LiveSubscriber
+from supervisor.daemon.networksapi import networks_request
 from supervisor.daemon.volumesapi import NoSuchVolume, volumes_request
 from supervisor.errors import (
     ContainerExists,
@@ -151,6 +152,10 @@ class Connection:
                 async with c.lock:
                     await f.remove(c, force=force, volumes=volumes)
                 await self.send(api.Ok())
+            case (
+                api.NetworkCreate() | api.NetworkList() | api.NetworkInspect() | api.NetworkRemove()
+            ):
+                await self.send(await networks_request(f, req))
             case api.ImagePull() | api.ImagePush() | api.Login():
                 await self._transfer(req)
             case (

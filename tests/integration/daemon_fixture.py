@@ -112,6 +112,11 @@ class Daemon:
                     c.call(api.Remove(id=s.id, force=True))
                 except Exception as e:  # keep cleaning
                     print(f"cleanup: {s.id[:12]}: {e}", file=sys.stderr)
+            for n in c.call(api.NetworkList()).networks:  # their bridges go with them
+                try:
+                    c.call(api.NetworkRemove(name=n.name))
+                except Exception as e:
+                    print(f"cleanup: network {n.name}: {e}", file=sys.stderr)
             c.close()
         finally:
             self.stop()

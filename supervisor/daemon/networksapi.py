@@ -1,0 +1,55 @@
+"""The daemon's network requests: create, list, inspect, remove."""
+
+from __future__ import annotations
+
+import msgspec
+
+from protocols import api
+from supervisor.daemon.fleet import Conflict, Fleet
+from supervisor.errors import SpecError
+from supervisor.network import links
+from supervisor.network.store import Network, NetworkError
+
+
+def info(n: Network) -> api.NetworkInfo:
+    return api.NetworkInfo(
+        name=n.name,
+        subnet=n.subnet,
+        gateway=n.gateway,
+        bridge=n.bridge,
+        containers=dict(n.allocations),
+    )
+
+
+async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
+    match req:
+        case api.NetworkCreate(name=name, subnet=subnet, gateway=gateway):
+            try:
+                n = f.networks.create(name, subnet or None, gateway or None, links.host_routes())
+            except NetworkError as e:
+                raise SpecError("network", str(e)) from None
+            await f.start_network(name)
+            f.journal.append("network", "create", n.name, n.name, {"subnet": n.subnet})
+            return api.NetworkResult(network=info(n))
+        case api.NetworkList():
+            return api.NetworkListResult(networks=[info(n) for n in f.networks.networks.values()])
+        case api.NetworkInspect(name=name):
+            try:
+                return api.NetworkResult(network=info(f.networks.get(name)))
+            except NetworkError as e:
+                raise SpecError("network", str(e)) from None
+        case api.NetworkRemove(name=name):
+            try:
+                f.networks.get(name)
+            except NetworkError as e:
+                raise SpecError("network", str(e)) from None
+            users = f.network_users(name)
+            if users:
+                raise Conflict(
+                    f"network {name} is in use by container(s) {', '.join(u[:12] for u in users)}"
+                )
+            f.stop_network(name)
+            f.networks.remove(name)
+            f.journal.append("network", "destroy", name, name)
+            return api.Ok()
+    raise SpecError("request", f"unexpected {type(req).__name__}")

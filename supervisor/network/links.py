@@ -1,0 +1,120 @@
+"""Bridges and veths through netlink (pyroute2).
+
+Facts relied on:
+- A netlink socket belongs to the network namespace its thread was in when it
+  was created. The daemon's thread enters a container's namespace (setns),
+  opens the socket, and returns at once; the socket keeps configuring the
+  container's namespace. (pyroute2's NetNS would fork a helper per namespace.)
+- Moving one end of a veth pair into the container's namespace and the
+  namespace's end (when the container's last process exits) take the other
+  end with them: a container's host-side veth needs no cleanup of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+from collections.abc import Iterator
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from supervisor import _native
+from supervisor.errors import CorralError
+
+NEWNET = _native.NS_FLAGS["network"]
+
+
+class LinkError(CorralError):
+    pass
+
+
+@contextlib.contextmanager
+def in_netns(path: str) -> Iterator[None]:
+    """Run the block with this thread in the network namespace at `path`."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _native.setns(target, NEWNET)
+        try:
+            yield
+        finally:
+            _native.setns(own, NEWNET)
+    finally:
+        os.close(target)
+        os.close(own)
+
+
+def ensure_bridge(name: str, gateway: str, prefix: int) -> None:
+    with IPRoute() as ipr:
+        if not ipr.link_lookup(ifname=name):
+            try:
+                ipr.link("add", ifname=name, kind="bridge")
+            except NetlinkError as e:
+                raise LinkError(f"creating bridge {name}: {e}") from None
+        idx = ipr.link_lookup(ifname=name)[0]
+        have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx)}
+        if gateway not in have:
+            ipr.addr("add", index=idx, address=gateway, prefixlen=prefix)
+        ipr.link("set", index=idx, state="up")
+    # Isolation: the host routes between interfaces when ip_forward is on, and
+    # would carry one network's packets to another. With forwarding off on the
+    # bridge, what arrives on it is never routed elsewhere (Docker isolates its
+    # networks with iptables rules; this host has no iptables, and none is needed).
+    with open(f"/proc/sys/net/ipv4/conf/{name}/forwarding", "w") as f:
+        f.write("0")
+
+
+def delete_link(name: str) -> None:
+    with IPRoute() as ipr:
+        for idx in ipr.link_lookup(ifname=name):
+            with contextlib.suppress(NetlinkError):
+                ipr.link("del", index=idx)
+
+
+def attach(pid: int, bridge: str, host_if: str, address: str, prefix: int, gateway: str) -> None:
+    """A veth from `bridge` into the network namespace of `pid`, as eth0 with
+    `address`/`prefix` and a default route through `gateway`."""
+    peer = host_if + "p"
+    netns = f"/proc/{pid}/ns/net"
+    fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with IPRoute() as ipr:
+            delete_stale = ipr.link_lookup(ifname=host_if)
+            for idx in delete_stale:
+                ipr.link("del", index=idx)
+            ipr.link("add", ifname=host_if, kind="veth", peer=peer)
+            host_idx = ipr.link_lookup(ifname=host_if)[0]
+            ipr.link("set", index=host_idx, master=ipr.link_lookup(ifname=bridge)[0])
+            ipr.link("set", index=host_idx, state="up")
+            peer_idx = ipr.link_lookup(ifname=peer)[0]
+            ipr.link("set", index=peer_idx, net_ns_fd=fd)
+    except NetlinkError as e:
+        delete_link(host_if)
+        raise LinkError(f"connecting to {bridge}: {e}") from None
+    finally:
+        os.close(fd)
+    try:
+        with in_netns(netns):
+            inner = IPRoute()
+        with inner:
+            idx = inner.link_lookup(ifname=peer)[0]
+            inner.link("set", index=idx, ifname="eth0")
+            inner.addr("add", index=idx, address=address, prefixlen=prefix)
+            inner.link("set", index=idx, state="up")
+            inner.route("add", dst="0.0.0.0/0", gateway=gateway)
+    except NetlinkError as e:
+        delete_link(host_if)
+        raise LinkError(f"configuring eth0 of pid {pid}: {e}") from None
+
+
+def host_routes() -> list[ipaddress.IPv4Network]:
+    """The host's IPv4 routes, to refuse a subnet that overlaps one."""
+    out = []
+    with IPRoute() as ipr:
+        for r in ipr.get_routes(family=2):
+            dst = r.get_attr("RTA_DST")
+            if dst:
+                out.append(ipaddress.ip_network(f"{dst}/{r['dst_len']}", strict=False))
+    return out
