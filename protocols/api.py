@@ -81,6 +81,7 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     entrypoint: list[str] | None = None  # --entrypoint (None: the image's)
     no_healthcheck: bool = False  # --no-healthcheck: not even the image's
     network_aliases: list[str] = []  # more names on a user network
+    ports: list[str] = []  # -p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp]
 
 
 # -- requests ------------------------------------------------------------------------------

@@ -101,6 +101,9 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
         help="none, host, container:NAME or a network made with `network create`",
     )
     p.add_argument("--network-alias", action="append", default=[])
+    p.add_argument(
+        "-p", "--publish", action="append", default=[], help="[HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp]"
+    )
     p.add_argument("--log-opt", action="append", default=[], help="max-size=10m, max-file=3")
     p.add_argument("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
     p.add_argument("--restart-delay", type=_duration, help="first backoff wait (default 100ms)")
@@ -212,6 +215,7 @@ def config_from(args: argparse.Namespace) -> api.ContainerConfig:
         auto_remove=args.rm,
         network=args.network,
         network_aliases=args.network_alias,
+        ports=args.publish,
         log_max_size=parse_size(opts["max-size"]) if "max-size" in opts else 0,
         log_max_files=int(opts.get("max-file", "1")),
         restart=args.restart,
@@ -293,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--until")
     s.add_argument("--format", choices=("text", "json"), default="text")
     s = sub.add_parser("version", help="client and daemon versions")
+    s = sub.add_parser("port", help="a container's published ports")
+    s.add_argument("container")
     s = sub.add_parser("pull", help="an image from a registry")
     s.add_argument("--platform", default="linux/amd64")
     s.add_argument("--insecure", action="store_true", help="plain HTTP (always for localhost)")
@@ -670,6 +676,14 @@ def _lazy(module: str, name: str):
     return run
 
 
+def cmd_port(c: Client, args) -> int:
+    ports = c.call(api.Inspect(id=args.container)).data["NetworkSettings"]["Ports"]
+    for key, binds in sorted(ports.items()):
+        for b in binds:
+            print(f"{key} -> {b['HostIp']}:{b['HostPort']}")
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "create": cmd_create,
@@ -688,6 +702,7 @@ COMMANDS = {
     "stats": cmd_stats,
     "events": cmd_events,
     "version": cmd_version,
+    "port": cmd_port,
     "volume": _lazy("supervisor.commands_volumes", "cmd_volume"),
     "network": _lazy("supervisor.commands_volumes", "cmd_network"),
     "import": _lazy("supervisor.commands_images", "cmd_import"),

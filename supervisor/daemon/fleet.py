@@ -31,7 +31,7 @@ from supervisor.daemon.store import ContainerRecord, RunState, Store
 from supervisor.errors import CorralError, InvalidState, NoSuchContainer, SetupError, SpecError
 from supervisor.images.credentials import Credentials
 from supervisor.images.store import ImageError, ImageStore
-from supervisor.network import links
+from supervisor.network import links, ports
 from supervisor.network.dns import serve as serve_dns
 from supervisor.network.store import NetworkStore
 from supervisor.runtime import Runtime, users
@@ -99,6 +99,7 @@ class Container:
         self.stdin_w: int | None = None
         self.lock = trio.Lock()  # one lifecycle change at a time
         self.restart_scope: trio.CancelScope | None = None  # a waiting restart
+        self.port_scope: trio.CancelScope | None = None  # its published ports' proxies
         self.health_scope: trio.CancelScope | None = None  # the current run's checks
 
     @property
@@ -219,6 +220,12 @@ class Fleet:
             self.store.save_state(c.id, state)
             log.info("fleet.adopted", container=c.id[:12], name=c.name, pid=rt.pid)
             self._spawn_watch(c, pidfd, ours=False)
+            if c.config.ports:  # the proxies died with the last daemon: again
+                c.state.ports = {}
+                try:
+                    self._publish(c)
+                except CorralError as e:
+                    log.error("fleet.republish_failed", container=c.id[:12], error=str(e))
 
     def _spawn_watch(self, c: Container, pidfd: int, *, ours: bool) -> None:
         assert self._nursery is not None
@@ -268,6 +275,10 @@ class Fleet:
         n = self.networks.networks.get(c.config.network)
         if n is not None:
             self.networks.release(n, c.id)  # its veth went with its namespace
+        if c.port_scope is not None:
+            c.port_scope.cancel()
+            c.port_scope = None
+        c.state.ports = {}
         c.state.status = "exited"
         c.state.exit_code = code
         c.state.oom_killed = oom
@@ -431,6 +442,8 @@ class Fleet:
             cfg = msgspec.structs.replace(cfg, network=f"container:{other.id}")
         elif cfg.network in self.networks.networks:
             pass
+        elif cfg.ports:
+            raise SpecError("-p", "publishing ports needs a network (--network NAME)")
         elif cfg.network not in ("none", "host"):
             raise SpecError(
                 "--network",
@@ -577,6 +590,37 @@ class Fleet:
         n = self.networks.get(c.config.network)
         links.attach(pid, n.bridge, "crv" + c.id[:10], n.allocations[c.id], n.prefix, n.gateway)
 
+    def _publish(self, c: Container) -> None:
+        """Bind every published port now (a taken one fails the start), then proxy
+        them in one task whose scope the container's exit cancels."""
+        if not c.config.ports:
+            return
+        addr = self.networks.get(c.config.network).allocations[c.id]
+        bound = []
+        try:
+            for spec in c.config.ports:
+                host, hport, cport, proto = ports.parse(spec)
+                if proto != "tcp":
+                    raise ports.PortError(f"-p {spec}: only tcp is proxied yet")
+                sock = ports.bind(host, hport)
+                bound.append((sock, cport))
+                c.state.ports[f"{cport}/tcp"] = f"{host}:{sock.getsockname()[1]}"
+        except BaseException:
+            for sock, _ in bound:
+                sock.close()
+            raise
+        scope = trio.CancelScope()
+        c.port_scope = scope
+
+        async def serve_all() -> None:
+            with scope:
+                async with trio.open_nursery() as nursery:
+                    for sock, cport in bound:
+                        nursery.start_soon(ports.proxy, sock, addr, cport)
+
+        assert self._nursery is not None
+        self._nursery.start_soon(serve_all)
+
     def network_users(self, name: str) -> list[str]:
         return [c.id for c in self.containers.values() if c.config.network == name]
 
@@ -678,8 +722,12 @@ class Fleet:
             if on_network:
                 try:
                     self._connect(c, created.record.pid)
+                    self._publish(c)
                     self.runtime.start(c.id)
                 except (CorralError, OSError) as e:
+                    if c.port_scope is not None:
+                        c.port_scope.cancel()
+                    c.state.ports = {}
                     created.close()
                     self.runtime.delete(c.id, force=True)
                     self.networks.release(self.networks.get(cfg.network), c.id)

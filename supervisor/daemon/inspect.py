@@ -178,6 +178,12 @@ def inspect(c: Container) -> dict:
                 else {},
             },
         },
+        "NetworkSettings": {
+            "Ports": {
+                k: [{"HostIp": v.rsplit(":", 1)[0], "HostPort": v.rsplit(":", 1)[1]}]
+                for k, v in st.ports.items()
+            },
+        },
         "GraphDriver": {
             "Name": "overlay",
             "Data": {

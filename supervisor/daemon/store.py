@@ -60,6 +60,7 @@ class RunState(msgspec.Struct, kw_only=True):
     health_status: str = ""  # "", starting, healthy, unhealthy
     failing_streak: int = 0
     health_log: list[HealthResult] = []  # the last five checks
+    ports: dict[str, str] = {}  # "80/tcp" -> "0.0.0.0:8080" while running
 
 
 class Store:

@@ -173,3 +173,65 @@ def test_nothing_left_after_containers_and_networks_go(daemon, rootfs):
     assert "crv" + cid[:10] not in links()  # the veth went with the namespace
     ok(daemon.cli("network", "rm", name))
     assert links() == before
+
+
+def test_published_port_reachable_from_host_loopback(daemon, rootfs, net):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:  # a free port on the loopback for the host side
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ok(
+        daemon.cli(
+            "run",
+            "-d",
+            "--name",
+            "pub",
+            "--network",
+            net,
+            "-p",
+            f"127.0.0.1:{port}:80",
+            "--rootfs",
+            str(rootfs),
+            "sh",
+            "-c",
+            SERVE.format(body="published"),
+        )
+    )
+    assert ok(daemon.cli("port", "pub")).strip() == f"80/tcp -> 127.0.0.1:{port}"
+    body = b""
+    for _ in range(50):  # until httpd listens inside
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+            break
+        except OSError:
+            import time
+
+            time.sleep(0.05)
+    assert body == b"published\n"
+    p = daemon.cli(
+        "run", "-d", "--network", net, "-p", f"127.0.0.1:{port}:80", "--rootfs", str(rootfs), "true"
+    )
+    assert p.returncode != 0 and "already allocated" in p.stderr
+    ok(daemon.cli("rm", "-f", "pub"))
+    # Released with the container: a new listener (SO_REUSEADDR, as any server
+    # sets it, past the closed connections' TIME_WAIT) can bind it.
+    for _ in range(100):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+                s.listen()
+                break
+            except OSError:
+                import time
+
+                time.sleep(0.02)
+    else:
+        raise AssertionError(f"port {port} still held after rm")
+
+
+def test_publishing_needs_a_network(daemon, rootfs):
+    p = daemon.cli("run", "--rm", "-p", "8080:80", "--rootfs", str(rootfs), "true")
+    assert p.returncode == 125 and "needs a network" in p.stderr

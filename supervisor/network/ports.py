@@ -1,0 +1,80 @@
+"""Published ports: a userland proxy in the daemon, as Docker falls back to.
+
+This host has no iptables, and a proxy works on any host without touching its
+firewall: for each `-p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp]` the daemon
+listens on the host address and splices each connection to the container's
+address on its network. The socket is bound when the container starts, so a
+port already taken is an error then, naming the port. UDP is not proxied yet.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+import trio
+
+from supervisor.errors import CorralError
+
+
+class PortError(CorralError):
+    pass
+
+
+def parse(spec: str) -> tuple[str, int, int, str]:
+    """'8080:80', '127.0.0.1:8080:80/tcp', '80' -> (host ip, host port, port, proto)."""
+    body, _, proto = spec.partition("/")
+    proto = proto or "tcp"
+    if proto not in ("tcp", "udp"):
+        raise PortError(f"-p {spec}: protocol {proto!r} is not tcp or udp")
+    parts = body.rsplit(":", 2)
+    try:
+        if len(parts) == 1:
+            return "0.0.0.0", 0, int(parts[0]), proto
+        if len(parts) == 2:
+            return "0.0.0.0", int(parts[0] or 0), int(parts[1]), proto
+        return parts[0] or "0.0.0.0", int(parts[1] or 0), int(parts[2]), proto
+    except ValueError:
+        raise PortError(f"-p {spec}: expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp]") from None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound now so that a taken port fails the start."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind((host, port))
+    except OSError as e:
+        s.close()
+        if e.errno == errno.EADDRINUSE:
+            raise PortError(f"port {host}:{port} is already allocated") from None
+        raise PortError(f"publishing {host}:{port}: {e.strerror}") from None
+    s.listen(128)
+    return s
+
+
+async def proxy(sock: socket.socket, target: str, port: int) -> None:
+    """Serve connections on `sock` until cancelled, each spliced to target:port."""
+    listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+
+    async def handle(client: trio.SocketStream) -> None:
+        async with client:
+            try:
+                upstream = await trio.open_tcp_stream(target, port)
+            except OSError:
+                return  # nothing listens in the container (yet): the client sees a close
+            async with upstream, trio.open_nursery() as nursery:
+                nursery.start_soon(_pump, client, upstream)
+                nursery.start_soon(_pump, upstream, client)
+
+    async with listener:
+        await trio.serve_listeners(handle, [listener])
+
+
+async def _pump(src: trio.SocketStream, dst: trio.SocketStream) -> None:
+    try:
+        while data := await src.receive_some(65536):
+            await dst.send_all(data)
+        await dst.send_eof()
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
