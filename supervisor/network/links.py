@@ -75,22 +75,27 @@ def delete_link(name: str) -> None:
 
 def attach(pid: int, bridge: str, host_if: str, address: str, prefix: int, gateway: str) -> None:
     """A veth from `bridge` into the network namespace of `pid`, as eth0 with
-    `address`/`prefix` and a default route through `gateway`."""
-    peer = host_if + "p"
+    `address`/`prefix` and a default route through `gateway`.
+
+    The pair is made with its peer already in the container's namespace and its
+    host end already on the bridge (one netlink request): moving a device
+    between namespaces afterwards waits for an RCU grace period, and made
+    attaching take 26 ms here instead of 5."""
     netns = f"/proc/{pid}/ns/net"
     fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
     try:
         with IPRoute() as ipr:
-            delete_stale = ipr.link_lookup(ifname=host_if)
-            for idx in delete_stale:
-                ipr.link("del", index=idx)
-            ipr.link("add", ifname=host_if, kind="veth", peer=peer)
-            host_idx = ipr.link_lookup(ifname=host_if)[0]
-            ipr.link("set", index=host_idx, master=ipr.link_lookup(ifname=bridge)[0])
-            ipr.link("set", index=host_idx, state="up")
-            peer_idx = ipr.link_lookup(ifname=peer)[0]
-            ipr.link("set", index=peer_idx, net_ns_fd=fd)
-    except NetlinkError as e:
+            for idx in ipr.link_lookup(ifname=host_if):
+                ipr.link("del", index=idx)  # a leftover of a crashed start
+            ipr.link(
+                "add",
+                ifname=host_if,
+                kind="veth",
+                master=ipr.link_lookup(ifname=bridge)[0],
+                peer={"ifname": "eth0", "net_ns_fd": fd},
+            )
+            ipr.link("set", index=ipr.link_lookup(ifname=host_if)[0], state="up")
+    except (NetlinkError, IndexError) as e:
         delete_link(host_if)
         raise LinkError(f"connecting to {bridge}: {e}") from None
     finally:
@@ -99,8 +104,7 @@ def attach(pid: int, bridge: str, host_if: str, address: str, prefix: int, gatew
         with in_netns(netns):
             inner = IPRoute()
         with inner:
-            idx = inner.link_lookup(ifname=peer)[0]
-            inner.link("set", index=idx, ifname="eth0")
+            idx = inner.link_lookup(ifname="eth0")[0]
             inner.addr("add", index=idx, address=address, prefixlen=prefix)
             inner.link("set", index=idx, state="up")
             inner.route("add", dst="0.0.0.0/0", gateway=gateway)
