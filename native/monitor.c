@@ -361,7 +361,8 @@ int main(int argc, char **argv)
 		close(cons[0]);
 	}
 	report(CORRAL_R_CREATED, pid, NULL);
-	free(planbuf);
+	/* planbuf stays: the log, exit and OOM paths in plan point into it and
+	 * are used until the container exits. */
 
 	/* Foreground terminal: proxy our stdio to the pty. */
 	int in_tty = plan.terminal && !plan.log_file && isatty(0);
