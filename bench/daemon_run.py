@@ -139,7 +139,9 @@ def main() -> None:
         results: dict[str, list[float]] = {k: [] for k in runs}
         results["daemon_part"] = []
         client = Client(daemon.socket)
-        cfg = api.ContainerConfig(rootfs=str(rootfs), cmd=["/bin/true"], auto_remove=True)
+        cfg = api.ContainerConfig(
+            network="none", rootfs=str(rootfs), cmd=["/bin/true"], auto_remove=True
+        )
         for i in range(args.rounds):
             for name, argv in runs.items():
                 results[name].append(spawn_wait(argv))

@@ -138,7 +138,10 @@ async def run(path: str, rootfs: str, args) -> None:
     ctl = await connect(path)
     load = await connect(path)
     loader = await call(
-        load, api.Create(config=api.ContainerConfig(rootfs=rootfs, cmd=["sleep", "100000"]))
+        load,
+        api.Create(
+            config=api.ContainerConfig(network="none", rootfs=rootfs, cmd=["sleep", "100000"])
+        ),
     )
     await call(load, api.Start(id=loader.id))
     start_seq = args.start_seq
@@ -165,7 +168,7 @@ async def run(path: str, rootfs: str, args) -> None:
         for conn in loaders:
             nursery.start_soon(background, conn, LOAD_CONNECTIONS)
         t0 = time.monotonic()
-        cfg = api.ContainerConfig(rootfs=rootfs, cmd=["/bin/true"])
+        cfg = api.ContainerConfig(network="none", rootfs=rootfs, cmd=["/bin/true"])
         for i in range(args.exits):
             c = await call(ctl, api.Create(config=cfg))
             await call(ctl, api.Start(id=c.id))

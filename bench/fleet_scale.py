@@ -55,7 +55,7 @@ def main() -> None:
         time.sleep(0.5)
         before = pss_kib(daemon.proc.pid)
         c = Client(daemon.socket)
-        cfg = api.ContainerConfig(rootfs=str(rootfs), cmd=["sleep", "1000000"])
+        cfg = api.ContainerConfig(network="none", rootfs=str(rootfs), cmd=["sleep", "1000000"])
         t = time.perf_counter()
         for i in range(args.containers):
             cid = c.call(api.Create(config=cfg)).id

@@ -119,7 +119,9 @@ def main() -> None:
                     cid = c.call(
                         api.Create(
                             config=api.ContainerConfig(
-                                image="bench:one", cmd=["sh", "-c", "echo hi > /written"]
+                                network="none",
+                                image="bench:one",
+                                cmd=["sh", "-c", "echo hi > /written"],
                             )
                         )
                     ).id

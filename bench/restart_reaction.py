@@ -82,6 +82,7 @@ def main() -> None:
         cid = c.call(
             api.Create(
                 config=api.ContainerConfig(
+                    network="none",
                     name="zero",
                     rootfs=rootfs,
                     cmd=["sh", "-c", "exit 1"],
@@ -108,6 +109,7 @@ def main() -> None:
         cid = c.call(
             api.Create(
                 config=api.ContainerConfig(
+                    network="none",
                     name="backoff",
                     rootfs=rootfs,
                     cmd=["sh", "-c", "exit 1"],
@@ -144,6 +146,7 @@ def main() -> None:
             lid = c.call(
                 api.Create(
                     config=api.ContainerConfig(
+                        network="none",
                         name=f"loop{i}",
                         rootfs=rootfs,
                         cmd=["sh", "-c", "sleep 0.5; exit 1"],

@@ -57,7 +57,7 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     tty: bool = False
     open_stdin: bool = False
     auto_remove: bool = False
-    network: str = "none"
+    network: str = ""  # "": the daemon's default network ("bridge")
     log_max_size: int = 0  # bytes; 0: no rotation
     log_max_files: int = 1
     # Restart policy: no | on-failure[:N] | always | unless-stopped; backoff in

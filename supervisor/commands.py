@@ -97,8 +97,9 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rm", action="store_true")
     p.add_argument(
         "--network",
-        default="none",
-        help="none, host, container:NAME or a network made with `network create`",
+        default="",
+        help="bridge (the default), none, host, container:NAME, or a network made with "
+        "`network create`",
     )
     p.add_argument("--network-alias", action="append", default=[])
     p.add_argument(

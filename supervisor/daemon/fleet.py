@@ -33,7 +33,7 @@ from supervisor.images.credentials import Credentials
 from supervisor.images.store import ImageError, ImageStore
 from supervisor.network import links, ports
 from supervisor.network.dns import serve as serve_dns
-from supervisor.network.store import NetworkStore
+from supervisor.network.store import DEFAULT_NETWORK, DEFAULT_POOL, NetworkError, NetworkStore
 from supervisor.runtime import Runtime, users
 from supervisor.runtime import spec as specs
 from supervisor.runtime.signals import parse_signal
@@ -132,12 +132,14 @@ class Fleet:
         *,
         cgroup_parent: str = "/corral",
         backoff: Backoff | None = None,
+        bridge: str = "corral0",
     ) -> None:
         self.store = Store(root)
         self.volumes = VolumeStore(root)
         self.images = ImageStore(root)
         self.credentials = Credentials(root / "auth.json")
         self.networks = NetworkStore(root)
+        self.bridge = bridge  # the default network's bridge device
         self._dns: dict[str, trio.CancelScope] = {}
         self.runtime = Runtime(run_root / "runtime", cgroup_parent=cgroup_parent)
         self.cgroup_parent = cgroup_parent
@@ -157,6 +159,19 @@ class Fleet:
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if DEFAULT_NETWORK not in self.networks.networks:
+                try:
+                    self.networks.create(
+                        DEFAULT_NETWORK,
+                        None,
+                        None,
+                        links.host_routes(),
+                        bridge=self.bridge,
+                        pool=DEFAULT_POOL,
+                        prefix=16,
+                    )
+                except NetworkError as e:  # the daemon serves; only the default is missing
+                    log.warning("network.default_unavailable", error=str(e))
             self._load()
             for n in list(self.networks.networks.values()):
                 for cid in list(n.allocations):
@@ -437,19 +452,17 @@ class Fleet:
             )
         if not cfg.cmd:
             raise SpecError("cmd", "no command given, and the image has none")
+        if not cfg.network:
+            cfg = msgspec.structs.replace(cfg, network=DEFAULT_NETWORK)
         if cfg.network.startswith("container:"):
             other = self.get(cfg.network.partition(":")[2])  # NoSuchContainer if absent
             cfg = msgspec.structs.replace(cfg, network=f"container:{other.id}")
         elif cfg.network in self.networks.networks:
             pass
-        elif cfg.ports:
-            raise SpecError("-p", "publishing ports needs a network (--network NAME)")
         elif cfg.network not in ("none", "host"):
-            raise SpecError(
-                "--network",
-                f"{cfg.network!r}: none, host or container:NAME "
-                "(bridges and user networks come later)",
-            )
+            raise SpecError("--network", f"network {cfg.network} not found")
+        elif cfg.ports:
+            raise SpecError("-p", f"publishing ports needs a network, not --network {cfg.network}")
         users.resolve(cfg.user, self.lookup_root(cfg, "/etc/passwd"))  # refuse unknown users now
         parse_signal(cfg.stop_signal)
         try:
@@ -539,6 +552,15 @@ class Fleet:
     ) -> None:
         with scope:
             await serve_dns(gateway, lambda q: self._resolve(name, q), task_status=task_status)
+
+    def release_default_bridge(self) -> None:
+        """At shutdown: the default bridge goes if no running container uses it
+        (the next daemon makes it again); user networks' bridges stay."""
+        n = self.networks.networks.get(DEFAULT_NETWORK)
+        if n is not None and not any(
+            c.running and c.config.network == DEFAULT_NETWORK for c in self.containers.values()
+        ):
+            links.delete_link(n.bridge)
 
     def stop_network(self, name: str) -> None:
         scope = self._dns.pop(name, None)

@@ -67,6 +67,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--socket", help="the API socket (default RUN_ROOT/corral.sock)")
     p.add_argument("--cgroup-parent", default="/corral", help="cgroup of the containers")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--bridge", default="corral0", help="the default network's bridge (corral0)")
     p.add_argument("--restart-delay", default="100ms", help="first restart backoff (100ms)")
     p.add_argument("--restart-max-delay", default="1m", help="longest restart backoff (1m)")
     p.add_argument(
@@ -115,7 +116,14 @@ async def serve(args: argparse.Namespace) -> None:
         maximum=parse_duration(args.restart_max_delay),
         reset_after=parse_duration(args.restart_reset_after),
     )
-    fleet = Fleet(root, run_root, journal, cgroup_parent=args.cgroup_parent, backoff=backoff)
+    fleet = Fleet(
+        root,
+        run_root,
+        journal,
+        cgroup_parent=args.cgroup_parent,
+        backoff=backoff,
+        bridge=args.bridge,
+    )
     sock_path = Path(args.socket or run_root / "corral.sock")
     sock = bind_socket(sock_path)
     listener = trio.SocketListener(sock)
@@ -147,6 +155,7 @@ async def serve(args: argparse.Namespace) -> None:
                     nursery.cancel_scope.cancel()
                     break
     finally:
+        fleet.release_default_bridge()
         sock_path.unlink(missing_ok=True)
         journal.close()
         lock.close()

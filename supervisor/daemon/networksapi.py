@@ -43,6 +43,8 @@ async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                 f.networks.get(name)
             except NetworkError as e:
                 raise SpecError("network", str(e)) from None
+            if name == "bridge":
+                raise Conflict("the default network cannot be removed")
             users = f.network_users(name)
             if users:
                 raise Conflict(

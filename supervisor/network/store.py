@@ -16,6 +16,8 @@ from supervisor.runtime.state import atomic_write
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
 POOL = ipaddress.ip_network("10.89.0.0/16")  # default subnets are /24s from here
+DEFAULT_POOL = ipaddress.ip_network("10.88.0.0/16")  # the default bridge network's subnet
+DEFAULT_NETWORK = "bridge"
 
 
 class NetworkError(CorralError):
@@ -59,9 +61,18 @@ class NetworkStore:
             raise NetworkError(f"network {name} not found") from None
 
     def create(
-        self, name: str, subnet: str | None, gateway: str | None, taken: list[ipaddress.IPv4Network]
+        self,
+        name: str,
+        subnet: str | None,
+        gateway: str | None,
+        taken: list[ipaddress.IPv4Network],
+        *,
+        bridge: str | None = None,
+        pool: ipaddress.IPv4Network = POOL,
+        prefix: int = 24,
     ) -> Network:
-        if not _NAME.match(name) or name in ("none", "host", "bridge", "default"):
+        reserved = ("none", "host", "default") + (() if bridge else ("bridge",))
+        if not _NAME.match(name) or name in reserved:
             raise NetworkError(f"invalid network name {name!r}")
         if name in self.networks:
             raise NetworkError(f"network with name {name} already exists")
@@ -76,7 +87,11 @@ class NetworkStore:
                     raise NetworkError(f"subnet {net} overlaps {u}, already in use")
         else:
             net = next(
-                (s for s in POOL.subnets(new_prefix=24) if not any(s.overlaps(u) for u in used)),
+                (
+                    s
+                    for s in pool.subnets(new_prefix=prefix)
+                    if not any(s.overlaps(u) for u in used)
+                ),
                 None,
             )
             if net is None:
@@ -88,7 +103,7 @@ class NetworkStore:
             name=name,
             subnet=str(net),
             gateway=str(gw),
-            bridge="crl-" + name[:11],
+            bridge=bridge or "crl-" + name[:11],
             created_nano=time.time_ns(),
         )
         self.save(n)

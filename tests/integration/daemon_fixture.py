@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from protocols import api
 from supervisor.client import Client
 from tests.conftest import RUN, _cgroup_leftovers, _remove_cgroup_tree
 
@@ -20,6 +21,7 @@ class Daemon:
         self.run_root = base / "run"
         self.socket = str(self.run_root / "corral.sock")
         self.cgroup_parent = f"/{RUN}-{tag}"
+        self.bridge = f"crb{tag}"  # the default network's bridge, this daemon's own
         base.mkdir(parents=True, exist_ok=True)
         self.log = base / "daemon.log"
         self.proc: subprocess.Popen | None = None
@@ -38,6 +40,8 @@ class Daemon:
             str(self.run_root),
             "--cgroup-parent",
             self.cgroup_parent,
+            "--bridge",
+            self.bridge,
             "--log-level",
             "debug",
         ]
@@ -50,6 +54,9 @@ class Daemon:
             try:
                 with socket.socket(socket.AF_UNIX) as s:
                     s.connect(self.socket)
+                # The socket listens before the fleet is up; a call answers after.
+                with Client(self.socket) as c:
+                    c.call(api.Ping())
                 return
             except OSError:
                 if time.monotonic() > deadline:
@@ -113,6 +120,8 @@ class Daemon:
                 except Exception as e:  # keep cleaning
                     print(f"cleanup: {s.id[:12]}: {e}", file=sys.stderr)
             for n in c.call(api.NetworkList()).networks:  # their bridges go with them
+                if n.name == "bridge":
+                    continue  # the default network's goes when the daemon stops
                 try:
                     c.call(api.NetworkRemove(name=n.name))
                 except Exception as e:
@@ -120,6 +129,11 @@ class Daemon:
             c.close()
         finally:
             self.stop()
+        from supervisor.network.links import delete_link
+
+        if Path(f"/sys/class/net/{self.bridge}").exists():  # a stop should have removed it
+            delete_link(self.bridge)
+            raise AssertionError(f"bridge {self.bridge} left behind by the daemon")
         left = _cgroup_leftovers(self.cgroup_parent.lstrip("/"))
         for p in left:
             _remove_cgroup_tree(Path(p))

@@ -513,8 +513,11 @@ def test_network_modes_none_host_and_container(daemon, rootfs):
         )
     )
     assert out.strip() == "corral" or len(out.strip()) == 12  # the image's /etc/hostname
-    p = daemon.cli("run", "--rm", "--network", "bridge", "--rootfs", str(rootfs), "true")
-    assert p.returncode == 125 and "bridge" in p.stderr
+    p = daemon.cli("run", "--rm", "--network", "nosuchnet", "--rootfs", str(rootfs), "true")
+    assert p.returncode == 125 and "nosuchnet" in p.stderr
+    # No --network: the default bridge network, as with docker run.
+    out = ok_(daemon.cli("run", "--rm", "--rootfs", str(rootfs), "ls", "/sys/class/net"))
+    assert out.split() == ["eth0", "lo"]
 
 
 def ok_(p):

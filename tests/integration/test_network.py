@@ -233,5 +233,6 @@ def test_published_port_reachable_from_host_loopback(daemon, rootfs, net):
 
 
 def test_publishing_needs_a_network(daemon, rootfs):
-    p = daemon.cli("run", "--rm", "-p", "8080:80", "--rootfs", str(rootfs), "true")
+    args = ("--rm", "--network", "none", "-p", "8080:80", "--rootfs", str(rootfs), "true")
+    p = daemon.cli("run", *args)
     assert p.returncode == 125 and "needs a network" in p.stderr
