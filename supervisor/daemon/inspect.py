@@ -6,6 +6,7 @@ import time
 
 from protocols.api import ContainerSummary
 from supervisor.daemon.fleet import Container
+from supervisor.network.store import Network
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -83,7 +84,30 @@ def summary(c: Container) -> ContainerSummary:
     )
 
 
-def inspect(c: Container) -> dict:
+def network_settings(c: Container, networks: dict[str, Network]) -> dict:
+    """Docker's NetworkSettings: published ports and, on a network, its address."""
+    out: dict = {
+        "Ports": {
+            k: [{"HostIp": v.rsplit(":", 1)[0], "HostPort": v.rsplit(":", 1)[1]}]
+            for k, v in c.state.ports.items()
+        },
+        "Networks": {},
+    }
+    n = networks.get(c.config.network)
+    address = n.allocations.get(c.id) if n is not None and c.running else None
+    if n is not None and address is not None:
+        out["Networks"][n.name] = {
+            "NetworkID": n.name,
+            "IPAddress": address,
+            "IPPrefixLen": n.prefix,
+            "Gateway": n.gateway,
+            "Aliases": [c.name, c.id[:12], *c.config.network_aliases],
+        }
+        out["IPAddress"], out["Gateway"], out["IPPrefixLen"] = address, n.gateway, n.prefix
+    return out
+
+
+def inspect(c: Container, networks: dict[str, Network] | None = None) -> dict:
     cfg, st = c.config, c.state
     return {
         "Id": c.id,
@@ -178,12 +202,7 @@ def inspect(c: Container) -> dict:
                 else {},
             },
         },
-        "NetworkSettings": {
-            "Ports": {
-                k: [{"HostIp": v.rsplit(":", 1)[0], "HostPort": v.rsplit(":", 1)[1]}]
-                for k, v in st.ports.items()
-            },
-        },
+        "NetworkSettings": network_settings(c, networks or {}),
         "GraphDriver": {
             "Name": "overlay",
             "Data": {

@@ -186,7 +186,9 @@ class Connection:
             case api.List():
                 await self.send(api.ContainerList(containers=list_containers(f, req)))
             case api.Inspect(id=ref):
-                await self.send(api.InspectResult(data=shapes.inspect(f.get(ref))))
+                await self.send(
+                    api.InspectResult(data=shapes.inspect(f.get(ref), f.networks.networks))
+                )
             case api.Wait(id=ref):
                 c = f.get(ref)
                 await c.exited.wait()

@@ -53,7 +53,10 @@ def test_containers_reach_each_other_by_name_and_alias(daemon, rootfs, net):
             SERVE.format(body="v1"),
         )
     )
-    for host in ("web", "www"):
+    settings = json.loads(ok(daemon.cli("inspect", "web")))[0]["NetworkSettings"]
+    address = settings["Networks"][net]["IPAddress"]
+    assert settings["IPAddress"] == address and "www" in settings["Networks"][net]["Aliases"]
+    for host in ("web", "www", address):  # the address inspect gives is the one it serves on
         out = ok(
             daemon.cli(
                 "run",
