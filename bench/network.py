@@ -11,8 +11,10 @@ veth into its namespace, eth0 configured through netlink, its /etc files, and
 the create/start split that lets that happen before its process runs); the
 network namespace itself is made in both. Throughput: MB of zeros sent from
 this process's socket, received by busybox `nc -l > /dev/null` in a container
-(through the published port) or on the host (loopback). Container to container
-is not measured: busybox's nc client stopped after 13 kB in every try here.
+(through the published port), in it from a second container on the same network
+(the sender is this script's code run in that container's network namespace:
+busybox's nc client stopped after 13 kB in every try here, so it cannot send), or
+on the host (loopback).
 """
 
 from __future__ import annotations
@@ -53,6 +55,28 @@ def send(port: int, mb: int) -> float:
             s.sendall(chunk)
         s.shutdown(socket.SHUT_WR)  # what is left in buffers is a few MB of the total
     return mb / (time.perf_counter() - t)
+
+
+SEND_FROM_NETNS = """
+import ctypes, socket, sys, time
+ns = open(f"/proc/{sys.argv[1]}/ns/net")
+if ctypes.CDLL(None, use_errno=True).setns(ns.fileno(), 0x40000000) != 0:  # CLONE_NEWNET
+    raise OSError(ctypes.get_errno(), "setns")
+chunk, mb = b"\\0" * (1 << 20), int(sys.argv[3])
+for _ in range(100):
+    try:
+        s = socket.create_connection((sys.argv[2], 5000))
+        break
+    except OSError:
+        time.sleep(0.05)
+else:
+    raise SystemExit(f"nothing listens on {sys.argv[2]}:5000")
+t = time.perf_counter()
+for _ in range(mb):
+    s.sendall(chunk)
+s.shutdown(socket.SHUT_WR)
+print(mb / (time.perf_counter() - t))
+"""
 
 
 def main() -> None:
@@ -126,6 +150,27 @@ def main() -> None:
             del srv
             time.sleep(0.5)
             proxy = send(port, args.mb)
+            # A fresh sink: the first one still holds the proxy's connection.
+            ids = {}
+            for name, cmd in (
+                ("src", "sleep 1000"),
+                ("sink2", "sleep 1000 | nc -l -p 5000 > /dev/null"),
+            ):
+                cfg = api.ContainerConfig(
+                    rootfs=rootfs, cmd=["sh", "-c", cmd], network="benchnet", name=name
+                )
+                ids[name] = c.call(api.Create(config=cfg)).id
+                c.call(api.Start(id=ids[name]))
+            pid = c.call(api.Inspect(id=ids["src"])).data["State"]["Pid"]
+            sink_ip = c.call(api.Inspect(id=ids["sink2"])).data["NetworkSettings"]["IPAddress"]
+            sender = subprocess.run(
+                [sys.executable, "-c", SEND_FROM_NETNS, str(pid), sink_ip, str(args.mb)],
+                capture_output=True,
+                text=True,
+            )
+            if sender.returncode != 0:
+                raise SystemExit(f"sender in the container's namespace: {sender.stderr}")
+            c2c = float(sender.stdout)
             lport = free_port()
             # nc -l closes the connection when its own stdin ends: keep it open.
             sink = subprocess.Popen(
@@ -138,6 +183,7 @@ def main() -> None:
             sink.wait()
             print("| TCP throughput | MB/s |")
             print("| --- | --- |")
+            print(f"| container to container on one network (veth, bridge, veth) | {c2c:.0f} |")
             print(f"| host to container through a published port (userland proxy) | {proxy:.0f} |")
             print(f"| host loopback (the same sender, busybox nc -l) | {loop:.0f} |")
     finally:
