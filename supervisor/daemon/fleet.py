@@ -33,7 +33,13 @@ from supervisor.images.credentials import Credentials
 from supervisor.images.store import ImageError, ImageStore
 from supervisor.network import links, ports
 from supervisor.network.dns import serve as serve_dns
-from supervisor.network.store import DEFAULT_NETWORK, DEFAULT_POOL, NetworkError, NetworkStore
+from supervisor.network.store import (
+    DEFAULT_NETWORK,
+    DEFAULT_POOL,
+    POOL,
+    NetworkError,
+    NetworkStore,
+)
 from supervisor.runtime import Runtime, users
 from supervisor.runtime import spec as specs
 from supervisor.runtime.signals import parse_signal
@@ -165,7 +171,7 @@ class Fleet:
                         DEFAULT_NETWORK,
                         None,
                         None,
-                        links.host_routes(),
+                        [*links.host_routes(), POOL],
                         bridge=self.bridge,
                         pool=DEFAULT_POOL,
                         prefix=16,

@@ -16,7 +16,9 @@ from supervisor.runtime.state import atomic_write
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
 POOL = ipaddress.ip_network("10.89.0.0/16")  # default subnets are /24s from here
-DEFAULT_POOL = ipaddress.ip_network("10.88.0.0/16")  # the default bridge network's subnet
+# The default network's /16: 10.88.0.0 first, then the next free one up to 10.95
+# (10.89, the user networks' pool, is passed as taken).
+DEFAULT_POOL = ipaddress.ip_network("10.88.0.0/13")
 DEFAULT_NETWORK = "bridge"
 
 
