@@ -82,6 +82,8 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     no_healthcheck: bool = False  # --no-healthcheck: not even the image's
     network_aliases: list[str] = []  # more names on a user network
     ports: list[str] = []  # -p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp]
+    expose: list[str] = []  # PORT[/tcp|udp]: --expose, with the image's ExposedPorts at create
+    publish_all: bool = False  # -P: every exposed port on a free host port
 
 
 # -- requests ------------------------------------------------------------------------------

@@ -105,6 +105,10 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-p", "--publish", action="append", default=[], help="[HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp]"
     )
+    p.add_argument("--expose", action="append", default=[], help="PORT[-PORT][/tcp|udp], for -P")
+    p.add_argument(
+        "-P", "--publish-all", action="store_true", help="exposed ports on free host ports"
+    )
     p.add_argument("--log-opt", action="append", default=[], help="max-size=10m, max-file=3")
     p.add_argument("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
     p.add_argument("--restart-delay", type=_duration, help="first backoff wait (default 100ms)")
@@ -217,6 +221,8 @@ def config_from(args: argparse.Namespace) -> api.ContainerConfig:
         network=args.network,
         network_aliases=args.network_alias,
         ports=args.publish,
+        expose=args.expose,
+        publish_all=args.publish_all,
         log_max_size=parse_size(opts["max-size"]) if "max-size" in opts else 0,
         log_max_files=int(opts.get("max-file", "1")),
         restart=args.restart,

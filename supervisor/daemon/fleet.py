@@ -467,8 +467,15 @@ class Fleet:
             pass
         elif cfg.network not in ("none", "host"):
             raise SpecError("--network", f"network {cfg.network} not found")
-        elif cfg.ports:
+        elif cfg.ports or cfg.publish_all:
             raise SpecError("-p", f"publishing ports needs a network, not --network {cfg.network}")
+        try:
+            expose = [p for spec in cfg.expose for p in ports.parse_expose(spec)]
+            for spec in cfg.ports:
+                ports.parse(spec)
+        except ports.PortError as e:
+            raise SpecError("-p", str(e)) from None
+        cfg = msgspec.structs.replace(cfg, expose=list(dict.fromkeys(expose)))
         users.resolve(cfg.user, self.lookup_root(cfg, "/etc/passwd"))  # refuse unknown users now
         parse_signal(cfg.stop_signal)
         try:
@@ -621,13 +628,16 @@ class Fleet:
     def _publish(self, c: Container) -> None:
         """Bind every published port now (a taken one fails the start), then proxy
         them in one task whose scope the container's exit cancels."""
-        if not c.config.ports:
+        specs = [(spec, *ports.parse(spec)) for spec in c.config.ports]
+        if c.config.publish_all:  # -P: the exposed ports -p left, on free host ports
+            taken = {f"{cport}/{proto}" for _, _, _, cport, proto in specs}
+            specs += [(p, *ports.parse(p)) for p in c.config.expose if p not in taken]
+        if not specs:
             return
         addr = self.networks.get(c.config.network).allocations[c.id]
         bound = []
         try:
-            for spec in c.config.ports:
-                host, hport, cport, proto = ports.parse(spec)
+            for spec, host, hport, cport, proto in specs:
                 if proto != "tcp":
                     raise ports.PortError(f"-p {spec}: only tcp is proxied yet")
                 sock = ports.bind(host, hport)

@@ -20,6 +20,7 @@ def apply(cfg: ContainerConfig, image: RunConfig, image_id: str) -> ContainerCon
     - env: the image's, then the user's (later wins).
     - labels: the image's, updated with the user's.
     - workdir, user, stop signal: the user's when given, else the image's.
+    - exposed ports: the user's --expose and the image's ExposedPorts.
     - health check: the image's unless the user gave one or --no-healthcheck.
     """
     entry = cfg.entrypoint if cfg.entrypoint is not None else list(image.entrypoint or [])
@@ -37,6 +38,7 @@ def apply(cfg: ContainerConfig, image: RunConfig, image_id: str) -> ContainerCon
         "user": cfg.user or image.user,
         "stop_signal": cfg.stop_signal or image.stop_signal or "SIGTERM",
         "image_id": image_id,
+        "expose": [*cfg.expose, *(p for p in image.exposed_ports or {} if p not in cfg.expose)],
     }
     hc = image.healthcheck
     if not cfg.health_cmd and not cfg.no_healthcheck and hc and hc.test and hc.test[0] != "NONE":

@@ -165,6 +165,7 @@ def inspect(c: Container, networks: dict[str, Network] | None = None) -> dict:
             "OpenStdin": cfg.open_stdin,
             "StopSignal": cfg.stop_signal,
             "StopTimeout": cfg.stop_timeout,
+            "ExposedPorts": {p: {} for p in cfg.expose},
             "Image": cfg.rootfs,
             **(
                 {
@@ -195,6 +196,7 @@ def inspect(c: Container, networks: dict[str, Network] | None = None) -> dict:
                 "ResetAfter": cfg.restart_reset_after,
             },
             "NetworkMode": cfg.network,
+            "PublishAllPorts": cfg.publish_all,
             "LogConfig": {
                 "Type": "cri",
                 "Config": {"max-size": str(cfg.log_max_size), "max-file": str(cfg.log_max_files)}

@@ -38,6 +38,20 @@ def parse(spec: str) -> tuple[str, int, int, str]:
         raise PortError(f"-p {spec}: expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp]") from None
 
 
+def parse_expose(spec: str) -> list[str]:
+    """'80', '53/udp', '8000-8002/tcp' -> ['80/tcp'] ... (one entry per port)."""
+    body, _, proto = spec.partition("/")
+    proto = proto or "tcp"
+    first, _, last = body.partition("-")
+    try:
+        lo, hi = int(first), int(last or first)
+    except ValueError:
+        raise PortError(f"--expose {spec}: expected PORT[-PORT][/tcp|udp]") from None
+    if proto not in ("tcp", "udp") or not 0 < lo <= hi < 65536:
+        raise PortError(f"--expose {spec}: expected PORT[-PORT][/tcp|udp], ports 1-65535")
+    return [f"{p}/{proto}" for p in range(lo, hi + 1)]
+
+
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, bound now so that a taken port fails the start."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,16 @@ def ok(p):
 
 def links() -> set[str]:
     return {p.name for p in Path("/sys/class/net").iterdir()}
+
+
+def fetch_local(port: int) -> bytes:
+    """GET / from 127.0.0.1:port, retried until the server in the container listens."""
+    for _ in range(50):
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+        except OSError:
+            time.sleep(0.05)
+    return b""
 
 
 @pytest.fixture
@@ -180,7 +192,6 @@ def test_nothing_left_after_containers_and_networks_go(daemon, rootfs):
 
 def test_published_port_reachable_from_host_loopback(daemon, rootfs, net):
     import socket
-    import urllib.request
 
     with socket.socket() as s:  # a free port on the loopback for the host side
         s.bind(("127.0.0.1", 0))
@@ -203,16 +214,7 @@ def test_published_port_reachable_from_host_loopback(daemon, rootfs, net):
         )
     )
     assert ok(daemon.cli("port", "pub")).strip() == f"80/tcp -> 127.0.0.1:{port}"
-    body = b""
-    for _ in range(50):  # until httpd listens inside
-        try:
-            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
-            break
-        except OSError:
-            import time
-
-            time.sleep(0.05)
-    assert body == b"published\n"
+    assert fetch_local(port) == b"published\n"
     p = daemon.cli(
         "run", "-d", "--network", net, "-p", f"127.0.0.1:{port}:80", "--rootfs", str(rootfs), "true"
     )
@@ -239,3 +241,18 @@ def test_publishing_needs_a_network(daemon, rootfs):
     args = ("--rm", "--network", "none", "-p", "8080:80", "--rootfs", str(rootfs), "true")
     p = daemon.cli("run", *args)
     assert p.returncode == 125 and "needs a network" in p.stderr
+
+
+def test_publish_all_on_the_default_network(daemon, rootfs):
+    # No --network: the default bridge; -P puts each exposed port on a free host port.
+    args = ("--expose", "80", "--expose", "8000-8001/tcp", "-P", "--rootfs", str(rootfs))
+    ok(daemon.cli("run", "-d", "--name", "all", *args, "sh", "-c", SERVE.format(body="all")))
+    lines = ok(daemon.cli("port", "all")).splitlines()
+    assert [ln.split(" -> ")[0] for ln in lines] == ["80/tcp", "8000/tcp", "8001/tcp"]
+    port = int(lines[0].rsplit(":", 1)[1])
+    assert fetch_local(port) == b"all\n"
+    info = json.loads(ok(daemon.cli("inspect", "all")))[0]
+    assert set(info["Config"]["ExposedPorts"]) == {"80/tcp", "8000/tcp", "8001/tcp"}
+    assert info["HostConfig"]["NetworkMode"] == "bridge"
+    p = daemon.cli("run", "--rm", "--expose", "80/sctp", "--rootfs", str(rootfs), "true")
+    assert p.returncode == 125 and "--expose 80/sctp" in p.stderr
