@@ -164,7 +164,7 @@ def test_stop_during_backoff_cancels_the_restart(daemon, rootfs):
         "--restart",
         "always",
         "--restart-delay",
-        "400ms",
+        "3s",  # long enough that ps and stop come inside it on a slow machine
         "exit 1",
     )
     wait_until(
@@ -174,7 +174,7 @@ def test_stop_during_backoff_cancels_the_restart(daemon, rootfs):
     assert "Restarting (1)" in ps and "restart 1 in" in ps
     assert daemon.cli("stop", "waiting").returncode == 0
     assert inspect(daemon, "waiting")["State"]["Status"] == "exited"
-    time.sleep(0.8)  # twice the delay: a restart not cancelled would have come
+    time.sleep(3.5)  # past the delay: a restart not cancelled would have come
     data = inspect(daemon, "waiting")
     assert data["State"]["Status"] == "exited" and data["RestartCount"] == 0
     assert [e["action"] for e in events(daemon, "waiting")].count("start") == 1
