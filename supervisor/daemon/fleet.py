@@ -637,14 +637,12 @@ class Fleet:
         addr = self.networks.get(c.config.network).allocations[c.id]
         bound = []
         try:
-            for spec, host, hport, cport, proto in specs:
-                if proto != "tcp":
-                    raise ports.PortError(f"-p {spec}: only tcp is proxied yet")
-                sock = ports.bind(host, hport)
-                bound.append((sock, cport))
-                c.state.ports[f"{cport}/tcp"] = f"{host}:{sock.getsockname()[1]}"
+            for _spec, host, hport, cport, proto in specs:
+                sock = ports.bind(host, hport, proto)
+                bound.append((sock, cport, proto))
+                c.state.ports[f"{cport}/{proto}"] = f"{host}:{sock.getsockname()[1]}"
         except BaseException:
-            for sock, _ in bound:
+            for sock, _, _ in bound:
                 sock.close()
             raise
         scope = trio.CancelScope()
@@ -653,8 +651,9 @@ class Fleet:
         async def serve_all() -> None:
             with scope:
                 async with trio.open_nursery() as nursery:
-                    for sock, cport in bound:
-                        nursery.start_soon(ports.proxy, sock, addr, cport)
+                    for sock, cport, proto in bound:
+                        serve = ports.proxy_udp if proto == "udp" else ports.proxy
+                        nursery.start_soon(serve, sock, addr, cport)
 
         assert self._nursery is not None
         self._nursery.start_soon(serve_all)

@@ -30,6 +30,21 @@ def links() -> set[str]:
     return {p.name for p in Path("/sys/class/net").iterdir()}
 
 
+# A UDP echo server run in a container's network namespace (busybox has none).
+UDP_ECHO = """
+import ctypes, socket, sys
+ns = open(f"/proc/{sys.argv[1]}/ns/net")
+if ctypes.CDLL(None, use_errno=True).setns(ns.fileno(), 0x40000000) != 0:  # CLONE_NEWNET
+    raise OSError(ctypes.get_errno(), "setns")
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5353))
+print("ready", flush=True)
+while True:
+    data, peer = s.recvfrom(2048)
+    s.sendto(b"echo:" + data, peer)
+"""
+
+
 def fetch_local(port: int) -> bytes:
     """GET / from 127.0.0.1:port, retried until the server in the container listens."""
     for _ in range(50):
@@ -256,3 +271,30 @@ def test_publish_all_on_the_default_network(daemon, rootfs):
     assert info["HostConfig"]["NetworkMode"] == "bridge"
     p = daemon.cli("run", "--rm", "--expose", "80/sctp", "--rootfs", str(rootfs), "true")
     assert p.returncode == 125 and "--expose 80/sctp" in p.stderr
+
+
+def test_published_udp_port(daemon, rootfs, net):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # a free host UDP port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ("--network", net, "-p", f"127.0.0.1:{port}:5353/udp", "--rootfs", str(rootfs))
+    ok(daemon.cli("run", "-d", "--name", "dns", *args, "sleep", "1000"))
+    assert ok(daemon.cli("port", "dns")).strip() == f"5353/udp -> 127.0.0.1:{port}"
+    pid = json.loads(ok(daemon.cli("inspect", "dns")))[0]["State"]["Pid"]
+    server = subprocess.Popen(
+        [sys.executable, "-c", UDP_ECHO, str(pid)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.settimeout(10)  # a lost datagram fails the test instead of hanging it
+            for word in (b"one", b"two"):  # one flow, both ways, twice
+                c.sendto(word, ("127.0.0.1", port))
+                assert c.recv(2048) == b"echo:" + word
+    finally:
+        server.kill()
+        server.communicate()  # reaps it and closes its pipe
