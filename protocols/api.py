@@ -288,6 +288,16 @@ class NetworkRemove(_Msg):
     name: str
 
 
+class NetworkConnect(_Msg):
+    name: str
+    container: str
+
+
+class NetworkDisconnect(_Msg):
+    name: str
+    container: str
+
+
 Request = (
     Hello
     | Ping
@@ -329,6 +339,8 @@ Request = (
     | NetworkList
     | NetworkInspect
     | NetworkRemove
+    | NetworkConnect
+    | NetworkDisconnect
 )
 
 

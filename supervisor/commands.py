@@ -364,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("names", nargs="+")
     s = nw.add_parser("rm", help="remove networks")
     s.add_argument("names", nargs="+")
+    for verb in ("connect", "disconnect"):
+        s = nw.add_parser(verb, help=f"{verb} a container (as ethN; eth0 stays)")
+        s.add_argument("network")
+        s.add_argument("container")
     v = sub.add_parser("volume", help="manage volumes").add_subparsers(dest="vcmd", required=True)
     s = v.add_parser("create", help="create a volume")
     s.add_argument("--label", action="append", default=[])

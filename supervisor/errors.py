@@ -93,3 +93,7 @@ class CgroupError(CorralError):
         name = _errno.errorcode.get(err, str(err))
         super().__init__(f"cgroup {what} {path}: {name}: {os.strerror(err)}")
         self.path, self.errno = path, err
+
+
+class Conflict(CorralError):
+    """The request does not fit the container's state or the fleet's names."""

@@ -29,7 +29,14 @@ from supervisor.daemon.fleet_networks import FleetNetworks
 from supervisor.daemon.journal import Journal
 from supervisor.daemon.restart import Backoff
 from supervisor.daemon.store import ContainerRecord, RunState, Store
-from supervisor.errors import CorralError, InvalidState, NoSuchContainer, SetupError, SpecError
+from supervisor.errors import (
+    Conflict,
+    CorralError,
+    InvalidState,
+    NoSuchContainer,
+    SetupError,
+    SpecError,
+)
 from supervisor.images.credentials import Credentials
 from supervisor.images.store import ImageError, ImageStore
 from supervisor.network import links, ports
@@ -90,10 +97,6 @@ _NOUN = (
     "quokka",
     "raven",
 )
-
-
-class Conflict(CorralError):
-    """The request does not fit the container's state or the fleet's names."""
 
 
 class Container:
@@ -293,9 +296,7 @@ class Fleet(FleetNetworks):
         if c.health_scope is not None:
             c.health_scope.cancel()
             c.health_scope = None
-        n = self.networks.networks.get(c.config.network)
-        if n is not None:
-            self.networks.release(n, c.id)  # its veth went with its namespace
+        self.release_addresses(c)  # its veths went with its namespace
         if c.port_scope is not None:
             c.port_scope.cancel()
             c.port_scope = None
@@ -650,7 +651,7 @@ class Fleet(FleetNetworks):
                     c.state.ports = {}
                     created.close()
                     self.runtime.delete(c.id, force=True)
-                    self.networks.release(self.networks.get(cfg.network), c.id)
+                    self.release_addresses(c)
                     raise SpecError("--network", f"connecting to {cfg.network}: {e}") from None
         except CorralError as e:
             if c.stdin_w is not None:

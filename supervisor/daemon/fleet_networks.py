@@ -12,17 +12,28 @@ from typing import TYPE_CHECKING
 import trio
 
 from protocols import oci
+from supervisor.errors import Conflict
 from supervisor.network import links, ports
 from supervisor.network.dns import serve as serve_dns
 from supervisor.network.store import DEFAULT_NETWORK, NetworkStore
 
 if TYPE_CHECKING:
     from supervisor.daemon.fleet import Container
+    from supervisor.daemon.store import Store
+
+
+MAX_SLOTS = 10  # eth0..eth9: a host veth name, "crN" + 10 of the id, stays under 16
+
+
+def host_if(cid: str, slot: int) -> str:
+    """The host end of a container's veth on its slot-th network."""
+    return ("crv" if slot == 0 else f"cr{slot}") + cid[:10]
 
 
 class FleetNetworks:
     containers: dict[str, Container]
     networks: NetworkStore
+    store: Store
     _dns: dict[str, trio.CancelScope]
     _nursery: trio.Nursery | None
 
@@ -102,8 +113,61 @@ class FleetNetworks:
         return out
 
     def _connect(self, c: Container, pid: int) -> None:
+        """eth0 on its network, then eth1... on those `network connect` added."""
         n = self.networks.get(c.config.network)
-        links.attach(pid, n.bridge, "crv" + c.id[:10], n.allocations[c.id], n.prefix, n.gateway)
+        links.attach(pid, n.bridge, host_if(c.id, 0), n.allocations[c.id], n.prefix, n.gateway)
+        for name, slot in c.state.networks.items():
+            self._attach_extra(c, pid, name, slot)
+
+    def _attach_extra(self, c: Container, pid: int, name: str, slot: int) -> None:
+        n = self.networks.get(name)
+        addr = self.networks.allocate(n, c.id)
+        try:
+            links.attach(
+                pid, n.bridge, host_if(c.id, slot), addr, n.prefix, n.gateway, f"eth{slot}"
+            )
+        except links.LinkError:
+            self.networks.release(n, c.id)
+            raise
+
+    def release_addresses(self, c: Container) -> None:
+        """Its addresses on every network (its veths went with its namespace)."""
+        for n in self.networks.networks.values():
+            if c.id in n.allocations:
+                self.networks.release(n, c.id)
+
+    def connect(self, c: Container, name: str) -> None:
+        """`network connect`: now if it runs, else at its next start."""
+        self.networks.get(name)  # NetworkError if there is none
+        if c.config.network not in self.networks.networks:
+            raise Conflict(
+                f"container {c.name} is on --network {c.config.network}: "
+                "only a container on a network can join another"
+            )
+        if name == c.config.network or name in c.state.networks:
+            raise Conflict(f"container {c.name} is already connected to network {name}")
+        free = [s for s in range(1, MAX_SLOTS) if s not in c.state.networks.values()]
+        if not free:
+            raise Conflict(f"container {c.name} is on {MAX_SLOTS} networks already")
+        if c.running:
+            self._attach_extra(c, c.state.pid, name, free[0])
+        c.state.networks = {**c.state.networks, name: free[0]}
+        self.store.save_state(c.id, c.state)
+
+    def disconnect(self, c: Container, name: str) -> None:
+        self.networks.get(name)
+        if name == c.config.network:
+            raise Conflict(f"container {c.name} cannot leave {name}, the network it was run on")
+        slot = c.state.networks.get(name)
+        if slot is None:
+            raise Conflict(f"container {c.name} is not connected to network {name}")
+        if c.running:
+            links.delete_link(host_if(c.id, slot))  # its peer, ethN, goes with it
+            n = self.networks.get(name)
+            if c.id in n.allocations:
+                self.networks.release(n, c.id)
+        c.state.networks = {k: v for k, v in c.state.networks.items() if k != name}
+        self.store.save_state(c.id, c.state)
 
     def _publish(self, c: Container) -> None:
         """Bind every published port now (a taken one fails the start), then proxy
@@ -139,4 +203,8 @@ class FleetNetworks:
         self._nursery.start_soon(serve_all)
 
     def network_users(self, name: str) -> list[str]:
-        return [c.id for c in self.containers.values() if c.config.network == name]
+        return [
+            c.id
+            for c in self.containers.values()
+            if c.config.network == name or name in c.state.networks
+        ]

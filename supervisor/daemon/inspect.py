@@ -93,9 +93,11 @@ def network_settings(c: Container, networks: dict[str, Network]) -> dict:
         },
         "Networks": {},
     }
-    n = networks.get(c.config.network)
-    address = n.allocations.get(c.id) if n is not None and c.running else None
-    if n is not None and address is not None:
+    for name in (c.config.network, *c.state.networks):
+        n = networks.get(name)
+        if n is None:
+            continue
+        address = n.allocations.get(c.id, "") if c.running else ""
         out["Networks"][n.name] = {
             "NetworkID": n.name,
             "IPAddress": address,
@@ -103,7 +105,8 @@ def network_settings(c: Container, networks: dict[str, Network]) -> dict:
             "Gateway": n.gateway,
             "Aliases": [c.name, c.id[:12], *c.config.network_aliases],
         }
-        out["IPAddress"], out["Gateway"], out["IPPrefixLen"] = address, n.gateway, n.prefix
+        if name == c.config.network and address:
+            out["IPAddress"], out["Gateway"], out["IPPrefixLen"] = address, n.gateway, n.prefix
     return out
 
 

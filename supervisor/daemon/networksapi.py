@@ -1,4 +1,4 @@
-"""The daemon's network requests: create, list, inspect, remove."""
+"""The daemon's network requests: create, list, inspect, remove, connect, disconnect."""
 
 from __future__ import annotations
 
@@ -53,5 +53,18 @@ async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             f.stop_network(name)
             f.networks.remove(name)
             f.journal.append("network", "destroy", name, name)
+            return api.Ok()
+        case (
+            api.NetworkConnect(name=name, container=ref)
+            | api.NetworkDisconnect(name=name, container=ref)
+        ):
+            c = f.get(ref)
+            connect = isinstance(req, api.NetworkConnect)
+            try:
+                f.connect(c, name) if connect else f.disconnect(c, name)
+            except (NetworkError, links.LinkError) as e:
+                raise SpecError("network", str(e)) from None
+            action = "connect" if connect else "disconnect"
+            f.journal.append("network", action, name, name, {"container": c.id})
             return api.Ok()
     raise SpecError("request", f"unexpected {type(req).__name__}")

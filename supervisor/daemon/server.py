@@ -153,7 +153,12 @@ class Connection:
                     await f.remove(c, force=force, volumes=volumes)
                 await self.send(api.Ok())
             case (
-                api.NetworkCreate() | api.NetworkList() | api.NetworkInspect() | api.NetworkRemove()
+                api.NetworkCreate()
+                | api.NetworkList()
+                | api.NetworkInspect()
+                | api.NetworkRemove()
+                | api.NetworkConnect()
+                | api.NetworkDisconnect()
             ):
                 await self.send(await networks_request(f, req))
             case api.ImagePull() | api.ImagePush() | api.Login():

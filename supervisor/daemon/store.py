@@ -61,6 +61,7 @@ class RunState(msgspec.Struct, kw_only=True):
     failing_streak: int = 0
     health_log: list[HealthResult] = []  # the last five checks
     ports: dict[str, str] = {}  # "80/tcp" -> "0.0.0.0:8080" while running
+    networks: dict[str, int] = {}  # networks joined by `network connect` -> N of its ethN
 
 
 class Store:

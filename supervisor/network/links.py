@@ -73,9 +73,17 @@ def delete_link(name: str) -> None:
                 ipr.link("del", index=idx)
 
 
-def attach(pid: int, bridge: str, host_if: str, address: str, prefix: int, gateway: str) -> None:
-    """A veth from `bridge` into the network namespace of `pid`, as eth0 with
-    `address`/`prefix` and a default route through `gateway`.
+def attach(
+    pid: int,
+    bridge: str,
+    host_if: str,
+    address: str,
+    prefix: int,
+    gateway: str,
+    ifname: str = "eth0",
+) -> None:
+    """A veth from `bridge` into the network namespace of `pid`, as `ifname` with
+    `address`/`prefix`; eth0 gets the default route, through `gateway`.
 
     The pair is made with its peer already in the container's namespace and its
     host end already on the bridge (one netlink request): moving a device
@@ -92,7 +100,7 @@ def attach(pid: int, bridge: str, host_if: str, address: str, prefix: int, gatew
                 ifname=host_if,
                 kind="veth",
                 master=ipr.link_lookup(ifname=bridge)[0],
-                peer={"ifname": "eth0", "net_ns_fd": fd},
+                peer={"ifname": ifname, "net_ns_fd": fd},
             )
             ipr.link("set", index=ipr.link_lookup(ifname=host_if)[0], state="up")
     except (NetlinkError, IndexError) as e:
@@ -104,13 +112,14 @@ def attach(pid: int, bridge: str, host_if: str, address: str, prefix: int, gatew
         with in_netns(netns):
             inner = IPRoute()
         with inner:
-            idx = inner.link_lookup(ifname="eth0")[0]
+            idx = inner.link_lookup(ifname=ifname)[0]
             inner.addr("add", index=idx, address=address, prefixlen=prefix)
             inner.link("set", index=idx, state="up")
-            inner.route("add", dst="0.0.0.0/0", gateway=gateway)
+            if ifname == "eth0":
+                inner.route("add", dst="0.0.0.0/0", gateway=gateway)
     except NetlinkError as e:
         delete_link(host_if)
-        raise LinkError(f"configuring eth0 of pid {pid}: {e}") from None
+        raise LinkError(f"configuring {ifname} of pid {pid}: {e}") from None
 
 
 def host_routes() -> list[ipaddress.IPv4Network]:

@@ -298,3 +298,41 @@ def test_published_udp_port(daemon, rootfs, net):
     finally:
         server.kill()
         server.communicate()  # reaps it and closes its pipe
+
+
+def test_network_connect_and_disconnect(daemon, rootfs, net):
+    other = "n" + secrets.token_hex(4)
+    ok(daemon.cli("network", "create", other))
+    srv = ("-d", "--name", "srv", "--network", net, "--rootfs", str(rootfs))
+    ok(daemon.cli("run", *srv, "sh", "-c", SERVE.format(body="joined")))
+    address = json.loads(ok(daemon.cli("inspect", "srv")))[0]["NetworkSettings"]["IPAddress"]
+    cli = ("-d", "--name", "cli", "--network", other, "--rootfs", str(rootfs))
+    cid = ok(daemon.cli("run", *cli, "sleep", "1000")).strip()
+    get = ("exec", "cli", "sh", "-c", FETCH.format(host=address))
+    # One try, cut short: unreachable is dropped, not refused (busybox's wget -T crashes).
+    try_once = ("exec", "cli", "timeout", "2", "wget", "-q", "-O", "-", f"http://{address}/")
+
+    def nics() -> list[str]:
+        return ok(daemon.cli("exec", "cli", "ls", "/sys/class/net")).split()
+
+    assert daemon.cli(*try_once).returncode != 0  # separate networks
+    ok(daemon.cli("network", "connect", net, "cli"))
+    assert nics() == ["eth0", "eth1", "lo"] and "cr1" + cid[:10] in links()
+    assert ok(daemon.cli(*get)).strip() == "joined"
+    assert ok(daemon.cli(*try_once)).strip() == "joined"  # the negative checks' tool works
+    settings = json.loads(ok(daemon.cli("inspect", "cli")))[0]["NetworkSettings"]
+    assert set(settings["Networks"]) == {net, other}
+    p = daemon.cli("network", "connect", net, "cli")
+    assert p.returncode != 0 and "already connected" in p.stderr
+    p = daemon.cli("network", "rm", net)
+    assert p.returncode != 0 and "in use" in p.stderr
+    ok(daemon.cli("network", "disconnect", net, "cli"))
+    assert nics() == ["eth0", "lo"] and "cr1" + cid[:10] not in links()
+    assert daemon.cli(*try_once).returncode != 0
+    # A stopped container joins at its next start.
+    ok(daemon.cli("stop", "-t", "0", "cli"))
+    ok(daemon.cli("network", "connect", net, "cli"))
+    ok(daemon.cli("start", "cli"))
+    assert nics() == ["eth0", "eth1", "lo"]
+    p = daemon.cli("network", "disconnect", other, "cli")
+    assert p.returncode != 0 and "the network it was run on" in p.stderr
