@@ -55,7 +55,9 @@ class FleetNetworks:
         task_status=trio.TASK_STATUS_IGNORED,
     ) -> None:
         with scope:
-            await serve_dns(gateway, lambda q: self._resolve(name, q), task_status=task_status)
+            await serve_dns(
+                gateway, lambda q, asker: self._resolve(name, q, asker), task_status=task_status
+            )
 
     def release_default_bridge(self) -> None:
         """At shutdown: the default bridge goes if no running container uses it
@@ -73,17 +75,30 @@ class FleetNetworks:
         n = self.networks.get(name)
         links.delete_link(n.bridge)
 
-    def _resolve(self, network: str, query: str) -> str | None:
+    def _resolve(self, network: str, query: str, asker: str) -> str | None:
+        """A running container's address by name, alias or short id: on this
+        network first, then on the other networks of the container asking (its
+        resolv.conf names only its first network's server)."""
         n = self.networks.networks.get(network)
         if n is None:
             return None
-        for cid, addr in n.allocations.items():
-            c = self.containers.get(cid)
-            if c is None or not c.running:
-                continue
-            names = {c.name.lower(), cid[:12], *(a.lower() for a in c.config.network_aliases)}
-            if query in names:
-                return addr
+        searched = [n]
+        who = next(
+            (self.containers.get(cid) for cid, a in n.allocations.items() if a == asker), None
+        )
+        if who is not None:
+            for name in (who.config.network, *who.state.networks):
+                other = self.networks.networks.get(name)
+                if other is not None and other not in searched:
+                    searched.append(other)
+        for net in searched:
+            for cid, addr in net.allocations.items():
+                c = self.containers.get(cid)
+                if c is None or not c.running:
+                    continue
+                names = {c.name.lower(), cid[:12], *(a.lower() for a in c.config.network_aliases)}
+                if query in names:
+                    return addr
         return None
 
     def _network_files(self, c: Container) -> list[oci.Mount]:

@@ -10,6 +10,7 @@ one question (labels, type, class); the answer points back at the question.
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 from collections.abc import Callable
@@ -62,9 +63,17 @@ def answer(data: bytes, lookup: Callable[[str], str | None]) -> bytes | None:
     return hdr + question + rr
 
 
+def _ask(lookup: Callable[[str, str], str | None], asker: str, name: str) -> str | None:
+    return lookup(name, asker)
+
+
 async def serve(
-    address: str, lookup: Callable[[str], str | None], *, task_status=trio.TASK_STATUS_IGNORED
+    address: str,
+    lookup: Callable[[str, str], str | None],
+    *,
+    task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
+    """Answer on address:53; `lookup(name, asker's address)` gives the A record."""
     sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -72,6 +81,6 @@ async def serve(
         task_status.started()
         while True:
             data, peer = await sock.recvfrom(512)
-            reply = answer(data, lookup)
+            reply = answer(data, functools.partial(_ask, lookup, peer[0]))
             if reply is not None:
                 await sock.sendto(reply, peer)

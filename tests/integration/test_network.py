@@ -320,6 +320,9 @@ def test_network_connect_and_disconnect(daemon, rootfs, net):
     assert nics() == ["eth0", "eth1", "lo"] and "cr1" + cid[:10] in links()
     assert ok(daemon.cli(*get)).strip() == "joined"
     assert ok(daemon.cli(*try_once)).strip() == "joined"  # the negative checks' tool works
+    # By name too: the first network's DNS server answers for the joined one.
+    by_name = ("exec", "cli", "sh", "-c", FETCH.format(host="srv"))
+    assert ok(daemon.cli(*by_name)).strip() == "joined"
     settings = json.loads(ok(daemon.cli("inspect", "cli")))[0]["NetworkSettings"]
     assert set(settings["Networks"]) == {net, other}
     p = daemon.cli("network", "connect", net, "cli")
