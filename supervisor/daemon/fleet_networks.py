@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import structlog
 import trio
 
 from protocols import oci
@@ -16,6 +17,8 @@ from supervisor.errors import Conflict
 from supervisor.network import links, ports
 from supervisor.network.dns import serve as serve_dns
 from supervisor.network.store import DEFAULT_NETWORK, NetworkStore
+
+log = structlog.get_logger("corral.network")
 
 if TYPE_CHECKING:
     from supervisor.daemon.fleet import Container
@@ -38,9 +41,19 @@ class FleetNetworks:
     _nursery: trio.Nursery | None
 
     async def start_network(self, name: str) -> None:
-        """The bridge (made if missing) and the network's DNS server."""
+        """The bridge (made if missing; host veths on it that no running container
+        of ours owns removed: a crash can leave one) and the network's DNS server."""
         n = self.networks.get(name)
         links.ensure_bridge(n.bridge, n.gateway, n.prefix)
+        owned = {
+            host_if(c.id, 0 if c.config.network == name else c.state.networks[name])
+            for c in self.containers.values()
+            if c.running and (c.config.network == name or name in c.state.networks)
+        }
+        for port in links.bridge_ports(n.bridge):
+            if port not in owned:
+                links.delete_link(port)
+                log.warning("network.leftover_removed", network=name, link=port)
         scope = trio.CancelScope()
         self._dns[name] = scope
         assert self._nursery is not None

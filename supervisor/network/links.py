@@ -73,6 +73,19 @@ def delete_link(name: str) -> None:
                 ipr.link("del", index=idx)
 
 
+def bridge_ports(bridge: str) -> list[str]:
+    """The names of the links enslaved to `bridge` (none if it does not exist)."""
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=bridge)
+        if not found:
+            return []
+        return [
+            link.get_attr("IFLA_IFNAME")
+            for link in ipr.get_links()
+            if link.get_attr("IFLA_MASTER") == found[0]
+        ]
+
+
 def attach(
     pid: int,
     bridge: str,

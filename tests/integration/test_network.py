@@ -339,3 +339,25 @@ def test_network_connect_and_disconnect(daemon, rootfs, net):
     assert nics() == ["eth0", "eth1", "lo"]
     p = daemon.cli("network", "disconnect", other, "cli")
     assert p.returncode != 0 and "the network it was run on" in p.stderr
+
+
+def test_daemon_start_removes_veths_no_container_owns(daemon, rootfs, net):
+    from pyroute2 import IPRoute
+
+    cid = ok(daemon.cli("run", "-d", "--network", net, "--rootfs", str(rootfs), "sleep", "1000"))
+    bridge = json.loads(ok(daemon.cli("network", "inspect", net)))[0]["bridge"]
+    stray = "crv" + secrets.token_hex(5)  # as a crash between veth and start leaves one
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=stray, kind="veth", peer=stray + "p")
+        ipr.link(
+            "set", index=ipr.link_lookup(ifname=stray)[0], master=ipr.link_lookup(ifname=bridge)[0]
+        )
+    try:
+        daemon.stop()
+        daemon.start()
+        assert stray not in links() and stray + "p" not in links()
+        assert "crv" + cid.strip()[:10] in links()  # the running container keeps its own
+    finally:
+        from supervisor.network.links import delete_link
+
+        delete_link(stray)
