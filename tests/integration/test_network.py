@@ -62,127 +62,49 @@ def net(daemon):
     return name
 
 
-def test_containers_reach_each_other_by_name_and_alias(daemon, rootfs, net):
-    ok(
-        daemon.cli(
-            "run",
-            "-d",
-            "--name",
-            "web",
-            "--network",
-            net,
-            "--network-alias",
-            "www",
-            "--rootfs",
-            str(rootfs),
-            "sh",
-            "-c",
-            SERVE.format(body="v1"),
-        )
+def serve(daemon, rootfs, network: str, name: str, body: str, *flags: str) -> str:
+    """A detached busybox httpd answering `body` on port 80; its id."""
+    args = ("-d", "--name", name, "--network", network, *flags, "--rootfs", str(rootfs))
+    return ok(daemon.cli("run", *args, "sh", "-c", SERVE.format(body=body))).strip()
+
+
+def fetch_from(daemon, rootfs, network: str, script: str) -> str:
+    """The output of a one-off container on `network` running `script`."""
+    return ok(
+        daemon.cli("run", "--rm", "--network", network, "--rootfs", str(rootfs), "sh", "-c", script)
     )
+
+
+def test_containers_reach_each_other_by_name_and_alias(daemon, rootfs, net):
+    serve(daemon, rootfs, net, "web", "v1", "--network-alias", "www")
     settings = json.loads(ok(daemon.cli("inspect", "web")))[0]["NetworkSettings"]
     address = settings["Networks"][net]["IPAddress"]
     assert settings["IPAddress"] == address and "www" in settings["Networks"][net]["Aliases"]
     for host in ("web", "www", address):  # the address inspect gives is the one it serves on
-        out = ok(
-            daemon.cli(
-                "run",
-                "--rm",
-                "--network",
-                net,
-                "--rootfs",
-                str(rootfs),
-                "sh",
-                "-c",
-                FETCH.format(host=host),
-            )
-        )
-        assert out.strip() == "v1"
+        assert fetch_from(daemon, rootfs, net, FETCH.format(host=host)).strip() == "v1"
     info = json.loads(ok(daemon.cli("network", "inspect", net)))[0]
     assert len(info["containers"]) == 1 and info["bridge"] in links()
 
 
 def test_name_follows_a_replaced_container(daemon, rootfs, net):
-    ok(
-        daemon.cli(
-            "run",
-            "-d",
-            "--name",
-            "db",
-            "--network",
-            net,
-            "--rootfs",
-            str(rootfs),
-            "sh",
-            "-c",
-            SERVE.format(body="old"),
-        )
-    )
+    serve(daemon, rootfs, net, "db", "old")
     ok(daemon.cli("rm", "-f", "db"))
-    ok(
-        daemon.cli(
-            "run",
-            "-d",
-            "--name",
-            "db",
-            "--network",
-            net,
-            "--rootfs",
-            str(rootfs),
-            "sh",
-            "-c",
-            SERVE.format(body="new"),
-        )
-    )
-    out = ok(
-        daemon.cli(
-            "run",
-            "--rm",
-            "--network",
-            net,
-            "--rootfs",
-            str(rootfs),
-            "sh",
-            "-c",
-            FETCH.format(host="db"),
-        )
-    )
-    assert out.strip() == "new"
+    serve(daemon, rootfs, net, "db", "new")
+    assert fetch_from(daemon, rootfs, net, FETCH.format(host="db")).strip() == "new"
 
 
 def test_separate_networks_cannot_talk(daemon, rootfs, net):
     other = "n" + secrets.token_hex(4)
     ok(daemon.cli("network", "create", other))
-    ok(
-        daemon.cli(
-            "run",
-            "-d",
-            "--name",
-            "srv",
-            "--network",
-            net,
-            "--rootfs",
-            str(rootfs),
-            "sh",
-            "-c",
-            SERVE.format(body="secret"),
-        )
-    )
+    serve(daemon, rootfs, net, "srv", "secret")
     addr = json.loads(ok(daemon.cli("network", "inspect", net)))[0]["containers"]
     ip = next(iter(addr.values()))
-    out = ok(
-        daemon.cli(
-            "run",
-            "--rm",
-            "--network",
-            other,
-            "--rootfs",
-            str(rootfs),
-            "sh",
-            "-c",
-            f"nc -w 1 {ip} 80 </dev/null && echo REACHED || echo isolated; "
-            "wget -q -O - http://srv/ 2>/dev/null || echo no-name",
-        )
+    out = fetch_from(
+        daemon,
+        rootfs,
+        other,
+        f"nc -w 1 {ip} 80 </dev/null && echo REACHED || echo isolated; "
+        "wget -q -O - http://srv/ 2>/dev/null || echo no-name",
     )
     assert "REACHED" not in out and "isolated" in out and "no-name" in out
 
@@ -211,23 +133,7 @@ def test_published_port_reachable_from_host_loopback(daemon, rootfs, net):
     with socket.socket() as s:  # a free port on the loopback for the host side
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ok(
-        daemon.cli(
-            "run",
-            "-d",
-            "--name",
-            "pub",
-            "--network",
-            net,
-            "-p",
-            f"127.0.0.1:{port}:80",
-            "--rootfs",
-            str(rootfs),
-            "sh",
-            "-c",
-            SERVE.format(body="published"),
-        )
-    )
+    serve(daemon, rootfs, net, "pub", "published", "-p", f"127.0.0.1:{port}:80")
     assert ok(daemon.cli("port", "pub")).strip() == f"80/tcp -> 127.0.0.1:{port}"
     assert fetch_local(port) == b"published\n"
     p = daemon.cli(
@@ -303,8 +209,7 @@ def test_published_udp_port(daemon, rootfs, net):
 def test_network_connect_and_disconnect(daemon, rootfs, net):
     other = "n" + secrets.token_hex(4)
     ok(daemon.cli("network", "create", other))
-    srv = ("-d", "--name", "srv", "--network", net, "--rootfs", str(rootfs))
-    ok(daemon.cli("run", *srv, "sh", "-c", SERVE.format(body="joined")))
+    serve(daemon, rootfs, net, "srv", "joined")
     address = json.loads(ok(daemon.cli("inspect", "srv")))[0]["NetworkSettings"]["IPAddress"]
     cli = ("-d", "--name", "cli", "--network", other, "--rootfs", str(rootfs))
     cid = ok(daemon.cli("run", *cli, "sleep", "1000")).strip()
