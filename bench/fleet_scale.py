@@ -27,6 +27,19 @@ from bench.daemon_run import start_dockerd
 from protocols import api
 
 
+def run_n(cli: list[str], tar: Path, n: int, flags: list[str]) -> float:
+    """Seconds for `n` detached `sleep` containers of the imported root, one after another."""
+    subprocess.run([*cli, "import", str(tar), "scale-busybox"], check=True, capture_output=True)
+    t = time.perf_counter()
+    for _ in range(n):
+        subprocess.run(
+            [*cli, "run", "-d", "--network", "none", *flags, "scale-busybox", "sleep", "1000000"],
+            check=True,
+            capture_output=True,
+        )
+    return time.perf_counter() - t
+
+
 def pss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         if line.startswith("Pss:"):
@@ -98,52 +111,11 @@ def main() -> None:
         subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
         podman = podman_cli(base)
         if podman:
-            subprocess.run(
-                [*podman, "import", str(tar), "scale-busybox"], check=True, capture_output=True
-            )
-            t = time.perf_counter()
-            for _ in range(args.compare):
-                subprocess.run(
-                    [
-                        *podman,
-                        "run",
-                        "-d",
-                        "--network",
-                        "none",
-                        "--ulimit",
-                        "nofile=1024:1024",
-                        "--ulimit",
-                        "nproc=1024:1024",
-                        "scale-busybox",
-                        "sleep",
-                        "1000000",
-                    ],
-                    check=True,
-                    capture_output=True,
-                )
-            rows.append(("podman run -d", time.perf_counter() - t))
+            limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+            rows.append(("podman run -d", run_n(podman, tar, args.compare, limits)))
         dockerd = start_dockerd(base)
         if dockerd:
-            subprocess.run(
-                [*dockerd[1], "import", str(tar), "scale-busybox"], check=True, capture_output=True
-            )
-            t = time.perf_counter()
-            for _ in range(args.compare):
-                subprocess.run(
-                    [
-                        *dockerd[1],
-                        "run",
-                        "-d",
-                        "--network",
-                        "none",
-                        "scale-busybox",
-                        "sleep",
-                        "1000000",
-                    ],
-                    check=True,
-                    capture_output=True,
-                )
-            rows.append(("docker run -d", time.perf_counter() - t))
+            rows.append(("docker run -d", run_n(dockerd[1], tar, args.compare, [])))
         print()
         print("| engine | containers | start all | per container |")
         print("| --- | --- | --- | --- |")
