@@ -27,4 +27,7 @@ if ! .venv/bin/pip install -e '.[test]' --config-settings editable_mode=compat >
     exit 1
 fi
 rm -f "$log"
+# Bytecode now, so that no command compiles Corral's modules at its start (where
+# PYTHONDONTWRITEBYTECODE is set, nothing would ever be cached: +13 ms a command).
+.venv/bin/python -m compileall -q supervisor protocols >/dev/null
 echo "corral installed: $(pwd)/.venv/bin/corral"
