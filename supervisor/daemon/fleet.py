@@ -110,6 +110,7 @@ class Container:
         self.restart_scope: trio.CancelScope | None = None  # a waiting restart
         self.port_scope: trio.CancelScope | None = None  # its published ports' proxies
         self.health_scope: trio.CancelScope | None = None  # the current run's checks
+        self.unsettled = False  # exited; the runtime's leftovers not yet removed
 
     @property
     def id(self) -> str:
@@ -225,6 +226,7 @@ class Fleet(FleetNetworks):
             if rt is None:
                 state.error = "its runtime state is gone (was the host restarted?)"
                 self._record_exit(c, 255, False, time.time_ns())
+                self._settle(c)
                 continue
             status = self.runtime.status(rec.id, rt)
             if status == "stopped":
@@ -265,10 +267,20 @@ class Fleet(FleetNetworks):
                     pass
         finally:
             os.close(pidfd)
-        self._finish(c)
+        try:
+            self._read_exit(c)
+            # Those waiting on the exit (attach, wait) report it before the clean-up.
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            self._settle(c)
+        except Exception:  # a bug in one container's bookkeeping never ends the daemon
+            log.exception("fleet.exit_handling_failed", container=c.id[:12], name=c.name)
 
     def _finish(self, c: Container) -> None:
-        """The monitor is gone: record how the container ended."""
+        """The monitor is gone: record how the container ended, then clean up."""
+        self._read_exit(c)
+        self._settle(c)
+
+    def _read_exit(self, c: Container) -> None:
         ex = None
         try:
             ex = self.runtime.exit_status(c.id)
@@ -279,15 +291,6 @@ class Fleet(FleetNetworks):
             self._record_exit(c, 255, False, time.time_ns())
         else:
             self._record_exit(c, ex.exit_code, ex.oom_killed, ex.finished_at)
-        # After the die event, not before: subscribers hear of the exit first.
-        # A crash in between leaves a stopped runtime container, which _load()
-        # removes for any container recorded as exited.
-        try:
-            self.runtime.delete(c.id, force=True)
-        except NoSuchContainer:
-            pass
-        except CorralError as e:
-            log.error("fleet.runtime_delete_failed", container=c.id[:12], error=str(e))
 
     def _record_exit(self, c: Container, code: int, oom: bool, finished: int) -> None:
         if c.stdin_w is not None:
@@ -313,10 +316,30 @@ class Fleet(FleetNetworks):
         for m in c.config.mounts:
             if m.type == "volume":
                 self.emit_volume(m.source, "unmount", container=c.id)
-        # Made durable after subscribers have the event (fsync is the slow part).
-        self.store.sync_state(c.id)
         c.exited.set()
+        c.unsettled = True
         log.info("fleet.died", container=c.id[:12], name=c.name, exit_code=code, oom=oom)
+
+    def _settle(self, c: Container) -> None:
+        """After the exit is reported: make it durable, remove what the runtime
+        left (its state, the cgroup), then restart or auto-remove as configured.
+        A crash before this leaves a stopped runtime container, which _load()
+        removes for any container recorded as exited."""
+        if not c.unsettled:
+            return
+        c.unsettled = False
+        if not c.config.auto_remove:  # a --rm container is gone in a moment anyway
+            try:
+                self.store.sync_state(c.id)
+            except OSError as e:
+                log.error("fleet.state_sync_failed", container=c.id[:12], error=str(e))
+        try:
+            self.runtime.delete(c.id, force=True)
+        except NoSuchContainer:
+            pass
+        except CorralError as e:
+            log.error("fleet.runtime_delete_failed", container=c.id[:12], error=str(e))
+        code, finished = c.state.exit_code, c.state.finished_nano
         policy = restart.parse_policy(c.config.restart)
         if restart.should_restart(
             policy,
@@ -408,6 +431,7 @@ class Fleet(FleetNetworks):
             code = e.exit_code if isinstance(e, SetupError) else 125
             c.state.error = str(e)
             self._record_exit(c, code, False, time.time_ns())
+            self._settle(c)
 
     async def _auto_remove(self, c: Container) -> None:
         if c.id in self.containers and not c.running:
@@ -616,6 +640,7 @@ class Fleet(FleetNetworks):
     def start(self, c: Container, spec: oci.Spec | None = None) -> None:
         if c.running:
             return
+        self._settle(c)  # exited a moment ago: the last run's leftovers go first
         if c.restart_scope is not None:  # started by hand while waiting: no second start
             c.restart_scope.cancel()
             c.restart_scope = None
@@ -790,6 +815,7 @@ class Fleet(FleetNetworks):
             except Conflict:
                 pass
             await c.exited.wait()
+        c.unsettled = False  # what _settle would do, the removal does
         if c.id not in self.containers:
             return
         try:

@@ -79,7 +79,10 @@ class Store:
         d.mkdir(mode=0o700)
         for sub in ("upper", "work", "rootfs"):
             (d / sub).mkdir(mode=0o755)
-        atomic_write(d / "config.json", msgspec.json.encode(rec), durable=True)
+        # A --rm container need not survive a host crash (Docker removes those
+        # at its next start): no fsync, a half millisecond of `run --rm` here.
+        durable = not rec.config.auto_remove
+        atomic_write(d / "config.json", msgspec.json.encode(rec), durable=durable)
         return d  # no state.json yet: a container without one is "created"
 
     def save_state(self, id: str, state: RunState, *, durable: bool = False) -> None:
