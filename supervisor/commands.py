@@ -300,6 +300,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         s.add_argument("--help", action="help")
         if name == "run":
             s.add_argument("-d", "--detach", action="store_true")
+        s.add_argument(
+            "--pull",
+            choices=("missing", "always", "never"),
+            default="missing",
+            help="pull the image before creating (default: when it is missing)",
+        )
+        s.add_argument("--platform", default="linux/amd64", help="the image's platform, to pull")
         _container_flags(s)
     s = sub.add_parser("start", help="start containers")
     s.add_argument("-a", "--attach", action="store_true")
@@ -462,14 +469,37 @@ def main(argv: list[str]) -> int:
 # -- commands ---------------------------------------------------------------------------
 
 
+def _create(c: Client, args) -> api.Created:
+    """Create, pulling the image first as `--pull` says (Docker's default: when
+    it is missing); the pull's progress goes to stderr, as Docker's does."""
+    cfg = config_from(args)
+    if cfg.image and args.pull == "always":
+        _pull_for_run(c, cfg.image, args.platform)
+    try:
+        return c.call(api.Create(config=cfg))
+    except DaemonError as e:
+        if not cfg.image or args.pull != "missing" or e.kind != "not_found":
+            raise
+        print(f"Unable to find image '{cfg.image}' locally", file=sys.stderr)
+    _pull_for_run(c, cfg.image, args.platform)
+    return c.call(api.Create(config=cfg))
+
+
+def _pull_for_run(c: Client, image: str, platform: str) -> None:
+    from supervisor.commands_images import _progress
+
+    done = _progress(c, api.ImagePull(ref=image, platform=platform), out=sys.stderr)
+    print(f"Digest: {done.ids[0]}", file=sys.stderr)
+
+
 def cmd_create(c: Client, args) -> int:
-    created = c.call(api.Create(config=config_from(args)))
+    created = _create(c, args)
     print(created.id)
     return 0
 
 
 def cmd_run(c: Client, args) -> int:
-    created = c.call(api.Create(config=config_from(args)))
+    created = _create(c, args)
     if args.detach:
         c.call(api.Start(id=created.id))
         print(created.id)

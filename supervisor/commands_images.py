@@ -20,9 +20,10 @@ def _human_size(n: float) -> str:
     return f"{n}B"
 
 
-def _progress(c: Client, req) -> object:
-    """Docker's per-layer progress lines, then the result."""
-    tty = sys.stdout.isatty()
+def _progress(c: Client, req, out=None) -> object:
+    """Docker's per-layer progress lines (to `out`, stdout by default), then the result."""
+    out = out or sys.stdout
+    tty = out.isatty()
     c.send(req)
     while True:
         msg = c.recv()
@@ -31,9 +32,9 @@ def _progress(c: Client, req) -> object:
         if msg.status == "Downloading" and msg.total:
             line = f"{msg.id}: Downloading {msg.current / 1e6:.1f}MB/{msg.total / 1e6:.1f}MB"
             if tty:
-                print(f"\r{line}", end="", flush=True)
+                print(f"\r{line}", end="", flush=True, file=out)
             continue
-        print(("\r" if tty else "") + f"{msg.id}: {msg.status}", flush=True)
+        print(("\r" if tty else "") + f"{msg.id}: {msg.status}", flush=True, file=out)
 
 
 def cmd_pull(c: Client, args) -> int:

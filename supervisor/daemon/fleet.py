@@ -38,7 +38,7 @@ from supervisor.errors import (
     SpecError,
 )
 from supervisor.images.credentials import Credentials
-from supervisor.images.store import ImageError, ImageStore
+from supervisor.images.store import ImageError, ImageStore, NoSuchImage
 from supervisor.network import links, ports
 from supervisor.network.store import (
     DEFAULT_NETWORK,
@@ -468,6 +468,8 @@ class Fleet(FleetNetworks):
             try:
                 image_id = self.images.resolve(cfg.image)
                 run_config = self.images.config(image_id).config
+            except NoSuchImage:
+                raise  # not_found: the client pulls it (run --pull missing)
             except ImageError as e:
                 raise SpecError("image", str(e)) from None
             cfg = imageconfig.apply(cfg, run_config, image_id)

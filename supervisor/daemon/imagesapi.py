@@ -100,6 +100,8 @@ async def registry_login(registry: str, user: str, password: str) -> None:
         r = await client.request("GET", "/v2/", scope="registry:catalog:*")
         if r.status_code != 200:
             raise SpecError("login", f"{registry} refused the credentials (HTTP {r.status_code})")
+    except registry_client.RegistryError as e:
+        raise SpecError("login", f"{registry} refused the credentials: {e}") from None
     finally:
         await client.aclose()
 

@@ -110,9 +110,12 @@ class Client:
         if scheme.lower() != "bearer":
             raise RegistryError(f"{self.registry}: unsupported auth scheme {scheme!r}")
         fields = dict(re.findall(r'(\w+)="([^"]*)"', params))
+        # The scope the registry asks for (a HEAD wants pull, the upload after it
+        # pull,push): a token is cached under what it was granted for.
+        scope = fields.get("scope", scope)
         if scope in self.tokens:
             return {"Authorization": f"Bearer {self.tokens[scope]}"}
-        query = {"service": fields.get("service", ""), "scope": fields.get("scope", scope)}
+        query = {"service": fields.get("service", ""), "scope": scope}
         auth = httpx.BasicAuth(*creds) if creds else None
         resp = await self.http.get(fields["realm"], params=query, auth=auth)
         if resp.status_code != 200:
@@ -131,7 +134,23 @@ class Client:
         if resp.status_code == 401 and "www-authenticate" in resp.headers:
             headers.update(await self._auth_header(resp.headers["www-authenticate"], scope))
             resp = await self.http.request(method, url, headers=headers, **kw)
+        if resp.status_code in (401, 403):
+            self._refused(resp, scope)
         return resp
+
+    def _refused(self, resp: httpx.Response, scope: str) -> None:
+        """401/403 after authenticating: say what was refused and what to do."""
+        try:
+            errors = resp.json().get("errors") or [{}]
+            detail = errors[0].get("message", "")
+        except (ValueError, AttributeError):
+            detail = ""
+        why = f"HTTP {resp.status_code}" + (f": {detail}" if detail else "")
+        if self.credentials(self.registry) is None:
+            hint = f"log in with `corral login {self.registry}`"
+        else:
+            hint = f"the credentials saved for {self.registry} do not allow it"
+        raise RegistryError(f"{self.registry} refused {scope} ({why}); {hint}")
 
     # -- manifests -----------------------------------------------------------------------
 
@@ -203,6 +222,9 @@ class Client:
                     await r.aread()
                     auth = await self._auth_header(r.headers.get("www-authenticate", ""), scope)
                     continue
+                if r.status_code in (401, 403):
+                    await r.aread()
+                    self._refused(r, scope)
                 await self._consume(r, partial, h, have, digest, progress)
                 break
         os.rename(partial, dest)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,22 +29,26 @@ def ok(p):
     return p.stdout
 
 
-@pytest.fixture
-def registry(tmp_path):
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = tmp_path / "registry-data"
-    config = tmp_path / "registry.yml"
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_registry(base: Path, auth: str = ""):
+    """docker-registry on 127.0.0.1 with `auth` (YAML of its auth: section);
+    its request log (JSON lines, bytes written per request) in base/registry.log."""
+    port = free_port()
+    data = base / "registry-data"
+    config = base / "registry.yml"
     config.write_text(
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {data}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n"
+        f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: info\n  formatter: json\n"
+        f"  accesslog:\n    disabled: true\n{auth}"
     )
-    proc = subprocess.Popen(
-        ["docker-registry", "serve", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(base / "registry.log", "wb") as logf:
+        proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=logf, stderr=logf)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -50,12 +56,65 @@ def registry(tmp_path):
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
                     break
             except OSError:
+                assert proc.poll() is None, (base / "registry.log").read_text()
                 assert time.monotonic() < deadline, "the registry did not start"
                 time.sleep(0.05)
         yield f"localhost:{port}", data
     finally:
         proc.terminate()
         proc.wait()
+
+
+@pytest.fixture
+def registry(tmp_path):
+    with serve_registry(tmp_path) as r:
+        yield r
+
+
+@pytest.fixture
+def token_registry(tmp_path):
+    """A registry that wants bearer tokens from tests/integration/token_server.py."""
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("token_server.py")),
+            str(tokens),
+            "alice",
+            "s3cret",
+            "corral-test-registry",
+            "corral-test-issuer",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(server.stdout.readline())
+        auth = (
+            "auth:\n  token:\n"
+            f"    realm: http://127.0.0.1:{port}/token\n"
+            "    service: corral-test-registry\n"
+            "    issuer: corral-test-issuer\n"
+            f"    rootcertbundle: {tokens / 'cert.pem'}\n"
+        )
+        with serve_registry(tmp_path, auth) as (host, _):
+            yield host, tokens / "requests.log"
+    finally:
+        server.terminate()
+        server.wait()
+        server.stdout.close()
+
+
+@pytest.fixture
+def basic_registry(tmp_path):
+    """A registry with an htpasswd file (bcrypt), as Docker's docs deploy one."""
+    bcrypt = pytest.importorskip("bcrypt")
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_bytes(b"bob:" + bcrypt.hashpw(b"hunter2", bcrypt.gensalt()) + b"\n")
+    auth = f"auth:\n  htpasswd:\n    realm: corral-test\n    path: {htpasswd}\n"
+    with serve_registry(tmp_path, auth) as (host, _):
+        yield host
 
 
 @pytest.fixture
@@ -124,3 +183,87 @@ def test_pull_of_a_missing_image_names_it(daemon, registry):
     host, _ = registry
     p = daemon.cli("pull", f"{host}/nothing/here:v9")
     assert p.returncode != 0 and "not found" in p.stderr
+
+
+def _push_then_forget(daemon, imported: str, ref: str) -> None:
+    ok(daemon.cli("tag", imported, ref))
+    ok(daemon.cli("push", ref))
+    ok(daemon.cli("rmi", ref))
+    ok(daemon.cli("rmi", imported))
+
+
+def test_token_auth(daemon, token_registry, imported):
+    host, requests = token_registry
+    ref = f"{host}/team/bb:v1"
+    ok(daemon.cli("tag", imported, ref))
+    p = daemon.cli("push", ref)  # an anonymous token carries no access
+    assert p.returncode != 0 and "corral login" in p.stderr, p.stderr
+    p = daemon.cli("login", "-u", "alice", "-p", "wrong", host)
+    assert p.returncode != 0 and "refused" in p.stderr, p.stderr
+    ok(daemon.cli("login", "-u", "alice", "--password-stdin", host, input="s3cret\n"))
+    ok(daemon.cli("push", ref))
+    ok(daemon.cli("rmi", ref))
+    ok(daemon.cli("rmi", imported))
+    assert "Pull complete" in ok(daemon.cli("pull", ref))
+    assert ok(daemon.cli("run", "--rm", ref, "echo", "with a token")) == "with a token\n"
+    asked = [json.loads(line) for line in requests.read_text().splitlines()]
+    granted = {s for r in asked if r["user"] == "alice" for s in r.get("scope", [])}
+    assert "repository:team/bb:pull,push" in granted or "repository:team/bb:push,pull" in granted
+    assert any(s == "repository:team/bb:pull" for s in granted)
+
+
+def test_basic_auth(daemon, basic_registry, imported):
+    host = basic_registry
+    ref = f"{host}/team/bb:v1"
+    ok(daemon.cli("tag", imported, ref))
+    p = daemon.cli("push", ref)
+    assert p.returncode != 0 and f"corral login {host}" in p.stderr, p.stderr
+    p = daemon.cli("login", "-u", "bob", "-p", "nope", host)
+    assert p.returncode != 0 and "refused" in p.stderr, p.stderr
+    ok(daemon.cli("login", "-u", "bob", "-p", "hunter2", host))
+    ok(daemon.cli("push", ref))
+    ok(daemon.cli("rmi", ref))
+    ok(daemon.cli("rmi", imported))
+    p = daemon.cli("run", "--rm", "--pull", "never", ref, "true")
+    assert p.returncode == 125 and "No such image" in p.stderr, p.stderr
+    p = daemon.cli("run", "--rm", ref, "echo", "basic")  # pulled as it is missing
+    assert p.returncode == 0 and p.stdout == "basic\n", p.stderr
+    assert f"Unable to find image '{ref}' locally" in p.stderr and "Pull complete" in p.stderr
+
+
+def test_interrupted_download_resumes(daemon, registry, imported, tmp_path):
+    """A layer's partial download (what an interrupted pull leaves) is resumed
+    with a Range request: the registry serves only the rest."""
+    host, data = registry
+    ref = f"{host}/resume/bb:v1"
+    _push_then_forget(daemon, imported, ref)
+    blobs = sorted(
+        (data / "docker" / "registry" / "v2" / "blobs").rglob("data"),
+        key=lambda p: -p.stat().st_size,
+    )
+    layer = blobs[0]
+    digest = layer.parent.name
+    whole = layer.read_bytes()
+    downloads = Path(daemon.root) / "images" / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    have = len(whole) * 2 // 3
+    (downloads / f"{digest}.partial").write_bytes(whole[:have])
+    log = tmp_path / "registry.log"
+    before = len(log.read_bytes())
+    assert "Pull complete" in ok(daemon.cli("pull", ref))
+    served = [
+        json.loads(line)
+        for line in log.read_bytes()[before:].decode().splitlines()
+        if line.startswith("{")
+    ]
+    blob_gets = [
+        r
+        for r in served
+        if r.get("http.request.method") == "GET"
+        and digest in r.get("http.request.uri", "")
+        and "http.response.written" in r
+    ]
+    assert blob_gets, served
+    assert [r["http.response.written"] for r in blob_gets] == [len(whole) - have]
+    assert not any(downloads.iterdir())
+    assert ok(daemon.cli("run", "--rm", ref, "echo", "resumed")) == "resumed\n"
