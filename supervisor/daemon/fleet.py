@@ -145,6 +145,7 @@ class Fleet(FleetNetworks):
         bridge: str = "corral0",
     ) -> None:
         self.store = Store(root)
+        self.max_downloads = 0  # layers a pull fetches at once (0: transfer's default)
         self.volumes = VolumeStore(root)
         self.images = ImageStore(root)
         self.credentials = Credentials(root / "auth.json")

@@ -68,6 +68,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--cgroup-parent", default="/corral", help="cgroup of the containers")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.add_argument("--bridge", default="corral0", help="the default network's bridge (corral0)")
+    p.add_argument(
+        "--max-concurrent-downloads",
+        type=int,
+        default=0,
+        help="layers a pull fetches at once (default: half the CPUs, 1 to 3)",
+    )
     p.add_argument("--restart-delay", default="100ms", help="first restart backoff (100ms)")
     p.add_argument("--restart-max-delay", default="1m", help="longest restart backoff (1m)")
     p.add_argument(
@@ -124,6 +130,7 @@ async def serve(args: argparse.Namespace) -> None:
         backoff=backoff,
         bridge=args.bridge,
     )
+    fleet.max_downloads = args.max_concurrent_downloads
     sock_path = Path(args.socket or run_root / "corral.sock")
     sock = bind_socket(sock_path)
     listener = trio.SocketListener(sock)

@@ -290,6 +290,7 @@ class Connection:
                     insecure=insecure,
                     credentials=creds,
                     report=report,
+                    max_downloads=f.max_downloads,
                 )
                 f.journal.append("image", "pull", image_id, name, {"layers": str(fetched)})
                 return api.ImagesDone(

@@ -120,7 +120,9 @@ def unpack(fileobj: IO[bytes], dest: Path) -> str:
     layer = _Layer(dest)
     dirs: list[tuple[str, tarfile.TarInfo]] = []
     try:
-        with tarfile.open(fileobj=hasher, mode="r|") as tar:
+        # 1 MiB reads, not tarfile's 10 KiB records: a tenth of the calls, each
+        # of which lets another thread take the GIL.
+        with tarfile.open(fileobj=hasher, mode="r|", bufsize=1 << 20) as tar:
             for member in tar:
                 rel = clean_path(member.name)
                 if not rel:

@@ -16,12 +16,20 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import httpcore
 import httpx
 
 from supervisor.errors import CorralError
+
+# httpcore reads a response 64 KiB at a time, and each read is a trip through
+# h11, httpcore, anyio and trio in the daemon's thread, which the unpacking
+# threads then wait on for the GIL: at 256 KiB a one-layer 211 MB pull took
+# 0.89 s here instead of 1.17 s. A class attribute of httpcore's public
+# connection class; the daemon has no other HTTP client.
+httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = 256 * 1024
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
@@ -201,19 +209,16 @@ class Client:
         digest: str,
         dest: Path,
         progress: Callable[[int, int], None] = lambda d, t: None,
+        tee: Callable[[bytes], Awaitable[object]] | None = None,
     ) -> None:
         """Download to `dest`, resuming a partial `dest.partial` with a Range
-        request; the digest is checked before `dest` appears."""
+        request; the digest is checked before `dest` appears. `tee` is given
+        every byte of the blob as well, in order (a resumed part first)."""
         partial = dest.with_name(dest.name + ".partial")
         scope = f"repository:{repo}:pull"
         auth = await self._cached_auth(scope)
         for attempt in (0, 1):
             have = partial.stat().st_size if partial.exists() else 0
-            h = hashlib.sha256()
-            if have:
-                with open(partial, "rb") as f:
-                    while chunk := f.read(1 << 20):
-                        h.update(chunk)
             headers = {**auth, **({"Range": f"bytes={have}-"} if have else {})}
             async with self.http.stream(
                 "GET", f"{self.base}/v2/{repo}/blobs/{digest}", headers=headers
@@ -225,25 +230,35 @@ class Client:
                 if r.status_code in (401, 403):
                     await r.aread()
                     self._refused(r, scope)
-                await self._consume(r, partial, h, have, digest, progress)
+                await self._consume(r, partial, have, digest, progress, tee)
                 break
         os.rename(partial, dest)
 
     async def _cached_auth(self, scope: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[scope]}"} if scope in self.tokens else {}
 
-    async def _consume(self, r, partial: Path, h, have: int, digest: str, progress) -> None:
+    async def _consume(self, r, partial: Path, have: int, digest: str, progress, tee) -> None:
         if r.status_code == 200 and have:
             have = 0  # the server ignored the Range: start over
-            h = hashlib.sha256()
             partial.unlink(missing_ok=True)
         elif r.status_code not in (200, 206):
             raise RegistryError(f"blob {digest}: HTTP {r.status_code}")
+        h = hashlib.sha256()
         total = have + int(r.headers.get("content-length", 0) or 0)
-        with open(partial, "ab") as f:
-            async for chunk in r.aiter_bytes(1 << 20):
+        with open(partial, "a+b") as f:
+            if have:  # what an earlier pull fetched: hashed, and teed, first
+                f.seek(0)
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+                    if tee is not None:
+                        await tee(chunk)
+            # As they come (64 KiB): asking httpx for bigger chunks made it copy
+            # them together, a third of the download's time here.
+            async for chunk in r.aiter_bytes():
                 f.write(chunk)
                 h.update(chunk)
+                if tee is not None:
+                    await tee(chunk)
                 have += len(chunk)
                 progress(have, total)
         if "sha256:" + h.hexdigest() != digest:

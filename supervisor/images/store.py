@@ -158,9 +158,22 @@ class ImageStore:
     def add_layer(self, fileobj: IO[bytes], parent_chain: str | None) -> tuple[str, str]:
         """Unpack a layer on top of `parent_chain`; (diff id, chain id). A layer
         already present is not unpacked twice."""
+        work, diff_id = self.unpack_layer(fileobj)
+        return diff_id, self.commit_layer(work, diff_id, parent_chain)
+
+    def unpack_layer(self, fileobj: IO[bytes]) -> tuple[Path, str]:
+        """Unpack into a new work directory, not yet a layer: (work, diff id)."""
         work = self.tmp / secrets.token_hex(8)
         try:
-            diff_id = unpack(fileobj, work)
+            return work, unpack(fileobj, work)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+
+    def commit_layer(self, work: Path, diff_id: str, parent_chain: str | None) -> str:
+        """Make an unpacked work directory the layer of its chain id (dropped if
+        that layer is stored already); returns the chain id."""
+        try:
             chain = (
                 diff_id
                 if parent_chain is None
@@ -175,7 +188,7 @@ class ImageStore:
                 os.rename(work, tmpdir / "diff")
                 (tmpdir / "diff_id").write_text(diff_id)
                 os.rename(tmpdir, final)
-            return diff_id, chain
+            return chain
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise

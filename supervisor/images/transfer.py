@@ -2,24 +2,31 @@
 
 Layers are fetched concurrently (one trio task each) into ROOT/images/downloads,
 where a partial file survives an interruption and the next pull resumes it;
-a layer whose chain id is already stored is not fetched at all. Then they are
-unpacked in order, each diff id checked against the config. Push tars and
+a layer whose chain id is already stored is not fetched at all. Each unpacks as
+it arrives, into a work directory that becomes the layer once both its digest
+and its diff id (against the config) are checked. Push tars and
 gzips each layer deterministically (sorted entries, gzip mtime 0), so pushing
 the same image twice uploads nothing the second time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip
 import hashlib
 import io
+import os
+import shutil
 import tarfile
 from collections.abc import Callable
+from pathlib import Path
 
 import msgspec
 import trio
 
 from protocols.image import Descriptor, ImageConfig, Manifest, RootFS
+from supervisor.images.layer import LayerError
 from supervisor.images.registry import Client, Reference, RegistryError
 from supervisor.images.store import ImageStore, _tar_layer, chain_ids
 
@@ -38,8 +45,10 @@ async def pull(
     insecure: bool = False,
     credentials=lambda r: None,
     report: Report = lambda *a: None,
+    max_downloads: int = 0,
 ) -> tuple[str, str, int]:
-    """(image id, local name, layers fetched)."""
+    """(image id, local name, layers fetched); `max_downloads` layers at a time
+    (0: default_downloads())."""
     ref = Reference(text)
     client = Client(ref.registry, insecure=insecure, credentials=credentials)
     downloads = store.dir / "downloads"
@@ -69,30 +78,30 @@ async def pull(
             if i not in missing:
                 report(_short(layer.digest), "Already exists", 0, 0)
 
+        limit = trio.CapacityLimiter(max_downloads or default_downloads())
+
         async def fetch(i: int) -> None:
             layer = manifest.layers[i]
             short = _short(layer.digest)
             report(short, "Pulling fs layer", 0, layer.size)
-            path = downloads / _hex(layer.digest)
-            await client.fetch_blob(
-                ref.repository,
-                layer.digest,
-                path,
-                lambda d, t: report(short, "Downloading", d, t or layer.size),
-            )
-            report(short, "Download complete", layer.size, layer.size)
-            # Each layer's place (its chain id) is known from the config, so the
-            # layers unpack independently, each as soon as it is here, in a worker
-            # thread: decompressing and hashing release the GIL, and the event
-            # loop goes on downloading the others.
             parent = chains[i - 1] if i else None
-            diff_id, _ = await trio.to_thread.run_sync(_unpack_file, store, path, parent)
+            async with limit:
+                work, diff_id = await _fetch_unpacking(
+                    client,
+                    store,
+                    ref.repository,
+                    layer.digest,
+                    downloads / _hex(layer.digest),
+                    lambda d, t: report(short, "Downloading", d, t or layer.size),
+                )
+            report(short, "Download complete", layer.size, layer.size)
             if diff_id != diff_ids[i]:
-                store.remove_layer(_chain_of(parent, diff_id))  # it is not what was asked
+                shutil.rmtree(work, ignore_errors=True)  # it is not what was asked
                 raise RegistryError(
                     f"layer {layer.digest} unpacks to {diff_id}, but the "
                     f"config says {diff_ids[i]} (refused)"
                 )
+            store.commit_layer(work, diff_id, parent)
             report(short, "Pull complete", 0, 0)
 
         async with trio.open_nursery() as nursery:
@@ -161,18 +170,62 @@ async def push(
         work.rmdir()
 
 
-def _unpack_file(store: ImageStore, path, parent: str | None) -> tuple[str, str]:
+def default_downloads() -> int:
+    """Layers fetched at once: each is a download in the event loop and an
+    unpacking thread, and both want the GIL at times. On the 2-core VM one at a
+    time was fastest (211 MB in 5 layers: 1.0 s, against 1.25 s four at a time);
+    Docker's default is 3."""
+    return max(1, min(3, (os.cpu_count() or 2) // 2))
+
+
+async def _fetch_unpacking(
+    client: Client, store: ImageStore, repo: str, digest: str, dest: Path, progress
+) -> tuple[Path, str]:
+    """Download a layer and unpack it as it arrives: (work directory, diff id).
+
+    The bytes go to the partial file (what a later pull resumes) and, through a
+    pipe, to a worker thread that decompresses, hashes and unpacks them into a
+    work directory (zlib, hashlib and file writes release the GIL). Nothing is
+    committed here: the caller checks the diff id against the config first, and
+    the blob's digest is checked when its last byte is in, before this returns;
+    on any failure the work directory is removed.
+    """
+    r_fd, w_fd = os.pipe2(os.O_CLOEXEC)
+    with contextlib.suppress(OSError):  # a bigger pipe: fewer wake-ups each way
+        fcntl.fcntl(w_fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+    reader = open(r_fd, "rb", buffering=1 << 20)  # noqa: SIM115  (the thread closes it)
+    out: dict[str, object] = {}
+
+    async def unpack_side() -> None:
+        try:
+            out["done"] = await trio.to_thread.run_sync(_unpack_reader, store, reader)
+        except LayerError as e:
+            out["error"] = e
+
     try:
-        with open(path, "rb") as f:
-            return store.add_layer(f, parent)
-    finally:
-        path.unlink(missing_ok=True)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(unpack_side)
+            try:
+                async with trio.lowlevel.FdStream(w_fd) as pipe:
+                    await client.fetch_blob(repo, digest, dest, progress, tee=pipe.send_all)
+            except trio.BrokenResourceError:
+                pass  # the unpacker stopped reading: its error says why
+        if "error" in out:  # a bad layer: neither its download nor a partial stays
+            dest.unlink(missing_ok=True)
+            dest.with_name(dest.name + ".partial").unlink(missing_ok=True)
+            raise out["error"]  # type: ignore[misc]
+        dest.unlink()  # verified and unpacked: the compressed blob is not kept
+        return out["done"]  # type: ignore[return-value]
+    except BaseException:
+        reader.close()  # if the thread never started
+        if "done" in out:
+            shutil.rmtree(out["done"][0], ignore_errors=True)  # type: ignore[index]
+        raise
 
 
-def _chain_of(parent: str | None, diff_id: str) -> str:
-    if parent is None:
-        return diff_id
-    return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest()
+def _unpack_reader(store: ImageStore, reader) -> tuple[Path, str]:
+    with reader:
+        return store.unpack_layer(reader)
 
 
 def _hex(digest: str) -> str:

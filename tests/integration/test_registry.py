@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
+import hashlib
 import json
 import shutil
 import socket
@@ -267,3 +269,76 @@ def test_interrupted_download_resumes(daemon, registry, imported, tmp_path):
     assert [r["http.response.written"] for r in blob_gets] == [len(whole) - have]
     assert not any(downloads.iterdir())
     assert ok(daemon.cli("run", "--rm", ref, "echo", "resumed")) == "resumed\n"
+
+
+def _oci_layout(dest: Path, layer_tar: bytes) -> None:
+    """A one-layer OCI image layout, written by hand (for layers no tool makes)."""
+    blobs = dest / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes, media_type: str) -> dict:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
+
+    layer = put(gzip.compress(layer_tar), "application/vnd.oci.image.layer.v1.tar+gzip")
+    config = put(
+        json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {"Cmd": ["true"]},
+                "rootfs": {
+                    "type": "layers",
+                    "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()],
+                },
+            }
+        ).encode(),
+        "application/vnd.oci.image.config.v1+json",
+    )
+    manifest = put(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": config,
+                "layers": [layer],
+            }
+        ).encode(),
+        "application/vnd.oci.image.manifest.v1+json",
+    )
+    manifest["annotations"] = {"org.opencontainers.image.ref.name": "v1"}
+    (dest / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [manifest]}))
+    (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+
+
+def test_malicious_layer_from_a_registry_is_refused_and_leaves_nothing(daemon, registry, tmp_path):
+    """The layer is unpacked as it downloads: a refused entry stops both, and
+    neither a partial download nor a half-unpacked directory stays."""
+    if not shutil.which("skopeo"):
+        pytest.skip("skopeo is not installed")
+    from tests.integration.test_layers import make_tar
+
+    host, _ = registry
+    layout = tmp_path / "evil"
+    _oci_layout(layout, make_tar([("ok", "file", {}), ("../escape", "file", {})]))
+    p = subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--dest-tls-verify=false",
+            f"oci:{layout}:v1",
+            f"docker://{host}/evil/bb:v1",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0, p.stderr
+    p = daemon.cli("pull", f"{host}/evil/bb:v1")
+    assert p.returncode != 0 and "climbs out" in p.stderr, p.stderr
+    assert ok(daemon.cli("images", "-q")).strip() == ""
+    images = Path(daemon.root) / "images"
+    for sub in ("downloads", "tmp", "layers"):
+        d = images / sub
+        assert not d.exists() or not any(d.iterdir()), (sub, list(d.iterdir()))
+    assert not (Path(daemon.root).parent / "escape").exists()
