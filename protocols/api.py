@@ -165,6 +165,7 @@ class Exec(_Msg):
     user: str = ""
     tty: bool = False
     stdin: bool = False
+    detach: bool = False  # answer ExecStarted and leave it running (exec -d)
 
 
 class StdinData(_Msg):

@@ -93,6 +93,14 @@ def parse_report(data: bytes) -> tuple[int, int, SetupError | None]:
 REPORT_CREATED: int = lib.CORRAL_R_CREATED
 
 
+def reap(pidfd: int) -> int:
+    """waitid() on a child's pidfd; its status as a shell gives it (128+signal
+    when a signal ended it)."""
+    info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+    assert info is not None
+    return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
+
+
 def pidfd_open(pid: int) -> int:
     """A pidfd for `pid` (os.pidfd_open, kept here so callers need one import)."""
     return os.pidfd_open(pid)

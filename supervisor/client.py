@@ -33,6 +33,7 @@ def socket_path(flag: str | None = None) -> str:
 
 class Client:
     def __init__(self, path: str) -> None:
+        self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.sock.connect(path)

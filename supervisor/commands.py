@@ -289,6 +289,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _boolean(value: str) -> bool:
+    """Docker's boolean flags given a value: --sig-proxy=false."""
+    v = value.lower()
+    if v not in ("1", "0", "true", "false", "t", "f"):
+        raise argparse.ArgumentTypeError(f"invalid boolean: {value!r}")
+    return v in ("1", "true", "t")
+
+
+def _sig_proxy_flag(p) -> None:
+    p.add_argument(
+        "--sig-proxy",
+        type=_boolean,
+        default=True,
+        metavar="BOOL",
+        help="send the signals this client gets to the container (not with -t; default true)",
+    )
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole command line, or only the parser of command `only`."""
     p = argparse.ArgumentParser(prog="corral", add_help=True)
@@ -300,6 +318,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         s.add_argument("--help", action="help")
         if name == "run":
             s.add_argument("-d", "--detach", action="store_true")
+            _sig_proxy_flag(s)
         s.add_argument(
             "--pull",
             choices=("missing", "always", "never"),
@@ -308,6 +327,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         )
         s.add_argument("--platform", default="linux/amd64", help="the image's platform, to pull")
         _container_flags(s)
+    s = sub.add_parser("attach", help="attach to a running container's output (and stdin)")
+    s.add_argument("--no-stdin", action="store_true", help="do not attach stdin")
+    _sig_proxy_flag(s)
+    s.add_argument("container")
     s = sub.add_parser("start", help="start containers")
     s.add_argument("-a", "--attach", action="store_true")
     s.add_argument("containers", nargs="+")
@@ -504,17 +527,47 @@ def cmd_run(c: Client, args) -> int:
         c.call(api.Start(id=created.id))
         print(created.id)
         return 0
-    return attach(c, created.id, stdin=args.interactive, tty=args.tty, start=True)
+    return attach(
+        c, created.id, stdin=args.interactive, tty=args.tty, start=True, sig_proxy=args.sig_proxy
+    )
 
 
-def attach(c: Client, id: str, *, stdin: bool, tty: bool, start: bool) -> int:
-    return pump(c, api.Attach(id=id, stdin=stdin, start=start), stdin=stdin, tty=tty)
+def attach(
+    c: Client, id: str, *, stdin: bool, tty: bool, start: bool, sig_proxy: bool = True
+) -> int:
+    req = api.Attach(id=id, stdin=stdin, start=start)
+    return pump(c, req, stdin=stdin, tty=tty, proxy_to=id if sig_proxy and not tty else None)
 
 
-def pump(c: Client, req: msgspec.Struct, *, stdin: bool, tty: bool) -> int:
+DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, Docker's default
+PROXIED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+
+
+def _proxy_signals(c: Client, id: str) -> None:
+    """--sig-proxy: a signal this client gets goes to the container (a Kill on a
+    connection of its own, as the attach one is busy streaming)."""
+    import signal
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            with Client(c.path) as k:
+                k.call(api.Kill(id=id, signal=signal.Signals(signum).name))
+        except (DaemonError, Unreachable):
+            pass  # it is gone: the stream will say how it ended
+
+    for name in PROXIED:
+        signal.signal(getattr(signal, name), forward)
+
+
+def pump(
+    c: Client, req: msgspec.Struct, *, stdin: bool, tty: bool, proxy_to: str | None = None
+) -> int:
     """Send `req`, copy Output to our stdout/stderr and our stdin to the daemon,
-    until Exited; return its status."""
+    until Exited; return its status. On a terminal in raw mode, ctrl-p ctrl-q
+    detaches (the container goes on) and returns 0."""
     c.send(req)
+    if proxy_to is not None:
+        _proxy_signals(c, proxy_to)
     restore = None
     if stdin and tty and os.isatty(0):
         import termios
@@ -527,16 +580,27 @@ def pump(c: Client, req: msgspec.Struct, *, stdin: bool, tty: bool) -> int:
     if stdin:
         sel.register(0, selectors.EVENT_READ, "stdin")
     out, err = sys.stdout.buffer, sys.stderr.buffer
+    held = b""  # a ctrl-p that may start the detach keys
     try:
         while True:
             for key, _ in sel.select() if not c.has_buffered() else [(None, 0)]:
                 if key is not None and key.data == "stdin":
                     data = os.read(0, 1 << 16)
-                    if data:
-                        c.send(api.StdinData(data=data))
-                    else:
+                    if not data:
                         c.send(api.StdinClose())
                         sel.unregister(0)
+                        continue
+                    if restore is not None:
+                        data, held = held + data, b""
+                        if DETACH_KEYS in data:
+                            before = data[: data.index(DETACH_KEYS)]
+                            if before:
+                                c.send(api.StdinData(data=before))
+                            return 0
+                        if data.endswith(DETACH_KEYS[:1]):
+                            data, held = data[:-1], data[-1:]
+                    if data:
+                        c.send(api.StdinData(data=data))
                     continue
                 msg = c.recv()
                 if isinstance(msg, api.Output):
@@ -549,6 +613,16 @@ def pump(c: Client, req: msgspec.Struct, *, stdin: bool, tty: bool) -> int:
             import termios
 
             termios.tcsetattr(0, termios.TCSADRAIN, restore)
+
+
+def cmd_attach(c: Client, args) -> int:
+    """Docker's attach: the output from now on, stdin if the container has it
+    open (and --no-stdin is not given), until it exits; its exit status."""
+    data = c.call(api.Inspect(id=args.container)).data
+    cfg = data.get("Config", {})
+    stdin = bool(cfg.get("OpenStdin")) and not args.no_stdin
+    tty = bool(cfg.get("Tty"))
+    return attach(c, data["Id"], stdin=stdin, tty=tty, start=False, sig_proxy=args.sig_proxy)
 
 
 def cmd_start(c: Client, args) -> int:
@@ -702,7 +776,8 @@ def cmd_exec(c: Client, args) -> int:
         stdin=args.interactive,
     )
     if args.detach:
-        raise SystemExit("corral: exec -d is not supported yet")
+        c.call(msgspec.structs.replace(req, detach=True, stdin=False))
+        return 0
     return pump(c, req, stdin=args.interactive, tty=args.tty)
 
 
@@ -780,6 +855,7 @@ COMMANDS = {
     "run": cmd_run,
     "create": cmd_create,
     "start": cmd_start,
+    "attach": cmd_attach,
     "stop": cmd_stop,
     "restart": cmd_restart,
     "kill": cmd_kill,

@@ -24,6 +24,7 @@ import trio
 
 from protocols import oci
 from protocols.api import ContainerConfig
+from supervisor import _native
 from supervisor.daemon import health, imageconfig, ocispec, restart
 from supervisor.daemon.fleet_networks import FleetNetworks
 from supervisor.daemon.journal import Journal
@@ -835,6 +836,27 @@ class Fleet(FleetNetworks):
                 if meta is not None and meta.anonymous and not self.volume_users(m.source):
                     self.volumes.remove(m.source)
                     self.emit_volume(m.source, "destroy")
+
+    def exec_detached(self, c: Container, process: oci.Process, exec_id: str) -> None:
+        """exec -d: the process runs with /dev/null for stdio (Docker discards a
+        detached exec's output); its end is an exec_die event."""
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            self.emit(c, "exec_create: " + " ".join(process.args), execID=exec_id)
+            _pid, pidfd, _child = self.runtime.exec(c.id, process, (null, null, null))
+        finally:
+            os.close(null)
+        self.emit(c, "exec_start: " + " ".join(process.args), execID=exec_id)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._watch_exec, c, pidfd, exec_id)
+
+    async def _watch_exec(self, c: Container, pidfd: int, exec_id: str) -> None:
+        try:
+            await trio.lowlevel.wait_readable(pidfd)
+            code = _native.reap(pidfd)
+        finally:
+            os.close(pidfd)
+        self.emit(c, "exec_die", execID=exec_id, exitCode=str(code))
 
     def exec_process(
         self, c: Container, cmd: list[str], env: list[str], workdir: str, user: str, tty: bool

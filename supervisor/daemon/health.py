@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import structlog
 import trio
 
+from supervisor import _native
 from supervisor.daemon.store import HealthResult
 from supervisor.errors import CorralError
 
@@ -87,9 +88,7 @@ async def probe(fleet: Fleet, c: Container) -> HealthResult:
             if timed_out:
                 _kill(child)
                 await trio.lowlevel.wait_readable(pidfd)
-            info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
-            assert info is not None
-            code = info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
+            code = _native.reap(pidfd)
             if timed_out:
                 output[:] = f"Health check exceeded timeout ({cfg.health_timeout}s)".encode()
                 code = -1

@@ -21,7 +21,7 @@ import trio
 from protocols import api
 from protocols.events import Gap, matches
 from protocols.wire import PROTOCOL_VERSION, Codec, FrameBuffer, FrameError, frame
-from supervisor import __version__
+from supervisor import __version__, _native
 from supervisor.daemon import inspect as shapes
 from supervisor.daemon import logs
 from supervisor.daemon.fleet import Conflict, Container, Fleet
@@ -236,6 +236,8 @@ class Connection:
 
     async def _attach(self, req: api.Attach, inbox: trio.MemoryReceiveChannel) -> None:
         c = self.fleet.get(req.id)
+        if not req.start and not c.running:
+            raise Conflict(f"cannot attach to container {c.id[:12]}: it is not running")
         # Where the log ends before the start: everything after is this run's.
         offset = logs.end_offset(c.log_path)
         if req.start:
@@ -333,6 +335,10 @@ class Connection:
             raise Conflict(f"container {c.id[:12]} is not running")
         process = f.exec_process(c, req.cmd, req.env, req.workdir, req.user, req.tty)
         exec_id = secrets.token_hex(32)
+        if req.detach:
+            f.exec_detached(c, process, exec_id)
+            await self.send(api.ExecStarted(exec_id=exec_id))
+            return
         in_r, in_w = os.pipe2(os.O_CLOEXEC)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -359,13 +365,11 @@ class Connection:
                     readers.start_soon(self._pump_out, out_r, "stdout")
                     readers.start_soon(self._pump_out, err_r, "stderr")
                 await trio.lowlevel.wait_readable(pidfd)
-                info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+                code = _native.reap(pidfd)
                 nursery.cancel_scope.cancel()
         finally:
             os.close(pidfd)
             await stdin.aclose()
-        assert info is not None
-        code = info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
         f.emit(c, "exec_die", execID=exec_id, exitCode=str(code))
         await self.send(api.Exited(status_code=code))
 

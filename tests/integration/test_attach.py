@@ -1,0 +1,143 @@
+"""attach, signal proxying, the detach keys and exec -d, through the real CLI."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.integration.test_daemon import wait_until
+from tests.probe import needs_busybox, needs_root
+
+pytestmark = [needs_root, needs_busybox]
+
+# Prints ticks until /go exists (so a test knows when an attach is live), then
+# says so and exits 7.
+TICKER = "i=0; while [ ! -e /go ]; do i=$((i+1)); echo tick$i; sleep 0.05; done; echo done; exit 7"
+
+
+def client(daemon, *args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "supervisor.cli", *args], env=daemon.env, text=True, **kw
+    )
+
+
+def read_until(stream, want: str) -> list[str]:
+    lines = []
+    for line in stream:
+        lines.append(line)
+        if want in line:
+            return lines
+    raise AssertionError(f"{want!r} never came; got {lines}")
+
+
+def test_attach_follows_a_running_container_to_its_exit(daemon, rootfs):
+    cid = daemon.cli("run", "-d", "--rootfs", str(rootfs), "sh", "-c", TICKER).stdout.strip()
+    p = client(daemon, "attach", cid, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        read_until(p.stdout, "tick")  # the attach streams: only now let it finish
+        assert daemon.cli("exec", cid, "touch", "/go").returncode == 0
+        rest = p.stdout.read()
+        assert p.wait(timeout=60) == 7, p.stderr.read()
+        assert "done" in rest
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+        p.stderr.close()
+    p = daemon.cli("attach", cid)
+    assert p.returncode == 1 and "not running" in p.stderr, p.stderr
+
+
+def test_run_passes_the_signals_it_gets_to_the_container(daemon, rootfs):
+    script = 'trap "echo got-term; exit 3" TERM; echo ready; while :; do sleep 0.05; done'
+    p = client(
+        daemon,
+        "run",
+        "--rm",
+        "--rootfs",
+        str(rootfs),
+        "sh",
+        "-c",
+        script,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        read_until(p.stdout, "ready")
+        p.send_signal(signal.SIGTERM)
+        assert "got-term" in p.stdout.read()
+        assert p.wait(timeout=60) == 3
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+
+
+def test_detach_keys_leave_the_container_running(daemon, rootfs):
+    """ctrl-p ctrl-q on a terminal detaches `run -it`; the container goes on."""
+    master, slave = os.openpty()
+    try:
+        p = client(
+            daemon,
+            "run",
+            "-it",
+            "--name",
+            "detachme",
+            "--rootfs",
+            str(rootfs),
+            "sh",
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+        )
+        os.close(slave)
+        slave = -1
+
+        def read_until(want: bytes) -> None:
+            seen, deadline = b"", time.monotonic() + 60
+            while want not in seen:
+                assert time.monotonic() < deadline, f"no {want!r} in {seen!r}"
+                if select.select([master], [], [], 1)[0]:
+                    seen += os.read(master, 4096)
+
+        read_until(b"# ")  # the prompt, as a user would wait for it
+        os.write(master, b"echo marker-$((6*7))\r")
+        read_until(b"marker-42")  # the shell answers: the attach is live
+        os.write(master, b"\x10\x11")
+        assert p.wait(timeout=60) == 0
+        ps = daemon.cli("ps", "--filter", "name=detachme", "--format", "json")
+        assert '"running"' in ps.stdout.lower() or "Up" in ps.stdout, ps.stdout
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+        daemon.cli("rm", "-f", "detachme")
+
+
+def test_exec_detached_runs_on_and_its_end_is_an_event(daemon, rootfs):
+    cid = daemon.cli("run", "-d", "--rootfs", str(rootfs), "sleep", "60").stdout.strip()
+    p = daemon.cli("exec", "-d", cid, "sh", "-c", "echo from-exec > /tmp/x; exit 4")
+    assert p.returncode == 0 and p.stdout == "", p.stderr
+    wait_until(
+        lambda: daemon.cli("exec", cid, "cat", "/tmp/x").stdout == "from-exec\n",
+        "the detached exec's file",
+    )
+    wait_until(
+        lambda: any(
+            e["action"] == "exec_die" and e["attributes"].get("exitCode") == "4"
+            for e in daemon.events("container=" + cid)
+        ),
+        "an exec_die event with exit code 4",
+    )
+    daemon.cli("rm", "-f", cid)
+
+
+@pytest.mark.parametrize("value", ["maybe", ""])
+def test_sig_proxy_takes_docker_booleans_only(daemon, rootfs, value):
+    p = daemon.cli("run", f"--sig-proxy={value}", "--rootfs", str(rootfs), "true")
+    assert p.returncode == 2 and "invalid boolean" in p.stderr, p.stderr
