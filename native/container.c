@@ -351,7 +351,7 @@ static void send_fd(int sock, int fd)
 		fail(CORRAL_S_TERMINAL, errno, NULL, "sending the pty to the monitor");
 }
 
-static void setup_terminal(void)
+static void setup_terminal(const struct corral_plan *p)
 {
 	int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (master < 0)
@@ -362,6 +362,14 @@ static void setup_terminal(void)
 	int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
 	if (slave < 0)
 		fail(CORRAL_S_TERMINAL, errno, "/dev/ptmx", "TIOCGPTPEER");
+	/* The OCI consoleSize: set before the process runs, so its first look at
+	 * the terminal sees the client's size. */
+	if (p->console_rows && p->console_cols) {
+		struct winsize ws = { .ws_row = (unsigned short)p->console_rows,
+				      .ws_col = (unsigned short)p->console_cols };
+		if (ioctl(master, TIOCSWINSZ, &ws) < 0)
+			fail(CORRAL_S_TERMINAL, errno, "/dev/ptmx", "TIOCSWINSZ");
+	}
 	send_fd(A->consock, master);
 	close(master);
 	if (setsid() < 0 || ioctl(slave, TIOCSCTTY, 0) < 0)
@@ -614,7 +622,7 @@ static _Noreturn void process_setup(const struct corral_plan *p, int fifo)
 	if (rootfd < 0)
 		fail(CORRAL_S_CWD, errno, "/", NULL);
 	if (p->terminal)
-		setup_terminal();
+		setup_terminal(p);
 
 	for (size_t i = 0; i < p->nrecs; i++) {
 		const struct plan_rec *r = &p->recs[i];

@@ -52,6 +52,9 @@ enum corral_tag {
 	CORRAL_T_JOIN,            /* -: join a running container (exec): no
 	                             root, mounts or pivot; NS_PATHs say where   */
 	CORRAL_T_LOG_LIMITS,      /* u64 max bytes per file, u32 files kept      */
+	CORRAL_T_CTL_FIFO,        /* str: a FIFO the monitor reads resizes from,
+	                             lines of "ROWS COLS" for the pty            */
+	CORRAL_T_CONSOLE_SIZE,    /* u32 rows, u32 columns: the pty's first size */
 };
 
 /* Mount kinds (CORRAL_T_MOUNT's u32). */

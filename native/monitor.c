@@ -180,6 +180,32 @@ static void record_exit(const char *path, int code, int sig, int oom)
 	unlink(tmp);
 }
 
+/* Apply "ROWS COLS\n" lines from the control FIFO to the pty. Each line is
+ * one write of a few bytes, so a read returns whole lines (PIPE_BUF). */
+static void read_resizes(int ctl, int master)
+{
+	char buf[256];
+	ssize_t n = read(ctl, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	for (char *line = buf, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		char *end;
+		unsigned long rows = strtoul(line, &end, 10), cols;
+		if (end == line || *end != ' ')
+			continue;
+		line = end + 1;
+		cols = strtoul(line, &end, 10);
+		if (end != line && *end == '\0' && rows <= 0xffff && cols <= 0xffff) {
+			struct winsize ws = { .ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols };
+			ioctl(master, TIOCSWINSZ, &ws);
+		}
+	}
+}
+
 static int recv_fd(int sock)
 {
 	char byte, cbuf[CMSG_SPACE(sizeof(int))];
@@ -360,6 +386,12 @@ int main(int argc, char **argv)
 		master = recv_fd(cons[0]);
 		close(cons[0]);
 	}
+	/* Resizes come through the control FIFO, opened before the report so a
+	 * resize sent right after it finds a reader; O_RDWR: never an EOF when a
+	 * writer closes, so one open serves every resize. */
+	int ctl = -1;
+	if (plan.ctl_fifo && master >= 0)
+		ctl = open(plan.ctl_fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	report(CORRAL_R_CREATED, pid, NULL);
 	/* planbuf stays: the log, exit and OOM paths in plan point into it and
 	 * are used until the container exits. */
@@ -378,12 +410,13 @@ int main(int argc, char **argv)
 		in_tty = 0;
 	}
 
-	enum { P_SIG, P_EPIPE, P_OUT, P_ERR, P_MASTER, P_STDIN, P_N };
+	enum { P_SIG, P_EPIPE, P_CTL, P_OUT, P_ERR, P_MASTER, P_STDIN, P_N };
 	struct pollfd fds[P_N];
 	for (int i = 0; i < P_N; i++)
 		fds[i] = (struct pollfd){ .fd = -1, .events = POLLIN };
 	fds[P_SIG].fd = sigfd;
 	fds[P_EPIPE].fd = epipe_open ? epipe[0] : -1;
+	fds[P_CTL].fd = ctl;
 	fds[P_OUT].fd = outp[0];
 	fds[P_ERR].fd = errp[0];
 	fds[P_MASTER].fd = master;
@@ -419,6 +452,8 @@ int main(int argc, char **argv)
 				}
 			}
 		}
+		if (fds[P_CTL].revents & POLLIN)
+			read_resizes(ctl, master);
 		if (fds[P_EPIPE].revents) {
 			/* EOF: execve succeeded; a record: it failed, and the exit
 			 * status (126/127) says so. */

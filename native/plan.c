@@ -100,11 +100,14 @@ static int tag_shape(uint32_t tag, size_t *fixed, int *nstr)
 	case CORRAL_T_LOG_LIMITS:
 		*fixed = 12;
 		return 0;
+	case CORRAL_T_CONSOLE_SIZE:
+		*fixed = 8;
+		return 0;
 	case CORRAL_T_ROOTFS: case CORRAL_T_HOSTNAME: case CORRAL_T_MASK:
 	case CORRAL_T_READONLY: case CORRAL_T_CWD: case CORRAL_T_ARG:
 	case CORRAL_T_ENV: case CORRAL_T_CGROUP_JOIN: case CORRAL_T_CGROUP_DIR:
 	case CORRAL_T_OOM_FILE: case CORRAL_T_START_FIFO: case CORRAL_T_EXIT_FILE:
-	case CORRAL_T_LOG_FILE: case CORRAL_T_TMPFS_RO:
+	case CORRAL_T_LOG_FILE: case CORRAL_T_TMPFS_RO: case CORRAL_T_CTL_FIFO:
 		*nstr = 1;
 		return 0;
 	case CORRAL_T_ROOT_PROPAGATION: case CORRAL_T_NAMESPACES:
@@ -219,9 +222,14 @@ int plan_parse(unsigned char *buf, size_t len, struct corral_plan *plan, struct 
 		case CORRAL_T_LOG_FILE: plan->log_file = (const char *)r.data; break;
 		case CORRAL_T_CGROUP_DIR: plan->cgroup_dir = (const char *)r.data; break;
 		case CORRAL_T_OOM_FILE: plan->oom_file = (const char *)r.data; break;
+		case CORRAL_T_CTL_FIFO: plan->ctl_fifo = (const char *)r.data; break;
 		case CORRAL_T_TERMINAL: plan->terminal = 1; break;
 		case CORRAL_T_JOIN: plan->join = 1; break;
 		case CORRAL_T_OVERLAY: plan->overlay = &plan->recs[n - 1]; break;
+		case CORRAL_T_CONSOLE_SIZE:
+			plan->console_rows = plan_u32(&r, 0);
+			plan->console_cols = plan_u32(&r, 4);
+			break;
 		case CORRAL_T_LOG_LIMITS:
 			plan->log_max_size = plan_u64(&r, 0);
 			plan->log_max_files = plan_u32(&r, 8);

@@ -23,9 +23,11 @@ struct corral_plan {
 	const char *log_file;
 	const char *cgroup_dir;
 	const char *oom_file;
+	const char *ctl_fifo;
 	const struct plan_rec *overlay;
 	uint64_t log_max_size;
 	uint32_t log_max_files;
+	uint32_t console_rows, console_cols;  /* 0: unset */
 	int join;
 	uint64_t namespaces;
 	uint64_t root_propagation;

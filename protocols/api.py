@@ -155,6 +155,8 @@ class Attach(_Msg):
     id: str
     stdin: bool = False
     start: bool = False  # start the container once attached (what `run` does)
+    height: int = 0  # the client's terminal, for a -t container's pty (0: unknown)
+    width: int = 0
 
 
 class Exec(_Msg):
@@ -166,6 +168,18 @@ class Exec(_Msg):
     tty: bool = False
     stdin: bool = False
     detach: bool = False  # answer ExecStarted and leave it running (exec -d)
+    height: int = 0  # the client's terminal, for a -t exec's pty (0: unknown)
+    width: int = 0
+
+
+class Resize(_Msg):
+    """The client's terminal changed size: resize the pty of a -t container, or of
+    the running -t exec `exec_id` in it. Answered with Ok."""
+
+    id: str
+    height: int
+    width: int
+    exec_id: str = ""
 
 
 class StdinData(_Msg):
@@ -314,6 +328,7 @@ Request = (
     | Wait
     | Attach
     | Exec
+    | Resize
     | StdinData
     | StdinClose
     | Pause

@@ -535,8 +535,38 @@ def cmd_run(c: Client, args) -> int:
 def attach(
     c: Client, id: str, *, stdin: bool, tty: bool, start: bool, sig_proxy: bool = True
 ) -> int:
-    req = api.Attach(id=id, stdin=stdin, start=start)
+    h, w = _terminal_size() if tty else (0, 0)
+    req = api.Attach(id=id, stdin=stdin, start=start, height=h, width=w)
     return pump(c, req, stdin=stdin, tty=tty, proxy_to=id if sig_proxy and not tty else None)
+
+
+def _terminal_size() -> tuple[int, int]:
+    """(rows, columns) of the terminal we run on; (0, 0) when there is none."""
+    for fd in (1, 0, 2):
+        try:
+            size = os.get_terminal_size(fd)
+            return size.lines, size.columns
+        except OSError:
+            continue
+    return 0, 0
+
+
+def _follow_resizes(c: Client, id: str, exec_id: list[str]) -> None:
+    """SIGWINCH: send the new size (on a connection of its own, as the stream's is
+    busy); `exec_id` holds the exec's id once the daemon has said it."""
+    import signal
+
+    def resized(_signum: int, _frame: object) -> None:
+        h, w = _terminal_size()
+        if not h:
+            return
+        try:
+            with Client(c.path) as r:
+                r.call(api.Resize(id=id, height=h, width=w, exec_id="".join(exec_id)))
+        except (DaemonError, Unreachable):
+            pass  # it ended meanwhile: the stream will say so
+
+    signal.signal(signal.SIGWINCH, resized)
 
 
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, Docker's default
@@ -568,6 +598,9 @@ def pump(
     c.send(req)
     if proxy_to is not None:
         _proxy_signals(c, proxy_to)
+    exec_id: list[str] = []
+    if tty and getattr(req, "height", 0):
+        _follow_resizes(c, req.id, exec_id)  # type: ignore[attr-defined]
     restore = None
     if stdin and tty and os.isatty(0):
         import termios
@@ -606,6 +639,8 @@ def pump(
                 if isinstance(msg, api.Output):
                     (err if msg.stream == "stderr" else out).write(msg.data)
                     (err if msg.stream == "stderr" else out).flush()
+                elif isinstance(msg, api.ExecStarted):
+                    exec_id.append(msg.exec_id)
                 elif isinstance(msg, api.Exited):
                     return msg.status_code
     finally:
@@ -766,6 +801,7 @@ def cmd_wait(c: Client, args) -> int:
 
 
 def cmd_exec(c: Client, args) -> int:
+    h, w = _terminal_size() if args.tty else (0, 0)
     req = api.Exec(
         id=args.container,
         cmd=args.command,
@@ -774,6 +810,8 @@ def cmd_exec(c: Client, args) -> int:
         user=args.user,
         tty=args.tty,
         stdin=args.interactive,
+        height=h,
+        width=w,
     )
     if args.detach:
         c.call(msgspec.structs.replace(req, detach=True, stdin=False))

@@ -50,6 +50,7 @@ from supervisor.network.store import (
 )
 from supervisor.runtime import Runtime, users
 from supervisor.runtime import spec as specs
+from supervisor.runtime.container import resize_pty
 from supervisor.runtime.signals import parse_signal
 from supervisor.runtime.state import alive
 from supervisor.volumes.spec import MountError, check_targets
@@ -154,6 +155,8 @@ class Fleet(FleetNetworks):
         self.bridge = bridge  # the default network's bridge device
         self._dns: dict[str, trio.CancelScope] = {}
         self.runtime = Runtime(run_root / "runtime", cgroup_parent=cgroup_parent)
+        self.exec_ctls: dict[str, Path] = {}  # running -t execs' resize FIFOs, by exec id
+        self.exec_ctl_dir = run_root / "exec"
         self.cgroup_parent = cgroup_parent
         self.journal = journal
         self.containers: dict[str, Container] = {}
@@ -641,7 +644,10 @@ class Fleet(FleetNetworks):
             netns_path=netns,
         )
 
-    def start(self, c: Container, spec: oci.Spec | None = None) -> None:
+    def start(
+        self, c: Container, spec: oci.Spec | None = None, console: tuple[int, int] = (0, 0)
+    ) -> None:
+        """Start `c`; `console`: the (rows, columns) its -t terminal starts with."""
         if c.running:
             return
         self._settle(c)  # exited a moment ago: the last run's leftovers go first
@@ -651,6 +657,11 @@ class Fleet(FleetNetworks):
         cfg = c.config
         if spec is None:
             spec = self.prepare(c)
+        if cfg.tty and console[0] and console[1]:
+            size = oci.ConsoleSize(height=console[0], width=console[1])
+            spec = msgspec.structs.replace(
+                spec, process=msgspec.structs.replace(spec.process, console_size=size)
+            )
         stdin_r = None
         if cfg.open_stdin:
             stdin_r, c.stdin_w = os.pipe2(os.O_CLOEXEC)
@@ -837,6 +848,20 @@ class Fleet(FleetNetworks):
                     self.volumes.remove(m.source)
                     self.emit_volume(m.source, "destroy")
 
+    def resize(self, c: Container, height: int, width: int, exec_id: str = "") -> None:
+        """Size the pty of a -t container, or of its running -t exec `exec_id`."""
+        if exec_id:
+            path = self.exec_ctls.get(exec_id)
+            if path is None:
+                raise Conflict(f"no running exec {exec_id[:12]} with a terminal")
+            resize_pty(path, height, width)
+            return
+        if not c.running:
+            raise Conflict(f"container {c.id[:12]} is not running")
+        if not c.config.tty:
+            raise Conflict(f"container {c.id[:12]} has no terminal (run it with -t)")
+        self.runtime.resize(c.id, height, width)
+
     def exec_detached(self, c: Container, process: oci.Process, exec_id: str) -> None:
         """exec -d: the process runs with /dev/null for stdio (Docker discards a
         detached exec's output); its end is an exec_die event."""
@@ -859,7 +884,14 @@ class Fleet(FleetNetworks):
         self.emit(c, "exec_die", execID=exec_id, exitCode=str(code))
 
     def exec_process(
-        self, c: Container, cmd: list[str], env: list[str], workdir: str, user: str, tty: bool
+        self,
+        c: Container,
+        cmd: list[str],
+        env: list[str],
+        workdir: str,
+        user: str,
+        tty: bool,
+        console: tuple[int, int] = (0, 0),
     ) -> oci.Process:
         """The process an exec runs: the container's identity and profile."""
         if not cmd:
@@ -875,6 +907,9 @@ class Fleet(FleetNetworks):
             cwd=workdir or c.config.workdir or "/",
             user=oci.User(uid=uid, gid=gid, additional_gids=extra or None),
             terminal=tty,
+            console_size=oci.ConsoleSize(height=console[0], width=console[1])
+            if tty and console[0] and console[1]
+            else None,
             capabilities=oci.Capabilities(bounding=caps, effective=caps, permitted=caps),
             no_new_privileges=True,
         )

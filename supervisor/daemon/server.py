@@ -182,6 +182,9 @@ class Connection:
                 | api.VolumePrune()
             ):
                 await self.send(volumes_request(f, req))
+            case api.Resize(id=ref, height=h, width=w, exec_id=exec_id):
+                f.resize(f.get(ref), h, w, exec_id)
+                await self.send(api.Ok())
             case api.Pause(id=ref):
                 f.pause(f.get(ref))
                 await self.send(api.Ok())
@@ -242,7 +245,12 @@ class Connection:
         offset = logs.end_offset(c.log_path)
         if req.start:
             async with c.lock:
-                self.fleet.start(c)
+                self.fleet.start(c, console=(req.height, req.width))
+        elif req.height and req.width and c.config.tty and c.running:
+            try:
+                self.fleet.resize(c, req.height, req.width)
+            except CorralError as e:  # the size is a nicety: the output still flows
+                log.warning("attach.resize_failed", container=c.id[:12], error=str(e))
         async with trio.open_nursery() as nursery:
             if req.stdin:
                 nursery.start_soon(self._pump_stdin, c, inbox)
@@ -333,25 +341,38 @@ class Connection:
         c = f.get(req.id)
         if c.state.status != "running":
             raise Conflict(f"container {c.id[:12]} is not running")
-        process = f.exec_process(c, req.cmd, req.env, req.workdir, req.user, req.tty)
+        process = f.exec_process(
+            c, req.cmd, req.env, req.workdir, req.user, req.tty, (req.height, req.width)
+        )
         exec_id = secrets.token_hex(32)
         if req.detach:
             f.exec_detached(c, process, exec_id)
             await self.send(api.ExecStarted(exec_id=exec_id))
             return
+        ctl = None
+        if req.tty:  # its pty is sized through a FIFO its monitor reads
+            f.exec_ctl_dir.mkdir(mode=0o700, exist_ok=True)
+            ctl = f.exec_ctl_dir / f"{exec_id}.ctl"
+            os.mkfifo(ctl, 0o600)
         in_r, in_w = os.pipe2(os.O_CLOEXEC)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         try:
             f.emit(c, "exec_create: " + " ".join(req.cmd), execID=exec_id)
-            _pid, pidfd, _child = f.runtime.exec(c.id, process, (in_r, out_w, err_w))
+            _pid, pidfd, _child = f.runtime.exec(
+                c.id, process, (in_r, out_w, err_w), str(ctl) if ctl else None
+            )
         except BaseException:
             for fd in (in_w, out_r, err_r):
                 os.close(fd)
+            if ctl is not None:
+                ctl.unlink()
             raise
         finally:
             for fd in (in_r, out_w, err_w):
                 os.close(fd)
+        if ctl is not None:
+            f.exec_ctls[exec_id] = ctl
         f.emit(c, "exec_start: " + " ".join(req.cmd), execID=exec_id)
         await self.send(api.ExecStarted(exec_id=exec_id))
         stdin = trio.lowlevel.FdStream(in_w)
@@ -370,6 +391,9 @@ class Connection:
         finally:
             os.close(pidfd)
             await stdin.aclose()
+            if ctl is not None:
+                f.exec_ctls.pop(exec_id, None)
+                ctl.unlink(missing_ok=True)
         f.emit(c, "exec_die", execID=exec_id, exitCode=str(code))
         await self.send(api.Exited(status_code=code))
 

@@ -150,6 +150,10 @@ class Runtime:
             if wait_for_start:
                 fifo = str(state_dir / "exec.fifo")
                 os.mkfifo(fifo, 0o600)
+            ctl = None
+            if spec.process.terminal and stdio is None:  # a pty no terminal of ours sizes
+                ctl = str(state_dir / "ctl.fifo")
+                os.mkfifo(ctl, 0o600)
             paths = planner.Paths(
                 rootfs=rootfs,
                 bundle=bundle,
@@ -160,6 +164,7 @@ class Runtime:
                 else (log_file or str(state_dir / "container.log")),
                 log_max_size=log_max_size,
                 log_max_files=log_max_files,
+                ctl_fifo=ctl,
                 overlay=overlay,
             )
             plan = planner.build(spec, paths, cgroup)
@@ -300,7 +305,9 @@ class Runtime:
                 continue
         return out
 
-    def exec(self, id: str, process: oci.Process, stdio: Sequence[int]) -> tuple[int, int, int]:
+    def exec(
+        self, id: str, process: oci.Process, stdio: Sequence[int], ctl_fifo: str | None = None
+    ) -> tuple[int, int, int]:
         """Start `process` inside running container `id` (setns into its
         namespaces, its cgroup), under a monitor of its own that exits with the
         process's status. Returns (monitor pid, its pidfd, the process's pid);
@@ -310,8 +317,12 @@ class Runtime:
         if self.status(id, rec) not in ("running", "paused"):
             raise InvalidState(f"container {id!r} is not running")
         specs.validate_process(process)
-        plan = planner.build_exec(process, rec.pid, self._cgroup(rec))
+        plan = planner.build_exec(process, rec.pid, self._cgroup(rec), ctl_fifo)
         return _spawn_monitor(plan, stdio, detach=False)
+
+    def resize(self, id: str, rows: int, cols: int) -> None:
+        """Set the size of a detached container's terminal (its monitor applies it)."""
+        resize_pty(self._dir(id) / "ctl.fifo", rows, cols)
 
     # -- signals, removal -------------------------------------------------------------
 
@@ -461,3 +472,17 @@ def _wait_gone(pid: int, start: int, timeout: float) -> None:
             pass  # not our child: its parent reaps it
     finally:
         os.close(pidfd)
+
+
+def resize_pty(ctl_fifo: str | os.PathLike[str], rows: int, cols: int) -> None:
+    """Ask the monitor that reads `ctl_fifo` to size its pty (TIOCSWINSZ)."""
+    if not (0 < rows <= 0xFFFF and 0 < cols <= 0xFFFF):
+        raise SpecError("size", f"{rows}x{cols} is not a terminal size")
+    try:
+        fd = os.open(ctl_fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, OSError) as e:  # ENXIO: no monitor reads it
+        raise InvalidState(f"no terminal to resize at {ctl_fifo}: {e.strerror}") from None
+    try:
+        os.write(fd, f"{rows} {cols}\n".encode())
+    finally:
+        os.close(fd)

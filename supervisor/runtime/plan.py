@@ -160,6 +160,7 @@ class Paths(msgspec.Struct, frozen=True, kw_only=True):
     log_file: str | None = None
     log_max_size: int = 0  # bytes per log file; 0: unbounded
     log_max_files: int = 1
+    ctl_fifo: str | None = None  # the monitor reads "ROWS COLS" resizes of the pty here
     # Copy-on-write root: (lowerdirs joined by ":", upperdir, workdir); the
     # overlay is mounted at `rootfs` inside the container's mount namespace.
     overlay: tuple[str, str, str] | None = None
@@ -237,6 +238,8 @@ def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
         w.strs(T["LOG_FILE"], paths.log_file)
         if paths.log_max_size:
             w.add(T["LOG_LIMITS"], struct.pack("=QI", paths.log_max_size, paths.log_max_files))
+    if paths.ctl_fifo:
+        w.strs(T["CTL_FIFO"], paths.ctl_fifo)
     return w.bytes()
 
 
@@ -252,7 +255,7 @@ _EXEC_NAMESPACES = {
 }
 
 
-def build_exec(process: oci.Process, pid: int, cgroup) -> bytes:
+def build_exec(process: oci.Process, pid: int, cgroup, ctl_fifo: str | None = None) -> bytes:
     """The plan for a process joining the running container whose init is `pid`."""
     w = PlanWriter()
     w.add(T["JOIN"])
@@ -268,12 +271,17 @@ def build_exec(process: oci.Process, pid: int, cgroup) -> bytes:
         w.strs(T["CGROUP_JOIN"], f)
     if cgroup.clone_dir():
         w.strs(T["CGROUP_DIR"], cgroup.clone_dir())
+    if ctl_fifo:
+        w.strs(T["CTL_FIFO"], ctl_fifo)
     return w.bytes()
 
 
 def _add_process(w: PlanWriter, process: oci.Process) -> None:
     if process.terminal:
         w.add(T["TERMINAL"])
+        size = process.console_size
+        if size is not None and size.height and size.width:
+            w.add(T["CONSOLE_SIZE"], struct.pack("=II", size.height, size.width))
     for rl in process.rlimits or []:
         w.add(T["RLIMIT"], struct.pack("=IIQQ", getattr(resource, rl.type), 0, rl.soft, rl.hard))
     if process.oom_score_adj is not None:

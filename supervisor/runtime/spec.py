@@ -168,6 +168,9 @@ def validate_process(p: oci.Process) -> None:
             raise SpecError(f"process.env[{i}]", f"{e!r} is not NAME=VALUE")
     if p.user.uid < 0 or p.user.gid < 0:
         raise SpecError("process.user", "uid and gid must not be negative")
+    size = p.console_size
+    if size is not None and not (0 <= size.height <= 0xFFFF and 0 <= size.width <= 0xFFFF):
+        raise SpecError("process.consoleSize", f"{size.height}x{size.width} is out of range")
     if p.capabilities is not None:
         for kind in ("bounding", "effective", "inheritable", "permitted", "ambient"):
             for i, name in enumerate(getattr(p.capabilities, kind) or []):

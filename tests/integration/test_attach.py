@@ -141,3 +141,37 @@ def test_exec_detached_runs_on_and_its_end_is_an_event(daemon, rootfs):
 def test_sig_proxy_takes_docker_booleans_only(daemon, rootfs, value):
     p = daemon.cli("run", f"--sig-proxy={value}", "--rootfs", str(rootfs), "true")
     assert p.returncode == 2 and "invalid boolean" in p.stderr, p.stderr
+
+
+def test_terminal_size_at_start_and_on_resize(daemon, rootfs):
+    """-t: the pty starts at the client's size (OCI consoleSize) and follows a
+    Resize, for the container and for a -t exec in it."""
+    from protocols import api
+    from supervisor.client import DaemonError
+
+    c = daemon.client()
+    script = "stty size; while [ ! -e /go ]; do sleep 0.05; done; stty size"
+    cfg = api.ContainerConfig(rootfs=str(rootfs), cmd=["sh", "-c", script], tty=True)
+    cid = c.call(api.Create(config=cfg)).id
+    out = b""
+    stream = c.stream(api.Attach(id=cid, start=True, height=33, width=101))
+    for msg in stream:
+        out += getattr(msg, "data", b"")
+        if b"33 101" in out:
+            break
+    other = daemon.client()
+    assert isinstance(other.call(api.Resize(id=cid, height=40, width=120)), api.Ok)
+    ex = b"".join(
+        getattr(m, "data", b"")
+        for m in other.stream(api.Exec(id=cid, cmd=["stty", "size"], tty=True, height=25, width=90))
+    )
+    assert b"25 90" in ex, ex
+    assert daemon.cli("exec", cid, "touch", "/go").returncode == 0
+    for msg in stream:
+        out += getattr(msg, "data", b"")
+    assert b"40 120" in out, out
+    plain = c.call(api.Create(config=api.ContainerConfig(rootfs=str(rootfs), cmd=["sleep", "60"])))
+    c.call(api.Start(id=plain.id))
+    with pytest.raises(DaemonError, match="no terminal"):
+        c.call(api.Resize(id=plain.id, height=10, width=10))
+    daemon.cli("rm", "-f", cid, plain.id)
