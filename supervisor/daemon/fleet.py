@@ -3,8 +3,9 @@
 Each running container has one watcher task in the fleet's nursery, parked
 on its monitor's pidfd (trio.lowlevel.wait_readable): no SIGCHLD handler, no
 thread, no polling. When the monitor exits, the watcher records the exit the
-monitor wrote (exit code, OOM), removes the runtime's side of the container
-and emits `die`. A daemon that was SIGKILLed finds, when it starts again, each
+monitor wrote (exit code, OOM), emits `die` and wakes those waiting, then
+removes the runtime's side of the container and applies the restart policy
+(fleet_restarts.py). Execs are fleet_exec.py, networking fleet_networks.py. A daemon that was SIGKILLed finds, when it starts again, each
 container either still running (it adopts the monitor through a new pidfd) or
 exited meanwhile (it records the real exit code from the monitor's file).
 """
@@ -24,9 +25,10 @@ import trio
 
 from protocols import oci
 from protocols.api import ContainerConfig
-from supervisor import _native
 from supervisor.daemon import health, imageconfig, ocispec, restart
+from supervisor.daemon.fleet_exec import FleetExec
 from supervisor.daemon.fleet_networks import FleetNetworks
+from supervisor.daemon.fleet_restarts import FleetRestarts
 from supervisor.daemon.journal import Journal
 from supervisor.daemon.restart import Backoff
 from supervisor.daemon.store import ContainerRecord, RunState, Store
@@ -49,8 +51,6 @@ from supervisor.network.store import (
     NetworkStore,
 )
 from supervisor.runtime import Runtime, users
-from supervisor.runtime import spec as specs
-from supervisor.runtime.container import resize_pty
 from supervisor.runtime.signals import parse_signal
 from supervisor.runtime.state import alive
 from supervisor.volumes.spec import MountError, check_targets
@@ -135,7 +135,7 @@ class Container:
         return self.path / "container.log"
 
 
-class Fleet(FleetNetworks):
+class Fleet(FleetNetworks, FleetRestarts, FleetExec):
     def __init__(
         self,
         root: Path,
@@ -344,103 +344,7 @@ class Fleet(FleetNetworks):
             pass
         except CorralError as e:
             log.error("fleet.runtime_delete_failed", container=c.id[:12], error=str(e))
-        code, finished = c.state.exit_code, c.state.finished_nano
-        policy = restart.parse_policy(c.config.restart)
-        if restart.should_restart(
-            policy,
-            code,
-            stopped_by_user=c.state.stopped_by_user,
-            restart_count=c.state.restart_count,
-        ):
-            run_seconds = max(0.0, (finished - c.state.started_nano) / 1e9)
-            delay = restart.next_delay(self._backoff(c), c.state.restart_delay, run_seconds)
-            # The delay counts from the exit itself, not from when we heard of it.
-            since_exit = max(0.0, (time.time_ns() - finished) / 1e9)
-            self._schedule_restart(c, delay, wait=max(0.0, delay - since_exit))
-        elif c.config.auto_remove and self._nursery is not None:
-            self._nursery.start_soon(self._auto_remove, c)
-
-    # -- restarts ---------------------------------------------------------------------------
-
-    def _backoff(self, c: Container) -> Backoff:
-        cfg, d = c.config, self.backoff
-        return Backoff(
-            initial=d.initial if cfg.restart_delay is None else cfg.restart_delay,
-            factor=d.factor,
-            maximum=d.maximum if cfg.restart_max_delay is None else cfg.restart_max_delay,
-            reset_after=d.reset_after
-            if cfg.restart_reset_after is None
-            else cfg.restart_reset_after,
-        )
-
-    def _schedule_restart(self, c: Container, delay: float, wait: float | None = None) -> None:
-        """`restarting` for `delay` seconds (or what is left of it), in a cancel
-        scope of its own: stop, kill or rm cancel it."""
-        wait = delay if wait is None else wait
-        c.state.status = "restarting"
-        c.state.restart_delay = delay
-        c.state.next_restart_nano = time.time_ns() + int(wait * 1e9)
-        self.store.save_state(c.id, c.state)
-        assert self._nursery is not None
-        scope = trio.CancelScope()
-        c.restart_scope = scope
-        self._nursery.start_soon(self._restart_after, c, delay, wait, scope)
-
-    async def _restart_after(
-        self, c: Container, delay: float, wait: float, scope: trio.CancelScope
-    ) -> None:
-        with scope:
-            # Timed waits run long here in proportion to their length (about
-            # 0.3% on the project's VM: 10 ms on 3.2 s), and the first work after
-            # an idle second runs slow: wake a little early, prepare the start
-            # (which also wakes the CPU and its caches), then sleep the short rest.
-            deadline = trio.current_time() + wait
-            early = min(wait * 0.01 + 0.01, 0.05)
-            await trio.sleep_until(deadline - early)
-            spec = None
-            if c.state.status == "restarting" and c.id in self.containers:
-                try:
-                    spec = self.prepare(c)
-                except CorralError:
-                    spec = None  # start() prepares again and records the error
-            await trio.sleep_until(deadline)
-            async with self._restart_gate, c.lock:
-                if c.state.status != "restarting" or c.id not in self.containers:
-                    return
-                c.restart_scope = None
-                c.state.restart_count += 1
-                self.emit(c, "restart", attempt=str(c.state.restart_count), delay=f"{delay:.3f}")
-                self._start_logged(c, reason="restart policy", spec=spec)
-
-    def _cancel_restart(self, c: Container) -> bool:
-        """A user's stop/kill/rm: a waiting restart does not happen."""
-        if c.state.status != "restarting":
-            return False
-        if c.restart_scope is not None:
-            c.restart_scope.cancel()
-            c.restart_scope = None
-        c.state.status = "exited"
-        c.state.stopped_by_user = True
-        c.state.next_restart_nano = 0
-        self.store.save_state(c.id, c.state)
-        return True
-
-    def _start_logged(self, c: Container, *, reason: str, spec: oci.Spec | None = None) -> None:
-        """Start for the daemon's own reasons; a failure is recorded, not raised."""
-        try:
-            self.start(c, spec)
-        except CorralError as e:
-            log.error(
-                "fleet.start_failed", container=c.id[:12], name=c.name, reason=reason, error=str(e)
-            )
-            code = e.exit_code if isinstance(e, SetupError) else 125
-            c.state.error = str(e)
-            self._record_exit(c, code, False, time.time_ns())
-            self._settle(c)
-
-    async def _auto_remove(self, c: Container) -> None:
-        if c.id in self.containers and not c.running:
-            await self.remove(c, force=True)
+        self._after_exit(c)
 
     def emit(self, c: Container, action: str, **attrs: str) -> None:
         attributes = {**c.config.labels, "name": c.name, **attrs}
@@ -847,69 +751,3 @@ class Fleet(FleetNetworks):
                 if meta is not None and meta.anonymous and not self.volume_users(m.source):
                     self.volumes.remove(m.source)
                     self.emit_volume(m.source, "destroy")
-
-    def resize(self, c: Container, height: int, width: int, exec_id: str = "") -> None:
-        """Size the pty of a -t container, or of its running -t exec `exec_id`."""
-        if exec_id:
-            path = self.exec_ctls.get(exec_id)
-            if path is None:
-                raise Conflict(f"no running exec {exec_id[:12]} with a terminal")
-            resize_pty(path, height, width)
-            return
-        if not c.running:
-            raise Conflict(f"container {c.id[:12]} is not running")
-        if not c.config.tty:
-            raise Conflict(f"container {c.id[:12]} has no terminal (run it with -t)")
-        self.runtime.resize(c.id, height, width)
-
-    def exec_detached(self, c: Container, process: oci.Process, exec_id: str) -> None:
-        """exec -d: the process runs with /dev/null for stdio (Docker discards a
-        detached exec's output); its end is an exec_die event."""
-        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        try:
-            self.emit(c, "exec_create: " + " ".join(process.args), execID=exec_id)
-            _pid, pidfd, _child = self.runtime.exec(c.id, process, (null, null, null))
-        finally:
-            os.close(null)
-        self.emit(c, "exec_start: " + " ".join(process.args), execID=exec_id)
-        assert self._nursery is not None
-        self._nursery.start_soon(self._watch_exec, c, pidfd, exec_id)
-
-    async def _watch_exec(self, c: Container, pidfd: int, exec_id: str) -> None:
-        try:
-            await trio.lowlevel.wait_readable(pidfd)
-            code = _native.reap(pidfd)
-        finally:
-            os.close(pidfd)
-        self.emit(c, "exec_die", execID=exec_id, exitCode=str(code))
-
-    def exec_process(
-        self,
-        c: Container,
-        cmd: list[str],
-        env: list[str],
-        workdir: str,
-        user: str,
-        tty: bool,
-        console: tuple[int, int] = (0, 0),
-    ) -> oci.Process:
-        """The process an exec runs: the container's identity and profile."""
-        if not cmd:
-            raise SpecError("cmd", "exec needs a command")
-        uid, gid, extra = users.resolve(
-            user or c.config.user, self.lookup_root(c.config, "/etc/passwd")
-        )
-        hostname = c.config.hostname or c.id[:12]
-        caps = list(specs.DOCKER_CAPS)
-        return oci.Process(
-            args=cmd,
-            env=ocispec.env_with_defaults([*c.config.env, *env], hostname, tty),
-            cwd=workdir or c.config.workdir or "/",
-            user=oci.User(uid=uid, gid=gid, additional_gids=extra or None),
-            terminal=tty,
-            console_size=oci.ConsoleSize(height=console[0], width=console[1])
-            if tty and console[0] and console[1]
-            else None,
-            capabilities=oci.Capabilities(bounding=caps, effective=caps, permitted=caps),
-            no_new_privileges=True,
-        )
