@@ -19,20 +19,19 @@ import msgspec
 
 from protocols import api
 from protocols.events import Event, Gap
+from supervisor import units
 from supervisor.client import Client, DaemonError, Unreachable, socket_path
 
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?$", re.I)
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)")
 _DUR_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
 
 def parse_size(value: str) -> int:
     """Docker's sizes: 512m, 1g, 100k, 1024 (bytes)."""
-    m = _SIZE.match(value.strip())
-    if not m:
-        raise argparse.ArgumentTypeError(f"invalid size: {value!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    try:
+        return units.parse_size(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_time(value: str, now: float | None = None) -> int:

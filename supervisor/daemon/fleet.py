@@ -5,9 +5,10 @@ on its monitor's pidfd (trio.lowlevel.wait_readable): no SIGCHLD handler, no
 thread, no polling. When the monitor exits, the watcher records the exit the
 monitor wrote (exit code, OOM), emits `die` and wakes those waiting, then
 removes the runtime's side of the container and applies the restart policy
-(fleet_restarts.py). Execs are fleet_exec.py, networking fleet_networks.py. A daemon that was SIGKILLed finds, when it starts again, each
-container either still running (it adopts the monitor through a new pidfd) or
-exited meanwhile (it records the real exit code from the monitor's file).
+(fleet_restarts.py; execs are fleet_exec.py, networking fleet_networks.py).
+A daemon that was SIGKILLed finds, when it starts again, each container either
+still running (it adopts the monitor through a new pidfd) or exited meanwhile
+(it records the real exit code from the monitor's file).
 """
 
 from __future__ import annotations

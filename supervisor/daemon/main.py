@@ -26,6 +26,7 @@ from supervisor.daemon.fleet import Fleet
 from supervisor.daemon.journal import Journal
 from supervisor.daemon.restart import Backoff, parse_duration
 from supervisor.daemon.server import Connection, disconnected
+from supervisor.units import parse_size
 
 log = structlog.get_logger("corral.daemon")
 
@@ -54,6 +55,16 @@ def configure_logging(level: str) -> None:
     )
 
 
+def _size_flag(value: str) -> int:
+    try:
+        n = parse_size(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if n < 64 * 1024:
+        raise argparse.ArgumentTypeError(f"{value!r} is below the 64k the journal needs")
+    return n
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="corral daemon", description="Run the Corral daemon.")
     p.add_argument(
@@ -68,6 +79,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--cgroup-parent", default="/corral", help="cgroup of the containers")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.add_argument("--bridge", default="corral0", help="the default network's bridge (corral0)")
+    p.add_argument(
+        "--events-max-size",
+        type=_size_flag,
+        default="64m",
+        help="the event journal's size; past it the older half is dropped (64m)",
+    )
     p.add_argument(
         "--max-concurrent-downloads",
         type=int,
@@ -116,7 +133,7 @@ async def serve(args: argparse.Namespace) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise SystemExit(f"corral daemon: another daemon uses {root}") from None
-    journal = Journal(root / "events.journal")
+    journal = Journal(root / "events.journal", max_bytes=args.events_max_size)
     backoff = Backoff(
         initial=parse_duration(args.restart_delay),
         maximum=parse_duration(args.restart_max_delay),

@@ -17,11 +17,11 @@ import os
 import re
 
 from protocols.api import MountSpec
+from supervisor.units import parse_size
 
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 FLAGS = ("nosuid", "nodev", "noexec")
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-_SIZE = re.compile(r"^(\d+)([kmg]?)b?$", re.I)
 
 
 class MountError(ValueError):
@@ -41,10 +41,10 @@ def _target(t: str, flag: str) -> str:
 
 
 def _size(value: str) -> int:
-    m = _SIZE.match(value)
-    if not m:
-        raise MountError(f"invalid size {value!r}")
-    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
+    try:
+        return parse_size(value)
+    except ValueError as e:
+        raise MountError(str(e)) from None
 
 
 def parse_volume(text: str) -> MountSpec:
