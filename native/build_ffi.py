@@ -8,6 +8,8 @@ syscalls Python lacks, and the kernel's and our header's constants), and the
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 from pathlib import Path
 
 from cffi import FFI
@@ -108,8 +110,24 @@ _CONSTANTS = [
     "S_IFIFO",
 ]
 
+
+def _syscall_names() -> list[str]:
+    """Every __NR_ name the C library's headers define for this architecture:
+    the seccomp compiler (supervisor/runtime/seccomp.py) maps names to numbers
+    with them, so no table is written by hand."""
+    out = subprocess.run(
+        [os.environ.get("CC", "gcc"), "-dM", "-E", "-"],
+        input="#include <sys/syscall.h>\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return sorted(set(re.findall(r"^#define (__NR_\w+) ", out, re.M)))
+
+
 CDEF = (
-    "\n".join(f"#define {name} ..." for name in _CONSTANTS)
+    "\n".join(f"#define {name} ..." for name in [*_CONSTANTS, *_syscall_names()])
+    + "\n#define CORRAL_AUDIT_ARCH ..."
     + """
 enum corral_tag { CORRAL_T_ROOTFS, CORRAL_T_ROOTFS_RO, CORRAL_T_ROOT_PROPAGATION,
     CORRAL_T_NAMESPACES, CORRAL_T_NS_PATH, CORRAL_T_HOSTNAME, CORRAL_T_MOUNT,
@@ -120,7 +138,7 @@ enum corral_tag { CORRAL_T_ROOTFS, CORRAL_T_ROOTFS_RO, CORRAL_T_ROOT_PROPAGATION
     CORRAL_T_CGROUP_DIR, CORRAL_T_OOM_FILE, CORRAL_T_START_FIFO, CORRAL_T_EXIT_FILE,
     CORRAL_T_LOG_FILE, CORRAL_T_TMPFS_RO, CORRAL_T_OVERLAY, CORRAL_T_JOIN,
     CORRAL_T_LOG_LIMITS, CORRAL_T_CTL_FIFO,
-    CORRAL_T_CONSOLE_SIZE, ... };
+    CORRAL_T_CONSOLE_SIZE, CORRAL_T_SECCOMP, ... };
 enum corral_mount_kind { CORRAL_MOUNT_FS, CORRAL_MOUNT_BIND, CORRAL_MOUNT_REMOUNT, ... };
 enum corral_step { CORRAL_S_READY, CORRAL_S__COUNT, ... };
 enum corral_report_kind { CORRAL_R_CREATED, CORRAL_R_FAILED, ... };

@@ -21,6 +21,8 @@
 #include <grp.h>
 #include <net/if.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <linux/openat2.h>
 #include <poll.h>
 #include <sched.h>
@@ -381,6 +383,15 @@ static void setup_terminal(const struct corral_plan *p)
 		close(slave);
 }
 
+static void install_seccomp(const struct corral_plan *p)
+{
+	/* plan records are 8-byte aligned, and sock_filter is 8 bytes */
+	struct sock_fprog prog = { .len = (unsigned short)(p->seccomp->len / 8),
+				   .filter = (struct sock_filter *)p->seccomp->data };
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
+		fail(CORRAL_S_SECCOMP, errno, NULL, NULL);
+}
+
 static void set_user_and_caps(const struct corral_plan *p)
 {
 	if (p->has_caps) {
@@ -652,6 +663,11 @@ static _Noreturn void process_setup(const struct corral_plan *p, int fifo)
 	if (p->has_umask)
 		umask(p->umask);
 
+	/* Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it
+	 * while we hold it (the filter then sees the identity change and execve,
+	 * which the default profile allows); with it, as late as can be. */
+	if (p->seccomp && !p->no_new_privs)
+		install_seccomp(p);
 	set_user_and_caps(p);
 	if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		fail(CORRAL_S_NO_NEW_PRIVS, errno, NULL, NULL);
@@ -665,6 +681,8 @@ static _Noreturn void process_setup(const struct corral_plan *p, int fifo)
 		_exit(1);
 	if (fifo >= 0)
 		wait_for_start(fifo);
+	if (p->seccomp && p->no_new_privs)
+		install_seccomp(p);
 
 	/* Nothing the runtime opened may reach the container's program. */
 	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)

@@ -9,6 +9,16 @@
 #define CORRAL_H
 
 #include <stdint.h>
+#include <linux/audit.h>
+
+/* The seccomp architecture of this build (seccomp_data.arch). */
+#if defined(__x86_64__)
+#define CORRAL_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define CORRAL_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "Corral's seccomp support knows x86_64 and aarch64"
+#endif
 
 /* Plan records.  Payload layout per tag (native endianness, strings are
  * NUL-terminated, the length counts the NUL). */
@@ -55,6 +65,10 @@ enum corral_tag {
 	CORRAL_T_CTL_FIFO,        /* str: a FIFO the monitor reads resizes from,
 	                             lines of "ROWS COLS" for the pty            */
 	CORRAL_T_CONSOLE_SIZE,    /* u32 rows, u32 columns: the pty's first size */
+	CORRAL_T_SECCOMP,         /* struct sock_filter[]: a classic BPF program
+	                             installed just before execve (or before the
+	                             identity and capabilities change, without
+	                             no_new_privs: that needs CAP_SYS_ADMIN)     */
 };
 
 /* Mount kinds (CORRAL_T_MOUNT's u32). */
@@ -97,6 +111,7 @@ enum corral_step {
 	CORRAL_S_SPAWN,
 	CORRAL_S_READY,           /* not a failure: the child is set up          */
 	CORRAL_S_LOOPBACK,
+	CORRAL_S_SECCOMP,
 	CORRAL_S__COUNT,
 };
 

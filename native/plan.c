@@ -38,6 +38,7 @@ static const char *const step_names[CORRAL_S__COUNT] = {
 	[CORRAL_S_SPAWN] = "spawning the monitor",
 	[CORRAL_S_READY] = "ready",
 	[CORRAL_S_LOOPBACK] = "bringing up the loopback interface",
+	[CORRAL_S_SECCOMP] = "installing the seccomp filter",
 };
 
 const char *corral_step_name(int step)
@@ -103,6 +104,8 @@ static int tag_shape(uint32_t tag, size_t *fixed, int *nstr)
 	case CORRAL_T_CONSOLE_SIZE:
 		*fixed = 8;
 		return 0;
+	case CORRAL_T_SECCOMP:  /* whole 8-byte instructions, checked below */
+		return 0;
 	case CORRAL_T_ROOTFS: case CORRAL_T_HOSTNAME: case CORRAL_T_MASK:
 	case CORRAL_T_READONLY: case CORRAL_T_CWD: case CORRAL_T_ARG:
 	case CORRAL_T_ENV: case CORRAL_T_CGROUP_JOIN: case CORRAL_T_CGROUP_DIR:
@@ -152,6 +155,8 @@ static int rec_valid(const struct plan_rec *r, size_t fixed, int nstr)
 		return 0;
 	if (r->tag == CORRAL_T_GROUPS)
 		return r->len % 4 == 0;
+	if (r->tag == CORRAL_T_SECCOMP)  /* 8-byte instructions, at most BPF_MAXINSNS */
+		return r->len > 0 && r->len % 8 == 0 && r->len / 8 <= 4096;
 	const char *p = (const char *)r->data + fixed;
 	const char *end = (const char *)r->data + r->len;
 	for (int i = 0; i < nstr; i++) {
@@ -275,10 +280,13 @@ int plan_parse(unsigned char *buf, size_t len, struct corral_plan *plan, struct 
 		if (!plan->envp)
 			goto nomem;
 	}
-	/* recs may have moved while growing: point overlay at its final place. */
-	for (size_t i = 0; i < n; i++)
+	/* recs may have moved while growing: point at their final places. */
+	for (size_t i = 0; i < n; i++) {
 		if (plan->recs[i].tag == CORRAL_T_OVERLAY)
 			plan->overlay = &plan->recs[i];
+		if (plan->recs[i].tag == CORRAL_T_SECCOMP)
+			plan->seccomp = &plan->recs[i];
+	}
 	if ((!plan->rootfs && !plan->join) || plan->argc == 0) {
 		set_error(err, CORRAL_S_PLAN, EINVAL, NULL, "the plan names no root filesystem or no process");
 		return -1;

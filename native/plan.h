@@ -28,6 +28,7 @@ struct corral_plan {
 	uint64_t log_max_size;
 	uint32_t log_max_files;
 	uint32_t console_rows, console_cols;  /* 0: unset */
+	const struct plan_rec *seccomp;       /* NULL: none */
 	int join;
 	uint64_t namespaces;
 	uint64_t root_propagation;

@@ -84,6 +84,9 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     ports: list[str] = []  # -p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp]
     expose: list[str] = []  # PORT[/tcp|udp]: --expose, with the image's ExposedPorts at create
     publish_all: bool = False  # -P: every exposed port on a free host port
+    # --security-opt: "seccomp=unconfined", "seccomp=" + a profile's JSON (the
+    # client reads the file, as Docker's does), "no-new-privileges[=true|false]".
+    security_opt: list[str] = []
 
 
 # -- requests ------------------------------------------------------------------------------

@@ -135,6 +135,28 @@ class Resources(_Base):
     unified: dict[str, str] | None = None
 
 
+class SeccompArg(_Base):
+    index: int  # the syscall's argument, 0-5
+    value: int
+    op: str  # SCMP_CMP_NE, _LT, _LE, _EQ, _GE, _GT, _MASKED_EQ (value: mask, valueTwo)
+    value_two: int = 0
+
+
+class SeccompSyscall(_Base):
+    names: list[str]
+    action: str  # SCMP_ACT_ALLOW, _ERRNO, _KILL, _KILL_PROCESS, _KILL_THREAD, _TRAP, _LOG, _TRACE
+    errno_ret: int | None = None
+    args: list[SeccompArg] | None = None  # all must hold
+
+
+class Seccomp(_Base):
+    default_action: str
+    default_errno_ret: int | None = None
+    architectures: list[str] | None = None
+    flags: list[str] | None = None
+    syscalls: list[SeccompSyscall] | None = None
+
+
 class Linux(_Base):
     namespaces: list[Namespace] | None = None
     uid_mappings: list[IDMapping] | None = None
@@ -147,6 +169,7 @@ class Linux(_Base):
     readonly_paths: list[str] | None = None
     sysctl: dict[str, str] | None = None
     mount_label: str | None = None
+    seccomp: Seccomp | None = None
 
 
 class Spec(_Base):

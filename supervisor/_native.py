@@ -38,6 +38,11 @@ TAG = {
     for name in dir(lib)
     if name.startswith("CORRAL_T_")
 }
+# Syscall numbers of this build's architecture, from the C library's headers.
+SYSCALLS: dict[str, int] = {
+    name[len("__NR_") :]: getattr(lib, name) for name in dir(lib) if name.startswith("__NR_")
+}
+AUDIT_ARCH: int = lib.CORRAL_AUDIT_ARCH
 MOUNT_FS: int = lib.CORRAL_MOUNT_FS
 MOUNT_BIND: int = lib.CORRAL_MOUNT_BIND
 MOUNT_REMOUNT: int = lib.CORRAL_MOUNT_REMOUNT

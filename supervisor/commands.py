@@ -142,6 +142,12 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tmpfs", action="append", default=[], help="/path[:size=64m,mode=1777]")
     p.add_argument("--read-only", action="store_true", help="a read-only root filesystem")
     p.add_argument("--volumes-from", action="append", default=[], help="CONTAINER[:ro|rw]")
+    p.add_argument(
+        "--security-opt",
+        action="append",
+        default=[],
+        help="seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false]",
+    )
     p.add_argument("command", nargs=argparse.REMAINDER)
 
 
@@ -237,7 +243,21 @@ def config_from(args: argparse.Namespace) -> api.ContainerConfig:
         mounts=_mounts(args),
         read_only=args.read_only,
         volumes_from=args.volumes_from,
+        security_opt=[_security_opt(o) for o in args.security_opt],
     )
+
+
+def _security_opt(opt: str) -> str:
+    """seccomp=FILE is sent as seccomp=CONTENT, as Docker's client does: the
+    file is the client's, the daemon may be elsewhere."""
+    key, _, value = opt.partition("=")
+    if key != "seccomp" or value in ("", "unconfined") or value.lstrip().startswith("{"):
+        return opt
+    try:
+        with open(value, encoding="utf-8") as f:
+            return "seccomp=" + f.read()
+    except OSError as e:
+        raise SystemExit(f"corral: --security-opt {opt}: {e.strerror}") from None
 
 
 class _Unbuilt:

@@ -191,6 +191,7 @@ def inspect(c: Container, networks: dict[str, Network] | None = None) -> dict:
             "NanoCpus": int((cfg.cpus or 0) * 1e9),
             "PidsLimit": cfg.pids_limit,
             "AutoRemove": cfg.auto_remove,
+            "SecurityOpt": cfg.security_opt or None,
             "RestartPolicy": {
                 "Name": cfg.restart.partition(":")[0],
                 "MaximumRetryCount": int(cfg.restart.partition(":")[2] or 0),

@@ -9,8 +9,9 @@ import msgspec
 
 from protocols import oci
 from protocols.api import ContainerConfig
+from supervisor.errors import SpecError
+from supervisor.runtime import seccomp, users
 from supervisor.runtime import spec as specs
-from supervisor.runtime import users
 
 CPU_PERIOD = 100_000  # microseconds, Docker's
 
@@ -66,6 +67,29 @@ def user_mounts(cfg: ContainerConfig, volume_path) -> list[oci.Mount]:
     return out
 
 
+def security(cfg: ContainerConfig, process: oci.Process) -> tuple[bool, oci.Seccomp | None]:
+    """--security-opt: (no_new_privileges, the seccomp profile or None)."""
+    nnp = process.no_new_privileges
+    caps = (process.capabilities.bounding or []) if process.capabilities else []
+    profile: oci.Seccomp | None = seccomp.default_profile(caps)
+    for opt in cfg.security_opt:
+        key, eq, value = opt.partition("=")
+        if key == "seccomp" and value == "unconfined":
+            profile = None
+        elif key == "seccomp" and eq:
+            try:
+                profile = msgspec.json.decode(value, type=oci.Seccomp)
+            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                raise SpecError("--security-opt", f"seccomp profile: {e}") from None
+        elif key == "no-new-privileges" and value in ("", "true", "false"):
+            nnp = value != "false"
+        else:
+            raise SpecError(
+                "--security-opt", f"{opt!r} is not supported (seccomp=, no-new-privileges)"
+            )
+    return nnp, profile
+
+
 def build(
     id: str,
     cfg: ContainerConfig,
@@ -95,11 +119,14 @@ def build(
         if n.type == "network" and netns_path:
             n = oci.Namespace(type="network", path=netns_path)
         namespaces.append(n)
+    nnp, profile = security(cfg, process)
+    process = msgspec.structs.replace(process, no_new_privileges=nnp)
     linux = msgspec.structs.replace(
         base.linux,
         namespaces=namespaces,
         cgroups_path=cgroups_path,
         resources=resources(cfg),
+        seccomp=profile,
     )
     return msgspec.structs.replace(
         base,

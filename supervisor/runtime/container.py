@@ -31,6 +31,7 @@ from supervisor.errors import (
     SpecError,
 )
 from supervisor.runtime import plan as planner
+from supervisor.runtime import seccomp
 from supervisor.runtime import spec as specs
 from supervisor.runtime.cgroups import Stats, open_cgroup
 from supervisor.runtime.state import (
@@ -150,6 +151,10 @@ class Runtime:
             if wait_for_start:
                 fifo = str(state_dir / "exec.fifo")
                 os.mkfifo(fifo, 0o600)
+            bpf = None
+            if spec.linux is not None and spec.linux.seccomp is not None:
+                bpf = seccomp.compiled(spec.linux.seccomp)
+                (state_dir / "seccomp.bpf").write_bytes(bpf)  # for execs, later
             ctl = None
             if spec.process.terminal and stdio is None:  # a pty no terminal of ours sizes
                 ctl = str(state_dir / "ctl.fifo")
@@ -165,6 +170,7 @@ class Runtime:
                 log_max_size=log_max_size,
                 log_max_files=log_max_files,
                 ctl_fifo=ctl,
+                seccomp=bpf,
                 overlay=overlay,
             )
             plan = planner.build(spec, paths, cgroup)
@@ -317,7 +323,11 @@ class Runtime:
         if self.status(id, rec) not in ("running", "paused"):
             raise InvalidState(f"container {id!r} is not running")
         specs.validate_process(process)
-        plan = planner.build_exec(process, rec.pid, self._cgroup(rec), ctl_fifo)
+        try:  # an exec gets the container's filter, as runc's does
+            bpf = (self._dir(id) / "seccomp.bpf").read_bytes()
+        except FileNotFoundError:
+            bpf = None
+        plan = planner.build_exec(process, rec.pid, self._cgroup(rec), ctl_fifo, bpf)
         return _spawn_monitor(plan, stdio, detach=False)
 
     def resize(self, id: str, rows: int, cols: int) -> None:

@@ -161,6 +161,7 @@ class Paths(msgspec.Struct, frozen=True, kw_only=True):
     log_max_size: int = 0  # bytes per log file; 0: unbounded
     log_max_files: int = 1
     ctl_fifo: str | None = None  # the monitor reads "ROWS COLS" resizes of the pty here
+    seccomp: bytes | None = None  # the compiled filter (supervisor/runtime/seccomp.py)
     # Copy-on-write root: (lowerdirs joined by ":", upperdir, workdir); the
     # overlay is mounted at `rootfs` inside the container's mount namespace.
     overlay: tuple[str, str, str] | None = None
@@ -240,6 +241,8 @@ def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
             w.add(T["LOG_LIMITS"], struct.pack("=QI", paths.log_max_size, paths.log_max_files))
     if paths.ctl_fifo:
         w.strs(T["CTL_FIFO"], paths.ctl_fifo)
+    if paths.seccomp:
+        w.add(T["SECCOMP"], paths.seccomp)
     return w.bytes()
 
 
@@ -255,7 +258,13 @@ _EXEC_NAMESPACES = {
 }
 
 
-def build_exec(process: oci.Process, pid: int, cgroup, ctl_fifo: str | None = None) -> bytes:
+def build_exec(
+    process: oci.Process,
+    pid: int,
+    cgroup,
+    ctl_fifo: str | None = None,
+    seccomp: bytes | None = None,
+) -> bytes:
     """The plan for a process joining the running container whose init is `pid`."""
     w = PlanWriter()
     w.add(T["JOIN"])
@@ -273,6 +282,8 @@ def build_exec(process: oci.Process, pid: int, cgroup, ctl_fifo: str | None = No
         w.strs(T["CGROUP_DIR"], cgroup.clone_dir())
     if ctl_fifo:
         w.strs(T["CTL_FIFO"], ctl_fifo)
+    if seccomp:
+        w.add(T["SECCOMP"], seccomp)
     return w.bytes()
 
 

@@ -1,0 +1,65 @@
+"""Seccomp on the real kernel: the default profile, unconfined, a profile file,
+and execs under their container's filter."""
+
+from __future__ import annotations
+
+import json
+
+from tests.probe import needs_busybox, needs_root
+
+pytestmark = [needs_root, needs_busybox]
+
+# A user namespace needs no capability, so only seccomp stops this in a container.
+USERNS = "unshare -U true && echo userns-ok || echo userns-refused"
+
+
+def run(daemon, rootfs, *args: str):
+    return daemon.cli("run", "--rm", *args, "--rootfs", str(rootfs), "sh", "-c", USERNS)
+
+
+def test_default_profile_is_on_and_refuses_what_docker_refuses(daemon, rootfs):
+    p = daemon.cli(
+        "run", "--rm", "--rootfs", str(rootfs), "sh", "-c", "grep Seccomp: /proc/self/status"
+    )
+    assert p.returncode == 0 and p.stdout.split() == ["Seccomp:", "2"], p.stdout + p.stderr
+    p = run(daemon, rootfs)
+    assert "userns-refused" in p.stdout and "Operation not permitted" in p.stderr, p.stdout
+    p = run(daemon, rootfs, "--security-opt", "seccomp=unconfined")
+    assert "userns-ok" in p.stdout, p.stdout + p.stderr
+
+
+def test_a_profile_file_and_execs_under_the_containers_filter(daemon, rootfs, tmp_path):
+    """A profile from a file (read by the client, as Docker's is): everything
+    allowed but mkdir/mkdirat, refused with EACCES, for the container and for an
+    exec in it."""
+    profile = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}],
+    }
+    f = tmp_path / "profile.json"
+    f.write_text(json.dumps(profile))
+    cid = daemon.cli(
+        "run", "-d", "--security-opt", f"seccomp={f}", "--rootfs", str(rootfs), "sleep", "60"
+    ).stdout.strip()
+    try:
+        p = daemon.cli("exec", cid, "mkdir", "/tmp/x")
+        assert p.returncode != 0 and "Permission denied" in p.stderr, p.stderr
+        p = daemon.cli("exec", cid, "sh", "-c", USERNS)  # allowed by this profile
+        assert "userns-ok" in p.stdout, p.stdout + p.stderr
+        inspect = json.loads(daemon.cli("inspect", cid).stdout)[0]
+        assert inspect["HostConfig"]["SecurityOpt"][0].startswith("seccomp={")
+    finally:
+        daemon.cli("rm", "-f", cid)
+
+
+def test_bad_security_opts_are_named(daemon, rootfs, tmp_path):
+    p = daemon.cli("run", "--security-opt", "apparmor=x", "--rootfs", str(rootfs), "true")
+    assert p.returncode == 125 and "'apparmor=x' is not supported" in p.stderr, p.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"defaultAction": 3}')
+    p = daemon.cli("run", "--security-opt", f"seccomp={bad}", "--rootfs", str(rootfs), "true")
+    assert p.returncode == 125 and "seccomp profile" in p.stderr, p.stderr
+    p = daemon.cli(
+        "run", "--security-opt", "seccomp=/nonexistent.json", "--rootfs", str(rootfs), "true"
+    )
+    assert p.returncode != 0 and "No such file" in p.stderr, p.stderr
