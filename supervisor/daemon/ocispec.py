@@ -77,10 +77,7 @@ def security(cfg: ContainerConfig, process: oci.Process) -> tuple[bool, oci.Secc
         if key == "seccomp" and value == "unconfined":
             profile = None
         elif key == "seccomp" and eq:
-            try:
-                profile = msgspec.json.decode(value, type=oci.Seccomp)
-            except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                raise SpecError("--security-opt", f"seccomp profile: {e}") from None
+            profile = seccomp.from_docker(value, caps)
         elif key == "no-new-privileges" and value in ("", "true", "false"):
             nnp = value != "false"
         else:

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import errno
 import functools
+import json
+import os
+import re
 import struct
 from collections.abc import Iterable
 
@@ -219,6 +222,57 @@ def compiled(profile: oci.Seccomp) -> bytes:
     """compile_profile for this machine, remembered: a daemon's containers mostly
     share a profile (0.1 ms a compile, 0.003 ms the key)."""
     return _compiled(msgspec.json.encode(profile))
+
+
+# -- Docker's profile files -------------------------------------------------------------
+
+_GOARCH = {0xC000003E: ("amd64", "x86_64"), 0xC00000B7: ("arm64", "aarch64")}
+
+
+def _kernel_at_least(version: str) -> bool:
+    have = [int(x) for x in re.findall(r"\d+", os.uname().release)[:2]]
+    want = [int(x) for x in re.findall(r"\d+", version)[:2]]
+    return have >= want
+
+
+def from_docker(text: str, caps: Iterable[str]) -> oci.Seccomp:
+    """A profile file as Docker takes it: OCI's fields plus, per rule, `includes`
+    and `excludes` (caps, arches, minKernel), which Docker resolves for the
+    container before the runtime sees the profile, and so does this. Ignoring
+    them would apply, say, the mount rule Docker gives only to CAP_SYS_ADMIN."""
+    try:
+        raw = json.loads(text)
+    except ValueError as e:
+        raise SpecError("seccomp profile", f"not JSON: {e}") from None
+    if not isinstance(raw, dict):
+        raise SpecError("seccomp profile", "not a JSON object")
+    held, arches = set(caps), _GOARCH.get(_native.AUDIT_ARCH, ())
+    rules = []
+    for i, rule in enumerate(raw.get("syscalls") or []):
+        if not isinstance(rule, dict):
+            raise SpecError(f"seccomp profile: syscalls[{i}]", "not an object")
+        inc, exc = rule.pop("includes", None) or {}, rule.pop("excludes", None) or {}
+        if any(c not in held for c in inc.get("caps") or []):
+            continue
+        if inc.get("arches") and not set(inc["arches"]) & set(arches):
+            continue
+        if inc.get("minKernel") and not _kernel_at_least(inc["minKernel"]):
+            continue
+        if any(c in held for c in exc.get("caps") or []):
+            continue
+        if set(exc.get("arches") or []) & set(arches):
+            continue
+        if exc.get("minKernel") and _kernel_at_least(exc["minKernel"]):
+            continue
+        if "name" in rule:  # Docker's older single-name form
+            rule.setdefault("names", [rule.pop("name")])
+        rules.append(rule)
+    raw["syscalls"] = rules
+    raw.pop("archMap", None)  # this build knows its own architecture only
+    try:
+        return msgspec.convert(raw, oci.Seccomp)
+    except msgspec.ValidationError as e:
+        raise SpecError("seccomp profile", str(e)) from None
 
 
 # -- the default profile ---------------------------------------------------------------

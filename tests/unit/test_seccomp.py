@@ -110,3 +110,49 @@ def test_bad_profiles_name_the_problem():
 
 def test_default_profile_is_short(default):
     assert len(default) // 8 < 300  # ranges, not one test per allowed syscall
+
+
+def test_docker_profile_files_resolve_includes_and_excludes():
+    """Docker's own profile format: a rule for CAP_SYS_ADMIN only must not apply
+    to a container without it (ignoring `includes` would allow mount to all)."""
+    import json
+
+    text = json.dumps(
+        {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": []}],
+            "syscalls": [
+                {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+                {"name": "write", "action": "SCMP_ACT_ALLOW"},
+                {
+                    "names": ["mount"],
+                    "action": "SCMP_ACT_ALLOW",
+                    "includes": {"caps": ["CAP_SYS_ADMIN"]},
+                },
+                {
+                    "names": ["kcmp"],
+                    "action": "SCMP_ACT_ALLOW",
+                    "excludes": {"caps": ["CAP_SYS_PTRACE"]},
+                },
+                {
+                    "names": ["getpid"],
+                    "action": "SCMP_ACT_ALLOW",
+                    "includes": {"minKernel": "99.0"},
+                },
+                {
+                    "names": ["getppid"],
+                    "action": "SCMP_ACT_ALLOW",
+                    "includes": {"arches": ["s390x"]},
+                },
+            ],
+        }
+    )
+    plain = sc.compile_profile(sc.from_docker(text, ["CAP_CHOWN"]))
+    admin = sc.compile_profile(sc.from_docker(text, ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE"]))
+    allowed = lambda prog, name: run(prog, NR[name]) == sc.RET_ALLOW  # noqa: E731
+    assert allowed(plain, "read") and allowed(plain, "write") and allowed(plain, "kcmp")
+    assert not allowed(plain, "mount") and allowed(admin, "mount")
+    assert not allowed(admin, "kcmp")
+    assert not allowed(plain, "getpid") and not allowed(plain, "getppid")
+    with pytest.raises(SpecError, match="not JSON"):
+        sc.from_docker("{", [])
