@@ -29,7 +29,7 @@ def env_with_defaults(env: list[str], hostname: str, tty: bool) -> list[str]:
     return [f"{k}={v}" for k, v in out.items()]
 
 
-def resources(cfg: ContainerConfig) -> oci.Resources | None:
+def resources(cfg: ContainerConfig) -> oci.Resources:
     memory = None
     if cfg.memory is not None or cfg.memory_swap is not None:
         memory = oci.Memory(limit=cfg.memory, swap=cfg.memory_swap)
@@ -37,9 +37,9 @@ def resources(cfg: ContainerConfig) -> oci.Resources | None:
     if cfg.cpus is not None:
         cpu = oci.CPU(quota=int(cfg.cpus * CPU_PERIOD), period=CPU_PERIOD)
     pids = oci.Pids(limit=cfg.pids_limit) if cfg.pids_limit is not None else None
-    if memory is None and cpu is None and pids is None:
-        return None
-    return oci.Resources(memory=memory, cpu=cpu, pids=pids)
+    # Every device denied but those the runtime allows back (Docker's rules).
+    devices = [oci.DeviceCgroup(allow=False, access="rwm")]
+    return oci.Resources(devices=devices, memory=memory, cpu=cpu, pids=pids)
 
 
 def user_mounts(cfg: ContainerConfig, volume_path) -> list[oci.Mount]:

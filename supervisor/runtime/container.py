@@ -137,7 +137,7 @@ class Runtime:
                     raise SpecError("rootfs", f"{lower} is not a directory")
             linux = spec.linux or oci.Linux()
             cg_path = linux.cgroups_path or f"{self.cgroup_parent}/{id}"
-            limits = planner.limits_from_spec(linux.resources)
+            limits = planner.limits_from_spec(linux.resources, linux)
             cgroup = open_cgroup(
                 cg_path,
                 self.cgroup_version,

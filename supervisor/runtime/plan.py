@@ -15,7 +15,8 @@ import msgspec
 
 from protocols import oci
 from supervisor import _native
-from supervisor.runtime.cgroups import Limits
+from supervisor.errors import SpecError
+from supervisor.runtime.cgroups import DeviceRule, Limits
 from supervisor.runtime.spec import PROPAGATION
 
 T = _native.TAG
@@ -96,11 +97,58 @@ def capability_mask(names: Iterable[str] | None) -> int:
     return mask
 
 
-def limits_from_spec(res: oci.Resources | None) -> Limits:
+# What runc allows after a spec's own device rules (libcontainer's
+# AllowedDevices): mknod of any node (opening one is what the rules guard), the
+# OCI default devices, ptys, the console and /dev/net/tun.
+ALLOWED_DEVICES = (
+    DeviceRule(True, "c", None, None, "m"),
+    DeviceRule(True, "b", None, None, "m"),
+    DeviceRule(True, "c", 1, 3),  # null
+    DeviceRule(True, "c", 1, 5),  # zero
+    DeviceRule(True, "c", 1, 7),  # full
+    DeviceRule(True, "c", 1, 8),  # random
+    DeviceRule(True, "c", 1, 9),  # urandom
+    DeviceRule(True, "c", 5, 0),  # tty
+    DeviceRule(True, "c", 5, 1),  # console
+    DeviceRule(True, "c", 5, 2),  # ptmx
+    DeviceRule(True, "c", 136, None),  # pts/*
+    DeviceRule(True, "c", 10, 200),  # net/tun
+)
+
+
+def device_rules(linux: oci.Linux | None) -> tuple[DeviceRule, ...]:
+    """The spec's device rules, then runc's allowed devices and the devices the
+    spec creates. A spec without rules restricts nothing (the cgroup inherits
+    its parent's list); the default spec denies everything first, as runc's."""
+    if linux is None:
+        return ()
+    spec_rules = (linux.resources.devices if linux.resources else None) or []
+    rules = []
+    for i, d in enumerate(spec_rules):
+        typ = d.type or "a"
+        if typ not in ("a", "c", "b"):
+            raise SpecError(f"linux.resources.devices[{i}].type", f"{typ!r} is not a, c or b")
+        access = d.access or "rwm"
+        if not access or set(access) - set("rwm"):
+            raise SpecError(f"linux.resources.devices[{i}].access", f"{access!r} is not r, w, m")
+        rules.append(DeviceRule(d.allow, typ, d.major, d.minor, access))
+    if not rules:
+        return ()
+    created = [
+        DeviceRule(True, "c" if d.type in ("c", "u") else d.type, d.major, d.minor)
+        for d in linux.devices or []
+        if d.type in ("c", "u", "b") and d.major is not None
+    ]
+    return (*rules, *ALLOWED_DEVICES, *created)
+
+
+def limits_from_spec(res: oci.Resources | None, linux: oci.Linux | None = None) -> Limits:
+    devices = device_rules(linux)
     if res is None:
-        return Limits()
+        return Limits(devices=devices)
     mem, cpu, pids = res.memory, res.cpu, res.pids
     return Limits(
+        devices=devices,
         memory=mem.limit if mem else None,
         memory_swap=mem.swap if mem else None,
         memory_reservation=mem.reservation if mem else None,

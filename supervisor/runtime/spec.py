@@ -121,6 +121,9 @@ def default_spec(
             namespaces=[oci.Namespace(type=t) for t in NAMESPACES],
             masked_paths=list(DOCKER_MASKED),
             readonly_paths=list(DOCKER_READONLY),
+            # Every device denied, then the runtime allows the usual ones back
+            # (plan.ALLOWED_DEVICES): runc's spec says the same.
+            resources=oci.Resources(devices=[oci.DeviceCgroup(allow=False, access="rwm")]),
         ),
     )
 

@@ -152,3 +152,35 @@ def test_v2_path_on_the_unified_hierarchy(tmp_path, bundle):
         if leftover.exists():
             os.rmdir(leftover)
             pytest.fail("v2 cgroup parent left behind")
+
+
+# /dev/loop-control: a host device anyone may open, not in the allowed list.
+DEVICE_SCRIPT = (
+    "mknod /tmp/d c 10 237 && echo mknod-ok; "
+    "(exec 3< /tmp/d) 2>&1 && echo open-ok || echo open-refused; "
+    "echo x > /dev/null && echo null-ok"
+)
+
+
+def test_device_rules_keep_host_devices_out(runtime, bundle, tmp_path):
+    """CAP_MKNOD (a default capability) makes a node for a host device; the
+    device rules (deny all, then runc's allowed list) refuse opening it, and
+    leave /dev/null alone. A spec without rules restricts nothing."""
+    # the tests' shared rootfs is read-only: the node goes in a tmpfs
+    tmp = {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}
+
+    def with_tmp(d):
+        d["mounts"].append(tmp)
+
+    b = bundle("sh", "-c", DEVICE_SCRIPT, edit=with_tmp)
+    _code, out, err = run_captured(runtime, "dev", b, tmp_path)
+    assert "mknod-ok" in out and "null-ok" in out, out + err
+    assert "open-refused" in out and "Operation not permitted" in out, out
+
+    def no_rules(d):
+        with_tmp(d)
+        d["linux"]["resources"].pop("devices")
+
+    b = bundle("sh", "-c", DEVICE_SCRIPT, edit=no_rules)
+    _code, out, err = run_captured(runtime, "dev2", b, tmp_path)
+    assert "open-ok" in out, out + err

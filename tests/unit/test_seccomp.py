@@ -1,5 +1,5 @@
 """The seccomp compiler's programs, run by a small classic-BPF interpreter here
-(the kernel runs them in tests/integration/test_seccomp.py)."""
+(the kernel runs them in tests/integration/test_security.py)."""
 
 import errno
 import struct

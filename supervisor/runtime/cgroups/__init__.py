@@ -26,6 +26,22 @@ from supervisor.errors import CgroupError
 __all__ = ["Limits", "Mount", "Stats", "detect", "mounts", "open_cgroup"]
 
 
+class DeviceRule(msgspec.Struct, frozen=True):
+    """One device cgroup rule: `type` a (all), c or b; None major/minor: any."""
+
+    allow: bool
+    type: str = "a"
+    major: int | None = None
+    minor: int | None = None
+    access: str = "rwm"
+
+    def v1(self) -> str:
+        """As devices.allow / devices.deny take it: "c 1:3 rwm", "a *:* rwm"."""
+        major = "*" if self.major is None else str(self.major)
+        minor = "*" if self.minor is None else str(self.minor)
+        return f"{self.type} {major}:{minor} {self.access}"
+
+
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
     """Resource limits in the engine's own terms (bytes, CPU quota/period)."""
 
@@ -39,6 +55,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     cpuset_mems: str | None = None
     pids: int | None = None  # <= 0: unlimited
     unified: dict[str, str] = msgspec.field(default_factory=dict)  # v2 files, verbatim
+    devices: tuple[DeviceRule, ...] = ()  # in order; the last that matches decides
 
 
 class Stats(msgspec.Struct, frozen=True):

@@ -35,8 +35,8 @@ from supervisor.runtime.cgroups import (
 # only when the container asks for CPUs or memory nodes (a new cpuset cgroup
 # costs two copies from its parent). devices and blkio join the list with
 # the device rules and I/O limits that would need them.
-CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "cpuset")
-ALWAYS = ("memory", "cpu", "cpuacct", "pids", "freezer")
+CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices", "cpuset")
+ALWAYS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")
 
 
 class CgroupV1:
@@ -104,6 +104,12 @@ class CgroupV1:
                 write(cpuset / "cpuset.cpus", limits.cpuset_cpus)
             if limits.cpuset_mems:
                 write(cpuset / "cpuset.mems", limits.cpuset_mems)
+        devices = self.dirs.get("devices")
+        if devices is not None:
+            # In order: a deny of everything clears the list it inherited, then
+            # each allow adds back (the kernel keeps an exception list per cgroup).
+            for rule in limits.devices:
+                write(devices / ("devices.allow" if rule.allow else "devices.deny"), rule.v1())
         pids = self.dirs.get("pids")
         if pids is not None and limits.pids is not None:
             write(pids / "pids.max", str(limits.pids) if limits.pids > 0 else "max")

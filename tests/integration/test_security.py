@@ -1,5 +1,6 @@
-"""Seccomp on the real kernel: the default profile, unconfined, a profile file,
-and execs under their container's filter."""
+"""A daemon container's security profile on the real kernel: seccomp (the
+default profile, unconfined, a profile file, execs under their container's
+filter) and the device rules."""
 
 from __future__ import annotations
 
@@ -63,3 +64,16 @@ def test_bad_security_opts_are_named(daemon, rootfs, tmp_path):
         "run", "--security-opt", "seccomp=/nonexistent.json", "--rootfs", str(rootfs), "true"
     )
     assert p.returncode != 0 and "No such file" in p.stderr, p.stderr
+
+
+def test_daemon_containers_cannot_open_host_devices(daemon, rootfs):
+    """mknod is allowed (CAP_MKNOD, Docker's), opening the node is not: the
+    device rules deny all but the usual devices (/dev/loop-control: 10:237)."""
+    script = (
+        "mknod /tmp/d c 10 237 && echo mknod-ok; "
+        "(exec 3< /tmp/d) 2>&1 && echo open-ok || echo open-refused; "
+        "head -c 4 /dev/urandom | wc -c"
+    )
+    p = daemon.cli("run", "--rm", "--rootfs", str(rootfs), "sh", "-c", script)
+    assert p.stdout.split()[0] == "mknod-ok" and "open-refused" in p.stdout, p.stdout
+    assert p.stdout.split()[-1] == "4", p.stdout
