@@ -162,6 +162,8 @@ int corral_setns(int fd, int nstype);
 int corral_plan_check(const unsigned char *buf, size_t len, struct corral_error *err);
 int corral_open_in_root(const char *root, const char *path, int flags);
 int corral_pidfd_open(int pid);
+int corral_bpf_device_attach(const void *insns, unsigned int count, int cgroup_fd,
+                             char *log, unsigned int log_size);
 """
 )
 
@@ -176,8 +178,10 @@ ffibuilder.set_source(
 #include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
+#include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -216,6 +220,39 @@ int corral_plan_check(const unsigned char *buf, size_t len, struct corral_error 
     return n;
 }
 int corral_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+/* Load a BPF_PROG_TYPE_CGROUP_DEVICE program and attach it to the cgroup v2
+ * directory `cgroup_fd` (what v1's devices.allow/deny are on v2). The program
+ * stays attached while the cgroup exists. With `log`, the verifier's words on
+ * a refusal go there. */
+int corral_bpf_device_attach(const void *insns, unsigned int count, int cgroup_fd,
+                             char *log, unsigned int log_size)
+{
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+    attr.insns = (uint64_t)(uintptr_t)insns;
+    attr.insn_cnt = count;
+    attr.license = (uint64_t)(uintptr_t)"Apache-2.0";
+    if (log && log_size) {
+        attr.log_buf = (uint64_t)(uintptr_t)log;
+        attr.log_size = log_size;
+        attr.log_level = 1;
+    }
+    int prog = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+    if (prog < 0)
+        return -1;
+    memset(&attr, 0, sizeof(attr));
+    attr.target_fd = (uint32_t)cgroup_fd;
+    attr.attach_bpf_fd = (uint32_t)prog;
+    attr.attach_type = BPF_CGROUP_DEVICE;
+    attr.attach_flags = BPF_F_ALLOW_MULTI;
+    int rc = (int)syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof(attr));
+    int saved = errno;
+    close(prog);
+    errno = saved;
+    return rc;
+}
 """,
     sources=["native/spawn.c", "native/plan.c"],  # relative: setuptools refuses absolute
     include_dirs=["native"],

@@ -139,3 +139,20 @@ def setns(fd: int, nstype: int) -> None:
     ffi.errno = 0
     if lib.corral_setns(fd, nstype) < 0:
         raise SetupError("setns", ffi.errno, f"/proc/self/fd/{fd}")
+
+
+def bpf_device_attach(program: bytes, cgroup_fd: int) -> None:
+    """Attach an eBPF device program to a cgroup v2 directory; OSError names
+    bpf() and, when the verifier refused the program, what it said."""
+    if lib.corral_bpf_device_attach(program, len(program) // 8, cgroup_fd, ffi.NULL, 0) == 0:
+        return
+    err = ffi.errno
+    log = ffi.new("char[]", 4096)
+    lib.corral_bpf_device_attach(program, len(program) // 8, cgroup_fd, log, 4096)
+    said = [
+        line
+        for line in ffi.string(log).decode(errors="replace").strip().splitlines()
+        if not line.startswith("processed ")
+    ]
+    detail = f" (the verifier: {said[-1]})" if said else ""
+    raise OSError(err, f"bpf(BPF_PROG_LOAD/ATTACH, a device program){detail}: {os.strerror(err)}")

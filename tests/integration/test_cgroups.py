@@ -184,3 +184,42 @@ def test_device_rules_keep_host_devices_out(runtime, bundle, tmp_path):
     b = bundle("sh", "-c", DEVICE_SCRIPT, edit=no_rules)
     _code, out, err = run_captured(runtime, "dev2", b, tmp_path)
     assert "open-ok" in out, out + err
+
+
+@needs_v2_hierarchy
+def test_v2_device_rules_are_a_bpf_program(tmp_path, bundle):
+    """On v2 the rules are an eBPF device program on the container's cgroup
+    (a cgroup-BPF hook, which needs no controller: the hybrid host's unified
+    mount serves)."""
+    rt = Runtime(
+        tmp_path / "state",
+        cgroup_parent=f"/{RUN}-v2dev",
+        cgroup_version="v2",
+        cgroup_mount_root=UNIFIED_MOUNTS[0],
+    )
+    tmp = {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}
+
+    def with_tmp(d):
+        d["mounts"].append(tmp)
+
+    def no_rules(d):
+        with_tmp(d)
+        d["linux"]["resources"].pop("devices")
+
+    try:
+        _code, out, err = run_captured(
+            rt, "d1", bundle("sh", "-c", DEVICE_SCRIPT, edit=with_tmp), tmp_path
+        )
+        assert "mknod-ok" in out and "null-ok" in out, out + err
+        assert "open-refused" in out and "Operation not permitted" in out, out + err
+        _code, out, err = run_captured(
+            rt, "d2", bundle("sh", "-c", DEVICE_SCRIPT, edit=no_rules), tmp_path
+        )
+        assert "open-ok" in out and "null-ok" in out, out + err
+    finally:
+        for st in rt.list():
+            rt.delete(st.id, force=True)
+        leftover = Path(UNIFIED_MOUNTS[0]) / f"{RUN}-v2dev"
+        if leftover.exists():
+            os.rmdir(leftover)
+            pytest.fail("v2 cgroup parent left behind")

@@ -108,6 +108,10 @@ class CgroupV2:
                     f"the {controller} controller is not enabled here; cannot write",
                 )
             write(path, value)
+        if limits.devices:
+            from supervisor.runtime.cgroups import devices  # only where rules are
+
+            devices.attach(self.dir, limits.devices)
 
     def _enable(self, wanted: set[str]) -> None:
         """Enable `wanted` (those the root offers) from the root down to our parent."""
