@@ -117,13 +117,9 @@ def test_cgroup_mount_inside_shows_own_limits(runtime, bundle, tmp_path):
     assert "Read-only" in out
 
 
-@needs_v2_hierarchy
-def test_v2_path_on_the_unified_hierarchy(tmp_path, bundle):
-    """The cgroup v2 driver: CLONE_INTO_CGROUP, freeze, kill, removal.
-
-    On a hybrid host the unified mount has no controllers, so this covers
-    placement and the core files; limits on v2 are covered by unit tests and
-    on a pure v2 host by the default path."""
+@pytest.fixture
+def v2_runtime(tmp_path):
+    """A runtime driving cgroup v2 on the unified mount; nothing of it stays."""
     rt = Runtime(
         tmp_path / "state",
         cgroup_parent=f"/{RUN}-v2",
@@ -131,20 +127,7 @@ def test_v2_path_on_the_unified_hierarchy(tmp_path, bundle):
         cgroup_mount_root=UNIFIED_MOUNTS[0],
     )
     try:
-        created = rt.create("v2", bundle("sleep", "1000"), stdio=None, wait_for_start=False)
-        rec = rt.record("v2")
-        cg_dir = Path(UNIFIED_MOUNTS[0]) / rec.cgroup.path.lstrip("/")
-        assert (cg_dir / "cgroup.procs").read_text().split() == [str(rec.pid)]
-        own = Path(f"/proc/{rec.pid}/cgroup").read_text()
-        assert "0::/\n" in own or f"0::{rec.cgroup.path}" in own  # its cgroupns root
-        rt.pause("v2")
-        assert rt.state("v2").status == "paused"
-        rt.resume("v2")
-        rt.kill("v2", signal.SIGKILL)
-        assert _wait_child(created.monitor_pidfd) == 137
-        created.close()
-        rt.delete("v2")
-        assert not cg_dir.exists()
+        yield rt
     finally:
         for st in rt.list():
             rt.delete(st.id, force=True)
@@ -152,6 +135,30 @@ def test_v2_path_on_the_unified_hierarchy(tmp_path, bundle):
         if leftover.exists():
             os.rmdir(leftover)
             pytest.fail("v2 cgroup parent left behind")
+
+
+@needs_v2_hierarchy
+def test_v2_path_on_the_unified_hierarchy(v2_runtime, bundle):
+    """The cgroup v2 driver: CLONE_INTO_CGROUP, freeze, kill, removal.
+
+    On a hybrid host the unified mount has no controllers, so this covers
+    placement and the core files; limits on v2 are covered by unit tests and
+    on a pure v2 host by the default path."""
+    rt = v2_runtime
+    created = rt.create("v2", bundle("sleep", "1000"), stdio=None, wait_for_start=False)
+    rec = rt.record("v2")
+    cg_dir = Path(UNIFIED_MOUNTS[0]) / rec.cgroup.path.lstrip("/")
+    assert (cg_dir / "cgroup.procs").read_text().split() == [str(rec.pid)]
+    own = Path(f"/proc/{rec.pid}/cgroup").read_text()
+    assert "0::/\n" in own or f"0::{rec.cgroup.path}" in own  # its cgroupns root
+    rt.pause("v2")
+    assert rt.state("v2").status == "paused"
+    rt.resume("v2")
+    rt.kill("v2", signal.SIGKILL)
+    assert _wait_child(created.monitor_pidfd) == 137
+    created.close()
+    rt.delete("v2")
+    assert not cg_dir.exists()
 
 
 # /dev/loop-control: a host device anyone may open, not in the allowed list.
@@ -187,16 +194,11 @@ def test_device_rules_keep_host_devices_out(runtime, bundle, tmp_path):
 
 
 @needs_v2_hierarchy
-def test_v2_device_rules_are_a_bpf_program(tmp_path, bundle):
+def test_v2_device_rules_are_a_bpf_program(v2_runtime, bundle, tmp_path):
     """On v2 the rules are an eBPF device program on the container's cgroup
     (a cgroup-BPF hook, which needs no controller: the hybrid host's unified
     mount serves)."""
-    rt = Runtime(
-        tmp_path / "state",
-        cgroup_parent=f"/{RUN}-v2dev",
-        cgroup_version="v2",
-        cgroup_mount_root=UNIFIED_MOUNTS[0],
-    )
+    rt = v2_runtime
     tmp = {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}
 
     def with_tmp(d):
@@ -206,20 +208,12 @@ def test_v2_device_rules_are_a_bpf_program(tmp_path, bundle):
         with_tmp(d)
         d["linux"]["resources"].pop("devices")
 
-    try:
-        _code, out, err = run_captured(
-            rt, "d1", bundle("sh", "-c", DEVICE_SCRIPT, edit=with_tmp), tmp_path
-        )
-        assert "mknod-ok" in out and "null-ok" in out, out + err
-        assert "open-refused" in out and "Operation not permitted" in out, out + err
-        _code, out, err = run_captured(
-            rt, "d2", bundle("sh", "-c", DEVICE_SCRIPT, edit=no_rules), tmp_path
-        )
-        assert "open-ok" in out and "null-ok" in out, out + err
-    finally:
-        for st in rt.list():
-            rt.delete(st.id, force=True)
-        leftover = Path(UNIFIED_MOUNTS[0]) / f"{RUN}-v2dev"
-        if leftover.exists():
-            os.rmdir(leftover)
-            pytest.fail("v2 cgroup parent left behind")
+    _code, out, err = run_captured(
+        rt, "d1", bundle("sh", "-c", DEVICE_SCRIPT, edit=with_tmp), tmp_path
+    )
+    assert "mknod-ok" in out and "null-ok" in out, out + err
+    assert "open-refused" in out and "Operation not permitted" in out, out + err
+    _code, out, err = run_captured(
+        rt, "d2", bundle("sh", "-c", DEVICE_SCRIPT, edit=no_rules), tmp_path
+    )
+    assert "open-ok" in out and "null-ok" in out, out + err
