@@ -19,6 +19,7 @@ from pathlib import Path
 
 from supervisor.errors import CgroupError
 from supervisor.runtime.cgroups import (
+    DeviceRule,
     Limits,
     Mount,
     Stats,
@@ -105,11 +106,8 @@ class CgroupV1:
             if limits.cpuset_mems:
                 write(cpuset / "cpuset.mems", limits.cpuset_mems)
         devices = self.dirs.get("devices")
-        if devices is not None:
-            # In order: a deny of everything clears the list it inherited, then
-            # each allow adds back (the kernel keeps an exception list per cgroup).
-            for rule in limits.devices:
-                write(devices / ("devices.allow" if rule.allow else "devices.deny"), rule.v1())
+        if devices is not None and limits.devices:
+            _write_device_rules(devices, limits.devices)
         pids = self.dirs.get("pids")
         if pids is not None and limits.pids is not None:
             write(pids / "pids.max", str(limits.pids) if limits.pids > 0 else "max")
@@ -208,3 +206,22 @@ def _oom_kills(path: Path) -> int:
     except FileNotFoundError:
         pass
     return 0
+
+
+def _write_device_rules(d: Path, rules: tuple[DeviceRule, ...]) -> None:
+    """In order: a deny of everything clears the list the cgroup inherited, then
+    each allow adds back. One write per rule (the kernel parses one a write),
+    through one descriptor per file: opening them per rule cost 0.3 ms a start."""
+    fds: dict[str, int] = {}
+    try:
+        for rule in rules:
+            name = "devices.allow" if rule.allow else "devices.deny"
+            if name not in fds:
+                fds[name] = os.open(d / name, os.O_WRONLY | os.O_CLOEXEC)
+            os.write(fds[name], rule.v1().encode())
+    except OSError as e:
+        what = f"writing the device rule {rule.v1()!r} to"
+        raise CgroupError(str(d), e.errno or 0, what) from None
+    finally:
+        for fd in fds.values():
+            os.close(fd)
