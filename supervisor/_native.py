@@ -25,22 +25,21 @@ NS_FLAGS: dict[str, int] = {
     "user": lib.CLONE_NEWUSER,
     "time": lib.CLONE_NEWTIME,
 }
+_NAMES = dir(lib)  # once: it lists every constant (the syscalls' too)
 MS: dict[str, int] = {
-    name[3:].lower(): getattr(lib, name) for name in dir(lib) if name.startswith("MS_")
+    name[3:].lower(): getattr(lib, name) for name in _NAMES if name.startswith("MS_")
 }
-CAPS: dict[str, int] = {name: getattr(lib, name) for name in dir(lib) if name.startswith("CAP_")}
+CAPS: dict[str, int] = {name: getattr(lib, name) for name in _NAMES if name.startswith("CAP_")}
 S_IFCHR: int = lib.S_IFCHR
 S_IFBLK: int = lib.S_IFBLK
 S_IFIFO: int = lib.S_IFIFO
 
 TAG = {
-    name[len("CORRAL_T_") :]: getattr(lib, name)
-    for name in dir(lib)
-    if name.startswith("CORRAL_T_")
+    name[len("CORRAL_T_") :]: getattr(lib, name) for name in _NAMES if name.startswith("CORRAL_T_")
 }
 # Syscall numbers of this build's architecture, from the C library's headers.
 SYSCALLS: dict[str, int] = {
-    name[len("__NR_") :]: getattr(lib, name) for name in dir(lib) if name.startswith("__NR_")
+    name[len("__NR_") :]: getattr(lib, name) for name in _NAMES if name.startswith("__NR_")
 }
 AUDIT_ARCH: int = lib.CORRAL_AUDIT_ARCH
 MOUNT_FS: int = lib.CORRAL_MOUNT_FS

@@ -31,7 +31,6 @@ from supervisor.errors import (
     SpecError,
 )
 from supervisor.runtime import plan as planner
-from supervisor.runtime import seccomp
 from supervisor.runtime import spec as specs
 from supervisor.runtime.cgroups import Stats, open_cgroup
 from supervisor.runtime.state import (
@@ -153,6 +152,8 @@ class Runtime:
                 os.mkfifo(fifo, 0o600)
             bpf = None
             if spec.linux is not None and spec.linux.seccomp is not None:
+                from supervisor.runtime import seccomp  # only for specs that have one
+
                 bpf = seccomp.compiled(spec.linux.seccomp)
                 (state_dir / "seccomp.bpf").write_bytes(bpf)  # for execs, later
             ctl = None

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import json
 import os
 import re
 import struct
@@ -240,6 +239,8 @@ def from_docker(text: str, caps: Iterable[str]) -> oci.Seccomp:
     and `excludes` (caps, arches, minKernel), which Docker resolves for the
     container before the runtime sees the profile, and so does this. Ignoring
     them would apply, say, the mount rule Docker gives only to CAP_SYS_ADMIN."""
+    import json  # the daemon's: a profile file is its input only
+
     try:
         raw = json.loads(text)
     except ValueError as e:
