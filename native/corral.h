@@ -65,6 +65,9 @@ enum corral_tag {
 	CORRAL_T_CTL_FIFO,        /* str: a FIFO the monitor reads resizes from,
 	                             lines of "ROWS COLS" for the pty            */
 	CORRAL_T_CONSOLE_SIZE,    /* u32 rows, u32 columns: the pty's first size */
+	CORRAL_T_STDIN_FIFO,      /* str: the container's stdin is this FIFO; the
+	                             monitor holds a writer on it (no EOF when the
+	                             daemon goes) until "eof" on the ctl FIFO    */
 	CORRAL_T_SECCOMP,         /* struct sock_filter[]: a classic BPF program
 	                             installed just before execve (or before the
 	                             identity and capabilities change, without

@@ -180,9 +180,12 @@ static void record_exit(const char *path, int code, int sig, int oom)
 	unlink(tmp);
 }
 
-/* Apply "ROWS COLS\n" lines from the control FIFO to the pty. Each line is
- * one write of a few bytes, so a read returns whole lines (PIPE_BUF). */
-static void read_resizes(int ctl, int master)
+static int stdin_keep = -1;  /* our writer on the stdin FIFO */
+
+/* Lines on the control FIFO: "ROWS COLS" resizes the pty, "eof" closes our
+ * writer on the stdin FIFO (the client closed stdin). Each line is one write
+ * of a few bytes, so a read returns whole lines (PIPE_BUF). */
+static void read_ctl(int ctl, int master)
 {
 	char buf[256];
 	ssize_t n = read(ctl, buf, sizeof(buf) - 1);
@@ -193,6 +196,14 @@ static void read_resizes(int ctl, int master)
 		next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';
+		if (strcmp(line, "eof") == 0) {
+			if (stdin_keep >= 0)
+				close(stdin_keep);
+			stdin_keep = -1;
+			continue;
+		}
+		if (master < 0)
+			continue;
 		char *end;
 		unsigned long rows = strtoul(line, &end, 10), cols;
 		if (end == line || *end != ' ')
@@ -285,6 +296,14 @@ int main(int argc, char **argv)
 	if (plan_parse(planbuf, planlen, &plan, &err) < 0) {
 		report(CORRAL_R_FAILED, 0, &err);
 		return 125;
+	}
+	/* A writer on the stdin FIFO for as long as we live: the container reads
+	 * no EOF when the daemon, its other writer, goes away; "eof" on the ctl
+	 * FIFO closes it. Before the child exists, so it never sees a gap. */
+	if (plan.stdin_fifo) {
+		stdin_keep = open(plan.stdin_fifo, O_RDWR | O_CLOEXEC);
+		if (stdin_keep < 0)
+			die(CORRAL_S_MONITOR, errno, plan.stdin_fifo, "holding the stdin FIFO");
 	}
 
 	/* Signals are read from a signalfd; block them before the child exists
@@ -390,7 +409,7 @@ int main(int argc, char **argv)
 	 * resize sent right after it finds a reader; O_RDWR: never an EOF when a
 	 * writer closes, so one open serves every resize. */
 	int ctl = -1;
-	if (plan.ctl_fifo && master >= 0)
+	if (plan.ctl_fifo)
 		ctl = open(plan.ctl_fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	report(CORRAL_R_CREATED, pid, NULL);
 	/* planbuf stays: the log, exit and OOM paths in plan point into it and
@@ -453,7 +472,7 @@ int main(int argc, char **argv)
 			}
 		}
 		if (fds[P_CTL].revents & POLLIN)
-			read_resizes(ctl, master);
+			read_ctl(ctl, master);
 		if (fds[P_EPIPE].revents) {
 			/* EOF: execve succeeded; a record: it failed, and the exit
 			 * status (126/127) says so. */

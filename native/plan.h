@@ -24,6 +24,7 @@ struct corral_plan {
 	const char *cgroup_dir;
 	const char *oom_file;
 	const char *ctl_fifo;
+	const char *stdin_fifo;
 	const struct plan_rec *overlay;
 	uint64_t log_max_size;
 	uint32_t log_max_files;

@@ -109,6 +109,7 @@ class Container:
         self.path = path
         self.exited = trio.Event()  # set whenever it is not running
         self.stdin_w: int | None = None
+        self.stdin_pumps: set[trio.CancelScope] = set()  # attached clients' stdin copies
         self.lock = trio.Lock()  # one lifecycle change at a time
         self.restart_scope: trio.CancelScope | None = None  # a waiting restart
         self.port_scope: trio.CancelScope | None = None  # its published ports' proxies
@@ -250,6 +251,11 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec):
             state.status = "paused" if status == "paused" else "running"
             state.pid = rt.pid
             self.store.save_state(c.id, state)
+            if c.config.open_stdin:  # the monitor kept its stdin open for us
+                try:
+                    c.stdin_w = self.runtime.stdin_writer(c.id)
+                except CorralError as e:
+                    log.error("fleet.stdin_lost", container=c.id[:12], error=str(e))
             log.info("fleet.adopted", container=c.id[:12], name=c.name, pid=rt.pid)
             self._spawn_watch(c, pidfd, ours=False)
             if c.config.ports:  # the proxies died with the last daemon: again
@@ -567,9 +573,6 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec):
             spec = msgspec.structs.replace(
                 spec, process=msgspec.structs.replace(spec.process, console_size=size)
             )
-        stdin_r = None
-        if cfg.open_stdin:
-            stdin_r, c.stdin_w = os.pipe2(os.O_CLOEXEC)
         try:
             on_network = cfg.network in self.networks.networks
             created = self.runtime.create(
@@ -579,7 +582,7 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec):
                 detach=True,
                 wait_for_start=on_network,  # its network is made before it runs
                 spec=spec,
-                stdin=stdin_r,
+                stdin_fifo=cfg.open_stdin,  # held by the monitor: it outlives us
                 overlay=(self.lower_dirs(cfg), str(c.path / "upper"), str(c.path / "work")),
                 log_max_size=cfg.log_max_size,
                 log_max_files=cfg.log_max_files,
@@ -599,16 +602,12 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec):
                     self.release_addresses(c)
                     raise SpecError("--network", f"connecting to {cfg.network}: {e}") from None
         except CorralError as e:
-            if c.stdin_w is not None:
-                os.close(c.stdin_w)
-                c.stdin_w = None
             c.state.error = str(e)
             c.state.exit_code = e.exit_code if isinstance(e, SetupError) else 125
             self.store.save_state(c.id, c.state)
             raise
-        finally:
-            if stdin_r is not None:
-                os.close(stdin_r)
+        if cfg.open_stdin:
+            c.stdin_w = self.runtime.stdin_writer(c.id)
         c.exited = trio.Event()
         c.state.status = "running"
         c.state.pid = created.record.pid

@@ -16,7 +16,7 @@ import trio
 from protocols import oci
 from supervisor import _native
 from supervisor.daemon import ocispec
-from supervisor.errors import Conflict, SpecError
+from supervisor.errors import Conflict, CorralError, SpecError
 from supervisor.runtime import Runtime, users
 from supervisor.runtime import spec as specs
 from supervisor.runtime.container import resize_pty
@@ -43,6 +43,20 @@ class FleetExec:
         if not c.config.tty:
             raise Conflict(f"container {c.id[:12]} has no terminal (run it with -t)")
         self.runtime.resize(c.id, height, width)
+
+    def close_stdin(self, c: Container) -> None:
+        """The client closed stdin: the container reads EOF (our writer and the
+        monitor's both close)."""
+        for scope in list(c.stdin_pumps):  # other clients' copies of our writer
+            scope.cancel()
+        if c.stdin_w is None:
+            return
+        os.close(c.stdin_w)
+        c.stdin_w = None
+        try:
+            self.runtime.close_stdin(c.id)
+        except CorralError:
+            pass  # it has exited: nothing reads its stdin any more
 
     def exec_detached(self, c: Container, process: oci.Process, exec_id: str) -> None:
         """exec -d: the process runs with /dev/null for stdio (Docker discards a

@@ -323,18 +323,24 @@ class Connection:
         if fd is None:
             return
         pipe = trio.lowlevel.FdStream(fd)
-        async with pipe:
-            async for msg in inbox:
-                if isinstance(msg, api.StdinData):
-                    try:
-                        await pipe.send_all(msg.data)
-                    except trio.BrokenResourceError:
-                        return
-                elif isinstance(msg, api.StdinClose):
-                    if c.stdin_w is not None:
-                        os.close(c.stdin_w)
-                        c.stdin_w = None
-                    return
+        # Each attached client writes through its own descriptor: a close by
+        # any of them (close_stdin) cancels them all, so that none keeps the
+        # container's stdin open.
+        with trio.CancelScope() as scope:
+            c.stdin_pumps.add(scope)
+            try:
+                async with pipe:
+                    async for msg in inbox:
+                        if isinstance(msg, api.StdinData):
+                            try:
+                                await pipe.send_all(msg.data)
+                            except trio.BrokenResourceError:
+                                return
+                        elif isinstance(msg, api.StdinClose):
+                            self.fleet.close_stdin(c)
+                            return
+            finally:
+                c.stdin_pumps.discard(scope)
 
     async def _exec(self, req: api.Exec, inbox: trio.MemoryReceiveChannel) -> None:
         f = self.fleet

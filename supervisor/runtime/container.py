@@ -94,6 +94,7 @@ class Runtime:
         wait_for_start: bool = True,
         spec: oci.Spec | None = None,
         stdin: int | None = None,
+        stdin_fifo: bool = False,
         overlay: tuple[str, str, str] | None = None,
         log_max_size: int = 0,
         log_max_files: int = 1,
@@ -105,7 +106,9 @@ class Runtime:
         `stdio` is passed to the container (foreground); None sends its output
         to `container.log` through the monitor (rotated past `log_max_size`
         bytes, `log_max_files` kept), with `stdin` (default /dev/null) as its
-        input. `overlay` = (lowerdirs, upperdir, workdir) makes the root a
+        input; `stdin_fifo` gives it instead a FIFO that its monitor keeps a
+        writer on (so it reads no EOF when the daemon goes): stdin_writer()
+        opens it, close_stdin() ends it. `overlay` = (lowerdirs, upperdir, workdir) makes the root a
         copy-on-write overlay. Raises SpecError, CgroupError, ContainerExists
         or SetupError; on failure nothing is left behind.
         """
@@ -156,10 +159,17 @@ class Runtime:
 
                 bpf = seccomp.compiled(spec.linux.seccomp)
                 (state_dir / "seccomp.bpf").write_bytes(bpf)  # for execs, later
-            ctl = None
-            if spec.process.terminal and stdio is None:  # a pty no terminal of ours sizes
+            ctl = stdin_path = None
+            if stdio is None and (spec.process.terminal or stdin_fifo):
+                # resizes of a pty no terminal of ours sizes, and the end of stdin
                 ctl = str(state_dir / "ctl.fifo")
                 os.mkfifo(ctl, 0o600)
+            if stdio is None and stdin_fifo:
+                stdin_path = str(state_dir / "stdin.fifo")
+                os.mkfifo(stdin_path, 0o600)
+                # Non-blocking: no writer yet; the container gets it blocking.
+                stdin = os.open(stdin_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                os.set_blocking(stdin, True)
             paths = planner.Paths(
                 rootfs=rootfs,
                 bundle=bundle,
@@ -171,11 +181,16 @@ class Runtime:
                 log_max_size=log_max_size,
                 log_max_files=log_max_files,
                 ctl_fifo=ctl,
+                stdin_fifo=stdin_path,
                 seccomp=bpf,
                 overlay=overlay,
             )
             plan = planner.build(spec, paths, cgroup)
-            pid, pidfd, cpid = _spawn_monitor(plan, stdio, detach, stdin)
+            try:
+                pid, pidfd, cpid = _spawn_monitor(plan, stdio, detach, stdin)
+            finally:
+                if stdin_path is not None:
+                    os.close(stdin)  # the container has it now
             record = ContainerRecord(
                 id=id,
                 bundle=bundle,
@@ -335,6 +350,19 @@ class Runtime:
         """Set the size of a detached container's terminal (its monitor applies it)."""
         resize_pty(self._dir(id) / "ctl.fifo", rows, cols)
 
+    def stdin_writer(self, id: str) -> int:
+        """A writer (non-blocking, close-on-exec) on a stdin_fifo container's stdin."""
+        path = self._dir(id) / "stdin.fifo"
+        try:
+            return os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:  # ENXIO: nobody reads it any more
+            raise InvalidState(f"container {id!r} has no open stdin ({e.strerror})") from None
+
+    def close_stdin(self, id: str) -> None:
+        """Ask the monitor to close its writer: the container reads EOF once the
+        caller's writers are closed too."""
+        _ctl_write(self._dir(id) / "ctl.fifo", "eof")
+
     # -- signals, removal -------------------------------------------------------------
 
     def kill(self, id: str, sig: int = signal.SIGTERM) -> None:
@@ -489,11 +517,16 @@ def resize_pty(ctl_fifo: str | os.PathLike[str], rows: int, cols: int) -> None:
     """Ask the monitor that reads `ctl_fifo` to size its pty (TIOCSWINSZ)."""
     if not (0 < rows <= 0xFFFF and 0 < cols <= 0xFFFF):
         raise SpecError("size", f"{rows}x{cols} is not a terminal size")
+    _ctl_write(ctl_fifo, f"{rows} {cols}")
+
+
+def _ctl_write(ctl_fifo: str | os.PathLike[str], line: str) -> None:
+    """One line to a monitor's control FIFO (one write: the monitor reads whole lines)."""
     try:
         fd = os.open(ctl_fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (FileNotFoundError, OSError) as e:  # ENXIO: no monitor reads it
-        raise InvalidState(f"no terminal to resize at {ctl_fifo}: {e.strerror}") from None
+    except OSError as e:  # ENXIO: no monitor reads it
+        raise InvalidState(f"no monitor reads {ctl_fifo}: {e.strerror}") from None
     try:
-        os.write(fd, f"{rows} {cols}\n".encode())
+        os.write(fd, f"{line}\n".encode())
     finally:
         os.close(fd)

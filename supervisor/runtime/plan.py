@@ -210,6 +210,7 @@ class Paths(msgspec.Struct, frozen=True, kw_only=True):
     log_max_files: int = 1
     ctl_fifo: str | None = None  # the monitor reads "ROWS COLS" resizes of the pty here
     seccomp: bytes | None = None  # the compiled filter (supervisor/runtime/seccomp.py)
+    stdin_fifo: str | None = None  # the container's stdin, on which the monitor keeps a writer
     # Copy-on-write root: (lowerdirs joined by ":", upperdir, workdir); the
     # overlay is mounted at `rootfs` inside the container's mount namespace.
     overlay: tuple[str, str, str] | None = None
@@ -291,6 +292,8 @@ def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
         w.strs(T["CTL_FIFO"], paths.ctl_fifo)
     if paths.seccomp:
         w.add(T["SECCOMP"], paths.seccomp)
+    if paths.stdin_fifo:
+        w.strs(T["STDIN_FIFO"], paths.stdin_fifo)
     return w.bytes()
 
 

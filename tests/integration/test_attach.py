@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -175,3 +176,38 @@ def test_terminal_size_at_start_and_on_resize(daemon, rootfs):
     with pytest.raises(DaemonError, match="no terminal"):
         c.call(api.Resize(id=plain.id, height=10, width=10))
     daemon.cli("rm", "-f", cid, plain.id)
+
+
+def test_stdin_survives_a_daemon_killed_and_started_again(daemon, rootfs):
+    """An -i container's stdin is a FIFO its monitor keeps a writer on: the
+    daemon's SIGKILL is no EOF for it, the next daemon writes to it again, and
+    only the client's close ends it."""
+    from protocols import api
+
+    cid = daemon.cli(
+        "run",
+        "-di",
+        "--rootfs",
+        str(rootfs),
+        "sh",
+        "-c",
+        "while read l; do echo got:$l; done; echo eof",
+    ).stdout.strip()
+
+    def send(text: str | None) -> None:
+        c = daemon.client()
+        c.send(api.Attach(id=cid, stdin=True))
+        c.send(api.StdinData(data=text.encode()) if text is not None else api.StdinClose())
+
+    send("one\n")
+    wait_until(lambda: "got:one" in daemon.cli("logs", cid).stdout, "the first line")
+    daemon.kill9()
+    daemon.start()
+    state = json.loads(daemon.cli("inspect", cid).stdout)[0]["State"]
+    assert state["Running"], state
+    send("two\n")
+    wait_until(lambda: "got:two" in daemon.cli("logs", cid).stdout, "a line after the restart")
+    send(None)
+    wait_until(lambda: "eof" in daemon.cli("logs", cid).stdout, "EOF once the client closed stdin")
+    assert daemon.cli("wait", cid).stdout.strip() == "0"
+    daemon.cli("rm", cid)

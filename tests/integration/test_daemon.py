@@ -142,35 +142,34 @@ def test_daemon_sigkill_loses_nothing(daemon, rootfs):
     ids = {}
     for name, cmd in (
         ("stays", ["sleep", "1000"]),
-        ("exits7", ["sh", "-c", "read x; exit 7"]),
+        ("exits7", ["sh", "-c", 'trap "exit 7" USR1; while :; do sleep 0.05; done']),
         ("killed", ["sleep", "1000"]),
     ):
         ids[name] = c.call(
-            api.Create(
-                config=api.ContainerConfig(
-                    name=name, rootfs=str(rootfs), cmd=cmd, open_stdin=name == "exits7"
-                )
-            )
+            api.Create(config=api.ContainerConfig(name=name, rootfs=str(rootfs), cmd=cmd))
         ).id
         c.call(api.Start(id=ids[name]))
     stays_pid = state(c, "stays")["Pid"]
     killed_pid = state(c, "killed")["Pid"]
+    exits_pid = state(c, "exits7")["Pid"]
     last = max(ev.seq for ev in _events(c, since_seq=1, until_now=True))
     c.close()
     daemon.kill9()
-    # While the daemon is down: one exits by itself (its stdin closed with the
-    # daemon), one is killed from outside.
+    # While the daemon is down: one exits by itself with 7 (its trap), one is
+    # killed from outside.
     import os
     import signal
 
+    os.kill(exits_pid, signal.SIGUSR1)
     os.kill(killed_pid, signal.SIGKILL)
-    wait_until(
-        lambda: (
-            not Path(f"/proc/{killed_pid}").exists()
-            or "Z" in Path(f"/proc/{killed_pid}/stat").read_text().split()[2]
-        ),
-        "kill",
-    )
+    for pid in (exits_pid, killed_pid):
+        wait_until(
+            lambda pid=pid: (
+                not Path(f"/proc/{pid}").exists()
+                or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+            ),
+            f"the end of {pid}",
+        )
     time.sleep(0.3)
     assert Path(f"/proc/{stays_pid}").exists()  # containers outlive the daemon
     daemon.start()
