@@ -9,7 +9,8 @@ import msgspec
 
 from protocols import api
 from supervisor.client import Client, DaemonError
-from supervisor.commands import _each, parse_filters
+from supervisor.commands import _each
+from supervisor.commands_flags import parse_filters
 
 
 def cmd_volume(c: Client, args) -> int:

@@ -1,0 +1,479 @@
+"""The client's command line: every command's flags (argparse), and the
+ContainerConfig that run and create build from theirs.
+
+Only the standard library and protocols/: the client imports it first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import time
+
+from protocols import api
+from supervisor import units
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)")
+_DUR_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_size(value: str) -> int:
+    """Docker's sizes: 512m, 1g, 100k, 1024 (bytes)."""
+    try:
+        return units.parse_size(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def parse_time(value: str, now: float | None = None) -> int:
+    """--since/--until: a Unix timestamp, RFC 3339, or a duration ago (10m, 1h30m)."""
+    now = time.time() if now is None else now
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return int(float(value) * 1e9)
+    parts = _DURATION.findall(value)
+    if parts and "".join(a + b for a, b in parts) == value:
+        return int((now - sum(float(n) * _DUR_UNITS[u] for n, u in parts)) * 1e9)
+    for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            base = value.split(".")[0].rstrip("Z")
+            return int(time.mktime(time.strptime(base, fmt)) - time.timezone) * 10**9
+        except ValueError:
+            continue
+    raise argparse.ArgumentTypeError(f"invalid time: {value!r}")
+
+
+def parse_filters(values: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for v in values:
+        for item in v.split(","):
+            key, eq, val = item.partition("=")
+            if not eq:
+                raise argparse.ArgumentTypeError(f"bad filter {item!r}: expected key=value")
+            out.setdefault(key, []).append(val)
+    return out
+
+
+def read_env_file(path: str) -> list[str]:
+    env = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            env.append(line if "=" in line else f"{line}={os.environ.get(line, '')}")
+    return env
+
+
+def _container_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name")
+    p.add_argument(
+        "--rootfs", help="a root filesystem directory (copy-on-write) instead of an image"
+    )
+    p.add_argument("--entrypoint", help="override the image's ENTRYPOINT")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("--env-file", action="append", default=[])
+    p.add_argument("-w", "--workdir", default="")
+    p.add_argument("-u", "--user", default="")
+    p.add_argument("-h", "--hostname", default="")
+    p.add_argument("-l", "--label", action="append", default=[])
+    p.add_argument("-m", "--memory", type=parse_size)
+    p.add_argument("--memory-swap", type=lambda v: -1 if v == "-1" else parse_size(v))
+    p.add_argument("--cpus", type=float)
+    p.add_argument("--pids-limit", type=int)
+    p.add_argument("--stop-signal", default="")
+    p.add_argument("--stop-timeout", type=int, default=10)
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("--rm", action="store_true")
+    p.add_argument(
+        "--network",
+        default="",
+        help="bridge (the default), none, host, container:NAME, or a network made with "
+        "`network create`",
+    )
+    p.add_argument("--network-alias", action="append", default=[])
+    p.add_argument(
+        "-p", "--publish", action="append", default=[], help="[HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp]"
+    )
+    p.add_argument("--expose", action="append", default=[], help="PORT[-PORT][/tcp|udp], for -P")
+    p.add_argument(
+        "-P", "--publish-all", action="store_true", help="exposed ports on free host ports"
+    )
+    p.add_argument("--log-opt", action="append", default=[], help="max-size=10m, max-file=3")
+    p.add_argument("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
+    p.add_argument("--restart-delay", type=_duration, help="first backoff wait (default 100ms)")
+    p.add_argument("--restart-max-delay", type=_duration, help="longest wait (default 1m)")
+    p.add_argument(
+        "--restart-reset-after",
+        type=_duration,
+        help="a run this long resets the backoff (default 10s)",
+    )
+    p.add_argument("--health-cmd", help="a shell command that exits 0 when healthy")
+    p.add_argument("--health-interval", type=_duration, default=30.0)
+    p.add_argument("--health-timeout", type=_duration, default=30.0)
+    p.add_argument("--health-retries", type=int, default=3)
+    p.add_argument("--health-start-period", type=_duration, default=0.0)
+    p.add_argument("--no-healthcheck", action="store_true")
+    p.add_argument(
+        "--health-on-failure", default="none", choices=("none", "kill", "restart", "stop")
+    )
+    p.add_argument(
+        "-v",
+        "--volume",
+        action="append",
+        default=[],
+        help="/host:/ctr[:ro], NAME:/ctr[:ro] or /ctr (anonymous)",
+    )
+    p.add_argument(
+        "--mount",
+        action="append",
+        default=[],
+        help="type=bind|volume|tmpfs,source=..,target=..[,readonly]",
+    )
+    p.add_argument("--tmpfs", action="append", default=[], help="/path[:size=64m,mode=1777]")
+    p.add_argument("--read-only", action="store_true", help="a read-only root filesystem")
+    p.add_argument("--volumes-from", action="append", default=[], help="CONTAINER[:ro|rw]")
+    p.add_argument(
+        "--security-opt",
+        action="append",
+        default=[],
+        help="seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false]",
+    )
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def _mounts(args: argparse.Namespace) -> list[api.MountSpec]:
+    from supervisor.volumes.spec import MountError, parse_mount, parse_tmpfs, parse_volume
+
+    try:
+        return (
+            [parse_volume(v) for v in args.volume]
+            + [parse_mount(m) for m in args.mount]
+            + [parse_tmpfs(t) for t in args.tmpfs]
+        )
+    except MountError as e:
+        raise SystemExit(f"corral: {e}") from None
+
+
+def _duration(value: str) -> float:
+    """Go's durations, as Docker's flags take them (100ms, 1m30s); seconds."""
+    parts = _DURATION.findall(value)
+    if parts and "".join(a + b for a, b in parts) == value:
+        return sum(float(n) * _DUR_UNITS[u] for n, u in parts)
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    raise argparse.ArgumentTypeError(f"invalid duration {value!r} (examples: 100ms, 30s, 1m30s)")
+
+
+def config_from(args: argparse.Namespace) -> api.ContainerConfig:
+    env = []
+    for f in args.env_file:
+        env += read_env_file(f)
+    for e in args.env:
+        env.append(e if "=" in e else f"{e}={os.environ.get(e, '')}")
+    labels = {}
+    for label in args.label:
+        k, _, v = label.partition("=")
+        labels[k] = v
+    opts = dict(o.split("=", 1) for o in args.log_opt if "=" in o)
+    unknown = set(opts) - {"max-size", "max-file"}
+    if unknown:
+        raise SystemExit(f"corral: unknown --log-opt {sorted(unknown)}")
+    mem = args.memory
+    if args.restart != "no" and args.rm:
+        raise SystemExit("corral: conflicting options: --restart and --rm")
+    health = [] if args.no_healthcheck or not args.health_cmd else ["sh", "-c", args.health_cmd]
+    image, cmd = "", list(args.command)
+    if not args.rootfs:
+        if not cmd:
+            raise SystemExit("corral: an image (or --rootfs DIR) is required")
+        image, cmd = cmd[0], cmd[1:]
+    entrypoint = None
+    if args.entrypoint is not None:
+        entrypoint = [args.entrypoint] if args.entrypoint else []
+    return api.ContainerConfig(
+        name=args.name,
+        rootfs=os.path.abspath(args.rootfs) if args.rootfs else "",
+        image=image,
+        entrypoint=entrypoint,
+        no_healthcheck=args.no_healthcheck,
+        cmd=cmd,
+        env=env,
+        workdir=args.workdir,
+        user=args.user,
+        hostname=args.hostname,
+        labels=labels,
+        memory=mem,
+        memory_swap=args.memory_swap
+        if args.memory_swap is not None
+        else (2 * mem if mem else None),
+        cpus=args.cpus,
+        pids_limit=args.pids_limit,
+        stop_signal=args.stop_signal,
+        stop_timeout=args.stop_timeout,
+        tty=args.tty,
+        open_stdin=args.interactive,
+        auto_remove=args.rm,
+        network=args.network,
+        network_aliases=args.network_alias,
+        ports=args.publish,
+        expose=args.expose,
+        publish_all=args.publish_all,
+        log_max_size=parse_size(opts["max-size"]) if "max-size" in opts else 0,
+        log_max_files=int(opts.get("max-file", "1")),
+        restart=args.restart,
+        restart_delay=args.restart_delay,
+        restart_max_delay=args.restart_max_delay,
+        restart_reset_after=args.restart_reset_after,
+        health_cmd=health,
+        health_interval=args.health_interval,
+        health_timeout=args.health_timeout,
+        health_retries=args.health_retries,
+        health_start_period=args.health_start_period,
+        health_on_failure=args.health_on_failure,
+        mounts=_mounts(args),
+        read_only=args.read_only,
+        volumes_from=args.volumes_from,
+        security_opt=[_security_opt(o) for o in args.security_opt],
+    )
+
+
+def _security_opt(opt: str) -> str:
+    """seccomp=FILE is sent as seccomp=CONTENT, as Docker's client does: the
+    file is the client's, the daemon may be elsewhere."""
+    key, _, value = opt.partition("=")
+    if key != "seccomp" or value in ("", "unconfined") or value.lstrip().startswith("{"):
+        return opt
+    try:
+        with open(value, encoding="utf-8") as f:
+            return "seccomp=" + f.read()
+    except OSError as e:
+        raise SystemExit(f"corral: --security-opt {opt}: {e.strerror}") from None
+
+
+class _Unbuilt:
+    """Stands in for the parser of a command that is not being run."""
+
+    def add_argument(self, *a: object, **kw: object) -> None:
+        return None
+
+    def add_parser(self, *a: object, **kw: object) -> _Unbuilt:
+        return self
+
+    def add_subparsers(self, **kw: object) -> _Unbuilt:
+        return self
+
+
+class _OneCommand:
+    """Builds only the chosen command's parser: argparse's ~50 parsers cost about
+    20 ms of a 70 ms `corral run` on the project's VM (a formatter and gettext
+    lookups per flag)."""
+
+    def __init__(self, sub: argparse._SubParsersAction, only: str | None) -> None:
+        self.sub, self.only = sub, only
+
+    def add_parser(self, name: str, **kw: object):
+        if self.only is None or name == self.only:
+            return self.sub.add_parser(name, **kw)
+        return _Unbuilt()
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The command in argv, past the global -H/--socket option."""
+    it = iter(argv)
+    for a in it:
+        if a in ("-H", "--socket"):
+            next(it, None)
+        elif not a.startswith("-"):
+            return a
+        elif not (a.startswith("--socket=") or (a.startswith("-H") and len(a) > 2)):
+            return None
+    return None
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    only = _command_name(argv)
+    parser = build_parser(only)
+    if only is not None and not parser.has_command:  # a typo: list every command
+        parser = build_parser()
+    return parser.parse_args(argv)
+
+
+def _boolean(value: str) -> bool:
+    """Docker's boolean flags given a value: --sig-proxy=false."""
+    v = value.lower()
+    if v not in ("1", "0", "true", "false", "t", "f"):
+        raise argparse.ArgumentTypeError(f"invalid boolean: {value!r}")
+    return v in ("1", "true", "t")
+
+
+def _sig_proxy_flag(p) -> None:
+    p.add_argument(
+        "--sig-proxy",
+        type=_boolean,
+        default=True,
+        metavar="BOOL",
+        help="send the signals this client gets to the container (not with -t; default true)",
+    )
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or only the parser of command `only`."""
+    p = argparse.ArgumentParser(prog="corral", add_help=True)
+    p.add_argument("-H", "--socket", help="daemon socket (or $CORRAL_SOCKET)")
+    subparsers = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    sub = _OneCommand(subparsers, only)
+    for name in ("run", "create"):
+        s = sub.add_parser(name, add_help=False, help=f"{name} a container")
+        s.add_argument("--help", action="help")
+        if name == "run":
+            s.add_argument("-d", "--detach", action="store_true")
+            _sig_proxy_flag(s)
+        s.add_argument(
+            "--pull",
+            choices=("missing", "always", "never"),
+            default="missing",
+            help="pull the image before creating (default: when it is missing)",
+        )
+        s.add_argument("--platform", default="linux/amd64", help="the image's platform, to pull")
+        _container_flags(s)
+    s = sub.add_parser("attach", help="attach to a running container's output (and stdin)")
+    s.add_argument("--no-stdin", action="store_true", help="do not attach stdin")
+    _sig_proxy_flag(s)
+    s.add_argument("container")
+    s = sub.add_parser("start", help="start containers")
+    s.add_argument("-a", "--attach", action="store_true")
+    s.add_argument("containers", nargs="+")
+    for name in ("stop", "restart"):
+        s = sub.add_parser(name, help=f"{name} containers")
+        s.add_argument("-t", "--time", type=int)
+        s.add_argument("containers", nargs="+")
+    s = sub.add_parser("kill", help="signal containers")
+    s.add_argument("-s", "--signal", default="SIGKILL")
+    s.add_argument("containers", nargs="+")
+    s = sub.add_parser("rm", help="remove containers")
+    s.add_argument("-f", "--force", action="store_true")
+    s.add_argument("-v", "--volumes", action="store_true")
+    s.add_argument("containers", nargs="+")
+    s = sub.add_parser("ps", help="list containers")
+    s.add_argument("-a", "--all", action="store_true")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.add_argument("--no-trunc", action="store_true")
+    s.add_argument("-f", "--filter", action="append", default=[])
+    s.add_argument("--format", choices=("table", "json"), default="table")
+    s = sub.add_parser("inspect", help="low-level information, as JSON")
+    s.add_argument("containers", nargs="+")
+    s = sub.add_parser("logs", help="a container's output")
+    s.add_argument("-f", "--follow", action="store_true")
+    s.add_argument("--since", type=parse_time)
+    s.add_argument("-n", "--tail", default="all")
+    s.add_argument("-t", "--timestamps", action="store_true")
+    s.add_argument("container")
+    s = sub.add_parser("wait", help="wait for containers to stop; print their exit codes")
+    s.add_argument("containers", nargs="+")
+    s = sub.add_parser("exec", add_help=False, help="run a command in a running container")
+    s.add_argument("--help", action="help")
+    s.add_argument("-e", "--env", action="append", default=[])
+    s.add_argument("-w", "--workdir", default="")
+    s.add_argument("-u", "--user", default="")
+    s.add_argument("-i", "--interactive", action="store_true")
+    s.add_argument("-t", "--tty", action="store_true")
+    s.add_argument("-d", "--detach", action="store_true")
+    s.add_argument("container")
+    s.add_argument("command", nargs=argparse.REMAINDER)
+    for name in ("pause", "unpause"):
+        s = sub.add_parser(name, help=f"{name} containers")
+        s.add_argument("containers", nargs="+")
+    s = sub.add_parser("stats", help="resource usage")
+    s.add_argument("--no-stream", action="store_true")
+    s.add_argument("--format", choices=("table", "json"), default="table")
+    s.add_argument("containers", nargs="*")
+    s = sub.add_parser("events", help="the event stream")
+    s.add_argument("-f", "--filter", action="append", default=[])
+    s.add_argument("--since")
+    s.add_argument("--until")
+    s.add_argument("--format", choices=("text", "json"), default="text")
+    s = sub.add_parser("version", help="client and daemon versions")
+    s = sub.add_parser("port", help="a container's published ports")
+    s.add_argument("container")
+    s = sub.add_parser("pull", help="an image from a registry")
+    s.add_argument("--platform", default="linux/amd64")
+    s.add_argument("--insecure", action="store_true", help="plain HTTP (always for localhost)")
+    s.add_argument("ref")
+    s = sub.add_parser("push", help="an image to a registry")
+    s.add_argument("--insecure", action="store_true")
+    s.add_argument("ref")
+    s = sub.add_parser("login", help="credentials for a registry")
+    s.add_argument("-u", "--username", required=True)
+    s.add_argument("-p", "--password")
+    s.add_argument("--password-stdin", action="store_true")
+    s.add_argument("registry")
+    s = sub.add_parser("import", help="a root filesystem tar as an image")
+    s.add_argument("file")
+    s.add_argument("ref", nargs="?", default="")
+    s = sub.add_parser("load", help="images from a docker-save archive or an OCI layout")
+    s.add_argument("-i", "--input", required=True)
+    s = sub.add_parser("save", help="an image as a docker-save archive")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("image")
+    s = sub.add_parser("images", help="list images")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.add_argument("--format", choices=("table", "json"), default="table")
+    s = sub.add_parser("tag", help="another name for an image")
+    s.add_argument("source")
+    s.add_argument("target")
+    s = sub.add_parser("rmi", help="remove images")
+    s.add_argument("-f", "--force", action="store_true")
+    s.add_argument("images", nargs="+")
+    s = sub.add_parser("history", help="an image's history")
+    s.add_argument("image")
+    im = sub.add_parser("image", help="manage images").add_subparsers(dest="icmd", required=True)
+    s = im.add_parser("inspect")
+    s.add_argument("images", nargs="+")
+    s = im.add_parser("ls")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.add_argument("--format", choices=("table", "json"), default="table")
+    s = im.add_parser("rm")
+    s.add_argument("-f", "--force", action="store_true")
+    s.add_argument("images", nargs="+")
+    s = im.add_parser("prune")
+    s.add_argument("-a", "--all", action="store_true")
+    s.add_argument("-f", "--force", action="store_true")
+    s = im.add_parser("history")
+    s.add_argument("image")
+    nw = sub.add_parser("network", help="manage networks").add_subparsers(
+        dest="ncmd", required=True
+    )
+    s = nw.add_parser("create", help="a bridge network")
+    s.add_argument("--subnet", default="")
+    s.add_argument("--gateway", default="")
+    s.add_argument("name")
+    s = nw.add_parser("ls", help="list networks")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s = nw.add_parser("inspect", help="network details, as JSON")
+    s.add_argument("names", nargs="+")
+    s = nw.add_parser("rm", help="remove networks")
+    s.add_argument("names", nargs="+")
+    for verb in ("connect", "disconnect"):
+        s = nw.add_parser(verb, help=f"{verb} a container (as ethN; eth0 stays)")
+        s.add_argument("network")
+        s.add_argument("container")
+    v = sub.add_parser("volume", help="manage volumes").add_subparsers(dest="vcmd", required=True)
+    s = v.add_parser("create", help="create a volume")
+    s.add_argument("--label", action="append", default=[])
+    s.add_argument("name", nargs="?", default="")
+    s = v.add_parser("ls", help="list volumes")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.add_argument("-f", "--filter", action="append", default=[])
+    s.add_argument("--format", choices=("table", "json"), default="table")
+    s = v.add_parser("inspect", help="volume details, as JSON")
+    s.add_argument("names", nargs="+")
+    s = v.add_parser("rm", help="remove volumes")
+    s.add_argument("-f", "--force", action="store_true")
+    s.add_argument("names", nargs="+")
+    s = v.add_parser("prune", help="remove unused anonymous volumes (-a: named too)")
+    s.add_argument("-a", "--all", action="store_true")
+    s.add_argument("-f", "--force", action="store_true")
+    p.has_command = bool(subparsers.choices)  # type: ignore[attr-defined]
+    return p
