@@ -87,6 +87,10 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     # --security-opt: "seccomp=unconfined", "seccomp=" + a profile's JSON (the
     # client reads the file, as Docker's does), "no-new-privileges[=true|false]".
     security_opt: list[str] = []
+    cap_add: list[str] = []  # NET_ADMIN or CAP_NET_ADMIN; ALL
+    cap_drop: list[str] = []
+    privileged: bool = False  # every capability and device, no seccomp, no masked paths
+    devices: list[str] = []  # --device HOST[:CONTAINER[:rwm]]
 
 
 # -- requests ------------------------------------------------------------------------------

@@ -134,6 +134,16 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tmpfs", action="append", default=[], help="/path[:size=64m,mode=1777]")
     p.add_argument("--read-only", action="store_true", help="a read-only root filesystem")
     p.add_argument("--volumes-from", action="append", default=[], help="CONTAINER[:ro|rw]")
+    p.add_argument("--cap-add", action="append", default=[], help="a capability (or ALL)")
+    p.add_argument("--cap-drop", action="append", default=[], help="a capability (or ALL)")
+    p.add_argument(
+        "--privileged",
+        action="store_true",
+        help="every capability and host device, no seccomp filter, nothing masked",
+    )
+    p.add_argument(
+        "--device", action="append", default=[], help="HOST[:CONTAINER[:rwm]]: a host device"
+    )
     p.add_argument(
         "--security-opt",
         action="append",
@@ -236,6 +246,10 @@ def config_from(args: argparse.Namespace) -> api.ContainerConfig:
         read_only=args.read_only,
         volumes_from=args.volumes_from,
         security_opt=[_security_opt(o) for o in args.security_opt],
+        cap_add=args.cap_add,
+        cap_drop=args.cap_drop,
+        privileged=args.privileged,
+        devices=args.device,
     )
 
 

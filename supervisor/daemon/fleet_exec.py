@@ -18,7 +18,6 @@ from supervisor import _native
 from supervisor.daemon import ocispec
 from supervisor.errors import Conflict, CorralError, SpecError
 from supervisor.runtime import Runtime, users
-from supervisor.runtime import spec as specs
 from supervisor.runtime.container import resize_pty
 
 if TYPE_CHECKING:
@@ -96,7 +95,7 @@ class FleetExec:
             user or c.config.user, self.lookup_root(c.config, "/etc/passwd")
         )
         hostname = c.config.hostname or c.id[:12]
-        caps = list(specs.DOCKER_CAPS)
+        caps = ocispec.capabilities(c.config)
         return oci.Process(
             args=cmd,
             env=ocispec.env_with_defaults([*c.config.env, *env], hostname, tty),

@@ -192,6 +192,10 @@ def inspect(c: Container, networks: dict[str, Network] | None = None) -> dict:
             "PidsLimit": cfg.pids_limit,
             "AutoRemove": cfg.auto_remove,
             "SecurityOpt": cfg.security_opt or None,
+            "CapAdd": cfg.cap_add or None,
+            "CapDrop": cfg.cap_drop or None,
+            "Privileged": cfg.privileged,
+            "Devices": [_device(d) for d in cfg.devices],
             "RestartPolicy": {
                 "Name": cfg.restart.partition(":")[0],
                 "MaximumRetryCount": int(cfg.restart.partition(":")[2] or 0),
@@ -217,4 +221,15 @@ def inspect(c: Container, networks: dict[str, Network] | None = None) -> dict:
                 "WorkDir": str(c.path / "work"),
             },
         },
+    }
+
+
+def _device(text: str) -> dict[str, str]:
+    """--device HOST[:CONTAINER[:PERMS]] in Docker's inspect shape."""
+    parts = text.split(":")
+    host = parts[0]
+    return {
+        "PathOnHost": host,
+        "PathInContainer": parts[1] if len(parts) > 1 and parts[1] else host,
+        "CgroupPermissions": parts[2] if len(parts) > 2 else "rwm",
     }

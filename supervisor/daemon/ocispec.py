@@ -5,10 +5,15 @@ Pure: the daemon decides here what the runtime will be asked to do.
 
 from __future__ import annotations
 
+import functools
+import os
+import stat
+
 import msgspec
 
 from protocols import oci
 from protocols.api import ContainerConfig
+from supervisor import _native
 from supervisor.errors import SpecError
 from supervisor.runtime import seccomp, users
 from supervisor.runtime import spec as specs
@@ -67,11 +72,97 @@ def user_mounts(cfg: ContainerConfig, volume_path) -> list[oci.Mount]:
     return out
 
 
+def capabilities(cfg: ContainerConfig) -> list[str]:
+    """Docker's default set, with --cap-drop then --cap-add applied (ALL works in
+    both), or with --privileged every capability we hold (what the kernel has and
+    our bounding set keeps: a container cannot be given more)."""
+    known = {n: b for n, b in _native.CAPS.items() if _bounding() >> b & 1}
+    if cfg.privileged:
+        return sorted(known, key=known.__getitem__)
+
+    def names(values: list[str], flag: str) -> set[str]:
+        out = set()
+        for v in values:
+            name = v.upper()
+            if name == "ALL":
+                out |= set(known)
+                continue
+            name = name if name.startswith("CAP_") else "CAP_" + name
+            if name not in _native.CAPS:
+                raise SpecError(flag, f"unknown capability {v!r}")
+            if name not in known:
+                raise SpecError(flag, f"{v!r}: this daemon does not hold it, so cannot give it")
+            out.add(name)
+        return out
+
+    caps = set(specs.DOCKER_CAPS) - names(cfg.cap_drop, "--cap-drop")
+    caps |= names(cfg.cap_add, "--cap-add")
+    return sorted(caps, key=known.__getitem__)
+
+
+@functools.cache
+def _bounding() -> int:
+    """This process's capability bounding set (CapBnd)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16)
+    return (1 << 64) - 1
+
+
+def device_mounts(cfg: ContainerConfig) -> tuple[list[oci.Device], list[oci.DeviceCgroup]]:
+    """--device (and every host device with --privileged): the nodes to create in
+    the container and the rules that let it open them."""
+    specs_ = list(cfg.devices)
+    if cfg.privileged:
+        specs_ += [
+            f"/dev/{name}"
+            for name in sorted(os.listdir("/dev"))
+            if _is_device(f"/dev/{name}") and name not in ("console", "ptmx", "tty")
+        ]
+    devices, rules = [], []
+    for text in specs_:
+        parts = text.split(":")
+        host, inside = parts[0], parts[1] if len(parts) > 1 and parts[1] else parts[0]
+        perms = parts[2] if len(parts) > 2 else "rwm"
+        if not perms or set(perms) - set("rwm"):
+            raise SpecError("--device", f"{text!r}: permissions are a mix of r, w and m")
+        try:
+            st = os.stat(host)
+        except OSError as e:
+            raise SpecError("--device", f"{host}: {e.strerror}") from None
+        if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+            raise SpecError("--device", f"{host} is not a device")
+        typ = "c" if stat.S_ISCHR(st.st_mode) else "b"
+        major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        devices.append(
+            oci.Device(
+                path=inside,
+                type=typ,
+                major=major,
+                minor=minor,
+                file_mode=stat.S_IMODE(st.st_mode),
+                uid=0,
+                gid=0,
+            )
+        )
+        rules.append(oci.DeviceCgroup(allow=True, type=typ, major=major, minor=minor, access=perms))
+    return devices, rules
+
+
+def _is_device(path: str) -> bool:
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+
+
 def security(cfg: ContainerConfig, process: oci.Process) -> tuple[bool, oci.Seccomp | None]:
     """--security-opt: (no_new_privileges, the seccomp profile or None)."""
     nnp = process.no_new_privileges
     caps = (process.capabilities.bounding or []) if process.capabilities else []
-    profile: oci.Seccomp | None = seccomp.default_profile(caps)
+    profile: oci.Seccomp | None = None if cfg.privileged else seccomp.default_profile(caps)
     for opt in cfg.security_opt:
         key, eq, value = opt.partition("=")
         if key == "seccomp" and value == "unconfined":
@@ -103,11 +194,13 @@ def build(
     uid, gid, extra = users.resolve(cfg.user, passwd_root or cfg.rootfs)
     base = specs.default_spec(cfg.cmd, terminal=cfg.tty, rootfs=mountpoint)
     assert base.process is not None and base.linux is not None
+    caps = capabilities(cfg)
     process = msgspec.structs.replace(
         base.process,
         env=env_with_defaults(cfg.env, hostname, cfg.tty),
         cwd=cfg.workdir or "/",
         user=oci.User(uid=uid, gid=gid, additional_gids=extra or None),
+        capabilities=oci.Capabilities(bounding=caps, effective=caps, permitted=caps),
     )
     namespaces = []
     for n in base.linux.namespaces or []:
@@ -118,19 +211,32 @@ def build(
         namespaces.append(n)
     nnp, profile = security(cfg, process)
     process = msgspec.structs.replace(process, no_new_privileges=nnp)
+    devices, allowed = device_mounts(cfg)
+    res = resources(cfg)
+    res = msgspec.structs.replace(res, devices=[*(res.devices or []), *allowed])
     linux = msgspec.structs.replace(
         base.linux,
         namespaces=namespaces,
         cgroups_path=cgroups_path,
-        resources=resources(cfg),
+        resources=res,
         seccomp=profile,
+        devices=[*(base.linux.devices or []), *devices] or None,
     )
+    std_mounts = base.mounts or []
+    if cfg.privileged:  # Docker's --privileged: nothing masked or read-only
+        linux = msgspec.structs.replace(linux, masked_paths=None, readonly_paths=None)
+        std_mounts = [
+            msgspec.structs.replace(m, options=[o for o in m.options or [] if o != "ro"])
+            if m.type in ("sysfs", "cgroup")
+            else m
+            for m in std_mounts
+        ]
     return msgspec.structs.replace(
         base,
         process=process,
         hostname=hostname,
         linux=linux,
         root=oci.Root(path=mountpoint, readonly=cfg.read_only),
-        mounts=[*(base.mounts or []), *(mounts or [])],
+        mounts=[*std_mounts, *(mounts or [])],
         annotations=dict(cfg.labels) or None,
     )

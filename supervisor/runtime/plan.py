@@ -134,10 +134,14 @@ def device_rules(linux: oci.Linux | None) -> tuple[DeviceRule, ...]:
         rules.append(DeviceRule(d.allow, typ, d.major, d.minor, access))
     if not rules:
         return ()
+    # A device the spec creates may be opened, unless a rule of its own says how.
+    covered = {(r.type, r.major, r.minor) for r in rules}
     created = [
-        DeviceRule(True, "c" if d.type in ("c", "u") else d.type, d.major, d.minor)
+        DeviceRule(True, t, d.major, d.minor)
         for d in linux.devices or []
-        if d.type in ("c", "u", "b") and d.major is not None
+        if d.type in ("c", "u", "b")
+        and d.major is not None
+        and ((t := "c" if d.type in ("c", "u") else "b"), d.major, d.minor) not in covered
     ]
     return (*rules, *ALLOWED_DEVICES, *created)
 

@@ -5,6 +5,7 @@ filter) and the device rules."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.probe import needs_busybox, needs_root
 
@@ -77,3 +78,48 @@ def test_daemon_containers_cannot_open_host_devices(daemon, rootfs):
     p = daemon.cli("run", "--rm", "--rootfs", str(rootfs), "sh", "-c", script)
     assert p.stdout.split()[0] == "mknod-ok" and "open-refused" in p.stdout, p.stdout
     assert p.stdout.split()[-1] == "4", p.stdout
+
+
+def _caps(daemon, rootfs, *flags: str) -> int:
+    p = daemon.cli(
+        "run", "--rm", *flags, "--rootfs", str(rootfs), "sh", "-c", "grep CapBnd /proc/self/status"
+    )
+    assert p.returncode == 0, p.stderr
+    return int(p.stdout.split()[1], 16)
+
+
+def test_cap_add_and_drop_and_the_syscalls_they_unlock(daemon, rootfs):
+    default = _caps(daemon, rootfs)
+    net_raw, sys_admin = 1 << 13, 1 << 21
+    assert default & net_raw and not default & sys_admin
+    assert _caps(daemon, rootfs, "--cap-drop", "NET_RAW") == default & ~net_raw
+    assert _caps(daemon, rootfs, "--cap-drop", "ALL", "--cap-add", "CAP_KILL") == 1 << 5
+    # CAP_SYS_ADMIN: the capability and the seccomp rules Docker ties to it
+    script = "unshare -m true && echo mount-ns-ok"
+    p = daemon.cli("run", "--rm", "--rootfs", str(rootfs), "sh", "-c", script)
+    assert "mount-ns-ok" not in p.stdout
+    p = daemon.cli(
+        "run", "--rm", "--cap-add", "SYS_ADMIN", "--rootfs", str(rootfs), "sh", "-c", script
+    )
+    assert "mount-ns-ok" in p.stdout, p.stdout + p.stderr
+    p = daemon.cli("run", "--rm", "--cap-add", "FLY", "--rootfs", str(rootfs), "true")
+    assert p.returncode == 125 and "unknown capability 'FLY'" in p.stderr, p.stderr
+
+
+def test_privileged_and_device(daemon, rootfs):
+    script = (
+        "grep -E '^(CapEff|Seccomp):' /proc/self/status; "
+        "(exec 3< /dev/loop-control) && echo open-ok"
+    )
+    p = daemon.cli("run", "--rm", "--privileged", "--rootfs", str(rootfs), "sh", "-c", script)
+    lines = dict(line.split(":\t") for line in p.stdout.splitlines() if ":\t" in line)
+    status = Path("/proc/self/status").read_text().splitlines()
+    ours = next(line.split()[1] for line in status if line.startswith("CapBnd"))
+    assert lines["Seccomp"] == "0" and lines["CapEff"] == ours, p.stdout
+    assert "open-ok" in p.stdout, p.stdout + p.stderr
+    dev = "/dev/loop-control:/dev/lc:r"
+    script = "(exec 3< /dev/lc) && echo read-ok; (exec 3> /dev/lc) 2>&1 || echo write-refused"
+    p = daemon.cli("run", "--rm", "--device", dev, "--rootfs", str(rootfs), "sh", "-c", script)
+    assert "read-ok" in p.stdout and "write-refused" in p.stdout, p.stdout + p.stderr
+    p = daemon.cli("run", "--rm", "--device", "/etc/passwd", "--rootfs", str(rootfs), "true")
+    assert p.returncode == 125 and "is not a device" in p.stderr, p.stderr
