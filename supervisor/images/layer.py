@@ -105,14 +105,16 @@ class _Layer:
 
 
 def unpack(fileobj: IO[bytes], dest: Path) -> str:
-    """Unpack the tar stream (plain or gzip) into `dest` (created empty);
-    returns the diff id: the sha256 of the uncompressed tar."""
+    """Unpack the tar stream (plain, gzip or zstd, told by its first bytes) into
+    `dest` (created empty); returns the diff id: the sha256 of the uncompressed tar."""
     raw = _Peek(fileobj)
     magic = raw.peek(4)
     if magic[:2] == b"\x1f\x8b":
         stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb")
     elif magic == b"\x28\xb5\x2f\xfd":
-        raise LayerError("zstd-compressed layers are not supported yet")
+        import zstandard  # only for zstd layers
+
+        stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
     else:
         stream = raw
     hasher = _HashingReader(stream)
@@ -141,6 +143,10 @@ def unpack(fileobj: IO[bytes], dest: Path) -> str:
             _times(layer, rel, member, follow=True)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise LayerError(f"unpacking the layer: {e}") from None
+    except Exception as e:  # zstandard.ZstdError, without importing it for gzip layers
+        if type(e).__name__ != "ZstdError":
+            raise
+        raise LayerError(f"unpacking the zstd layer: {e}") from None
     return "sha256:" + hasher.digest()
 
 

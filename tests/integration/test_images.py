@@ -136,3 +136,29 @@ def test_hundred_containers_cost_only_their_writes(daemon, rootfs, tmp_path):
     assert len(layers) == 1
     for i in ids:
         c.call(api.Remove(id=i))
+
+
+@needs_tools
+def test_zstd_layers_load_and_run(daemon, layouts, tmp_path):
+    """skopeo recompresses the layout's layers with zstd (tar+zstd media type)."""
+    zst = tmp_path / "zst"
+    p = subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--dest-compress-format",
+            "zstd",
+            f"oci:{layouts}/oci:app",
+            f"oci:{zst}:z",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if p.returncode != 0:
+        pytest.skip(f"this skopeo cannot write zstd: {p.stderr.strip()}")
+    index = json.loads((zst / "index.json").read_text())
+    manifest = zst / "blobs" / "sha256" / index["manifests"][0]["digest"].split(":")[1]
+    types = {layer["mediaType"] for layer in json.loads(manifest.read_text())["layers"]}
+    assert types == {"application/vnd.oci.image.layer.v1.tar+zstd"}, types
+    ok(daemon.cli("load", "-i", str(zst)))
+    assert ok(daemon.cli("run", "--rm", "zst:z", "cat", "/app.txt")) == "from the image\n"
