@@ -253,6 +253,17 @@ class ImageSave(_Msg):
     path: str
 
 
+class ImageCommit(_Msg):
+    """docker commit: a new image of the container's changes (its upper layer)
+    on top of its image, with its configuration. Answered with ImagesDone."""
+
+    id: str
+    ref: str = ""
+    message: str = ""
+    author: str = ""
+    pause: bool = True  # freeze a running container while its changes are read
+
+
 class ImageList(_Msg):
     pass
 
@@ -350,6 +361,7 @@ Request = (
     | ImageImport
     | ImageLoad
     | ImageSave
+    | ImageCommit
     | ImageList
     | ImageTag
     | ImageRemove

@@ -51,6 +51,7 @@ class ImageConfig(_Base):
     architecture: str
     os: str
     created: str = ""
+    author: str = ""
     config: RunConfig = RunConfig()
     rootfs: RootFS = RootFS()
     history: list[History] = []

@@ -345,5 +345,6 @@ COMMANDS = {
     "tag": _lazy("supervisor.commands_images", "cmd_tag"),
     "rmi": _lazy("supervisor.commands_images", "cmd_rmi"),
     "history": _lazy("supervisor.commands_images", "cmd_history"),
+    "commit": _lazy("supervisor.commands_images", "cmd_commit"),
     "image": _lazy("supervisor.commands_images", "cmd_image"),
 }

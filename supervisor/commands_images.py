@@ -106,6 +106,14 @@ def cmd_images(c: Client, args) -> int:
     return 0
 
 
+def cmd_commit(c: Client, args) -> int:
+    req = api.ImageCommit(
+        id=args.container, ref=args.ref, message=args.message, author=args.author, pause=args.pause
+    )
+    print(c.call(req).ids[0])
+    return 0
+
+
 def cmd_tag(c: Client, args) -> int:
     c.call(api.ImageTag(source=args.source, target=args.target))
     return 0

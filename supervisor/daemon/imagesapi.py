@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 
 from protocols import api
+from protocols.image import RunConfig
 from supervisor.daemon.fleet import Conflict, Fleet
 from supervisor.errors import SpecError
 from supervisor.images import registry as registry_client
@@ -37,6 +38,27 @@ def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             st.save(image_id, Path(path), tags)
             f.journal.append("image", "save", image_id, ref)
             return api.ImagesDone(ids=[image_id])
+        case api.ImageCommit(id=ref, ref=target, message=message, author=author, pause=pause):
+            c = f.get(ref)
+            freeze = pause and c.state.status == "running"
+            if freeze:
+                f.pause(c)
+            try:
+                image_id = st.commit(
+                    upper=c.path / "upper",
+                    base_image=c.config.image_id or None,
+                    base_rootfs=None if c.config.image_id else c.config.rootfs,
+                    run_config=run_config_of(c.config, st, c.config.image_id),
+                    message=message,
+                    author=author,
+                )
+            finally:
+                if freeze:
+                    f.unpause(c)
+            if target:
+                st.tag(image_id, target)
+            f.journal.append("image", "commit", image_id, target, {"container": c.id})
+            return api.ImagesDone(ids=[image_id], tags=[target] if target else [])
         case api.ImageList():
             return api.ImageListResult(images=[image_summary(f, i) for i in st.images()])
         case api.ImageTag(source=source, target=target):
@@ -115,4 +137,28 @@ def image_summary(f: Fleet, image_id: str) -> api.ImageSummary:
         created=st.config(image_id).created,
         size=size,
         containers=len(f.image_users(image_id)),
+    )
+
+
+def run_config_of(cfg: api.ContainerConfig, st, image_id: str) -> RunConfig:
+    """The container's configuration in an image's terms, as docker commit keeps
+    it: its image's entrypoint (or --entrypoint) and the rest of its command."""
+    base = st.config(image_id).config if image_id else RunConfig()
+    entry = cfg.entrypoint if cfg.entrypoint is not None else list(base.entrypoint or [])
+    cmd = cfg.cmd[len(entry) :] if entry and cfg.cmd[: len(entry)] == entry else cfg.cmd
+    env: dict[str, str] = {}
+    for e in cfg.env:
+        key, _, _ = e.partition("=")
+        env.pop(key, None)
+        env[key] = e
+    return msgspec.structs.replace(
+        base,
+        env=list(env.values()) or None,
+        cmd=list(cmd) or None,
+        entrypoint=list(entry) or None,
+        working_dir=cfg.workdir,
+        user=cfg.user,
+        labels=dict(cfg.labels) or None,
+        stop_signal=cfg.stop_signal,
+        exposed_ports={p: {} for p in cfg.expose} or None,
     )

@@ -167,6 +167,7 @@ class Connection:
                 api.ImageImport()
                 | api.ImageLoad()
                 | api.ImageSave()
+                | api.ImageCommit()
                 | api.ImageList()
                 | api.ImageTag()
                 | api.ImageRemove()

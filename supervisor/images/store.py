@@ -22,6 +22,7 @@ import secrets
 import shutil
 import stat
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 from typing import IO
@@ -35,6 +36,7 @@ from protocols.image import (
     Index,
     Manifest,
     RootFS,
+    RunConfig,
 )
 from supervisor.errors import CorralError
 from supervisor.images.layer import LayerError, unpack
@@ -232,6 +234,46 @@ class ImageStore:
             self.tag(image_id, ref)
         return image_id
 
+    def commit(
+        self,
+        *,
+        upper: Path,
+        base_image: str | None,
+        base_rootfs: str | None,
+        run_config: RunConfig,
+        message: str = "",
+        author: str = "",
+    ) -> str:
+        """A new image: the base image's layers (or a layer of the base root
+        filesystem directory) and one more, the container's upper directory
+        (overlay whiteouts and opaque directories written as the OCI's)."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if base_image:
+            cfg = self.config(base_image)
+        else:
+            cfg = ImageConfig(architecture=_host_arch(), os="linux")
+        diff_ids = list(cfg.rootfs.diff_ids)
+        history = list(cfg.history)
+        sources = [Path(base_rootfs)] if base_rootfs else []
+        for src in [*sources, upper]:
+            with tempfile.TemporaryFile(dir=self.tmp) as spool:
+                with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                    _tar_layer(tar, src)
+                spool.seek(0)
+                parent = chain_ids(diff_ids)[-1] if diff_ids else None
+                diff_id, _ = self.add_layer(spool, parent)
+            diff_ids.append(diff_id)
+        history.append(History(created=now, created_by="corral commit", comment=message))
+        new = msgspec.structs.replace(
+            cfg,
+            created=now,
+            config=run_config,
+            rootfs=RootFS(diff_ids=diff_ids),
+            history=history,
+            author=author or cfg.author,
+        )
+        return self.put_blob(msgspec.json.encode(new))
+
     def _add_image(self, config_bytes: bytes, layer_files, tags: list[str]) -> str:
         cfg = self._cfg.decode(config_bytes)
         parent = None
@@ -343,10 +385,13 @@ def _host_arch() -> str:
 
 
 def _tar_layer(tar: tarfile.TarFile, root: Path) -> None:
-    """A layer directory back into a tar, whiteouts as .wh. files."""
+    """A layer directory back into a tar, whiteouts as .wh. files and opaque
+    directories (overlayfs' trusted.overlay.opaque) with a .wh..wh..opq in them."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         rel_dir = os.path.relpath(dirpath, root)
+        if rel_dir != "." and _opaque(dirpath):
+            tar.addfile(tarfile.TarInfo(f"{rel_dir}/.wh..wh..opq"))
         for name in sorted(dirnames) + sorted(filenames):
             full = os.path.join(dirpath, name)
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
@@ -361,6 +406,13 @@ def _tar_layer(tar: tarfile.TarFile, root: Path) -> None:
                     tar.addfile(info, f)
             else:
                 tar.addfile(info)
+
+
+def _opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -162,3 +162,37 @@ def test_zstd_layers_load_and_run(daemon, layouts, tmp_path):
     assert types == {"application/vnd.oci.image.layer.v1.tar+zstd"}, types
     ok(daemon.cli("load", "-i", str(zst)))
     assert ok(daemon.cli("run", "--rm", "zst:z", "cat", "/app.txt")) == "from the image\n"
+
+
+def test_commit_keeps_the_changes_and_the_configuration(daemon, rootfs, tmp_path):
+    """A file added, one removed (a whiteout), a directory replaced (opaque), and
+    the container's command and environment become the new image's defaults."""
+    tar = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+    ok(daemon.cli("import", str(tar), "base:1"))
+    script = (
+        "echo new > /new.txt; rm /bin/true; rm -rf /usr && mkdir /usr && echo x > /usr/only; "
+        "sleep 60"
+    )
+    cid = ok(daemon.cli("run", "-d", "-e", "MODE=committed", "base:1", "sh", "-c", script)).strip()
+    wait = daemon.cli("exec", cid, "sh", "-c", "while [ ! -e /usr/only ]; do sleep 0.05; done")
+    assert wait.returncode == 0, wait.stderr
+    image_id = ok(daemon.cli("commit", "-m", "a test", cid, "derived:1")).strip()
+    assert image_id.startswith("sha256:")
+    daemon.cli("rm", "-f", cid)
+    out = ok(
+        daemon.cli(
+            "run",
+            "--rm",
+            "derived:1",
+            "sh",
+            "-c",
+            "cat /new.txt; ls /bin/true 2>&1 | grep -c 'No such'; ls /usr; echo $MODE",
+        )
+    )
+    assert out.split() == ["new", "1", "only", "committed"], out
+    info = json.loads(ok(daemon.cli("image", "inspect", "derived:1")))[0]
+    assert info["config"]["Cmd"] == ["sh", "-c", script]
+    assert info["history"][-1]["comment"] == "a test"
+    # the base image is untouched
+    assert ok(daemon.cli("run", "--rm", "base:1", "sh", "-c", "ls /usr | wc -l")).strip() != "1"
