@@ -143,6 +143,23 @@ class Inspect(_Msg):
     id: str
 
 
+class Rename(_Msg):
+    id: str
+    name: str
+
+
+class Top(_Msg):
+    """The container's processes, as `docker top` shows them: TopResult."""
+
+    id: str
+
+
+class Diff(_Msg):
+    """What the container changed in its root: DiffResult."""
+
+    id: str
+
+
 class Logs(_Msg):
     id: str
     follow: bool = False
@@ -342,6 +359,9 @@ Request = (
     | Remove
     | List
     | Inspect
+    | Rename
+    | Top
+    | Diff
     | Logs
     | Wait
     | Attach
@@ -417,6 +437,15 @@ class ContainerSummary(msgspec.Struct, frozen=True, kw_only=True):
 
 class ContainerList(_Msg):
     containers: list[ContainerSummary]
+
+
+class TopResult(_Msg):
+    titles: list[str]
+    processes: list[list[str]]
+
+
+class DiffResult(_Msg):
+    changes: list[tuple[str, str]]  # ("A" added | "C" changed | "D" deleted, path)
 
 
 class InspectResult(_Msg):
@@ -530,6 +559,8 @@ Response = (
     | Created
     | ContainerList
     | InspectResult
+    | TopResult
+    | DiffResult
     | Output
     | End
     | Exited

@@ -176,6 +176,26 @@ def cmd_ps(c: Client, args) -> int:
     return 0
 
 
+def cmd_rename(c: Client, args) -> int:
+    c.call(api.Rename(id=args.container, name=args.name))
+    return 0
+
+
+def cmd_top(c: Client, args) -> int:
+    r = c.call(api.Top(id=args.container))
+    rows = [r.titles, *r.processes]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(r.titles) - 1)]
+    for row in rows:
+        print("   ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + "   " + row[-1])
+    return 0
+
+
+def cmd_diff(c: Client, args) -> int:
+    for kind, path in c.call(api.Diff(id=args.container)).changes:
+        print(kind, path)
+    return 0
+
+
 def cmd_inspect(c: Client, args) -> int:
     out, rc = [], 0
     for ref in args.containers:
@@ -317,6 +337,9 @@ COMMANDS = {
     "run": cmd_run,
     "create": cmd_create,
     "start": cmd_start,
+    "rename": cmd_rename,
+    "top": cmd_top,
+    "diff": cmd_diff,
     "attach": cmd_attach,
     "stop": cmd_stop,
     "restart": cmd_restart,

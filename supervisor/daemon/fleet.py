@@ -28,6 +28,7 @@ from protocols import oci
 from protocols.api import ContainerConfig
 from supervisor.daemon import health, imageconfig, ocispec, restart
 from supervisor.daemon.fleet_exec import FleetExec
+from supervisor.daemon.fleet_info import FleetInfo
 from supervisor.daemon.fleet_networks import FleetNetworks
 from supervisor.daemon.fleet_restarts import FleetRestarts
 from supervisor.daemon.journal import Journal
@@ -137,7 +138,7 @@ class Container:
         return self.path / "container.log"
 
 
-class Fleet(FleetNetworks, FleetRestarts, FleetExec):
+class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
     def __init__(
         self,
         root: Path,

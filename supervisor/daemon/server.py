@@ -194,6 +194,14 @@ class Connection:
                 await self.send(api.Ok())
             case api.List():
                 await self.send(api.ContainerList(containers=list_containers(f, req)))
+            case api.Rename(id=ref, name=name):
+                f.rename(f.get(ref), name)
+                await self.send(api.Ok())
+            case api.Top(id=ref):
+                titles, rows = f.top(f.get(ref))
+                await self.send(api.TopResult(titles=titles, processes=rows))
+            case api.Diff(id=ref):
+                await self.send(api.DiffResult(changes=f.diff(f.get(ref))))
             case api.Inspect(id=ref):
                 await self.send(
                     api.InspectResult(data=shapes.inspect(f.get(ref), f.networks.networks))

@@ -85,6 +85,10 @@ class Store:
         atomic_write(d / "config.json", msgspec.json.encode(rec), durable=durable)
         return d  # no state.json yet: a container without one is "created"
 
+    def save_record(self, rec: ContainerRecord) -> None:
+        """config.json again (a rename), durably as at create."""
+        atomic_write(self.path(rec.id) / "config.json", msgspec.json.encode(rec), durable=True)
+
     def save_state(self, id: str, state: RunState, *, durable: bool = False) -> None:
         atomic_write(self.path(id) / "state.json", msgspec.json.encode(state), durable=durable)
 

@@ -313,6 +313,10 @@ class Runtime:
     def exit_status(self, id: str) -> ExitRecord | None:
         return read_exit(self._dir(id))
 
+    def pids(self, id: str) -> list[int]:
+        """The processes in the container's cgroup."""
+        return self._cgroup(self.record(id)).pids()
+
     def stats(self, id: str) -> Stats:
         return self._cgroup(self.record(id)).stats()
 

@@ -522,3 +522,30 @@ def test_network_modes_none_host_and_container(daemon, rootfs):
 def ok_(p):
     assert p.returncode == 0, p.stderr
     return p.stdout
+
+
+def test_rename_top_and_diff(daemon, rootfs):
+    script = "echo x > /added; rm /bin/true; echo y >> /etc/profile.x; sleep 60"
+    cid = daemon.cli(
+        "run", "-d", "--name", "old", "--rootfs", str(rootfs), "sh", "-c", script
+    ).stdout.strip()
+    wait_until(lambda: "/added" in daemon.cli("diff", cid).stdout, "the container's writes")
+    p = daemon.cli("rename", "old", "new")
+    assert p.returncode == 0, p.stderr
+    assert (
+        daemon.cli("inspect", "new").returncode == 0
+        and daemon.cli("inspect", "old").returncode != 0
+    )
+    renamed = [e for e in daemon.events("event=rename") if e["id"] == cid]
+    assert renamed and renamed[-1]["attributes"]["oldName"] == "old"
+    top = daemon.cli("top", "new").stdout.splitlines()
+    assert top[0].split() == ["UID", "PID", "PPID", "STIME", "TIME", "CMD"]
+    assert any(line.endswith("sleep 60") for line in top[1:]), top
+    changes = dict(
+        reversed(line.split(" ", 1)) for line in daemon.cli("diff", "new").stdout.splitlines()
+    )
+    assert changes["/added"] == "A" and changes["/bin/true"] == "D" and changes["/bin"] == "C"
+    other = daemon.cli("run", "-d", "--rootfs", str(rootfs), "sleep", "60").stdout.strip()
+    p = daemon.cli("rename", other, "new")
+    assert p.returncode != 0 and "already in use" in p.stderr, p.stderr
+    daemon.cli("rm", "-f", cid, other)

@@ -1,0 +1,112 @@
+"""What `rename`, `top` and `diff` ask of the fleet: a new name, the processes
+of a container, and what it changed in its root.
+
+A mixin of Fleet, kept apart so that fleet.py holds the containers' lifecycle.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from supervisor.errors import Conflict, SpecError
+from supervisor.runtime import Runtime
+
+if TYPE_CHECKING:
+    from supervisor.daemon.fleet import Container
+    from supervisor.daemon.store import Store
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class FleetInfo:
+    containers: dict[str, Container]
+    names: dict[str, str]
+    runtime: Runtime
+    store: Store
+
+    def rename(self, c: Container, new: str) -> None:
+        from supervisor.daemon.fleet import _NAME  # the one rule for names
+
+        name = new.lstrip("/")
+        if not _NAME.match(new):
+            raise SpecError("name", f"invalid name {new!r}: [a-zA-Z0-9][a-zA-Z0-9_.-]+")
+        if name == c.name:
+            return
+        if name in self.names:
+            raise Conflict(
+                f'the name "{name}" is already in use by container {self.names[name][:12]}'
+            )
+        old = c.name
+        c.rec = msgspec.structs.replace(c.rec, name=name)
+        self.store.save_record(c.rec)
+        del self.names[old]
+        self.names[name] = c.id
+        self.emit(c, "rename", oldName=old)  # type: ignore[attr-defined]
+
+    def top(self, c: Container) -> tuple[list[str], list[list[str]]]:
+        """UID PID PPID STIME TIME CMD of each process in the container's cgroup."""
+        if not c.running:
+            raise Conflict(f"container {c.id[:12]} is not running")
+        rows = []
+        boot = time.time() - float(Path("/proc/uptime").read_text().split()[0])
+        for pid in sorted(self.runtime.pids(c.id)):
+            try:
+                stat_fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                uid = int(
+                    next(
+                        line.split()[1]
+                        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                        if line.startswith("Uid:")
+                    )
+                )
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+            except (OSError, StopIteration):
+                continue  # it ended meanwhile
+            ppid = stat_fields[1]
+            cpu = (int(stat_fields[11]) + int(stat_fields[12])) // _TICKS
+            started = boot + int(stat_fields[19]) / _TICKS
+            rows.append(
+                [
+                    _user(uid),
+                    str(pid),
+                    ppid,
+                    time.strftime("%H:%M", time.localtime(started)),
+                    f"{cpu // 3600:02d}:{cpu // 60 % 60:02d}:{cpu % 60:02d}",
+                    b" ".join(cmd).decode(errors="replace"),
+                ]
+            )
+        return ["UID", "PID", "PPID", "STIME", "TIME", "CMD"], rows
+
+    def diff(self, c: Container) -> list[tuple[str, str]]:
+        """Docker's `diff`: A added, C changed, D deleted, from the container's own
+        upper directory against the layers below it."""
+        upper = c.path / "upper"
+        lowers = [Path(d) for d in self.lower_dirs(c.config).split(":") if d]  # type: ignore[attr-defined]
+        out: list[tuple[str, str]] = []
+        for dirpath, dirnames, filenames in os.walk(upper):
+            dirnames.sort()
+            rel_dir = os.path.relpath(dirpath, upper)
+            for name in sorted(dirnames) + sorted(filenames):
+                rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+                st = os.lstat(os.path.join(dirpath, name))
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                    out.append(("D", "/" + rel))
+                elif any(os.path.lexists(d / rel) for d in lowers):
+                    out.append(("C", "/" + rel))
+                else:
+                    out.append(("A", "/" + rel))
+        return out
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name if uid == 0 else str(uid)
+    except KeyError:
+        return str(uid)
