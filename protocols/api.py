@@ -143,6 +143,21 @@ class Inspect(_Msg):
     id: str
 
 
+class CopyFrom(_Msg):
+    """A tar of `path` in the running container: Archive chunks, then End."""
+
+    id: str
+    path: str
+
+
+class CopyTo(_Msg):
+    """Unpack a tar into the running container's existing directory `path`:
+    the client sends it as StdinData chunks and a StdinClose; answered with Ok."""
+
+    id: str
+    path: str
+
+
 class Rename(_Msg):
     id: str
     name: str
@@ -360,6 +375,8 @@ Request = (
     | List
     | Inspect
     | Rename
+    | CopyFrom
+    | CopyTo
     | Top
     | Diff
     | Logs
@@ -437,6 +454,10 @@ class ContainerSummary(msgspec.Struct, frozen=True, kw_only=True):
 
 class ContainerList(_Msg):
     containers: list[ContainerSummary]
+
+
+class Archive(_Msg):
+    data: bytes
 
 
 class TopResult(_Msg):
@@ -560,6 +581,7 @@ Response = (
     | ContainerList
     | InspectResult
     | TopResult
+    | Archive
     | DiffResult
     | Output
     | End

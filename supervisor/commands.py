@@ -8,6 +8,7 @@ wait and exec). The flags are commands_flags.py, the streams commands_attach.py.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -176,6 +177,53 @@ def cmd_ps(c: Client, args) -> int:
     return 0
 
 
+def cmd_cp(c: Client, args) -> int:
+    """`cp HOSTPATH C:DIR` copies into the container's existing directory DIR;
+    `cp C:PATH HOSTPATH` copies out, into HOSTPATH if it is a directory, else as
+    HOSTPATH. Archives go as tar; host-side extraction uses tarfile's data
+    filter (no absolute paths, no '..', no links out, no devices)."""
+    import io
+    import tarfile
+
+    if not hasattr(tarfile, "data_filter"):  # PEP 706, in 3.11.4 and later
+        raise SystemExit("corral: cp needs Python's tarfile extraction filters (3.11.4+)")
+    src, dest = args.source, args.dest
+    if ":" in src and not src.startswith(("/", ".")):
+        ref, path = src.split(":", 1)
+        buf = io.BytesIO()
+        for msg in c.stream(api.CopyFrom(id=ref, path=path)):
+            buf.write(msg.data)
+        buf.seek(0)
+        top = os.path.basename(path.rstrip("/"))
+        with tarfile.open(fileobj=buf, mode="r") as tar:
+            if os.path.isdir(dest) or top in ("", "."):
+                tar.extractall(dest, filter="data")
+            else:  # a new name: the top entry becomes dest
+                for m in tar.getmembers():
+                    rest = m.name[len(top) :] if m.name.startswith(top) else None
+                    if rest is None:
+                        continue
+                    m.name = os.path.basename(dest) + rest
+                    tar.extract(m, os.path.dirname(os.path.abspath(dest)), filter="data")
+        return 0
+    if ":" not in dest:
+        raise SystemExit("corral: cp needs CONTAINER:PATH on one side")
+    ref, path = dest.split(":", 1)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        try:
+            tar.add(src, arcname=os.path.basename(os.path.abspath(src)))
+        except OSError as e:
+            raise SystemExit(f"corral: cp: {src}: {e.strerror}") from None
+    c.send(api.CopyTo(id=ref, path=path))
+    data = buf.getvalue()
+    for i in range(0, len(data), 1 << 20):
+        c.send(api.StdinData(data=data[i : i + (1 << 20)]))
+    c.send(api.StdinClose())
+    c.recv()
+    return 0
+
+
 def cmd_rename(c: Client, args) -> int:
     c.call(api.Rename(id=args.container, name=args.name))
     return 0
@@ -338,6 +386,7 @@ COMMANDS = {
     "create": cmd_create,
     "start": cmd_start,
     "rename": cmd_rename,
+    "cp": cmd_cp,
     "top": cmd_top,
     "diff": cmd_diff,
     "attach": cmd_attach,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 import time
 
 import httpx
@@ -22,6 +23,7 @@ from protocols import api
 from protocols.events import Gap, matches
 from protocols.wire import PROTOCOL_VERSION, Codec, FrameBuffer, FrameError, frame
 from supervisor import __version__, _native
+from supervisor.daemon import copy as copying
 from supervisor.daemon import inspect as shapes
 from supervisor.daemon import logs
 from supervisor.daemon.fleet import Conflict, Container, Fleet
@@ -194,6 +196,16 @@ class Connection:
                 await self.send(api.Ok())
             case api.List():
                 await self.send(api.ContainerList(containers=list_containers(f, req)))
+            case api.CopyFrom(id=ref, path=path):
+                c = f.get(ref)
+                if not c.running:
+                    raise Conflict(f"container {c.id[:12]} is not running: start it to copy")
+                with copying.archive(c.state.pid, path) as tar:
+                    while chunk := tar.read(copying.CHUNK):
+                        await self.send(api.Archive(data=chunk))
+                await self.send(api.End())
+            case api.CopyTo(id=ref, path=path):
+                await self._copy_to(f.get(ref), path, inbox)
             case api.Rename(id=ref, name=name):
                 f.rename(f.get(ref), name)
                 await self.send(api.Ok())
@@ -326,6 +338,19 @@ class Connection:
                 f.credentials.save(registry, user, password)
                 return api.Ok()
         raise SpecError("request", f"unexpected {type(req).__name__}")
+
+    async def _copy_to(self, c: Container, path: str, inbox: trio.MemoryReceiveChannel) -> None:
+        if not c.running:
+            raise Conflict(f"container {c.id[:12]} is not running: start it to copy")
+        with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
+            async for msg in inbox:
+                if isinstance(msg, api.StdinData):
+                    spool.write(msg.data)
+                elif isinstance(msg, api.StdinClose):
+                    break
+            spool.seek(0)
+            copying.extract(c.state.pid, path, spool)
+        await self.send(api.Ok())
 
     async def _pump_stdin(self, c: Container, inbox: trio.MemoryReceiveChannel) -> None:
         fd = os.dup(c.stdin_w) if c.stdin_w is not None else None

@@ -549,3 +549,34 @@ def test_rename_top_and_diff(daemon, rootfs):
     p = daemon.cli("rename", other, "new")
     assert p.returncode != 0 and "already in use" in p.stderr, p.stderr
     daemon.cli("rm", "-f", cid, other)
+
+
+def test_cp_in_and_out_stays_inside_the_container(daemon, rootfs, tmp_path):
+    """Paths resolve inside the container's root: a symlink in it that points
+    at / (or climbs with ..) leads to the container's root, not the host's."""
+    script = (
+        "ln -s /../../../../.. /tmp/esc; mkdir -p /data/sub; echo inside > /data/sub/f; sleep 60"
+    )
+    cid = daemon.cli("run", "-d", "--rootfs", str(rootfs), "sh", "-c", script).stdout.strip()
+    wait_until(lambda: daemon.cli("exec", cid, "cat", "/data/sub/f").stdout == "inside\n", "setup")
+    src = tmp_path / "hostfile"
+    src.write_text("from the host\n")
+    p = daemon.cli("cp", str(src), f"{cid}:/tmp")
+    assert p.returncode == 0, p.stderr
+    assert daemon.cli("exec", cid, "cat", "/tmp/hostfile").stdout == "from the host\n"
+    marker = tmp_path / "escape-marker"
+    marker.write_text("x")
+    p = daemon.cli("cp", str(marker), f"{cid}:/tmp/esc")
+    assert p.returncode == 0, p.stderr
+    assert not Path("/escape-marker").exists()
+    assert daemon.cli("exec", cid, "cat", "/escape-marker").stdout == "x"
+    out = tmp_path / "out"
+    out.mkdir()
+    p = daemon.cli("cp", f"{cid}:/data", str(out))
+    assert p.returncode == 0, p.stderr
+    assert (out / "data" / "sub" / "f").read_text() == "inside\n"
+    p = daemon.cli("cp", f"{cid}:/data/sub/f", str(tmp_path / "renamed"))
+    assert p.returncode == 0 and (tmp_path / "renamed").read_text() == "inside\n", p.stderr
+    p = daemon.cli("cp", f"{cid}:/nope", str(out))
+    assert p.returncode != 0 and "No such file" in p.stderr, p.stderr
+    daemon.cli("rm", "-f", cid)

@@ -1,0 +1,171 @@
+"""`cp`: files in and out of a running container, as tar archives.
+
+The container's root is reached through /proc/PID/root of its first process
+(the overlay is mounted only in the container's own mount namespace), and
+every path is resolved inside it with openat2(RESOLVE_IN_ROOT): a symlink in
+the container, absolute or full of '..', stays within the container's root.
+Below the first resolution everything is done relative to directory
+descriptors without following symlinks (O_NOFOLLOW, lstat with dir_fd).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tarfile
+import tempfile
+from typing import IO
+
+from supervisor import _native
+from supervisor.errors import CorralError, SpecError
+
+CHUNK = 1 << 20
+
+
+class CopyError(CorralError):
+    pass
+
+
+def _root(pid: int) -> str:
+    return f"/proc/{pid}/root"
+
+
+def _open(pid: int, path: str, flags: int) -> int:
+    try:
+        return _native.open_in_root(_root(pid), path, flags | os.O_CLOEXEC)
+    except OSError as e:
+        raise CopyError(f"{path} in the container: {e.strerror}") from None
+
+
+def archive(pid: int, path: str) -> IO[bytes]:
+    """A tar of `path` (a file, a directory and all below it, or a symlink as
+    itself) under its base name, in a spooled temporary file, rewound."""
+    name = os.path.basename(path.rstrip("/")) or "."
+    parent = _open(pid, os.path.dirname(path.rstrip("/")) or "/", os.O_PATH | os.O_DIRECTORY)
+    out = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115  (the caller's)
+    try:
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            if name == ".":
+                _add_dir(tar, parent, ".")
+            else:
+                _add(tar, parent, name, name)
+    except FileNotFoundError:
+        out.close()
+        raise CopyError(f"{path} in the container: No such file or directory") from None
+    except BaseException:
+        out.close()
+        raise
+    finally:
+        os.close(parent)
+    out.seek(0)
+    return out
+
+
+def _add(tar: tarfile.TarFile, dfd: int, name: str, arcname: str) -> None:
+    st = os.lstat(name, dir_fd=dfd)
+    info = tarfile.TarInfo(arcname)
+    info.mode, info.uid, info.gid, info.mtime = (
+        stat.S_IMODE(st.st_mode),
+        st.st_uid,
+        st.st_gid,
+        int(st.st_mtime),
+    )
+    if stat.S_ISREG(st.st_mode):
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        with os.fdopen(fd, "rb") as f:
+            info.size = os.fstat(fd).st_size
+            tar.addfile(info, f)
+    elif stat.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)
+        sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        try:
+            _add_dir(tar, sub, arcname)
+        finally:
+            os.close(sub)
+    elif stat.S_ISLNK(st.st_mode):
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(name, dir_fd=dfd)
+        tar.addfile(info)
+    # devices, FIFOs and sockets are left out, as `docker cp` leaves them
+
+
+def _add_dir(tar: tarfile.TarFile, dfd: int, arcname: str) -> None:
+    if arcname == ".":  # the root itself: its entries at the top
+        dfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dfd)
+        try:
+            for entry in sorted(os.listdir(dfd)):
+                _add(tar, dfd, entry, entry)
+        finally:
+            os.close(dfd)
+        return
+    for entry in sorted(os.listdir(dfd)):
+        _add(tar, dfd, entry, f"{arcname}/{entry}")
+
+
+def extract(pid: int, dest: str, data: IO[bytes]) -> int:
+    """Unpack the tar in `data` into the container's directory `dest` (which
+    must exist); returns how many entries. Files are the container root's,
+    with the archive's modes; hard links, devices and '..' are refused."""
+    from supervisor.images.layer import LayerError, clean_path
+
+    base = _open(pid, dest, os.O_PATH | os.O_DIRECTORY)
+    n = 0
+    try:
+        with tarfile.open(fileobj=data, mode="r|") as tar:
+            for m in tar:
+                try:
+                    rel = clean_path(m.name)
+                except LayerError as e:
+                    raise SpecError("cp", str(e)) from None
+                if not rel:
+                    continue
+                parent, leaf = os.path.split(rel)
+                pfd = _native.open_in_root(
+                    _root(pid), os.path.join(dest, parent), os.O_PATH | os.O_DIRECTORY
+                )
+                try:
+                    _write(tar, m, pfd, leaf)
+                finally:
+                    os.close(pfd)
+                n += 1
+    except (tarfile.TarError, EOFError) as e:
+        raise SpecError("cp", f"not a tar archive: {e}") from None
+    except OSError as e:
+        raise CopyError(f"writing into {dest} in the container: {e.strerror}") from None
+    finally:
+        os.close(base)
+    return n
+
+
+def _write(tar: tarfile.TarFile, m: tarfile.TarInfo, pfd: int, leaf: str) -> None:
+    mode = m.mode & 0o7777
+    if m.isdir():
+        try:
+            os.mkdir(leaf, mode, dir_fd=pfd)
+        except FileExistsError:
+            if not stat.S_ISDIR(os.lstat(leaf, dir_fd=pfd).st_mode):
+                raise
+        return
+    try:
+        if stat.S_ISDIR(os.lstat(leaf, dir_fd=pfd).st_mode):
+            raise IsADirectoryError(21, "Is a directory", leaf)
+        os.unlink(leaf, dir_fd=pfd)
+    except FileNotFoundError:
+        pass
+    if m.isreg():
+        fd = os.open(
+            leaf,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            mode,
+            dir_fd=pfd,
+        )
+        src = tar.extractfile(m)
+        assert src is not None
+        with os.fdopen(fd, "wb") as f:
+            while chunk := src.read(CHUNK):
+                f.write(chunk)
+            os.fchmod(f.fileno(), mode)
+    elif m.issym():
+        os.symlink(m.linkname, leaf, dir_fd=pfd)
+    else:
+        raise SpecError("cp", f"{m.name!r}: only files, directories and symlinks are copied")
