@@ -150,6 +150,13 @@ class CopyFrom(_Msg):
     path: str
 
 
+class Export(_Msg):
+    """docker export: the running container's root filesystem as a tar (what is
+    mounted in it, /proc, volumes..., left out): Archive chunks, then End."""
+
+    id: str
+
+
 class CopyTo(_Msg):
     """Unpack a tar into the running container's existing directory `path`:
     the client sends it as StdinData chunks and a StdinClose; answered with Ok."""
@@ -376,6 +383,7 @@ Request = (
     | Inspect
     | Rename
     | CopyFrom
+    | Export
     | CopyTo
     | Top
     | Diff

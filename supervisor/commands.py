@@ -224,6 +224,19 @@ def cmd_cp(c: Client, args) -> int:
     return 0
 
 
+def cmd_export(c: Client, args) -> int:
+    if args.output is None and sys.stdout.isatty():
+        raise SystemExit("corral: export writes a tar: give -o FILE or redirect stdout")
+    out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+    try:
+        for msg in c.stream(api.Export(id=args.container)):
+            out.write(msg.data)
+    finally:
+        if args.output:
+            out.close()
+    return 0
+
+
 def cmd_rename(c: Client, args) -> int:
     c.call(api.Rename(id=args.container, name=args.name))
     return 0
@@ -387,6 +400,7 @@ COMMANDS = {
     "start": cmd_start,
     "rename": cmd_rename,
     "cp": cmd_cp,
+    "export": cmd_export,
     "top": cmd_top,
     "diff": cmd_diff,
     "attach": cmd_attach,

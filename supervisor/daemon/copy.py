@@ -37,18 +37,21 @@ def _open(pid: int, path: str, flags: int) -> int:
         raise CopyError(f"{path} in the container: {e.strerror}") from None
 
 
-def archive(pid: int, path: str) -> IO[bytes]:
+def archive(pid: int, path: str, *, one_fs: bool = False) -> IO[bytes]:
     """A tar of `path` (a file, a directory and all below it, or a symlink as
-    itself) under its base name, in a spooled temporary file, rewound."""
+    itself) under its base name (`/`: its entries at the top), in a spooled
+    temporary file, rewound. `one_fs`: directories on another filesystem than
+    `path`'s (/proc, /sys, /dev, volumes) are left out, as `export` wants."""
     name = os.path.basename(path.rstrip("/")) or "."
     parent = _open(pid, os.path.dirname(path.rstrip("/")) or "/", os.O_PATH | os.O_DIRECTORY)
     out = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115  (the caller's)
+    dev = os.stat(parent).st_dev if one_fs else None
     try:
         with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
             if name == ".":
-                _add_dir(tar, parent, ".")
+                _add_dir(tar, parent, ".", dev)
             else:
-                _add(tar, parent, name, name)
+                _add(tar, parent, name, name, dev)
     except FileNotFoundError:
         out.close()
         raise CopyError(f"{path} in the container: No such file or directory") from None
@@ -61,7 +64,8 @@ def archive(pid: int, path: str) -> IO[bytes]:
     return out
 
 
-def _add(tar: tarfile.TarFile, dfd: int, name: str, arcname: str) -> None:
+def _add(tar: tarfile.TarFile, dfd: int, name: str, arcname: str, dev: int | None) -> None:
+    """One entry and, for a directory, all below it; `dev`: stay on that device."""
     st = os.lstat(name, dir_fd=dfd)
     info = tarfile.TarInfo(arcname)
     info.mode, info.uid, info.gid, info.mtime = (
@@ -78,9 +82,11 @@ def _add(tar: tarfile.TarFile, dfd: int, name: str, arcname: str) -> None:
     elif stat.S_ISDIR(st.st_mode):
         info.type = tarfile.DIRTYPE
         tar.addfile(info)
+        if dev is not None and st.st_dev != dev:
+            return  # a mount point: the directory, not what is mounted on it
         sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
         try:
-            _add_dir(tar, sub, arcname)
+            _add_dir(tar, sub, arcname, dev)
         finally:
             os.close(sub)
     elif stat.S_ISLNK(st.st_mode):
@@ -89,17 +95,17 @@ def _add(tar: tarfile.TarFile, dfd: int, name: str, arcname: str) -> None:
     # devices, FIFOs and sockets are left out, as `docker cp` leaves them
 
 
-def _add_dir(tar: tarfile.TarFile, dfd: int, arcname: str) -> None:
+def _add_dir(tar: tarfile.TarFile, dfd: int, arcname: str, dev: int | None) -> None:
     if arcname == ".":  # the root itself: its entries at the top
         dfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dfd)
         try:
             for entry in sorted(os.listdir(dfd)):
-                _add(tar, dfd, entry, entry)
+                _add(tar, dfd, entry, entry, dev)
         finally:
             os.close(dfd)
         return
     for entry in sorted(os.listdir(dfd)):
-        _add(tar, dfd, entry, f"{arcname}/{entry}")
+        _add(tar, dfd, entry, f"{arcname}/{entry}", dev)
 
 
 def extract(pid: int, dest: str, data: IO[bytes]) -> int:

@@ -197,13 +197,9 @@ class Connection:
             case api.List():
                 await self.send(api.ContainerList(containers=list_containers(f, req)))
             case api.CopyFrom(id=ref, path=path):
-                c = f.get(ref)
-                if not c.running:
-                    raise Conflict(f"container {c.id[:12]} is not running: start it to copy")
-                with copying.archive(c.state.pid, path) as tar:
-                    while chunk := tar.read(copying.CHUNK):
-                        await self.send(api.Archive(data=chunk))
-                await self.send(api.End())
+                await self._archive(f.get(ref), path, one_fs=False)
+            case api.Export(id=ref):
+                await self._archive(f.get(ref), "/", one_fs=True)
             case api.CopyTo(id=ref, path=path):
                 await self._copy_to(f.get(ref), path, inbox)
             case api.Rename(id=ref, name=name):
@@ -338,6 +334,14 @@ class Connection:
                 f.credentials.save(registry, user, password)
                 return api.Ok()
         raise SpecError("request", f"unexpected {type(req).__name__}")
+
+    async def _archive(self, c: Container, path: str, *, one_fs: bool) -> None:
+        if not c.running:
+            raise Conflict(f"container {c.id[:12]} is not running: start it to copy")
+        with copying.archive(c.state.pid, path, one_fs=one_fs) as tar:
+            while chunk := tar.read(copying.CHUNK):
+                await self.send(api.Archive(data=chunk))
+        await self.send(api.End())
 
     async def _copy_to(self, c: Container, path: str, inbox: trio.MemoryReceiveChannel) -> None:
         if not c.running:

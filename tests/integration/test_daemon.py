@@ -580,3 +580,29 @@ def test_cp_in_and_out_stays_inside_the_container(daemon, rootfs, tmp_path):
     p = daemon.cli("cp", f"{cid}:/nope", str(out))
     assert p.returncode != 0 and "No such file" in p.stderr, p.stderr
     daemon.cli("rm", "-f", cid)
+
+
+def test_export_is_the_root_without_what_is_mounted_on_it(daemon, rootfs, tmp_path):
+    import tarfile
+
+    cid = daemon.cli(
+        "run",
+        "-d",
+        "--tmpfs",
+        "/scratch",
+        "--rootfs",
+        str(rootfs),
+        "sh",
+        "-c",
+        "echo mine > /mine; echo t > /scratch/t; sleep 60",
+    ).stdout.strip()
+    wait_until(lambda: daemon.cli("exec", cid, "cat", "/scratch/t").stdout == "t\n", "setup")
+    out = tmp_path / "fs.tar"
+    p = daemon.cli("export", "-o", str(out), cid)
+    assert p.returncode == 0, p.stderr
+    with tarfile.open(out) as tar:
+        names = set(tar.getnames())
+        assert tar.extractfile("mine").read() == b"mine\n"
+    assert {"bin/busybox", "mine", "proc", "scratch"} <= names, sorted(names)[:20]
+    assert not any(n.startswith(("proc/", "sys/", "scratch/")) for n in names)
+    daemon.cli("rm", "-f", cid)
