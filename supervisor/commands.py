@@ -159,6 +159,9 @@ def cmd_ps(c: Client, args) -> int:
         for r in rows:
             print(msgspec.json.encode(r).decode())
         return 0
+    if args.format != "table":
+        _templated(args.format, [_ps_fields(r, args.no_trunc) for r in rows], PS_HEADERS)
+        return 0
     table = [("CONTAINER ID", "COMMAND", "CREATED", "STATUS", "NAMES")]
     for r in rows:
         cmd = r.command if args.no_trunc or len(r.command) <= 20 else r.command[:19] + "…"
@@ -175,6 +178,50 @@ def cmd_ps(c: Client, args) -> int:
     for row in table:
         print("   ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+PS_HEADERS = {
+    ".ID": "CONTAINER ID",
+    ".Names": "NAMES",
+    ".Command": "COMMAND",
+    ".CreatedAt": "CREATED AT",
+    ".RunningFor": "CREATED",
+    ".Status": "STATUS",
+    ".State": "STATE",
+    ".Labels": "LABELS",
+    ".RestartCount": "RESTARTS",
+}
+
+
+def _ps_fields(r: api.ContainerSummary, no_trunc: bool) -> dict:
+    """A row as Docker's `ps --format` names its fields."""
+    created = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(r.created_nano / 1e9))
+    return {
+        "ID": r.id if no_trunc else r.id[:12],
+        "Names": r.name,
+        "Command": f'"{r.command}"',
+        "CreatedAt": created,
+        "RunningFor": _ago(r.created_nano),
+        "Status": r.status,
+        "State": r.state,
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(r.labels.items())),
+        "RestartCount": r.restart_count,
+    }
+
+
+def _templated(fmt: str, rows: list, headers: dict[str, str]) -> None:
+    """--format TEMPLATE (or 'table TEMPLATE'): a line per row."""
+    from supervisor import templates
+
+    try:
+        if fmt.startswith("table"):
+            lines = templates.table(fmt, rows, headers)
+        else:
+            lines = [templates.render(fmt, r) for r in rows]
+    except templates.TemplateError as e:
+        raise SystemExit(f"corral: --format: {e}") from None
+    for line in lines:
+        print(line)
 
 
 def cmd_cp(c: Client, args) -> int:
@@ -265,7 +312,10 @@ def cmd_inspect(c: Client, args) -> int:
         except DaemonError as e:
             print(f"corral: Error: {e}", file=sys.stderr)
             rc = 1
-    print(msgspec.json.format(msgspec.json.encode(out), indent=4).decode())
+    if args.format:
+        _templated(args.format, out, {})
+    else:
+        print(msgspec.json.format(msgspec.json.encode(out), indent=4).decode())
     return rc
 
 

@@ -95,6 +95,23 @@ def cmd_images(c: Client, args) -> int:
         for im in images:
             print(msgspec.json.encode(im).decode())
         return 0
+    if args.format != "table":
+        from supervisor.commands import _templated
+
+        rows = [
+            {
+                "Repository": t.rpartition(":")[0],
+                "Tag": t.rpartition(":")[2],
+                "ID": im.id.removeprefix("sha256:")[:12],
+                "CreatedAt": im.created,
+                "Size": _human_size(im.size),
+            }
+            for im in images
+            for t in im.tags or ["<none>:<none>"]
+        ]
+        headers = {".Repository": "REPOSITORY", ".Tag": "TAG", ".ID": "IMAGE ID"}
+        _templated(args.format, rows, {**headers, ".CreatedAt": "CREATED AT", ".Size": "SIZE"})
+        return 0
     print(f"{'REPOSITORY':<24}{'TAG':<12}{'IMAGE ID':<16}{'CREATED':<22}SIZE")
     for im in images:
         for t in im.tags or ["<none>:<none>"]:

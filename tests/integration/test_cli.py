@@ -142,3 +142,23 @@ def test_detached_run_then_delete(tmp_path, rootfs, corral_cli, rt_cli):
     assert cli([*rt_cli, "run", "-d", "-b", str(b), "det"]).returncode == 0
     assert json.loads(cli([*rt_cli, "state", "det"]).stdout)["status"] == "running"
     assert cli([*rt_cli, "delete", "--force", "det"]).returncode == 0
+
+
+def test_format_templates_in_ps_inspect_and_images(daemon, rootfs):
+    """The Go templates scripts pass to docker: ps, inspect -f, images."""
+    cid = daemon.cli(
+        "run", "-d", "--name", "fmt", "-l", "tier=web", "--rootfs", str(rootfs), "sleep", "60"
+    ).stdout.strip()
+    try:
+        ps = daemon.cli("ps", "--format", "{{.Names}} {{.State}} {{.Labels}}").stdout
+        assert "fmt running tier=web" in ps.splitlines(), ps
+        table = daemon.cli("ps", "--format", "table {{.ID}}\\t{{.Names}}").stdout.splitlines()
+        assert table[0].split() == ["CONTAINER", "ID", "NAMES"] and cid[:12] in table[1]
+        pid = daemon.cli("inspect", "-f", "{{.State.Pid}}", "fmt").stdout.strip()
+        assert pid.isdigit() and int(pid) > 1
+        labels = daemon.cli("inspect", "--format", "{{json .Config.Labels}}", "fmt").stdout
+        assert '"tier":"web"' in labels
+        bad = daemon.cli("ps", "--format", "{{range .ID}}")
+        assert bad.returncode != 0 and "--format" in bad.stderr
+    finally:
+        daemon.cli("rm", "-f", cid)
