@@ -12,11 +12,12 @@ USAGE = """usage: corral [-H SOCKET] COMMAND ...
 
 Containers (through the daemon, Docker's words and flags):
   run, create, start, stop, restart, kill, rm, ps, inspect, logs, wait,
-  exec, pause, unpause, stats, events, version
+  exec, attach, cp, export, top, diff, rename, pause, unpause, stats, port,
+  events, version
 
-Images and volumes:
-  pull, push, login, images, import, load, save, tag, rmi, history, image,
-  volume
+Images, networks and volumes:
+  pull, push, login, images, import, load, save, commit, tag, rmi, history,
+  image, network, volume
 
 Engine:
   daemon    run the daemon in the foreground ('corral daemon --help')
