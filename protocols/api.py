@@ -91,6 +91,11 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     cap_drop: list[str] = []
     privileged: bool = False  # every capability and device, no seccomp, no masked paths
     devices: list[str] = []  # --device HOST[:CONTAINER[:rwm]]
+    ulimits: dict[
+        str, tuple[int, int]
+    ] = {}  # --ulimit nofile=1024:2048 -> {"nofile": (soft, hard)}
+    shm_size: int = 0  # bytes of /dev/shm; 0: Docker's 64 MiB
+    extra_hosts: list[str] = []  # --add-host NAME:IP, lines for /etc/hosts
 
 
 # -- requests ------------------------------------------------------------------------------

@@ -145,6 +145,11 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
         "--device", action="append", default=[], help="HOST[:CONTAINER[:rwm]]: a host device"
     )
     p.add_argument(
+        "--ulimit", action="append", default=[], help="NAME=SOFT[:HARD], e.g. nofile=1024:2048"
+    )
+    p.add_argument("--shm-size", type=parse_size, default=0, help="size of /dev/shm (64m)")
+    p.add_argument("--add-host", action="append", default=[], help="NAME:IP in /etc/hosts")
+    p.add_argument(
         "--security-opt",
         action="append",
         default=[],
@@ -250,7 +255,23 @@ def config_from(args: argparse.Namespace) -> api.ContainerConfig:
         cap_drop=args.cap_drop,
         privileged=args.privileged,
         devices=args.device,
+        ulimits=dict(_ulimit(u) for u in args.ulimit),
+        shm_size=args.shm_size,
+        extra_hosts=args.add_host,
     )
+
+
+def _ulimit(text: str) -> tuple[str, tuple[int, int]]:
+    """--ulimit nofile=1024[:2048] (Docker's: unlimited is -1)."""
+    name, eq, value = text.partition("=")
+    soft, _, hard = value.partition(":")
+    try:
+        limits = tuple((2**64 - 1) if v == "-1" else int(v) for v in (soft, hard or soft))
+    except ValueError:
+        raise SystemExit(f"corral: --ulimit {text!r}: NAME=SOFT[:HARD], numbers") from None
+    if not eq or not name or limits[0] > limits[1]:
+        raise SystemExit(f"corral: --ulimit {text!r}: NAME=SOFT[:HARD], soft <= hard")
+    return name, limits  # type: ignore[return-value]
 
 
 def _security_opt(opt: str) -> str:

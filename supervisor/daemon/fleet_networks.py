@@ -7,13 +7,14 @@ kept apart so that fleet.py holds the containers' lifecycle.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING
 
 import structlog
 import trio
 
 from protocols import oci
-from supervisor.errors import Conflict
+from supervisor.errors import Conflict, SpecError
 from supervisor.network import links, ports
 from supervisor.network.dns import serve as serve_dns
 from supervisor.network.store import DEFAULT_NETWORK, NetworkStore
@@ -122,7 +123,8 @@ class FleetNetworks:
         hostname = c.config.hostname or c.id[:12]
         files = {
             "hosts": f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n"
-            f"{addr}\t{hostname} {c.name}\n",
+            f"{addr}\t{hostname} {c.name}\n"
+            + "".join(f"{ip}\t{name}\n" for name, ip in _extra_hosts(c.config.extra_hosts)),
             "hostname": hostname + "\n",
             "resolv.conf": f"nameserver {n.gateway}\noptions ndots:0\n",
         }
@@ -236,3 +238,19 @@ class FleetNetworks:
             for c in self.containers.values()
             if c.config.network == name or name in c.state.networks
         ]
+
+
+def _extra_hosts(entries: list[str]) -> list[tuple[str, str]]:
+    """--add-host NAME:IP (IPv6 addresses have colons: the name is before the
+    first one)."""
+    out = []
+    for e in entries:
+        name, sep, ip = e.partition(":")
+        if not sep or not name or not ip:
+            raise SpecError("--add-host", f"{e!r} is not NAME:IP")
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise SpecError("--add-host", f"{e!r}: {ip!r} is not an IP address") from None
+        out.append((name, ip))
+    return out

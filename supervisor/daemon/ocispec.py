@@ -195,8 +195,13 @@ def build(
     base = specs.default_spec(cfg.cmd, terminal=cfg.tty, rootfs=mountpoint)
     assert base.process is not None and base.linux is not None
     caps = capabilities(cfg)
+    rlimits = {rl.type: rl for rl in base.process.rlimits or []}
+    for name, (soft, hard) in cfg.ulimits.items():
+        key = "RLIMIT_" + name.upper()
+        rlimits[key] = oci.Rlimit(type=key, soft=soft, hard=hard)
     process = msgspec.structs.replace(
         base.process,
+        rlimits=list(rlimits.values()) or None,
         env=env_with_defaults(cfg.env, hostname, cfg.tty),
         cwd=cfg.workdir or "/",
         user=oci.User(uid=uid, gid=gid, additional_gids=extra or None),
@@ -223,6 +228,19 @@ def build(
         devices=[*(base.linux.devices or []), *devices] or None,
     )
     std_mounts = base.mounts or []
+    if cfg.shm_size:
+        std_mounts = [
+            msgspec.structs.replace(
+                m,
+                options=[
+                    *(o for o in m.options or [] if not o.startswith("size=")),
+                    f"size={cfg.shm_size // 1024}k",
+                ],
+            )
+            if m.destination == "/dev/shm"
+            else m
+            for m in std_mounts
+        ]
     if cfg.privileged:  # Docker's --privileged: nothing masked or read-only
         linux = msgspec.structs.replace(linux, masked_paths=None, readonly_paths=None)
         std_mounts = [

@@ -162,3 +162,31 @@ def test_format_templates_in_ps_inspect_and_images(daemon, rootfs):
         assert bad.returncode != 0 and "--format" in bad.stderr
     finally:
         daemon.cli("rm", "-f", cid)
+
+
+def test_ulimit_shm_size_and_add_host(daemon, rootfs):
+    script = "ulimit -n; ulimit -Hn; df -k /dev/shm | tail -1; grep db.local /etc/hosts"
+    p = daemon.cli(
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=512:768",
+        "--shm-size",
+        "8m",
+        "--add-host",
+        "db.local:10.1.2.3",
+        "--rootfs",
+        str(rootfs),
+        "sh",
+        "-c",
+        script,
+    )
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "512" and lines[1] == "768", lines
+    assert lines[2].split()[1] == "8192", lines[2]
+    assert lines[3].split() == ["10.1.2.3", "db.local"], lines
+    p = daemon.cli("run", "--rm", "--add-host", "nope", "--rootfs", str(rootfs), "true")
+    assert p.returncode == 125 and "NAME:IP" in p.stderr, p.stderr
+    p = daemon.cli("run", "--rm", "--ulimit", "nofile=9:8", "--rootfs", str(rootfs), "true")
+    assert p.returncode != 0 and "soft <= hard" in p.stderr, p.stderr
