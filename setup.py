@@ -1,4 +1,4 @@
-"""Build hooks: the cffi extension and the corral-monitor executable.
+"""Build hooks: the cffi extension and the corral-monitor and corral-init executables.
 
 setuptools builds `supervisor._corral_native` from native/build_ffi.py; the
 build_ext step below also compiles native/monitor.c into
@@ -40,6 +40,16 @@ class BuildWithMonitor(build_ext):
             extra_postargs=build_ffi.MONITOR_LDFLAGS,
         )
         os.chmod(out_dir / "corral-monitor", 0o755)
+        # The container's PID 1 for `run --init`, static like the monitor.
+        objects = self.compiler.compile(
+            [str(native / "init.c")],
+            output_dir=self.build_temp,
+            extra_postargs=build_ffi.CFLAGS,
+        )
+        self.compiler.link_executable(
+            objects, "corral-init", output_dir=str(out_dir), extra_postargs=["-static"]
+        )
+        os.chmod(out_dir / "corral-init", 0o755)
 
 
 setup(

@@ -96,6 +96,7 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     ] = {}  # --ulimit nofile=1024:2048 -> {"nofile": (soft, hard)}
     shm_size: int = 0  # bytes of /dev/shm; 0: Docker's 64 MiB
     extra_hosts: list[str] = []  # --add-host NAME:IP, lines for /etc/hosts
+    init: bool = False  # --init: corral-init is PID 1 and runs the command
 
 
 # -- requests ------------------------------------------------------------------------------

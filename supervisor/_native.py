@@ -13,6 +13,7 @@ from supervisor._corral_native import ffi, lib  # type: ignore[import-not-found]
 from supervisor.errors import SetupError
 
 MONITOR = str(Path(__file__).resolve().parent / "libexec" / "corral-monitor")
+INIT = str(Path(__file__).resolve().parent / "libexec" / "corral-init")  # run --init
 
 # Constants, typed for the rest of the package.
 NS_FLAGS: dict[str, int] = {

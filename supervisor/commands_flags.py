@@ -149,6 +149,7 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--shm-size", type=parse_size, default=0, help="size of /dev/shm (64m)")
     p.add_argument("--add-host", action="append", default=[], help="NAME:IP in /etc/hosts")
+    p.add_argument("--init", action="store_true", help="a small init as PID 1: reaps, forwards")
     p.add_argument(
         "--security-opt",
         action="append",
@@ -258,6 +259,7 @@ def config_from(args: argparse.Namespace) -> api.ContainerConfig:
         ulimits=dict(_ulimit(u) for u in args.ulimit),
         shm_size=args.shm_size,
         extra_hosts=args.add_host,
+        init=args.init,
     )
 
 

@@ -195,6 +195,7 @@ def inspect(c: Container, networks: dict[str, Network] | None = None) -> dict:
             "CapAdd": cfg.cap_add or None,
             "CapDrop": cfg.cap_drop or None,
             "Privileged": cfg.privileged,
+            "Init": cfg.init,
             "Devices": [_device(d) for d in cfg.devices],
             "RestartPolicy": {
                 "Name": cfg.restart.partition(":")[0],

@@ -201,6 +201,7 @@ def build(
         rlimits[key] = oci.Rlimit(type=key, soft=soft, hard=hard)
     process = msgspec.structs.replace(
         base.process,
+        args=["/dev/init", *cfg.cmd] if cfg.init else base.process.args,
         rlimits=list(rlimits.values()) or None,
         env=env_with_defaults(cfg.env, hostname, cfg.tty),
         cwd=cfg.workdir or "/",
@@ -255,6 +256,21 @@ def build(
         hostname=hostname,
         linux=linux,
         root=oci.Root(path=mountpoint, readonly=cfg.read_only),
-        mounts=[*std_mounts, *(mounts or [])],
+        mounts=[*std_mounts, *_init_mount(cfg), *(mounts or [])],
         annotations=dict(cfg.labels) or None,
     )
+
+
+def _init_mount(cfg: ContainerConfig) -> list[oci.Mount]:
+    """--init: the static corral-init, read-only at /dev/init (in the container's
+    own /dev, so a read-only root or one without /sbin takes it too)."""
+    if not cfg.init:
+        return []
+    return [
+        oci.Mount(
+            destination="/dev/init",
+            type="bind",
+            source=_native.INIT,
+            options=["bind", "ro", "nosuid", "nodev"],
+        )
+    ]

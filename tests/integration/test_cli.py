@@ -190,3 +190,27 @@ def test_ulimit_shm_size_and_add_host(daemon, rootfs):
     assert p.returncode == 125 and "NAME:IP" in p.stderr, p.stderr
     p = daemon.cli("run", "--rm", "--ulimit", "nofile=9:8", "--rootfs", str(rootfs), "true")
     assert p.returncode != 0 and "soft <= hard" in p.stderr, p.stderr
+
+
+def test_init_runs_the_command_reaps_and_forwards(daemon, rootfs):
+    script = (
+        "echo pid=$$; sh -c 'sleep 0.05 &'; sleep 0.5; "
+        "echo zombies=$(grep -l '^[0-9]* ([^)]*) Z' /proc/[0-9]*/stat 2>/dev/null | wc -l); exit 5"
+    )
+    p = daemon.cli("run", "--rm", "--init", "--rootfs", str(rootfs), "sh", "-c", script)
+    assert p.returncode == 5, p.stderr
+    assert "pid=2" in p.stdout and "zombies=0" in p.stdout, p.stdout
+    cid = daemon.cli(
+        "run",
+        "-d",
+        "--init",
+        "--rootfs",
+        str(rootfs),
+        "sh",
+        "-c",
+        'trap "exit 9" TERM; while :; do sleep 0.05; done',
+    ).stdout.strip()
+    assert daemon.cli("stop", "-t", "20", cid).returncode == 0
+    state = json.loads(daemon.cli("inspect", cid).stdout)[0]["State"]
+    assert state["ExitCode"] == 9, state  # SIGTERM reached the command through init
+    daemon.cli("rm", cid)
