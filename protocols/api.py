@@ -176,6 +176,11 @@ class Rename(_Msg):
     name: str
 
 
+class ContainerPrune(_Msg):
+    """Remove every container that is not running (created, exited, dead):
+    ContainersRemoved."""
+
+
 class Top(_Msg):
     """The container's processes, as `docker top` shows them: TopResult."""
 
@@ -388,6 +393,7 @@ Request = (
     | List
     | Inspect
     | Rename
+    | ContainerPrune
     | CopyFrom
     | Export
     | CopyTo
@@ -468,6 +474,10 @@ class ContainerSummary(msgspec.Struct, frozen=True, kw_only=True):
 
 class ContainerList(_Msg):
     containers: list[ContainerSummary]
+
+
+class ContainersRemoved(_Msg):
+    ids: list[str]
 
 
 class Archive(_Msg):
@@ -595,6 +605,7 @@ Response = (
     | ContainerList
     | InspectResult
     | TopResult
+    | ContainersRemoved
     | Archive
     | DiffResult
     | Output

@@ -17,7 +17,7 @@ Containers (through the daemon, Docker's words and flags):
 
 Images, networks and volumes:
   pull, push, login, images, import, load, save, commit, tag, rmi, history,
-  image, network, volume
+  image, network, volume, container prune, system prune
 
 Engine:
   daemon    run the daemon in the foreground ('corral daemon --help')

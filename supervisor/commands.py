@@ -284,6 +284,27 @@ def cmd_export(c: Client, args) -> int:
     return 0
 
 
+def cmd_container(c: Client, args) -> int:
+    gone = c.call(api.ContainerPrune()).ids
+    for i in gone:
+        print(i)
+    print(f"Total: {len(gone)} containers removed")
+    return 0
+
+
+def cmd_system(c: Client, args) -> int:
+    """system prune: stopped containers, then the images nothing uses (untagged
+    only without -a), then with --volumes the unused anonymous volumes."""
+    containers = c.call(api.ContainerPrune()).ids
+    images = c.call(api.ImagePrune(all=args.all)).deleted
+    volumes = c.call(api.VolumePrune()).removed if args.volumes else []
+    print(f"Deleted containers: {len(containers)}")
+    print(f"Deleted image layers: {len(images)}")
+    if args.volumes:
+        print(f"Deleted volumes: {len(volumes)}")
+    return 0
+
+
 def cmd_rename(c: Client, args) -> int:
     c.call(api.Rename(id=args.container, name=args.name))
     return 0
@@ -449,6 +470,8 @@ COMMANDS = {
     "create": cmd_create,
     "start": cmd_start,
     "rename": cmd_rename,
+    "container": cmd_container,
+    "system": cmd_system,
     "cp": cmd_cp,
     "export": cmd_export,
     "top": cmd_top,

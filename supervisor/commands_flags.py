@@ -405,6 +405,18 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="a running container's filesystem as a tar")
     s.add_argument("-o", "--output", help="a file (default: stdout)")
     s.add_argument("container")
+    ct = sub.add_parser("container", help="manage containers").add_subparsers(
+        dest="ccmd", required=True
+    )
+    s = ct.add_parser("prune", help="remove every container that is not running")
+    s.add_argument("-f", "--force", action="store_true", help="(no prompt: none is asked)")
+    sy = sub.add_parser("system", help="the engine as a whole").add_subparsers(
+        dest="scmd", required=True
+    )
+    s = sy.add_parser("prune", help="stopped containers, unused images (-a) and volumes")
+    s.add_argument("-a", "--all", action="store_true", help="every unused image, not only untagged")
+    s.add_argument("--volumes", action="store_true", help="unused anonymous volumes too")
+    s.add_argument("-f", "--force", action="store_true", help="(no prompt: none is asked)")
     s = sub.add_parser("rename", help="a container's new name")
     s.add_argument("container")
     s.add_argument("name")

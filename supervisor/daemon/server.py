@@ -202,6 +202,13 @@ class Connection:
                 await self._archive(f.get(ref), "/", one_fs=True)
             case api.CopyTo(id=ref, path=path):
                 await self._copy_to(f.get(ref), path, inbox)
+            case api.ContainerPrune():
+                gone = []
+                for c in list(f.containers.values()):
+                    if c.state.status in ("created", "exited", "dead") and not c.running:
+                        await f.remove(c)
+                        gone.append(c.id)
+                await self.send(api.ContainersRemoved(ids=gone))
             case api.Rename(id=ref, name=name):
                 f.rename(f.get(ref), name)
                 await self.send(api.Ok())

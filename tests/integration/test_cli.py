@@ -214,3 +214,17 @@ def test_init_runs_the_command_reaps_and_forwards(daemon, rootfs):
     state = json.loads(daemon.cli("inspect", cid).stdout)[0]["State"]
     assert state["ExitCode"] == 9, state  # SIGTERM reached the command through init
     daemon.cli("rm", cid)
+
+
+def test_container_and_system_prune(daemon, rootfs):
+    running = daemon.cli("run", "-d", "--rootfs", str(rootfs), "sleep", "60").stdout.strip()
+    exited = daemon.cli("run", "-d", "--rootfs", str(rootfs), "true").stdout.strip()
+    created = daemon.cli("create", "--rootfs", str(rootfs), "true").stdout.strip()
+    daemon.cli("wait", exited)
+    out = daemon.cli("container", "prune", "-f").stdout
+    assert exited in out and created in out and running not in out, out
+    left = daemon.cli("ps", "-aq", "--no-trunc").stdout.split()
+    assert left == [running], left
+    out = daemon.cli("system", "prune", "-f", "--volumes").stdout
+    assert "Deleted containers: 0" in out and "Deleted volumes" in out, out
+    daemon.cli("rm", "-f", running)
