@@ -162,6 +162,9 @@ int corral_setns(int fd, int nstype);
 int corral_plan_check(const unsigned char *buf, size_t len, struct corral_error *err);
 int corral_open_in_root(const char *root, const char *path, int flags);
 int corral_pidfd_open(int pid);
+int corral_mount(const char *source, const char *target, const char *fstype,
+                 unsigned long flags, const char *data);
+int corral_umount(const char *target, int flags);
 int corral_bpf_device_attach(const void *insns, unsigned int count, int cgroup_fd,
                              char *log, unsigned int log_size);
 """
@@ -220,6 +223,15 @@ int corral_plan_check(const unsigned char *buf, size_t len, struct corral_error 
     return n;
 }
 int corral_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+/* The daemon's own mounts (a stopped container's root, for cp): mount(2) and
+ * umount2(2), nothing more. */
+int corral_mount(const char *source, const char *target, const char *fstype,
+                 unsigned long flags, const char *data)
+{
+    return mount(source, target, fstype, flags, data);
+}
+int corral_umount(const char *target, int flags) { return umount2(target, flags); }
 
 /* Load a BPF_PROG_TYPE_CGROUP_DEVICE program and attach it to the cgroup v2
  * directory `cgroup_fd` (what v1's devices.allow/deny are on v2). The program

@@ -156,3 +156,17 @@ def bpf_device_attach(program: bytes, cgroup_fd: int) -> None:
     ]
     detail = f" (the verifier: {said[-1]})" if said else ""
     raise OSError(err, f"bpf(BPF_PROG_LOAD/ATTACH, a device program){detail}: {os.strerror(err)}")
+
+
+def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
+    """mount(2); OSError names the call, the target and errno."""
+    if lib.corral_mount(source.encode(), target.encode(), fstype.encode(), flags, data.encode()):
+        err = ffi.errno
+        raise OSError(err, f"mount({fstype} on {target}): {os.strerror(err)}")
+
+
+def umount(target: str, detach: bool = True) -> None:
+    """umount2(2), lazily (MNT_DETACH) by default."""
+    if lib.corral_umount(target.encode(), 2 if detach else 0):  # MNT_DETACH
+        err = ffi.errno
+        raise OSError(err, f"umount2({target}): {os.strerror(err)}")

@@ -1,49 +1,85 @@
-"""`cp`: files in and out of a running container, as tar archives.
+"""`cp` and `export`: files in and out of a container, as tar archives.
 
-The container's root is reached through /proc/PID/root of its first process
-(the overlay is mounted only in the container's own mount namespace), and
-every path is resolved inside it with openat2(RESOLVE_IN_ROOT): a symlink in
-the container, absolute or full of '..', stays within the container's root.
-Below the first resolution everything is done relative to directory
-descriptors without following symlinks (O_NOFOLLOW, lstat with dir_fd).
+A running container's root is reached through /proc/PID/root of its first
+process (its overlay is mounted only in its own mount namespace); a stopped
+one's overlay is mounted for the copy, under the daemon's run root, and
+unmounted after (stopped_root). Every path is resolved inside the root with
+openat2(RESOLVE_IN_ROOT): a symlink in the container, absolute or full of '..',
+stays within it. Below the first resolution everything is done relative to
+directory descriptors without following symlinks (O_NOFOLLOW, lstat with dir_fd).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import IO
 
 from supervisor import _native
 from supervisor.errors import CorralError, SpecError
 
 CHUNK = 1 << 20
+_MS_NOSUID, _MS_NODEV = _native.MS["nosuid"], _native.MS["nodev"]
 
 
 class CopyError(CorralError):
     pass
 
 
-def _root(pid: int) -> str:
+def proc_root(pid: int) -> str:
+    """A running container's root, from the host."""
     return f"/proc/{pid}/root"
 
 
-def _open(pid: int, path: str, flags: int) -> int:
+@contextlib.contextmanager
+def stopped_root(mount_dir: Path, lowerdirs: str, upper: Path, work: Path) -> Iterator[str]:
+    """A stopped container's root: its overlay mounted at `mount_dir` for as long
+    as the block runs (nothing may start the container meanwhile: the caller
+    does the whole copy without yielding to other tasks)."""
+    mount_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = f"lowerdir={lowerdirs},upperdir={upper},workdir={work}"
     try:
-        return _native.open_in_root(_root(pid), path, flags | os.O_CLOEXEC)
+        _native.mount("overlay", str(mount_dir), "overlay", _MS_NOSUID | _MS_NODEV, data)
+    except OSError as e:
+        mount_dir.rmdir()
+        raise CopyError(f"mounting the container's root: {e.strerror}") from None
+    try:
+        yield str(mount_dir)
+    finally:
+        _native.umount(str(mount_dir))
+        mount_dir.rmdir()
+
+
+def clear_mounts(parent: Path) -> None:
+    """At daemon start: roots a crashed daemon left mounted for a copy."""
+    if not parent.is_dir():
+        return
+    for d in parent.iterdir():
+        with contextlib.suppress(OSError):
+            _native.umount(str(d))
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+def _open(root: str, path: str, flags: int) -> int:
+    try:
+        return _native.open_in_root(root, path, flags | os.O_CLOEXEC)
     except OSError as e:
         raise CopyError(f"{path} in the container: {e.strerror}") from None
 
 
-def archive(pid: int, path: str, *, one_fs: bool = False) -> IO[bytes]:
+def archive(root: str, path: str, *, one_fs: bool = False) -> IO[bytes]:
     """A tar of `path` (a file, a directory and all below it, or a symlink as
     itself) under its base name (`/`: its entries at the top), in a spooled
     temporary file, rewound. `one_fs`: directories on another filesystem than
     `path`'s (/proc, /sys, /dev, volumes) are left out, as `export` wants."""
     name = os.path.basename(path.rstrip("/")) or "."
-    parent = _open(pid, os.path.dirname(path.rstrip("/")) or "/", os.O_PATH | os.O_DIRECTORY)
+    parent = _open(root, os.path.dirname(path.rstrip("/")) or "/", os.O_PATH | os.O_DIRECTORY)
     out = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115  (the caller's)
     dev = os.stat(parent).st_dev if one_fs else None
     try:
@@ -108,13 +144,13 @@ def _add_dir(tar: tarfile.TarFile, dfd: int, arcname: str, dev: int | None) -> N
         _add(tar, dfd, entry, f"{arcname}/{entry}", dev)
 
 
-def extract(pid: int, dest: str, data: IO[bytes]) -> int:
+def extract(root: str, dest: str, data: IO[bytes]) -> int:
     """Unpack the tar in `data` into the container's directory `dest` (which
     must exist); returns how many entries. Files are the container root's,
     with the archive's modes; hard links, devices and '..' are refused."""
     from supervisor.images.layer import LayerError, clean_path
 
-    base = _open(pid, dest, os.O_PATH | os.O_DIRECTORY)
+    base = _open(root, dest, os.O_PATH | os.O_DIRECTORY)
     n = 0
     try:
         with tarfile.open(fileobj=data, mode="r|") as tar:
@@ -127,7 +163,7 @@ def extract(pid: int, dest: str, data: IO[bytes]) -> int:
                     continue
                 parent, leaf = os.path.split(rel)
                 pfd = _native.open_in_root(
-                    _root(pid), os.path.join(dest, parent), os.O_PATH | os.O_DIRECTORY
+                    root, os.path.join(dest, parent), os.O_PATH | os.O_DIRECTORY
                 )
                 try:
                     _write(tar, m, pfd, leaf)

@@ -160,6 +160,7 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
         self.runtime = Runtime(run_root / "runtime", cgroup_parent=cgroup_parent)
         self.exec_ctls: dict[str, Path] = {}  # running -t execs' resize FIFOs, by exec id
         self.exec_ctl_dir = run_root / "exec"
+        self.copy_mounts = run_root / "cp"
         self.cgroup_parent = cgroup_parent
         self.journal = journal
         self.containers: dict[str, Container] = {}
@@ -175,6 +176,9 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
     # -- running --------------------------------------------------------------------------
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        from supervisor.daemon import copy as copying
+
+        copying.clear_mounts(self.copy_mounts)  # a crashed daemon's, mid-copy
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             if DEFAULT_NETWORK not in self.networks.networks:

@@ -6,10 +6,12 @@ A mixin of Fleet, kept apart so that fleet.py holds the containers' lifecycle.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,7 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class FleetInfo:
+    copy_mounts: Path  # where a stopped container's root is mounted for a copy
     containers: dict[str, Container]
     names: dict[str, str]
     runtime: Runtime
@@ -49,6 +52,23 @@ class FleetInfo:
         del self.names[old]
         self.names[name] = c.id
         self.emit(c, "rename", oldName=old)  # type: ignore[attr-defined]
+
+    @contextlib.contextmanager
+    def container_root(self, c: Container) -> Iterator[str]:
+        """The container's root as the host sees it, for cp and export: through
+        its first process while it runs, else its overlay mounted for the block."""
+        from supervisor.daemon import copy as copying
+
+        if c.running:
+            yield copying.proc_root(c.state.pid)
+            return
+        with copying.stopped_root(
+            self.copy_mounts / c.id,
+            self.lower_dirs(c.config),  # type: ignore[attr-defined]
+            c.path / "upper",
+            c.path / "work",
+        ) as root:
+            yield root
 
     def top(self, c: Container) -> tuple[list[str], list[list[str]]]:
         """UID PID PPID STIME TIME CMD of each process in the container's cgroup."""

@@ -343,16 +343,16 @@ class Connection:
         raise SpecError("request", f"unexpected {type(req).__name__}")
 
     async def _archive(self, c: Container, path: str, *, one_fs: bool) -> None:
-        if not c.running:
-            raise Conflict(f"container {c.id[:12]} is not running: start it to copy")
-        with copying.archive(c.state.pid, path, one_fs=one_fs) as tar:
+        # The archive is made (spooled) before any await: a stopped container's
+        # root is mounted only meanwhile, and nothing can start it meanwhile.
+        with self.fleet.container_root(c) as root:
+            tar = copying.archive(root, path, one_fs=one_fs)
+        with tar:
             while chunk := tar.read(copying.CHUNK):
                 await self.send(api.Archive(data=chunk))
         await self.send(api.End())
 
     async def _copy_to(self, c: Container, path: str, inbox: trio.MemoryReceiveChannel) -> None:
-        if not c.running:
-            raise Conflict(f"container {c.id[:12]} is not running: start it to copy")
         with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
             async for msg in inbox:
                 if isinstance(msg, api.StdinData):
@@ -360,7 +360,8 @@ class Connection:
                 elif isinstance(msg, api.StdinClose):
                     break
             spool.seek(0)
-            copying.extract(c.state.pid, path, spool)
+            with self.fleet.container_root(c) as root:  # no await inside: see _archive
+                copying.extract(root, path, spool)
         await self.send(api.Ok())
 
     async def _pump_stdin(self, c: Container, inbox: trio.MemoryReceiveChannel) -> None:

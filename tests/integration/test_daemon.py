@@ -606,3 +606,21 @@ def test_export_is_the_root_without_what_is_mounted_on_it(daemon, rootfs, tmp_pa
     assert {"bin/busybox", "mine", "proc", "scratch"} <= names, sorted(names)[:20]
     assert not any(n.startswith(("proc/", "sys/", "scratch/")) for n in names)
     daemon.cli("rm", "-f", cid)
+
+
+def test_cp_and_export_with_a_stopped_container(daemon, rootfs, tmp_path):
+    """A stopped container's overlay is mounted for the copy and unmounted after."""
+    made = daemon.cli("run", "-d", "--rootfs", str(rootfs), "sh", "-c", "echo made > /made")
+    cid = made.stdout.strip()
+    daemon.cli("wait", cid)
+    p = daemon.cli("cp", f"{cid}:/made", str(tmp_path / "made"))
+    assert p.returncode == 0 and (tmp_path / "made").read_text() == "made\n", p.stderr
+    fresh = daemon.cli("create", "--rootfs", str(rootfs), "cat", "/tmp/hostfile").stdout.strip()
+    src = tmp_path / "hostfile"
+    src.write_text("copied before the start\n")
+    assert daemon.cli("cp", str(src), f"{fresh}:/tmp").returncode == 0
+    out = daemon.cli("start", "-a", fresh).stdout
+    assert out == "copied before the start\n", out
+    assert daemon.cli("export", "-o", str(tmp_path / "x.tar"), cid).returncode == 0
+    assert "/cp/" not in Path("/proc/mounts").read_text()
+    daemon.cli("rm", cid, fresh)
