@@ -371,6 +371,11 @@ class NetworkRemove(_Msg):
     name: str
 
 
+class NetworkPrune(_Msg):
+    """Remove every network no container uses (the default one stays):
+    PruneResult with their names."""
+
+
 class NetworkConnect(_Msg):
     name: str
     container: str
@@ -431,6 +436,7 @@ Request = (
     | NetworkList
     | NetworkInspect
     | NetworkRemove
+    | NetworkPrune
     | NetworkConnect
     | NetworkDisconnect
 )

@@ -293,12 +293,14 @@ def cmd_container(c: Client, args) -> int:
 
 
 def cmd_system(c: Client, args) -> int:
-    """system prune: stopped containers, then the images nothing uses (untagged
-    only without -a), then with --volumes the unused anonymous volumes."""
+    """system prune: stopped containers, unused networks, then the images nothing
+    uses (untagged only without -a), then with --volumes unused anonymous volumes."""
     containers = c.call(api.ContainerPrune()).ids
+    networks = c.call(api.NetworkPrune()).removed
     images = c.call(api.ImagePrune(all=args.all)).deleted
     volumes = c.call(api.VolumePrune()).removed if args.volumes else []
     print(f"Deleted containers: {len(containers)}")
+    print(f"Deleted networks: {len(networks)}")
     print(f"Deleted image layers: {len(images)}")
     if args.volumes:
         print(f"Deleted volumes: {len(volumes)}")

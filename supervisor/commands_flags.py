@@ -524,6 +524,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("names", nargs="+")
     s = nw.add_parser("rm", help="remove networks")
     s.add_argument("names", nargs="+")
+    s = nw.add_parser("prune", help="remove every network no container uses")
+    s.add_argument("-f", "--force", action="store_true", help="(no prompt: none is asked)")
     for verb in ("connect", "disconnect"):
         s = nw.add_parser(verb, help=f"{verb} a container (as ethN; eth0 stays)")
         s.add_argument("network")

@@ -88,6 +88,10 @@ def cmd_network(c: Client, args) -> int:
         out = [msgspec.to_builtins(c.call(api.NetworkInspect(name=n)).network) for n in args.names]
         print(msgspec.json.format(msgspec.json.encode(out), indent=4).decode())
         return 0
+    if args.ncmd == "prune":
+        for name in c.call(api.NetworkPrune()).removed:
+            print(name)
+        return 0
     if args.ncmd in ("connect", "disconnect"):
         msg = api.NetworkConnect if args.ncmd == "connect" else api.NetworkDisconnect
         c.call(msg(name=args.network, container=args.container))

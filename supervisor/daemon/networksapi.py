@@ -38,6 +38,16 @@ async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                 return api.NetworkResult(network=info(f.networks.get(name)))
             except NetworkError as e:
                 raise SpecError("network", str(e)) from None
+        case api.NetworkPrune():
+            removed = []
+            for n in list(f.networks.networks.values()):
+                if n.name == "bridge" or f.network_users(n.name):
+                    continue
+                f.stop_network(n.name)
+                f.networks.remove(n.name)
+                f.journal.append("network", "destroy", n.name, n.name)
+                removed.append(n.name)
+            return api.PruneResult(removed=removed)
         case api.NetworkRemove(name=name):
             try:
                 f.networks.get(name)

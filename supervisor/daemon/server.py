@@ -161,6 +161,7 @@ class Connection:
                 | api.NetworkRemove()
                 | api.NetworkConnect()
                 | api.NetworkDisconnect()
+                | api.NetworkPrune()
             ):
                 await self.send(await networks_request(f, req))
             case api.ImagePull() | api.ImagePush() | api.Login():

@@ -225,6 +225,9 @@ def test_container_and_system_prune(daemon, rootfs):
     assert exited in out and created in out and running not in out, out
     left = daemon.cli("ps", "-aq", "--no-trunc").stdout.split()
     assert left == [running], left
+    assert daemon.cli("network", "create", "spare").returncode == 0
     out = daemon.cli("system", "prune", "-f", "--volumes").stdout
     assert "Deleted containers: 0" in out and "Deleted volumes" in out, out
+    assert "Deleted networks: 1" in out, out
+    assert "spare" not in daemon.cli("network", "ls", "-q").stdout
     daemon.cli("rm", "-f", running)
