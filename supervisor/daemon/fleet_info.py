@@ -109,12 +109,16 @@ class FleetInfo:
         upper directory against the layers below it."""
         upper = c.path / "upper"
         lowers = [Path(d) for d in self.lower_dirs(c.config).split(":") if d]  # type: ignore[attr-defined]
+        from supervisor.images.store import is_placeholder
+
         out: list[tuple[str, str]] = []
         for dirpath, dirnames, filenames in os.walk(upper):
             dirnames.sort()
             rel_dir = os.path.relpath(dirpath, upper)
             for name in sorted(dirnames) + sorted(filenames):
                 rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+                if is_placeholder(upper, rel):
+                    continue
                 st = os.lstat(os.path.join(dirpath, name))
                 if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                     out.append(("D", "/" + rel))
@@ -122,7 +126,8 @@ class FleetInfo:
                     out.append(("C", "/" + rel))
                 else:
                     out.append(("A", "/" + rel))
-        return out
+        # A directory of the image copied up only to hold placeholders is no change.
+        return [(kind, path) for kind, path in out if not _only_placeholders(upper, path[1:])]
 
 
 def _user(uid: int) -> str:
@@ -130,3 +135,13 @@ def _user(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name if uid == 0 else str(uid)
     except KeyError:
         return str(uid)
+
+
+def _only_placeholders(upper: Path, rel: str) -> bool:
+    from supervisor.images.store import is_placeholder
+
+    d = upper / rel
+    if d.is_symlink() or not d.is_dir():
+        return False
+    names = os.listdir(d)
+    return bool(names) and all(is_placeholder(upper, f"{rel}/{n}") for n in names)

@@ -258,7 +258,7 @@ class ImageStore:
         for src in [*sources, upper]:
             with tempfile.TemporaryFile(dir=self.tmp) as spool:
                 with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                    _tar_layer(tar, src)
+                    _tar_layer(tar, src, skip_placeholders=src == upper)
                 spool.seek(0)
                 parent = chain_ids(diff_ids)[-1] if diff_ids else None
                 diff_id, _ = self.add_layer(spool, parent)
@@ -384,7 +384,20 @@ def _host_arch() -> str:
     )
 
 
-def _tar_layer(tar: tarfile.TarFile, root: Path) -> None:
+# The files Corral binds over a networked container's /etc leave empty
+# placeholders in its upper directory: not changes of its own (Docker keeps them
+# in an "init" layer), so diff and commit pass over them.
+PLACEHOLDERS = ("etc/hosts", "etc/hostname", "etc/resolv.conf")
+
+
+def is_placeholder(root: Path, rel: str) -> bool:
+    if rel not in PLACEHOLDERS:
+        return False
+    st = os.lstat(root / rel)
+    return stat.S_ISREG(st.st_mode) and st.st_size == 0
+
+
+def _tar_layer(tar: tarfile.TarFile, root: Path, skip_placeholders: bool = False) -> None:
     """A layer directory back into a tar, whiteouts as .wh. files and opaque
     directories (overlayfs' trusted.overlay.opaque) with a .wh..wh..opq in them."""
     for dirpath, dirnames, filenames in os.walk(root):
@@ -395,6 +408,8 @@ def _tar_layer(tar: tarfile.TarFile, root: Path) -> None:
         for name in sorted(dirnames) + sorted(filenames):
             full = os.path.join(dirpath, name)
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if skip_placeholders and is_placeholder(root, rel):
+                continue
             st = os.lstat(full)
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                 info = tarfile.TarInfo(os.path.join(os.path.dirname(rel), ".wh." + name))

@@ -545,6 +545,7 @@ def test_rename_top_and_diff(daemon, rootfs):
         reversed(line.split(" ", 1)) for line in daemon.cli("diff", "new").stdout.splitlines()
     )
     assert changes["/added"] == "A" and changes["/bin/true"] == "D" and changes["/bin"] == "C"
+    assert "/etc/hosts" not in changes  # the placeholder of a network file
     other = daemon.cli("run", "-d", "--rootfs", str(rootfs), "sleep", "60").stdout.strip()
     p = daemon.cli("rename", other, "new")
     assert p.returncode != 0 and "already in use" in p.stderr, p.stderr

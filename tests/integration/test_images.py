@@ -191,6 +191,10 @@ def test_commit_keeps_the_changes_and_the_configuration(daemon, rootfs, tmp_path
         )
     )
     assert out.split() == ["new", "1", "only", "committed"], out
+    # the placeholders of its network files are not part of the image
+    probe = ["sh", "-c", "test -e /etc/hosts && echo has-hosts || echo no-hosts"]
+    derived = ok(daemon.cli("run", "--rm", "--network", "none", "derived:1", *probe))
+    assert derived == ok(daemon.cli("run", "--rm", "--network", "none", "base:1", *probe))
     info = json.loads(ok(daemon.cli("image", "inspect", "derived:1")))[0]
     assert info["config"]["Cmd"] == ["sh", "-c", script]
     assert info["history"][-1]["comment"] == "a test"
