@@ -84,8 +84,12 @@ def archive(root: str, path: str, *, one_fs: bool = False) -> IO[bytes]:
     dev = os.stat(parent).st_dev if one_fs else None
     try:
         with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            if name == ".":
-                _add_dir(tar, parent, ".", dev)
+            if name == ".":  # the root: its entries at the top of the archive
+                top = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent)
+                try:
+                    _add_dir(tar, top, "", dev)
+                finally:
+                    os.close(top)
             else:
                 _add(tar, parent, name, name, dev)
     except FileNotFoundError:
@@ -132,16 +136,9 @@ def _add(tar: tarfile.TarFile, dfd: int, name: str, arcname: str, dev: int | Non
 
 
 def _add_dir(tar: tarfile.TarFile, dfd: int, arcname: str, dev: int | None) -> None:
-    if arcname == ".":  # the root itself: its entries at the top
-        dfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dfd)
-        try:
-            for entry in sorted(os.listdir(dfd)):
-                _add(tar, dfd, entry, entry, dev)
-        finally:
-            os.close(dfd)
-        return
+    """The entries of the open directory `dfd`, under `arcname` ("": at the top)."""
     for entry in sorted(os.listdir(dfd)):
-        _add(tar, dfd, entry, f"{arcname}/{entry}", dev)
+        _add(tar, dfd, entry, f"{arcname}/{entry}" if arcname else entry, dev)
 
 
 def extract(root: str, dest: str, data: IO[bytes]) -> int:

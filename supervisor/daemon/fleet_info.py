@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from supervisor.daemon.fleet_networks import PLACEHOLDERS
 from supervisor.errors import Conflict, SpecError
+from supervisor.images.store import empty_file_among
 from supervisor.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -109,15 +111,13 @@ class FleetInfo:
         upper directory against the layers below it."""
         upper = c.path / "upper"
         lowers = [Path(d) for d in self.lower_dirs(c.config).split(":") if d]  # type: ignore[attr-defined]
-        from supervisor.images.store import is_placeholder
-
         out: list[tuple[str, str]] = []
         for dirpath, dirnames, filenames in os.walk(upper):
             dirnames.sort()
             rel_dir = os.path.relpath(dirpath, upper)
             for name in sorted(dirnames) + sorted(filenames):
                 rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-                if is_placeholder(upper, rel):
+                if empty_file_among(upper, rel, PLACEHOLDERS):
                     continue
                 st = os.lstat(os.path.join(dirpath, name))
                 if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
@@ -138,10 +138,8 @@ def _user(uid: int) -> str:
 
 
 def _only_placeholders(upper: Path, rel: str) -> bool:
-    from supervisor.images.store import is_placeholder
-
     d = upper / rel
     if d.is_symlink() or not d.is_dir():
         return False
     names = os.listdir(d)
-    return bool(names) and all(is_placeholder(upper, f"{rel}/{n}") for n in names)
+    return bool(names) and all(empty_file_among(upper, f"{rel}/{n}", PLACEHOLDERS) for n in names)

@@ -26,6 +26,12 @@ if TYPE_CHECKING:
     from supervisor.daemon.store import Store
 
 
+# The files bound over a networked container's /etc. Their bind targets are
+# empty files in its upper directory, no change of its own: diff and commit pass
+# over them (Docker keeps them in an "init" layer).
+NETWORK_FILES = ("hosts", "hostname", "resolv.conf")
+PLACEHOLDERS = frozenset(f"etc/{name}" for name in NETWORK_FILES)
+
 MAX_SLOTS = 10  # eth0..eth9: a host veth name, "crN" + 10 of the id, stays under 16
 
 
@@ -121,13 +127,14 @@ class FleetNetworks:
         n = self.networks.get(c.config.network)
         addr = self.networks.allocate(n, c.id)
         hostname = c.config.hostname or c.id[:12]
-        files = {
-            "hosts": f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n"
+        texts = (
+            f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n"
             f"{addr}\t{hostname} {c.name}\n"
             + "".join(f"{ip}\t{name}\n" for name, ip in _extra_hosts(c.config.extra_hosts)),
-            "hostname": hostname + "\n",
-            "resolv.conf": f"nameserver {n.gateway}\noptions ndots:0\n",
-        }
+            hostname + "\n",
+            f"nameserver {n.gateway}\noptions ndots:0\n",
+        )
+        files = dict(zip(NETWORK_FILES, texts, strict=True))
         out = []
         for name, text in files.items():
             path = c.path / name

@@ -10,6 +10,7 @@ import msgspec
 from protocols import api
 from protocols.image import RunConfig
 from supervisor.daemon.fleet import Conflict, Fleet
+from supervisor.daemon.fleet_networks import PLACEHOLDERS
 from supervisor.errors import SpecError
 from supervisor.images import registry as registry_client
 from supervisor.images.store import normalize
@@ -51,6 +52,7 @@ def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                     run_config=run_config_of(c.config, st, c.config.image_id),
                     message=message,
                     author=author,
+                    skip_empty=PLACEHOLDERS,
                 )
             finally:
                 if freeze:

@@ -243,10 +243,12 @@ class ImageStore:
         run_config: RunConfig,
         message: str = "",
         author: str = "",
+        skip_empty: frozenset[str] = frozenset(),
     ) -> str:
         """A new image: the base image's layers (or a layer of the base root
         filesystem directory) and one more, the container's upper directory
-        (overlay whiteouts and opaque directories written as the OCI's)."""
+        (overlay whiteouts and opaque directories written as the OCI's; the
+        empty files at `skip_empty`, bind mounts' targets, left out)."""
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if base_image:
             cfg = self.config(base_image)
@@ -258,7 +260,7 @@ class ImageStore:
         for src in [*sources, upper]:
             with tempfile.TemporaryFile(dir=self.tmp) as spool:
                 with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                    _tar_layer(tar, src, skip_placeholders=src == upper)
+                    _tar_layer(tar, src, skip_empty if src == upper else frozenset())
                 spool.seek(0)
                 parent = chain_ids(diff_ids)[-1] if diff_ids else None
                 diff_id, _ = self.add_layer(spool, parent)
@@ -384,20 +386,16 @@ def _host_arch() -> str:
     )
 
 
-# The files Corral binds over a networked container's /etc leave empty
-# placeholders in its upper directory: not changes of its own (Docker keeps them
-# in an "init" layer), so diff and commit pass over them.
-PLACEHOLDERS = ("etc/hosts", "etc/hostname", "etc/resolv.conf")
-
-
-def is_placeholder(root: Path, rel: str) -> bool:
-    if rel not in PLACEHOLDERS:
+def empty_file_among(root: Path, rel: str, names: frozenset[str]) -> bool:
+    """Is `rel` one of `names` and an empty regular file under `root`? (A bind
+    mount's target, made by the runtime: no content of the container's own.)"""
+    if rel not in names:
         return False
     st = os.lstat(root / rel)
     return stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
-def _tar_layer(tar: tarfile.TarFile, root: Path, skip_placeholders: bool = False) -> None:
+def _tar_layer(tar: tarfile.TarFile, root: Path, skip_empty: frozenset[str] = frozenset()) -> None:
     """A layer directory back into a tar, whiteouts as .wh. files and opaque
     directories (overlayfs' trusted.overlay.opaque) with a .wh..wh..opq in them."""
     for dirpath, dirnames, filenames in os.walk(root):
@@ -408,7 +406,7 @@ def _tar_layer(tar: tarfile.TarFile, root: Path, skip_placeholders: bool = False
         for name in sorted(dirnames) + sorted(filenames):
             full = os.path.join(dirpath, name)
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            if skip_placeholders and is_placeholder(root, rel):
+            if empty_file_among(root, rel, skip_empty):
                 continue
             st = os.lstat(full)
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
