@@ -126,7 +126,7 @@ class DaemonProc:
         raise RuntimeError("daemon did not start")
 
     def stop(self) -> None:
-        from protocols import api
+        from protocols import api_lite as api
         from supervisor.client import Client
 
         if self.proc is None:

@@ -74,7 +74,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=30)
     args = ap.parse_args()
     reexec_in_private_mountns()
-    from protocols import api
+    from protocols import api_lite as api
     from supervisor.client import Client
 
     base = Path(tempfile.mkdtemp(prefix="corral-bench-run-"))

@@ -87,11 +87,12 @@ def main() -> None:
     try:
         bundle = make_bundle(base, ["/bin/true"])
         daemon.start()
+        from protocols import api_lite
         from supervisor.client import Client
 
         with Client(daemon.socket) as c:  # the next sequence number, to subscribe from
-            evs = list(c.stream(api.Events(since_seq=1, until_nano=time.time_ns())))
-        args.start_seq = max((e.seq for e in evs if isinstance(e, Event)), default=0) + 3
+            evs = list(c.stream(api_lite.Events(since_seq=1, until_nano=time.time_ns())))
+        args.start_seq = max((e.seq for e in evs if isinstance(e, api_lite.Event)), default=0) + 3
         t_self = os.times()
         trio.run(run, daemon.socket, str(bundle / "rootfs"), args)
         t_end = os.times()

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import DaemonProc, log, make_bundle, podman_cli, reexec_in_private_mountns
 from bench.daemon_run import start_dockerd
-from protocols import api
+from protocols import api_lite as api
 
 
 def run_n(cli: list[str], tar: Path, n: int, flags: list[str]) -> float:

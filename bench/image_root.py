@@ -37,7 +37,7 @@ def main() -> None:
     args = ap.parse_args()
     import msgspec
 
-    from protocols import api, oci
+    from protocols import oci
     from supervisor.images.store import ImageStore
     from supervisor.runtime import Runtime
     from supervisor.runtime import spec as specs
@@ -109,23 +109,24 @@ def main() -> None:
         daemon = DaemonProc(base / "d", cgroup_parent="/corral-bench-img-d")
         daemon.start()
         try:
+            from protocols import api_lite
             from supervisor.client import Client
 
             tarfile_path = base / "rootfs.tar"
             tarfile_path.write_bytes(tar.getvalue())
             with Client(daemon.socket) as c:
-                c.call(api.ImageImport(path=str(tarfile_path), ref="bench:one"))
+                c.call(api_lite.ImageImport(path=str(tarfile_path), ref="bench:one"))
                 for _ in range(100):
                     cid = c.call(
-                        api.Create(
-                            config=api.ContainerConfig(
+                        api_lite.Create(
+                            config=api_lite.ContainerConfig(
                                 network="none",
                                 image="bench:one",
                                 cmd=["sh", "-c", "echo hi > /written"],
                             )
                         )
                     ).id
-                    for _msg in c.stream(api.Attach(id=cid, start=True)):
+                    for _msg in c.stream(api_lite.Attach(id=cid, start=True)):
                         pass
                 droot = base / "d" / "root"
                 containers = du(droot / "containers")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import DaemonProc, make_bundle, summary
-from protocols import api
+from protocols import api_lite as api
 
 
 def free_port() -> int:

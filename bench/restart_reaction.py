@@ -25,21 +25,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import DaemonProc, log, make_bundle, summary
-from protocols import api
-from protocols.events import Event
+from protocols import api_lite as api
 
 
-def timeline(c, name: str) -> list[Event]:
+def timeline(c, name: str) -> list[api.Event]:
     return [
         e
         for e in c.stream(
             api.Events(since_seq=1, until_nano=time.time_ns(), filters={"container": [name]})
         )
-        if isinstance(e, Event)
+        if isinstance(e, api.Event)
     ]
 
 
-def reactions(evs: list[Event]) -> list[tuple[float, float, float]]:
+def reactions(evs: list[api.Event]) -> list[tuple[float, float, float]]:
     """(ms from exit to the next start, the delay waited, ms from exit to the
     `restart` event: the end of the wait) for each restart."""
     out = []
@@ -176,7 +175,7 @@ def main() -> None:
                 now = time.time_ns()
                 for payload in sub.buf.feed(data):
                     ev = sub.codec.decode(payload)
-                    if isinstance(ev, Event):
+                    if isinstance(ev, api.Event):
                         die_ms.append((now - int(ev.attributes["finishedAt"])) / 1e6)
         cpu = (cpu_seconds(daemon.proc.pid) - cpu0) / (time.monotonic() - t0)
         restarts = sum(s.restart_count for s in c.call(api.List(all=True)).containers)

@@ -3,13 +3,13 @@
 Each frame is a 4-byte big-endian length followed by that many bytes of
 msgpack. A connection starts with the client's `Hello` and the daemon's
 `Welcome` (or an `Error` and a close). docs/protocol.md has the whole story.
+Standard library only: the daemon decodes payloads with msgspec (protocols/api.py),
+the client with protocols/lite.py.
 """
 
 from __future__ import annotations
 
 import struct
-
-import msgspec
 
 PROTOCOL_VERSION = 1
 MAX_FRAME = 16 * 1024 * 1024  # a frame above this is refused, and the connection closed
@@ -49,18 +49,3 @@ class FrameBuffer:
     @property
     def pending(self) -> int:
         return len(self._buf)
-
-
-class Codec:
-    """Encodes and decodes one tagged union of messages."""
-
-    def __init__(self, union: object) -> None:
-        self._enc = msgspec.msgpack.Encoder()
-        self._dec = msgspec.msgpack.Decoder(union)
-
-    def encode(self, msg: msgspec.Struct) -> bytes:
-        return frame(self._enc.encode(msg))
-
-    def decode(self, payload: bytes):
-        """Raises msgspec.DecodeError / ValidationError for a bad message."""
-        return self._dec.decode(payload)

@@ -1,16 +1,18 @@
 """A blocking client for the daemon's socket: the standard library and
-protocols/ only (no trio), so `corral ps` starts in milliseconds."""
+protocols' msgspec-free mirror (protocols/lite.py) only, no trio, no msgspec,
+so `corral ps` starts in milliseconds."""
 
 from __future__ import annotations
 
+# _socket, not socket: socket.py wraps it with enums and selectors, ~3 ms of a
+# client's start on the project's VM for nothing a blocking Unix-socket client uses.
+import _socket
 import os
-import socket
 from collections.abc import Iterator
 
-import msgspec
-
-from protocols import api
-from protocols.wire import PROTOCOL_VERSION, Codec, FrameBuffer, frame
+from protocols import api_lite as api
+from protocols import lite
+from protocols.wire import PROTOCOL_VERSION, FrameBuffer, frame
 
 DEFAULT_SOCKET = "/run/corral/corral.sock"
 
@@ -34,7 +36,7 @@ def socket_path(flag: str | None = None) -> str:
 class Client:
     def __init__(self, path: str) -> None:
         self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             self.sock.connect(path)
         except (FileNotFoundError, ConnectionRefusedError) as e:
@@ -46,8 +48,6 @@ class Client:
             raise Unreachable(
                 f"permission denied on {path}: the socket is for root and the corral group"
             ) from None
-        self.enc = msgspec.msgpack.Encoder()
-        self.codec = Codec(api.Response)
         self.buf = FrameBuffer()
         self.pending: list[bytes] = []
         welcome = self.call(api.Hello(version=PROTOCOL_VERSION, client="corral-cli"))
@@ -56,8 +56,8 @@ class Client:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, msg: msgspec.Struct) -> None:
-        self.sock.sendall(frame(self.enc.encode(msg)))
+    def send(self, msg: lite.Lite) -> None:
+        self.sock.sendall(frame(lite.encode(msg)))
 
     def recv(self):
         while not self.pending:
@@ -65,7 +65,7 @@ class Client:
             if not data:
                 raise Unreachable("the daemon closed the connection")
             self.pending.extend(self.buf.feed(data))
-        msg = self.codec.decode(self.pending.pop(0))
+        msg = lite.decode(self.pending.pop(0))
         if isinstance(msg, api.Error):
             raise DaemonError(msg)
         return msg
@@ -73,11 +73,11 @@ class Client:
     def has_buffered(self) -> bool:
         return bool(self.pending)
 
-    def call(self, req: msgspec.Struct):
+    def call(self, req: lite.Lite):
         self.send(req)
         return self.recv()
 
-    def stream(self, req: msgspec.Struct) -> Iterator:
+    def stream(self, req: lite.Lite) -> Iterator:
         """Responses until End (not yielded) or Exited (yielded, last)."""
         self.send(req)
         while True:

@@ -12,10 +12,8 @@ import os
 import sys
 import time
 
-import msgspec
-
-from protocols import api
-from protocols.events import Event, Gap
+from protocols import api_lite as api
+from protocols import lite
 from supervisor.client import Client, DaemonError, Unreachable, socket_path
 from supervisor.commands_attach import attach, cmd_attach, pump, terminal_size
 from supervisor.commands_flags import config_from, parse_args, parse_filters, parse_time
@@ -157,7 +155,7 @@ def cmd_ps(c: Client, args) -> int:
         return 0
     if args.format == "json":
         for r in rows:
-            print(msgspec.json.encode(r).decode())
+            print(lite.to_json(r))
         return 0
     if args.format != "table":
         _templated(args.format, [_ps_fields(r, args.no_trunc) for r in rows], PS_HEADERS)
@@ -338,7 +336,7 @@ def cmd_inspect(c: Client, args) -> int:
     if args.format:
         _templated(args.format, out, {})
     else:
-        print(msgspec.json.format(msgspec.json.encode(out), indent=4).decode())
+        print(lite.to_json(out, indent=4))
     return rc
 
 
@@ -392,7 +390,7 @@ def cmd_exec(c: Client, args) -> int:
         width=w,
     )
     if args.detach:
-        c.call(msgspec.structs.replace(req, detach=True, stdin=False))
+        c.call(lite.replace(req, detach=True, stdin=False))
         return 0
     return pump(c, req, stdin=args.interactive, tty=args.tty)
 
@@ -404,7 +402,7 @@ def cmd_stats(c: Client, args) -> int:
         print(header, flush=True)
     for msg in c.stream(req):
         if args.format == "json":
-            print(msgspec.json.encode(msg).decode(), flush=True)
+            print(lite.to_json(msg), flush=True)
             continue
         limit = f"{msg.memory_limit / 2**20:.1f}MiB" if msg.memory_limit else "unlimited"
         print(
@@ -415,7 +413,7 @@ def cmd_stats(c: Client, args) -> int:
     return 0
 
 
-def format_event(ev: Event) -> str:
+def format_event(ev: api.Event) -> str:
     secs, frac = divmod(ev.time_nano, 10**9)
     ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(secs)) + f".{frac:09d}"
     attrs = ", ".join(f"{k}={v}" for k, v in sorted(ev.attributes.items()))
@@ -427,7 +425,7 @@ def cmd_events(c: Client, args) -> int:
     until = parse_time(args.until) if args.until else None
     req = api.Events(since_nano=since, until_nano=until, filters=parse_filters(args.filter))
     for msg in c.stream(req):
-        if isinstance(msg, Gap):
+        if isinstance(msg, api.Gap):
             print(
                 f"corral: events {msg.first}-{msg.last} are no longer kept; "
                 f"resuming at {msg.resume_from}",
@@ -435,7 +433,7 @@ def cmd_events(c: Client, args) -> int:
             )
             continue
         if args.format == "json":
-            print(msgspec.json.encode(msg).decode(), flush=True)
+            print(lite.to_json(msg), flush=True)
         else:
             print(format_event(msg), flush=True)
     return 0

@@ -6,12 +6,10 @@ the terminal's size.
 from __future__ import annotations
 
 import os
-import selectors
 import sys
 
-import msgspec
-
-from protocols import api
+from protocols import api_lite as api
+from protocols import lite
 from supervisor.client import Client, DaemonError, Unreachable
 
 
@@ -72,9 +70,7 @@ def _proxy_signals(c: Client, id: str) -> None:
         signal.signal(getattr(signal, name), forward)
 
 
-def pump(
-    c: Client, req: msgspec.Struct, *, stdin: bool, tty: bool, proxy_to: str | None = None
-) -> int:
+def pump(c: Client, req: lite.Lite, *, stdin: bool, tty: bool, proxy_to: str | None = None) -> int:
     """Send `req`, copy Output to our stdout/stderr and our stdin to the daemon,
     until Exited; return its status. On a terminal in raw mode, ctrl-p ctrl-q
     detaches (the container goes on) and returns 0."""
@@ -91,13 +87,18 @@ def pump(
 
         restore = termios.tcgetattr(0)
         ttymod.setraw(0)
-    sel = selectors.DefaultSelector()
-    sel.register(c.sock, selectors.EVENT_READ, "daemon")
-    if stdin:
-        sel.register(0, selectors.EVENT_READ, "stdin")
     out, err = sys.stdout.buffer, sys.stderr.buffer
-    held = b""  # a ctrl-p that may start the detach keys
     try:
+        if not stdin:  # only the daemon to read: no selector (nor its import)
+            while True:
+                if (code := _handle(c.recv(), out, err, exec_id)) is not None:
+                    return code
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        sel.register(c.sock, selectors.EVENT_READ, "daemon")
+        sel.register(0, selectors.EVENT_READ, "stdin")
+        held = b""  # a ctrl-p that may start the detach keys
         while True:
             for key, _ in sel.select() if not c.has_buffered() else [(None, 0)]:
                 if key is not None and key.data == "stdin":
@@ -118,19 +119,27 @@ def pump(
                     if data:
                         c.send(api.StdinData(data=data))
                     continue
-                msg = c.recv()
-                if isinstance(msg, api.Output):
-                    (err if msg.stream == "stderr" else out).write(msg.data)
-                    (err if msg.stream == "stderr" else out).flush()
-                elif isinstance(msg, api.ExecStarted):
-                    exec_id.append(msg.exec_id)
-                elif isinstance(msg, api.Exited):
-                    return msg.status_code
+                if (code := _handle(c.recv(), out, err, exec_id)) is not None:
+                    return code
     finally:
         if restore is not None:
             import termios
 
             termios.tcsetattr(0, termios.TCSADRAIN, restore)
+
+
+def _handle(msg: lite.Lite, out, err, exec_id: list[str]) -> int | None:
+    """One message of the stream: output written, an exec's id kept; the exit
+    status once it comes."""
+    if isinstance(msg, api.Output):
+        stream = err if msg.stream == "stderr" else out
+        stream.write(msg.data)
+        stream.flush()
+    elif isinstance(msg, api.ExecStarted):
+        exec_id.append(msg.exec_id)
+    elif isinstance(msg, api.Exited):
+        return msg.status_code
+    return None
 
 
 def cmd_attach(c: Client, args) -> int:

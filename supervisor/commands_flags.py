@@ -11,7 +11,7 @@ import os
 import re
 import time
 
-from protocols import api
+from protocols import api_lite as api
 from supervisor import units
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)")
@@ -302,6 +302,32 @@ class _Unbuilt:
         return self
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's own, with the terminal's width found without `import shutil`
+    (argparse makes a formatter per flag; that import alone is ~2 ms a command)."""
+
+    def __init__(self, prog: str, **kw) -> None:
+        if kw.get("width") is None:
+            try:
+                cols = int(os.environ["COLUMNS"])
+            except (KeyError, ValueError):
+                try:
+                    cols = os.get_terminal_size(1).columns
+                except OSError:
+                    cols = 80
+            kw["width"] = cols - 2
+        super().__init__(prog, **kw)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser, subcommands' too (add_subparsers makes them of this class),
+    formats with _Formatter."""
+
+    def __init__(self, *args, **kw) -> None:
+        kw.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kw)
+
+
 class _OneCommand:
     """Builds only the chosen command's parser: argparse's ~50 parsers cost about
     20 ms of a 70 ms `corral run` on the project's VM (a formatter and gettext
@@ -357,7 +383,7 @@ def _sig_proxy_flag(p) -> None:
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole command line, or only the parser of command `only`."""
-    p = argparse.ArgumentParser(prog="corral", add_help=True)
+    p = _Parser(prog="corral", add_help=True)
     p.add_argument("-H", "--socket", help="daemon socket (or $CORRAL_SOCKET)")
     subparsers = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     sub = _OneCommand(subparsers, only)

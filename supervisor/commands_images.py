@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import sys
 
-import msgspec
-
-from protocols import api
+from protocols import api_lite as api
+from protocols import lite
 from supervisor.client import Client, DaemonError
 
 
@@ -93,7 +92,7 @@ def cmd_images(c: Client, args) -> int:
         return 0
     if args.format == "json":
         for im in images:
-            print(msgspec.json.encode(im).decode())
+            print(lite.to_json(im))
         return 0
     if args.format != "table":
         from supervisor.commands import _templated
@@ -163,7 +162,7 @@ def cmd_history(c: Client, args) -> int:
 def cmd_image(c: Client, args) -> int:
     if args.icmd == "inspect":
         out = [c.call(api.ImageInspect(ref=r)).data for r in args.images]
-        print(msgspec.json.format(msgspec.json.encode(out), indent=4).decode())
+        print(lite.to_json(out, indent=4))
         return 0
     if args.icmd == "ls":
         return cmd_images(c, args)

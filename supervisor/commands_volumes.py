@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
-import msgspec
-
-from protocols import api
+from protocols import api_lite as api
+from protocols import lite
 from supervisor.client import Client, DaemonError
 from supervisor.commands import _each
 from supervisor.commands_flags import parse_filters
@@ -25,7 +24,7 @@ def cmd_volume(c: Client, args) -> int:
                 print(v.name)
         elif args.format == "json":
             for v in vols:
-                print(msgspec.json.encode(v).decode())
+                print(lite.to_json(v))
         else:
             print(f"{'DRIVER':<10}VOLUME NAME")
             for v in vols:
@@ -53,7 +52,7 @@ def cmd_volume(c: Client, args) -> int:
                     "UsedBy": v.in_use_by,
                 }
             )
-        print(msgspec.json.format(msgspec.json.encode(out), indent=4).decode())
+        print(lite.to_json(out, indent=4))
         return rc
     if args.vcmd == "rm":
         return _each(c, args.names, lambda n: api.VolumeRemove(name=n, force=args.force))
@@ -85,8 +84,8 @@ def cmd_network(c: Client, args) -> int:
             print(f"{n.name:<20}{n.subnet:<20}{n.gateway:<16}{n.bridge:<16}{len(n.containers)}")
         return 0
     if args.ncmd == "inspect":
-        out = [msgspec.to_builtins(c.call(api.NetworkInspect(name=n)).network) for n in args.names]
-        print(msgspec.json.format(msgspec.json.encode(out), indent=4).decode())
+        out = [lite.to_builtins(c.call(api.NetworkInspect(name=n)).network) for n in args.names]
+        print(lite.to_json(out, indent=4))
         return 0
     if args.ncmd == "prune":
         for name in c.call(api.NetworkPrune()).removed:

@@ -21,7 +21,7 @@ import trio
 
 from protocols import api
 from protocols.events import Gap, matches
-from protocols.wire import PROTOCOL_VERSION, Codec, FrameBuffer, FrameError, frame
+from protocols.wire import PROTOCOL_VERSION, FrameBuffer, FrameError, frame
 from supervisor import __version__, _native
 from supervisor.daemon import copy as copying
 from supervisor.daemon import inspect as shapes
@@ -53,16 +53,20 @@ class BadMessage:
         self.message, self.fatal = message, fatal
 
 
+# Requests are decoded strictly (types checked, unknown tags refused); one pair for
+# every connection.
+_DECODER = msgspec.msgpack.Decoder(api.Request)
+_ENCODER = msgspec.msgpack.Encoder()
+
+
 class Connection:
     def __init__(self, stream: trio.SocketStream, fleet: Fleet) -> None:
         self.stream = stream
         self.fleet = fleet
-        self.codec = Codec(api.Request)
-        self.enc = msgspec.msgpack.Encoder()
         self.peer = secrets.token_hex(3)
 
     async def send(self, msg: msgspec.Struct) -> None:
-        await self.stream.send_all(frame(self.enc.encode(msg)))
+        await self.stream.send_all(frame(_ENCODER.encode(msg)))
 
     async def _reader(self, out: trio.MemorySendChannel) -> None:
         buf = FrameBuffer()
@@ -78,7 +82,7 @@ class Connection:
                     return
                 for payload in payloads:
                     try:
-                        await out.send(self.codec.decode(payload))
+                        await out.send(_DECODER.decode(payload))
                     except (msgspec.DecodeError, msgspec.ValidationError) as e:
                         await out.send(BadMessage(f"malformed message: {e}", fatal=False))
 

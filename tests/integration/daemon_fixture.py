@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from protocols import api
+from protocols import api_lite as api
 from supervisor.client import Client
 from tests.conftest import RUN, _cgroup_leftovers, _remove_cgroup_tree
 
@@ -106,7 +106,7 @@ class Daemon:
 
     def cleanup(self) -> None:
         """Remove every container (starting a daemon if needed), stop, check."""
-        from protocols import api
+        from protocols import api_lite as api
 
         for old in self.clients:
             old.close()

@@ -11,8 +11,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from protocols import api
-from protocols.events import Event
+from protocols import api as wire_api  # msgspec's, for raw frames
+from protocols import api_lite as api  # the client's
 from protocols.wire import PROTOCOL_VERSION, FrameBuffer, frame
 from tests.probe import needs_busybox, needs_root
 
@@ -189,7 +189,7 @@ def test_daemon_sigkill_loses_nothing(daemon, rootfs):
 def _events(c, *, since_seq=None, until_now=False, filters=None):
     until = time.time_ns() if until_now else None
     for msg in c.stream(api.Events(since_seq=since_seq, until_nano=until, filters=filters or {})):
-        if isinstance(msg, Event):
+        if isinstance(msg, api.Event):
             yield msg
 
 
@@ -236,8 +236,8 @@ def test_stalled_subscriber_slows_nobody_and_misses_nothing(daemon, rootfs):
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.connect(daemon.socket)
     enc = msgspec.msgpack.Encoder()
-    stalled.sendall(frame(enc.encode(api.Hello(version=PROTOCOL_VERSION))))
-    stalled.sendall(frame(enc.encode(api.Events(since_seq=start_seq))))
+    stalled.sendall(frame(enc.encode(wire_api.Hello(version=PROTOCOL_VERSION))))
+    stalled.sendall(frame(enc.encode(wire_api.Events(since_seq=start_seq))))
     live = daemon.client()
     live.send(api.Events(since_seq=start_seq))
     n = 1000
@@ -250,7 +250,7 @@ def test_stalled_subscriber_slows_nobody_and_misses_nothing(daemon, rootfs):
     assert c.call(api.Ping()) == api.Ok()
     # Now the stalled one reads: every event, in order, nothing dropped.
     buf = FrameBuffer()
-    dec = msgspec.msgpack.Decoder(api.Response)
+    dec = msgspec.msgpack.Decoder(wire_api.Response)
     received = []
     stalled.settimeout(30)
     while len(received) < n + 1:  # Welcome + n events
@@ -263,7 +263,7 @@ def test_stalled_subscriber_slows_nobody_and_misses_nothing(daemon, rootfs):
 
 def test_malformed_frames_get_typed_errors_and_the_daemon_serves_on(daemon):
     enc = msgspec.msgpack.Encoder()
-    dec = msgspec.msgpack.Decoder(api.Response)
+    dec = msgspec.msgpack.Decoder(wire_api.Response)
 
     def talk(sock, payload: bytes):
         sock.sendall(payload)
@@ -278,23 +278,24 @@ def test_malformed_frames_get_typed_errors_and_the_daemon_serves_on(daemon):
 
     s = socket.socket(socket.AF_UNIX)
     s.connect(daemon.socket)
-    assert isinstance(talk(s, frame(enc.encode(api.Hello(version=PROTOCOL_VERSION)))), api.Welcome)
+    hello = frame(enc.encode(wire_api.Hello(version=PROTOCOL_VERSION)))
+    assert isinstance(talk(s, hello), wire_api.Welcome)
     err = talk(s, frame(b"\xc1\xc1 not msgpack"))
-    assert isinstance(err, api.Error) and err.kind == "protocol"
+    assert isinstance(err, wire_api.Error) and err.kind == "protocol"
     err = talk(s, frame(enc.encode({"msg": "NoSuchThing"})))
-    assert isinstance(err, api.Error) and "NoSuchThing" in err.message
+    assert isinstance(err, wire_api.Error) and "NoSuchThing" in err.message
     err = talk(s, frame(enc.encode({"msg": "Start", "id": 42})))
-    assert isinstance(err, api.Error) and "id" in err.message
-    assert talk(s, frame(enc.encode(api.Ping()))) == api.Ok()  # still usable
+    assert isinstance(err, wire_api.Error) and "id" in err.message
+    assert talk(s, frame(enc.encode(wire_api.Ping()))) == wire_api.Ok()  # still usable
     err = talk(s, struct.pack(">I", 1 << 30))  # an absurd frame size
-    assert isinstance(err, api.Error) and "limit" in err.message
+    assert isinstance(err, wire_api.Error) and "limit" in err.message
     assert s.recv(1) == b""  # and that connection is closed
     s.close()
     # Wrong protocol version:
     s = socket.socket(socket.AF_UNIX)
     s.connect(daemon.socket)
-    err = talk(s, frame(enc.encode(api.Hello(version=999))))
-    assert isinstance(err, api.Error) and "version" in err.message
+    err = talk(s, frame(enc.encode(wire_api.Hello(version=999))))
+    assert isinstance(err, wire_api.Error) and "version" in err.message
     s.close()
     # Everyone else is still served.
     c = daemon.client()
