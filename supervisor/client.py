@@ -8,11 +8,14 @@ from __future__ import annotations
 # client's start on the project's VM for nothing a blocking Unix-socket client uses.
 import _socket
 import os
-from collections.abc import Iterator
 
 from protocols import api_lite as api
 from protocols import lite
 from protocols.wire import PROTOCOL_VERSION, FrameBuffer, frame
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # collections.abc imports collections: ~1.5 ms of the client's start
+    from collections.abc import Iterator
 
 DEFAULT_SOCKET = "/run/corral/corral.sock"
 

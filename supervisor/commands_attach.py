@@ -57,17 +57,21 @@ PROXIED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 def _proxy_signals(c: Client, id: str) -> None:
     """--sig-proxy: a signal this client gets goes to the container (a Kill on a
     connection of its own, as the attach one is busy streaming)."""
-    import signal
+    # _signal, not signal: signal.py builds enums of every signal, ~2 ms of the
+    # start of `corral run` (which proxies by default) for names we know.
+    import _signal
+
+    names = {getattr(_signal, n): n for n in PROXIED}
 
     def forward(signum: int, _frame: object) -> None:
         try:
             with Client(c.path) as k:
-                k.call(api.Kill(id=id, signal=signal.Signals(signum).name))
+                k.call(api.Kill(id=id, signal=names[signum]))
         except (DaemonError, Unreachable):
             pass  # it is gone: the stream will say how it ended
 
-    for name in PROXIED:
-        signal.signal(getattr(signal, name), forward)
+    for signum in names:
+        _signal.signal(signum, forward)
 
 
 def pump(c: Client, req: lite.Lite, *, stdin: bool, tty: bool, proxy_to: str | None = None) -> int:

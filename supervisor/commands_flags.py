@@ -1,21 +1,32 @@
-"""The client's command line: every command's flags (argparse), and the
-ContainerConfig that run and create build from theirs.
+"""The client's command line: every command's flags (supervisor/cmdline.py, a
+small argparse), and the ContainerConfig that run and create build from theirs.
 
 Only the standard library and protocols/: the client imports it first.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import re
 import time
 
 from protocols import api_lite as api
-from supervisor import units
+from supervisor import cmdline, units
+from supervisor.cmdline import ArgumentTypeError, Namespace
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)")
 _DUR_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def _go_duration(value: str) -> float | None:
+    """Seconds in a Go duration (1m30s, 100ms, 1.5h), None if it is not one."""
+    total, rest = 0.0, value
+    while rest:
+        number, rest = units.split_number(rest)
+        unit = rest[:2] if rest[:2] in ("ns", "us", "ms") else rest[:1]
+        if not units.is_decimal(number) or unit not in _DUR_UNITS:
+            return None
+        total += float(number) * _DUR_UNITS[unit]
+        rest = rest[len(unit) :]
+    return total if value else None
 
 
 def parse_size(value: str) -> int:
@@ -23,24 +34,24 @@ def parse_size(value: str) -> int:
     try:
         return units.parse_size(value)
     except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+        raise ArgumentTypeError(str(e)) from None
 
 
 def parse_time(value: str, now: float | None = None) -> int:
     """--since/--until: a Unix timestamp, RFC 3339, or a duration ago (10m, 1h30m)."""
     now = time.time() if now is None else now
-    if re.fullmatch(r"\d+(\.\d+)?", value):
+    if units.is_decimal(value):
         return int(float(value) * 1e9)
-    parts = _DURATION.findall(value)
-    if parts and "".join(a + b for a, b in parts) == value:
-        return int((now - sum(float(n) * _DUR_UNITS[u] for n, u in parts)) * 1e9)
+    ago = _go_duration(value)
+    if ago is not None:
+        return int((now - ago) * 1e9)
     for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
         try:
             base = value.split(".")[0].rstrip("Z")
             return int(time.mktime(time.strptime(base, fmt)) - time.timezone) * 10**9
         except ValueError:
             continue
-    raise argparse.ArgumentTypeError(f"invalid time: {value!r}")
+    raise ArgumentTypeError(f"invalid time: {value!r}")
 
 
 def parse_filters(values: list[str]) -> dict[str, list[str]]:
@@ -49,7 +60,7 @@ def parse_filters(values: list[str]) -> dict[str, list[str]]:
         for item in v.split(","):
             key, eq, val = item.partition("=")
             if not eq:
-                raise argparse.ArgumentTypeError(f"bad filter {item!r}: expected key=value")
+                raise ArgumentTypeError(f"bad filter {item!r}: expected key=value")
             out.setdefault(key, []).append(val)
     return out
 
@@ -65,7 +76,7 @@ def read_env_file(path: str) -> list[str]:
     return env
 
 
-def _container_flags(p: argparse.ArgumentParser) -> None:
+def _container_flags(p: cmdline.ArgumentParser) -> None:
     p.add_argument("--name")
     p.add_argument(
         "--rootfs", help="a root filesystem directory (copy-on-write) instead of an image"
@@ -156,10 +167,12 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
         default=[],
         help="seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false]",
     )
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("command", nargs=cmdline.REMAINDER)
 
 
-def _mounts(args: argparse.Namespace) -> list[api.MountSpec]:
+def _mounts(args: Namespace) -> list[api.MountSpec]:
+    if not (args.volume or args.mount or args.tmpfs):
+        return []  # without importing the parsers (and re, ~5 ms)
     from supervisor.volumes.spec import MountError, parse_mount, parse_tmpfs, parse_volume
 
     try:
@@ -174,15 +187,15 @@ def _mounts(args: argparse.Namespace) -> list[api.MountSpec]:
 
 def _duration(value: str) -> float:
     """Go's durations, as Docker's flags take them (100ms, 1m30s); seconds."""
-    parts = _DURATION.findall(value)
-    if parts and "".join(a + b for a, b in parts) == value:
-        return sum(float(n) * _DUR_UNITS[u] for n, u in parts)
-    if re.fullmatch(r"\d+(\.\d+)?", value):
+    seconds = _go_duration(value)
+    if seconds is not None:
+        return seconds
+    if units.is_decimal(value):
         return float(value)
-    raise argparse.ArgumentTypeError(f"invalid duration {value!r} (examples: 100ms, 30s, 1m30s)")
+    raise ArgumentTypeError(f"invalid duration {value!r} (examples: 100ms, 30s, 1m30s)")
 
 
-def config_from(args: argparse.Namespace) -> api.ContainerConfig:
+def config_from(args: Namespace) -> api.ContainerConfig:
     env = []
     for f in args.env_file:
         env += read_env_file(f)
@@ -302,38 +315,11 @@ class _Unbuilt:
         return self
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's own, with the terminal's width found without `import shutil`
-    (argparse makes a formatter per flag; that import alone is ~2 ms a command)."""
-
-    def __init__(self, prog: str, **kw) -> None:
-        if kw.get("width") is None:
-            try:
-                cols = int(os.environ["COLUMNS"])
-            except (KeyError, ValueError):
-                try:
-                    cols = os.get_terminal_size(1).columns
-                except OSError:
-                    cols = 80
-            kw["width"] = cols - 2
-        super().__init__(prog, **kw)
-
-
-class _Parser(argparse.ArgumentParser):
-    """Every parser, subcommands' too (add_subparsers makes them of this class),
-    formats with _Formatter."""
-
-    def __init__(self, *args, **kw) -> None:
-        kw.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kw)
-
-
 class _OneCommand:
-    """Builds only the chosen command's parser: argparse's ~50 parsers cost about
-    20 ms of a 70 ms `corral run` on the project's VM (a formatter and gettext
-    lookups per flag)."""
+    """Builds only the chosen command's parser (the ~50 others would be built for
+    nothing: with argparse they cost about 20 ms of a 70 ms `corral run`)."""
 
-    def __init__(self, sub: argparse._SubParsersAction, only: str | None) -> None:
+    def __init__(self, sub: cmdline.SubParsers, only: str | None) -> None:
         self.sub, self.only = sub, only
 
     def add_parser(self, name: str, **kw: object):
@@ -355,7 +341,7 @@ def _command_name(argv: list[str]) -> str | None:
     return None
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def parse_args(argv: list[str]) -> Namespace:
     only = _command_name(argv)
     parser = build_parser(only)
     if only is not None and not parser.has_command:  # a typo: list every command
@@ -367,7 +353,7 @@ def _boolean(value: str) -> bool:
     """Docker's boolean flags given a value: --sig-proxy=false."""
     v = value.lower()
     if v not in ("1", "0", "true", "false", "t", "f"):
-        raise argparse.ArgumentTypeError(f"invalid boolean: {value!r}")
+        raise ArgumentTypeError(f"invalid boolean: {value!r}")
     return v in ("1", "true", "t")
 
 
@@ -381,9 +367,10 @@ def _sig_proxy_flag(p) -> None:
     )
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The whole command line, or only the parser of command `only`."""
-    p = _Parser(prog="corral", add_help=True)
+def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentParser:
+    """The whole command line, or only the parser of command `only`; `engine`
+    is cmdline, or argparse itself (tests compare the two)."""
+    p = engine.ArgumentParser(prog="corral", add_help=True)
     p.add_argument("-H", "--socket", help="daemon socket (or $CORRAL_SOCKET)")
     subparsers = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     sub = _OneCommand(subparsers, only)
@@ -470,7 +457,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("-t", "--tty", action="store_true")
     s.add_argument("-d", "--detach", action="store_true")
     s.add_argument("container")
-    s.add_argument("command", nargs=argparse.REMAINDER)
+    s.add_argument("command", nargs=cmdline.REMAINDER)
     for name in ("pause", "unpause"):
         s = sub.add_parser(name, help=f"{name} containers")
         s.add_argument("containers", nargs="+")
