@@ -8,6 +8,11 @@ after another, short containers run and exit. For each exit, the latency is the
 time a subscriber received the `die` event minus the time the monitor recorded
 the exit (`FinishedAt`, CLOCK_REALTIME after it reaped the container), for every
 subscriber. Also checked: every subscriber received every event, in sequence.
+
+The subscribers are bench/subscribers.c by default: N connections in one small C
+process that timestamps each frame on arrival and keeps only the `die` ones, so
+that on a 2-core machine the subscribers' own CPU is not what is measured;
+`--subscriber-kind python` runs them as trio tasks in this process instead.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,6 +87,13 @@ def main() -> None:
     ap.add_argument("--exits", type=int, default=200)
     ap.add_argument("--subscribers", type=int, default=100)
     ap.add_argument("--rate", type=int, default=1000, help="background events per second")
+    ap.add_argument(
+        "--subscriber-kind",
+        choices=("c", "python"),
+        default="c",
+        help="c: bench/subscribers.c, all N in one small process (default); python: N trio "
+        "tasks in this process, which on 2 cores competes with the daemon for CPU",
+    )
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="corral-bench-ev-"))
     (base / "d").mkdir()
@@ -92,6 +106,7 @@ def main() -> None:
 
         with Client(daemon.socket) as c:  # the next sequence number, to subscribe from
             evs = list(c.stream(api_lite.Events(since_seq=1, until_nano=time.time_ns())))
+        args.base = base
         args.start_seq = max((e.seq for e in evs if isinstance(e, api_lite.Event)), default=0) + 3
         t_self = os.times()
         trio.run(run, daemon.socket, str(bundle / "rootfs"), args)
@@ -151,9 +166,13 @@ async def run(path: str, rootfs: str, args) -> None:
     finished: dict[str, int] = {}
     load_count = 0
     async with trio.open_nursery() as nursery:
-        for n in range(args.subscribers):
-            nursery.start_soon(subscriber, path, start_seq, results, stop, n)
-        await trio.sleep(0.5)
+        proc = None
+        if args.subscriber_kind == "c":
+            proc = await c_subscribers(path, start_seq, args)
+        else:
+            for n in range(args.subscribers):
+                nursery.start_soon(subscriber, path, start_seq, results, stop, n)
+            await trio.sleep(0.5)
 
         async def background(conn: Conn, share: int) -> None:
             nonlocal load_count
@@ -185,13 +204,20 @@ async def run(path: str, rootfs: str, args) -> None:
         await trio.sleep(1)  # let the subscribers drain
         last = await call(ctl, api.Events(since_seq=start_seq, until_nano=time.time_ns()))
         last_seq = start_seq - 1
+        appended: dict[str, int] = {}  # when the daemon journaled each die
         while not isinstance(last, api.End):
             last_seq = last.seq
+            if isinstance(last, Event) and last.action == "die":
+                appended[last.id] = last.time_nano
             last = await ctl.recv()
         stop.set()
         for scope in results.get("scopes", []):
             scope.cancel()
-    lat = []
+        if proc is not None:
+            proc.terminate()
+            await proc.wait()
+            results.update(read_c_results(args.base / "subscribers.out", args.subscribers))
+    lat, to_journal, to_reader = [], [], []
     complete = 0
     expected = last_seq - start_seq + 1
     for n in range(args.subscribers):
@@ -201,6 +227,8 @@ async def run(path: str, rootfs: str, args) -> None:
         for cid, fin in finished.items():
             if cid in dies:
                 lat.append((dies[cid] - fin) / 1e6)
+                to_reader.append((dies[cid] - appended[cid]) / 1e6)
+    to_journal = [(appended[cid] - fin) / 1e6 for cid, fin in finished.items()]
     s = summary(lat)
     print(
         "| subscribers | background events/s (achieved) | exits | p50 | p99 | max | "
@@ -213,6 +241,56 @@ async def run(path: str, rootfs: str, args) -> None:
         f"{complete}/{args.subscribers} |"
     )
     print(f"\nlatency samples: {len(lat)} (exits x subscribers that saw them)")
+    j, r = summary(to_journal), summary(to_reader)
+    print(
+        f"of which: exit to the event journaled p50 {j['median']:.2f} ms, p99 {j['p99']:.2f}; "
+        f"journaled to a subscriber's read p50 {r['median']:.2f} ms, p99 {r['p99']:.2f}"
+    )
+
+
+async def c_subscribers(path: str, start_seq: int, args) -> trio.Process:
+    """bench/subscribers.c, built here, with N connections subscribed from
+    start_seq; returns once every one has sent its request."""
+    exe = args.base / "subscribers"
+    src = Path(__file__).resolve().parent / "subscribers.c"
+    await trio.run_process(["gcc", "-O2", "-o", str(exe), str(src)])
+    req = args.base / "subscribe.req"
+    req.write_bytes(
+        frame(ENC.encode(api.Hello(version=PROTOCOL_VERSION)))
+        + frame(ENC.encode(api.Events(since_seq=start_seq)))
+    )
+    out = args.base / "subscribers.out"
+    proc = await trio.lowlevel.open_process(
+        [str(exe), path, str(args.subscribers), str(req), str(out)], stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = await proc.stdout.receive_some(64)
+        if not chunk:
+            raise RuntimeError("bench/subscribers exited before it was ready")
+        line += chunk
+    await trio.sleep(0.5)  # the daemon has them all live
+    return proc
+
+
+def read_c_results(out: Path, n: int) -> dict[int, tuple[int, list[int], dict[str, int]]]:
+    """{connection: (frames after Welcome, die seqs in arrival order, {id: arrival ns})}."""
+    data = out.read_bytes()
+    dies: dict[int, tuple[list[int], dict[str, int]]] = {i: ([], {}) for i in range(n)}
+    pos = 0
+    while True:
+        (conn,) = struct.unpack_from("<I", data, pos)
+        if conn == 0xFFFFFFFF:
+            counts = struct.unpack_from(f"<{n}I", data, pos + 4)
+            break
+        now, size = struct.unpack_from("<QI", data, pos + 4)
+        msg = DEC.decode(data[pos + 16 : pos + 16 + size])
+        pos += 16 + size
+        if isinstance(msg, Event) and msg.action == "die":
+            dies[conn][0].append(msg.seq)
+            dies[conn][1][msg.id] = now
+    return {i: (counts[i], dies[i][0], dies[i][1]) for i in range(n)}
 
 
 def _parse_rfc3339(ts: str) -> int:
