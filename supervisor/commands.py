@@ -223,7 +223,8 @@ def _templated(fmt: str, rows: list, headers: dict[str, str]) -> None:
 
 
 def cmd_cp(c: Client, args) -> int:
-    """`cp HOSTPATH C:DIR` copies into the container's existing directory DIR;
+    """`cp HOSTPATH C:PATH` copies into the container's directory PATH, or as PATH
+    (a new name, or a file it replaces: the daemon decides, as Docker's does);
     `cp C:PATH HOSTPATH` copies out, into HOSTPATH if it is a directory, else as
     HOSTPATH. Archives go as tar; host-side extraction uses tarfile's data
     filter (no absolute paths, no '..', no links out, no devices)."""

@@ -414,7 +414,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("--format", default="table", help="table, json, or a Go template")
     s = sub.add_parser("cp", help="copy files into or out of a running container")
     s.add_argument("source", help="HOSTPATH or CONTAINER:PATH")
-    s.add_argument("dest", help="CONTAINER:DIR (an existing directory) or HOSTPATH")
+    s.add_argument("dest", help="CONTAINER:PATH or HOSTPATH (a directory to copy into, or a new name)")
     s = sub.add_parser("export", help="a running container's filesystem as a tar")
     s.add_argument("-o", "--output", help="a file (default: stdout)")
     s.add_argument("container")

@@ -12,6 +12,7 @@ directory descriptors without following symlinks (O_NOFOLLOW, lstat with dir_fd)
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tarfile
@@ -142,13 +143,17 @@ def _add_dir(tar: tarfile.TarFile, dfd: int, arcname: str, dev: int | None) -> N
 
 
 def extract(root: str, dest: str, data: IO[bytes]) -> int:
-    """Unpack the tar in `data` into the container's directory `dest` (which
-    must exist); returns how many entries. Files are the container root's,
-    with the archive's modes; hard links, devices and '..' are refused."""
+    """Unpack the tar in `data` (one top entry: what the client copies) as
+    `docker cp` does: into `dest` if it is a directory; else as `dest` itself,
+    a new name in an existing directory or a file to replace (not with a
+    directory; a `dest` ending in '/' must be a directory). Files are the
+    container root's, with the archive's modes; hard links, devices and '..' are
+    refused. Returns how many entries."""
     from supervisor.images.layer import LayerError, clean_path
 
-    base = _open(root, dest, os.O_PATH | os.O_DIRECTORY)
+    into, new_name = _destination(root, dest)
     n = 0
+    top = None
     try:
         with tarfile.open(fileobj=data, mode="r|") as tar:
             for m in tar:
@@ -158,9 +163,18 @@ def extract(root: str, dest: str, data: IO[bytes]) -> int:
                     raise SpecError("cp", str(e)) from None
                 if not rel:
                     continue
+                first, _, rest = rel.partition("/")
+                if top is None:
+                    top = first
+                    if new_name is not None and m.isdir() and _is_file(root, dest):
+                        raise SpecError("cp", f"cannot copy a directory over the file {dest}")
+                elif first != top and new_name is not None:
+                    raise SpecError("cp", "the archive has more than one top entry")
+                if new_name is not None:
+                    rel = f"{new_name}/{rest}" if rest else new_name
                 parent, leaf = os.path.split(rel)
                 pfd = _native.open_in_root(
-                    root, os.path.join(dest, parent), os.O_PATH | os.O_DIRECTORY
+                    root, os.path.join(into, parent), os.O_PATH | os.O_DIRECTORY
                 )
                 try:
                     _write(tar, m, pfd, leaf)
@@ -171,9 +185,37 @@ def extract(root: str, dest: str, data: IO[bytes]) -> int:
         raise SpecError("cp", f"not a tar archive: {e}") from None
     except OSError as e:
         raise CopyError(f"writing into {dest} in the container: {e.strerror}") from None
-    finally:
-        os.close(base)
     return n
+
+
+def _destination(root: str, dest: str) -> tuple[str, str | None]:
+    """(the directory to unpack into, the name the top entry takes there or None
+    to keep its own)."""
+    try:
+        os.close(_native.open_in_root(root, dest, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        return dest, None
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise CopyError(f"{dest} in the container: {e.strerror}") from None
+        if dest.endswith("/") or (e.errno == errno.ENOTDIR and not _is_file(root, dest)):
+            raise CopyError(f"{dest} in the container: {e.strerror}") from None
+    parent, name = os.path.split(dest.rstrip("/"))
+    if not name or name in (".", ".."):
+        raise CopyError(f"{dest} in the container: not a name to copy to")
+    os.close(_open(root, parent or "/", os.O_PATH | os.O_DIRECTORY))  # it must exist
+    return parent or "/", name
+
+
+def _is_file(root: str, path: str) -> bool:
+    """Whether `path` in the container is there and not a directory."""
+    try:
+        fd = _native.open_in_root(root, path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return not stat.S_ISDIR(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
 
 
 def _write(tar: tarfile.TarFile, m: tarfile.TarInfo, pfd: int, leaf: str) -> None:

@@ -584,6 +584,36 @@ def test_cp_in_and_out_stays_inside_the_container(daemon, rootfs, tmp_path):
     daemon.cli("rm", "-f", cid)
 
 
+def test_cp_in_to_a_new_name_or_over_a_file_as_docker_does(daemon, rootfs, tmp_path):
+    cid = daemon.cli("run", "-d", "--rootfs", str(rootfs), "sleep", "60").stdout.strip()
+    conf = tmp_path / "app.conf"
+    conf.write_text("v1\n")
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "leaf").write_text("leaf\n")
+
+    def cat(path: str) -> str:
+        return daemon.cli("exec", cid, "cat", path).stdout
+
+    assert daemon.cli("cp", str(conf), f"{cid}:/etc/app.conf").returncode == 0  # a new name
+    assert cat("/etc/app.conf") == "v1\n"
+    conf.write_text("v2\n")
+    assert daemon.cli("cp", str(conf), f"{cid}:/etc/app.conf").returncode == 0  # replaced
+    assert cat("/etc/app.conf") == "v2\n"
+    assert daemon.cli("cp", str(tree), f"{cid}:/tmp").returncode == 0  # into a directory
+    assert cat("/tmp/tree/sub/leaf") == "leaf\n"
+    assert daemon.cli("cp", str(tree), f"{cid}:/srv").returncode == 0  # a new directory
+    assert cat("/srv/sub/leaf") == "leaf\n"
+    p = daemon.cli("cp", str(tree), f"{cid}:/etc/app.conf")
+    assert p.returncode != 0 and "cannot copy a directory over the file" in p.stderr, p.stderr
+    p = daemon.cli("cp", str(conf), f"{cid}:/no/such/dir/app.conf")
+    assert p.returncode != 0 and "/no/such/dir" in p.stderr, p.stderr
+    p = daemon.cli("cp", str(conf), f"{cid}:/newdir/")
+    assert p.returncode != 0 and "/newdir/" in p.stderr, p.stderr
+    assert cat("/etc/app.conf") == "v2\n"  # what was refused changed nothing
+    daemon.cli("rm", "-f", cid)
+
+
 def test_export_is_the_root_without_what_is_mounted_on_it(daemon, rootfs, tmp_path):
     import tarfile
 
