@@ -97,6 +97,15 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     shm_size: int = 0  # bytes of /dev/shm; 0: Docker's 64 MiB
     extra_hosts: list[str] = []  # --add-host NAME:IP, lines for /etc/hosts
     init: bool = False  # --init: corral-init is PID 1 and runs the command
+    cpu_shares: int | None = None  # -c/--cpu-shares: relative weight (v1 shares, 2..262144)
+    cpuset_cpus: str = ""  # --cpuset-cpus 0-2,4
+    cpuset_mems: str = ""  # --cpuset-mems 0
+    memory_reservation: int | None = None  # bytes: a soft limit (v2 memory.low)
+    group_add: list[str] = []  # more groups for the process: names (the image's) or gids
+    sysctls: dict[str, str] = {}  # --sysctl: namespaced ones only (net.*, kernel.shm*...)
+    oom_score_adj: int | None = None  # -1000..1000
+    pid_mode: str = ""  # "" (its own), host, container:NAME
+    ipc_mode: str = ""  # "" / private / shareable (its own), none, host, container:NAME
 
 
 # -- requests ------------------------------------------------------------------------------
@@ -174,6 +183,27 @@ class CopyTo(_Msg):
 class Rename(_Msg):
     id: str
     name: str
+
+
+class Update(_Msg):
+    """docker update: new resource limits (and restart policy) for a container,
+    applied at once if it runs; None/"" leaves a setting as it is. Answered
+    with Ok."""
+
+    id: str
+    memory: int | None = None
+    memory_swap: int | None = None
+    memory_reservation: int | None = None
+    cpus: float | None = None
+    cpu_shares: int | None = None
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    pids_limit: int | None = None
+    restart: str = ""
+
+
+class Info(_Msg):
+    """docker info: the engine and its host, as an InspectResult (Docker's keys)."""
 
 
 class ContainerPrune(_Msg):
@@ -398,6 +428,8 @@ Request = (
     | List
     | Inspect
     | Rename
+    | Update
+    | Info
     | ContainerPrune
     | CopyFrom
     | Export

@@ -55,6 +55,7 @@ class Client:
         self.pending: list[bytes] = []
         welcome = self.call(api.Hello(version=PROTOCOL_VERSION, client="corral-cli"))
         assert isinstance(welcome, api.Welcome)
+        self.server = welcome.server
 
     def fileno(self) -> int:
         return self.sock.fileno()

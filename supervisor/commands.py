@@ -47,16 +47,28 @@ def _create(c: Client, args) -> api.Created:
     """Create, pulling the image first as `--pull` says (Docker's default: when
     it is missing); the pull's progress goes to stderr, as Docker's does."""
     cfg = config_from(args)
+    if args.cidfile and os.path.exists(args.cidfile):  # Docker's check, before anything
+        raise SystemExit(
+            f"corral: container ID file found, make sure the other container isn't "
+            f"running or delete {args.cidfile}"
+        )
     if cfg.image and args.pull == "always":
         _pull_for_run(c, cfg.image, args.platform)
     try:
-        return c.call(api.Create(config=cfg))
+        created = c.call(api.Create(config=cfg))
     except DaemonError as e:
         if not cfg.image or args.pull != "missing" or e.kind != "not_found":
             raise
         print(f"Unable to find image '{cfg.image}' locally", file=sys.stderr)
-    _pull_for_run(c, cfg.image, args.platform)
-    return c.call(api.Create(config=cfg))
+        _pull_for_run(c, cfg.image, args.platform)
+        created = c.call(api.Create(config=cfg))
+    if args.cidfile:
+        try:
+            with open(args.cidfile, "x") as f:
+                f.write(created.id)
+        except OSError as e:
+            raise SystemExit(f"corral: --cidfile {args.cidfile}: {e.strerror}") from None
+    return created
 
 
 def _pull_for_run(c: Client, image: str, platform: str) -> None:
@@ -306,6 +318,59 @@ def cmd_system(c: Client, args) -> int:
     return 0
 
 
+def cmd_update(c: Client, args) -> int:
+    return _each(
+        c,
+        args.containers,
+        lambda r: api.Update(
+            id=r,
+            memory=args.memory,
+            memory_swap=args.memory_swap,
+            memory_reservation=args.memory_reservation,
+            cpus=args.cpus,
+            cpu_shares=args.cpu_shares,
+            cpuset_cpus=args.cpuset_cpus,
+            cpuset_mems=args.cpuset_mems,
+            pids_limit=args.pids_limit,
+            restart=args.restart,
+        ),
+    )
+
+
+def cmd_info(c: Client, args) -> int:
+    d = c.call(api.Info()).data
+    if args.format:
+        _templated(args.format, [d], {})
+        return 0
+    gib = d["MemTotal"] / 2**30
+    print(
+        f"Client: corral\n\nServer:\n"
+        f" Containers: {d['Containers']}\n"
+        f"  Running: {d['ContainersRunning']}\n"
+        f"  Paused: {d['ContainersPaused']}\n"
+        f"  Stopped: {d['ContainersStopped']}\n"
+        f" Images: {d['Images']}\n"
+        f" Volumes: {d['Volumes']}\n"
+        f" Server Version: {d['ServerVersion']}\n"
+        f" Storage Driver: {d['Driver']}\n"
+        f" Logging Driver: {d['LoggingDriver']}\n"
+        f" Cgroup Driver: {d['CgroupDriver']}\n"
+        f" Cgroup Version: {d['CgroupVersion']}\n"
+        f" Network: {' '.join(d['Networks'])}\n"
+        f" Security Options:\n"
+        + "".join(f"  {o}\n" for o in d["SecurityOptions"])
+        + f" Kernel Version: {d['KernelVersion']}\n"
+        f" Operating System: {d['OperatingSystem']}\n"
+        f" OSType: {d['OSType']}\n"
+        f" Architecture: {d['Architecture']}\n"
+        f" CPUs: {d['NCPU']}\n"
+        f" Total Memory: {gib:.2f}GiB\n"
+        f" Name: {d['Name']}\n"
+        f" Docker Root Dir: {d['DockerRootDir']}",
+    )
+    return 0
+
+
 def cmd_rename(c: Client, args) -> int:
     c.call(api.Rename(id=args.container, name=args.name))
     return 0
@@ -444,6 +509,7 @@ def cmd_version(c: Client, args) -> int:
     from supervisor import __version__
 
     print(f"Client: corral/{__version__}")
+    print(f"Server: {c.server}")
     return 0
 
 
@@ -471,6 +537,8 @@ COMMANDS = {
     "create": cmd_create,
     "start": cmd_start,
     "rename": cmd_rename,
+    "update": cmd_update,
+    "info": cmd_info,
     "container": cmd_container,
     "system": cmd_system,
     "cp": cmd_cp,

@@ -66,14 +66,20 @@ def parse_filters(values: list[str]) -> dict[str, list[str]]:
 
 
 def read_env_file(path: str) -> list[str]:
-    env = []
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            env.append(line if "=" in line else f"{line}={os.environ.get(line, '')}")
-    return env
+    return [
+        line if "=" in line else f"{line}={os.environ.get(line, '')}"
+        for line in _lines(path, "--env-file")
+    ]
+
+
+def _lines(path: str, flag: str) -> list[str]:
+    """The non-blank, non-comment lines of a --env-file or --label-file."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise SystemExit(f"corral: {flag} {path}: {e.strerror}") from None
+    return [s for line in text.splitlines() if (s := line.strip()) and not s.startswith("#")]
 
 
 def _container_flags(p: cmdline.ArgumentParser) -> None:
@@ -91,6 +97,19 @@ def _container_flags(p: cmdline.ArgumentParser) -> None:
     p.add_argument("-m", "--memory", type=parse_size)
     p.add_argument("--memory-swap", type=lambda v: -1 if v == "-1" else parse_size(v))
     p.add_argument("--cpus", type=float)
+    p.add_argument("-c", "--cpu-shares", type=int, help="relative CPU weight (default 1024)")
+    p.add_argument("--cpuset-cpus", default="", help="CPUs it may use: 0-3, 0,2")
+    p.add_argument("--cpuset-mems", default="", help="memory nodes it may use: 0-1")
+    p.add_argument(
+        "--memory-reservation", type=parse_size, help="a soft limit, kept under pressure"
+    )
+    p.add_argument("--oom-score-adj", type=int, help="-1000 (never killed) .. 1000")
+    p.add_argument("--group-add", action="append", default=[], help="another group: name or gid")
+    p.add_argument("--sysctl", action="append", default=[], help="KEY=VALUE, namespaced")
+    p.add_argument("--pid", default="", help="host, or container:NAME (its PID namespace)")
+    p.add_argument("--ipc", default="", help="private, shareable, none, host, container:NAME")
+    p.add_argument("--cidfile", help="write the container's id to this (new) file")
+    p.add_argument("--label-file", action="append", default=[], help="a file of KEY=VALUE lines")
     p.add_argument("--pids-limit", type=int)
     p.add_argument("--stop-signal", default="")
     p.add_argument("--stop-timeout", type=int, default=10)
@@ -202,7 +221,10 @@ def config_from(args: Namespace) -> api.ContainerConfig:
     for e in args.env:
         env.append(e if "=" in e else f"{e}={os.environ.get(e, '')}")
     labels = {}
-    for label in args.label:
+    for label in [
+        *(line for f in args.label_file for line in _lines(f, "--label-file")),
+        *args.label,
+    ]:
         k, _, v = label.partition("=")
         labels[k] = v
     opts = dict(o.split("=", 1) for o in args.log_opt if "=" in o)
@@ -273,7 +295,23 @@ def config_from(args: Namespace) -> api.ContainerConfig:
         shm_size=args.shm_size,
         extra_hosts=args.add_host,
         init=args.init,
+        cpu_shares=args.cpu_shares,
+        cpuset_cpus=args.cpuset_cpus,
+        cpuset_mems=args.cpuset_mems,
+        memory_reservation=args.memory_reservation,
+        group_add=args.group_add,
+        sysctls=dict(_key_value(s, "--sysctl") for s in args.sysctl),
+        oom_score_adj=args.oom_score_adj,
+        pid_mode=args.pid,
+        ipc_mode=args.ipc,
     )
+
+
+def _key_value(text: str, flag: str) -> tuple[str, str]:
+    key, eq, value = text.partition("=")
+    if not eq or not key:
+        raise SystemExit(f"corral: {flag} {text!r}: KEY=VALUE")
+    return key.strip(), value
 
 
 def _ulimit(text: str) -> tuple[str, tuple[int, int]]:
@@ -430,6 +468,19 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("-a", "--all", action="store_true", help="every unused image, not only untagged")
     s.add_argument("--volumes", action="store_true", help="unused anonymous volumes too")
     s.add_argument("-f", "--force", action="store_true", help="(no prompt: none is asked)")
+    s = sub.add_parser("update", help="change a container's resource limits or restart policy")
+    s.add_argument("-m", "--memory", type=parse_size)
+    s.add_argument("--memory-swap", type=lambda v: -1 if v == "-1" else parse_size(v))
+    s.add_argument("--memory-reservation", type=parse_size)
+    s.add_argument("--cpus", type=float)
+    s.add_argument("-c", "--cpu-shares", type=int)
+    s.add_argument("--cpuset-cpus", default="")
+    s.add_argument("--cpuset-mems", default="")
+    s.add_argument("--pids-limit", type=int)
+    s.add_argument("--restart", default="", help="no, on-failure[:N], always, unless-stopped")
+    s.add_argument("containers", nargs="+")
+    s = sub.add_parser("info", help="the engine and its host")
+    s.add_argument("-f", "--format", help="a Go template, e.g. '{{.CgroupVersion}}'")
     s = sub.add_parser("rename", help="a container's new name")
     s.add_argument("container")
     s.add_argument("name")

@@ -424,7 +424,14 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
         except ports.PortError as e:
             raise SpecError("-p", str(e)) from None
         cfg = msgspec.structs.replace(cfg, expose=list(dict.fromkeys(expose)))
-        users.resolve(cfg.user, self.lookup_root(cfg, "/etc/passwd"))  # refuse unknown users now
+        for flag, mode in (("pid_mode", cfg.pid_mode), ("ipc_mode", cfg.ipc_mode)):
+            if mode.startswith("container:"):  # by id from now on, as --network's
+                other = self.get(mode.partition(":")[2])  # NoSuchContainer if absent
+                cfg = msgspec.structs.replace(cfg, **{flag: f"container:{other.id}"})
+        ocispec.check_modes(cfg)
+        root = self.lookup_root(cfg, "/etc/passwd")
+        users.resolve(cfg.user, root)  # refuse unknown users and groups now
+        users.group_gids(cfg.group_add, root)
         parse_signal(cfg.stop_signal)
         try:
             restart.parse_policy(cfg.restart)
@@ -550,6 +557,13 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
             if other is None or not other.running:
                 raise SpecError("--network", f"{cfg.network}: that container is not running")
             netns = f"/proc/{other.state.pid}/ns/net"
+        joined = {}
+        for flag, kind, mode in (("--pid", "pid", cfg.pid_mode), ("--ipc", "ipc", cfg.ipc_mode)):
+            if mode.startswith("container:"):
+                other = self.containers.get(mode.partition(":")[2])
+                if other is None or not other.running:
+                    raise SpecError(flag, f"{mode}: that container is not running")
+                joined[kind] = f"/proc/{other.state.pid}/ns/{kind}"
         return ocispec.build(
             c.id,
             cfg,
@@ -558,6 +572,7 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
             mounts,
             passwd_root=self.lookup_root(cfg, "/etc/passwd"),
             netns_path=netns,
+            ns_paths=joined,
         )
 
     def start(

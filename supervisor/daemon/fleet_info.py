@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from supervisor.daemon.fleet_networks import PLACEHOLDERS
-from supervisor.errors import Conflict, SpecError
+from supervisor.errors import Conflict, InvalidState, SpecError
 from supervisor.images.store import empty_file_among
 from supervisor.runtime import Runtime
 
 if TYPE_CHECKING:
+    from protocols import api
     from supervisor.daemon.fleet import Container
     from supervisor.daemon.store import Store
 
@@ -54,6 +55,95 @@ class FleetInfo:
         del self.names[old]
         self.names[name] = c.id
         self.emit(c, "rename", oldName=old)  # type: ignore[attr-defined]
+
+    def info(self) -> dict:
+        """docker info's facts, under Docker's keys."""
+        from supervisor import __version__
+        from supervisor.runtime.cgroups import detect
+
+        states = [c.state.status for c in self.containers.values()]
+        mem = 0
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = int(line.split()[1]) * 1024
+        u = os.uname()
+        version = self.runtime.cgroup_version or detect()
+        return {
+            "Containers": len(states),
+            "ContainersRunning": states.count("running") + states.count("restarting"),
+            "ContainersPaused": states.count("paused"),
+            "ContainersStopped": sum(s in ("created", "exited", "dead") for s in states),
+            "Images": len(self.images.images()),
+            "Volumes": len(self.volumes.volumes),
+            "Networks": ["none", "host", *self.networks.networks],
+            "ServerVersion": __version__,
+            "Driver": "overlay2",
+            "LoggingDriver": "corral (monitor-written, rotated)",
+            "CgroupDriver": "cgroupfs",
+            "CgroupVersion": "2" if version == "v2" else "1",
+            "SecurityOptions": ["name=seccomp,profile=builtin", "name=no-new-privileges"],
+            "KernelVersion": u.release,
+            "OperatingSystem": _os_name(),
+            "OSType": u.sysname.lower(),
+            "Architecture": u.machine,
+            "NCPU": os.cpu_count() or 0,
+            "MemTotal": mem,
+            "DockerRootDir": str(self.store.dir.parent),
+            "Name": u.nodename,
+        }
+
+    def update(self, c: Container, req: api.Update) -> None:
+        """docker update: the new limits stored with the container and, while
+        it runs, written to its cgroup; an `update` event."""
+        from supervisor.daemon import ocispec, restart
+        from supervisor.runtime import plan
+
+        cfg = c.config
+        changes = {
+            k: v
+            for k in (
+                "memory",
+                "memory_swap",
+                "memory_reservation",
+                "cpus",
+                "cpu_shares",
+                "cpuset_cpus",
+                "cpuset_mems",
+                "pids_limit",
+                "restart",
+            )
+            if (v := getattr(req, k)) is not None and v != ""
+        }
+        if not changes:
+            raise SpecError("update", "nothing to update: give at least one flag")
+        if "restart" in changes:
+            try:
+                restart.parse_policy(changes["restart"])
+            except ValueError as e:
+                raise SpecError("--restart", str(e)) from None
+            if cfg.auto_remove and changes["restart"] != "no":
+                raise SpecError("--restart", "a --rm container cannot get a restart policy")
+        memory = changes.get("memory", cfg.memory)
+        swap = changes.get("memory_swap", cfg.memory_swap)
+        only_memory = "memory" in changes and "memory_swap" not in changes
+        if only_memory and swap not in (None, -1) and memory and swap < memory:
+            raise SpecError(
+                "--memory",
+                "the memory limit must stay below the memory+swap one "
+                f"({swap} bytes): give --memory-swap too",
+            )
+        new = msgspec.structs.replace(cfg, **changes)
+        ocispec.check_modes(new)
+        if c.running:
+            limits = plan.limits_from_spec(ocispec.resources(new))
+            try:
+                self.runtime.update(c.id, limits)
+            except InvalidState:
+                pass  # it exited meanwhile: the stored config is what counts
+        c.rec = msgspec.structs.replace(c.rec, config=new)
+        self.store.save_record(c.rec)
+        self.emit(c, "update")  # type: ignore[attr-defined]
 
     @contextlib.contextmanager
     def container_root(self, c: Container) -> Iterator[str]:
@@ -143,3 +233,14 @@ def _only_placeholders(upper: Path, rel: str) -> bool:
         return False
     names = os.listdir(d)
     return bool(names) and all(empty_file_among(upper, f"{rel}/{n}", PLACEHOLDERS) for n in names)
+
+
+def _os_name() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"

@@ -36,11 +36,19 @@ def env_with_defaults(env: list[str], hostname: str, tty: bool) -> list[str]:
 
 def resources(cfg: ContainerConfig) -> oci.Resources:
     memory = None
-    if cfg.memory is not None or cfg.memory_swap is not None:
-        memory = oci.Memory(limit=cfg.memory, swap=cfg.memory_swap)
+    if cfg.memory is not None or cfg.memory_swap is not None or cfg.memory_reservation:
+        memory = oci.Memory(
+            limit=cfg.memory, swap=cfg.memory_swap, reservation=cfg.memory_reservation
+        )
     cpu = None
-    if cfg.cpus is not None:
-        cpu = oci.CPU(quota=int(cfg.cpus * CPU_PERIOD), period=CPU_PERIOD)
+    if cfg.cpus is not None or cfg.cpu_shares or cfg.cpuset_cpus or cfg.cpuset_mems:
+        cpu = oci.CPU(
+            quota=int(cfg.cpus * CPU_PERIOD) if cfg.cpus is not None else None,
+            period=CPU_PERIOD if cfg.cpus is not None else None,
+            shares=cfg.cpu_shares or None,
+            cpus=cfg.cpuset_cpus or None,
+            mems=cfg.cpuset_mems or None,
+        )
     pids = oci.Pids(limit=cfg.pids_limit) if cfg.pids_limit is not None else None
     # Every device denied but those the runtime allows back (Docker's rules).
     devices = [oci.DeviceCgroup(allow=False, access="rwm")]
@@ -178,6 +186,47 @@ def security(cfg: ContainerConfig, process: oci.Process) -> tuple[bool, oci.Secc
     return nnp, profile
 
 
+# Docker's rule for --sysctl: only what a container's own namespaces scope (the
+# IPC ones, and net.* with a network namespace of its own).
+_IPC_SYSCTLS = (
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+)
+
+
+def check_sysctls(cfg: ContainerConfig) -> None:
+    for key in cfg.sysctls:
+        if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            if cfg.ipc_mode == "host" or cfg.ipc_mode.startswith("container:"):
+                raise SpecError("--sysctl", f"{key} is not allowed with --ipc {cfg.ipc_mode}")
+        elif key.startswith("net."):
+            if cfg.network == "host" or cfg.network.startswith("container:"):
+                raise SpecError("--sysctl", f"{key} is not allowed with --network {cfg.network}")
+        else:
+            raise SpecError("--sysctl", f"{key} is not a namespaced sysctl: the host's own")
+
+
+def check_modes(cfg: ContainerConfig) -> None:
+    if cfg.pid_mode not in ("", "host") and not cfg.pid_mode.startswith("container:"):
+        raise SpecError("--pid", f"{cfg.pid_mode!r}: host or container:NAME")
+    ipc_modes = ("", "private", "shareable", "none", "host")
+    if cfg.ipc_mode not in ipc_modes and not cfg.ipc_mode.startswith("container:"):
+        raise SpecError(
+            "--ipc", f"{cfg.ipc_mode!r}: private, shareable, none, host or container:NAME"
+        )
+    if cfg.oom_score_adj is not None and not -1000 <= cfg.oom_score_adj <= 1000:
+        raise SpecError("--oom-score-adj", f"{cfg.oom_score_adj} is not in -1000..1000")
+    if cfg.cpu_shares is not None and cfg.cpu_shares and not 2 <= cfg.cpu_shares <= 262144:
+        raise SpecError("--cpu-shares", f"{cfg.cpu_shares} is not in 2..262144")
+    check_sysctls(cfg)
+
+
 def build(
     id: str,
     cfg: ContainerConfig,
@@ -186,12 +235,15 @@ def build(
     mounts: list[oci.Mount] | None = None,
     passwd_root: str | None = None,
     netns_path: str | None = None,
+    ns_paths: dict[str, str] | None = None,
 ) -> oci.Spec:
     """The OCI spec for container `id`; its root is the overlay at `mountpoint`,
     read-only with --read-only; `mounts` (volumes, binds, tmpfs) come after
-    the standard ones."""
+    the standard ones. `ns_paths`: {"pid" | "ipc": a namespace to join}, for
+    --pid/--ipc container:NAME."""
     hostname = cfg.hostname or id[:12]
     uid, gid, extra = users.resolve(cfg.user, passwd_root or cfg.rootfs)
+    extra = sorted({*extra, *users.group_gids(cfg.group_add, passwd_root or cfg.rootfs)})
     base = specs.default_spec(cfg.cmd, terminal=cfg.tty, rootfs=mountpoint)
     assert base.process is not None and base.linux is not None
     caps = capabilities(cfg)
@@ -207,13 +259,17 @@ def build(
         cwd=cfg.workdir or "/",
         user=oci.User(uid=uid, gid=gid, additional_gids=extra or None),
         capabilities=oci.Capabilities(bounding=caps, effective=caps, permitted=caps),
+        oom_score_adj=cfg.oom_score_adj,
     )
+    joined = {"network": netns_path, **(ns_paths or {})}
+    host = {"network": cfg.network == "host", "pid": cfg.pid_mode == "host"}
+    host["ipc"] = cfg.ipc_mode == "host"
     namespaces = []
     for n in base.linux.namespaces or []:
-        if n.type == "network" and cfg.network == "host":
-            continue  # the host's network namespace: none of its own
-        if n.type == "network" and netns_path:
-            n = oci.Namespace(type="network", path=netns_path)
+        if host.get(n.type):
+            continue  # the host's namespace: none of its own
+        if joined.get(n.type):
+            n = oci.Namespace(type=n.type, path=joined[n.type])
         namespaces.append(n)
     nnp, profile = security(cfg, process)
     process = msgspec.structs.replace(process, no_new_privileges=nnp)
@@ -227,9 +283,19 @@ def build(
         resources=res,
         seccomp=profile,
         devices=[*(base.linux.devices or []), *devices] or None,
+        sysctl={**(base.linux.sysctl or {}), **cfg.sysctls} or None,
     )
     std_mounts = base.mounts or []
-    if cfg.shm_size:
+    if cfg.ipc_mode == "none":  # Docker's: no /dev/shm at all
+        std_mounts = [m for m in std_mounts if m.destination != "/dev/shm"]
+    elif cfg.ipc_mode == "host":  # the host's /dev/shm, as its IPC namespace is
+        std_mounts = [
+            oci.Mount(destination="/dev/shm", type="bind", source="/dev/shm", options=["rbind"])
+            if m.destination == "/dev/shm"
+            else m
+            for m in std_mounts
+        ]
+    if cfg.shm_size and cfg.ipc_mode != "host":
         std_mounts = [
             msgspec.structs.replace(
                 m,

@@ -217,6 +217,11 @@ class Connection:
             case api.Rename(id=ref, name=name):
                 f.rename(f.get(ref), name)
                 await self.send(api.Ok())
+            case api.Info():
+                await self.send(api.InspectResult(data=f.info()))
+            case api.Update():
+                f.update(f.get(req.id), req)
+                await self.send(api.Ok())
             case api.Top(id=ref):
                 titles, rows = f.top(f.get(ref))
                 await self.send(api.TopResult(titles=titles, processes=rows))

@@ -32,7 +32,7 @@ from supervisor.errors import (
 )
 from supervisor.runtime import plan as planner
 from supervisor.runtime import spec as specs
-from supervisor.runtime.cgroups import Stats, open_cgroup
+from supervisor.runtime.cgroups import Limits, Stats, open_cgroup
 from supervisor.runtime.state import (
     CgroupRecord,
     ContainerRecord,
@@ -388,6 +388,13 @@ class Runtime:
         _signal(rec.pid, rec.pid_start, sig)
         if status == "paused" and sig == signal.SIGKILL:
             self._cgroup(rec).thaw()
+
+    def update(self, id: str, limits: Limits) -> None:
+        """New resource limits for a created, running or paused container."""
+        rec = self.record(id)
+        if self.status(id, rec) == "stopped":
+            raise InvalidState(f"container {id!r} is not running")
+        self._cgroup(rec).update(limits)
 
     def pause(self, id: str) -> None:
         rec = self.record(id)

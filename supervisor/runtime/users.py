@@ -70,3 +70,22 @@ def resolve(user: str, root: str) -> tuple[int, int, list[int]]:
             )
     extra = sorted(set(members.get(username, []))) if username else []
     return uid, gid, extra
+
+
+def group_gids(groups: list[str], root: str) -> list[int]:
+    """--group-add: names looked up in the container's /etc/group, numbers as they
+    are. Raises SpecError naming --group-add for an unknown name."""
+    if not groups:
+        return []
+    gids, _ = parse_group(_read(root, "/etc/group"))
+    out = []
+    for g in groups:
+        if g.isdigit():
+            out.append(int(g))
+        elif g in gids:
+            out.append(gids[g])
+        else:
+            raise SpecError(
+                "--group-add", f"unable to find group {g}: no matching entries in group file"
+            )
+    return out

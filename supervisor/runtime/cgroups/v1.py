@@ -17,6 +17,8 @@ import signal
 import time
 from pathlib import Path
 
+import msgspec
+
 from supervisor.errors import CgroupError
 from supervisor.runtime.cgroups import (
     DeviceRule,
@@ -111,6 +113,26 @@ class CgroupV1:
         pids = self.dirs.get("pids")
         if pids is not None and limits.pids is not None:
             write(pids / "pids.max", str(limits.pids) if limits.pids > 0 else "max")
+
+    def update(self, limits: Limits) -> None:
+        """New limits for a container that exists (its device rules stay)."""
+        if (limits.cpuset_cpus or limits.cpuset_mems) and "cpuset" not in self.dirs:
+            raise CgroupError(
+                self.cgroups_path,
+                errno.ENOTSUP,
+                "created without CPU or memory-node limits, so not in the cpuset hierarchy:",
+            )
+        limits = msgspec.structs.replace(limits, devices=())
+        try:
+            self.apply(limits)
+        except CgroupError as e:
+            mem = self.dirs.get("memory")
+            memsw = mem / "memory.memsw.limit_in_bytes" if mem else None
+            if e.errno != errno.EINVAL or limits.memory_swap is None or not memsw.exists():
+                raise
+            # A memory limit above the current memory+swap one: that one first.
+            write(memsw, str(limits.memory_swap))
+            self.apply(limits)
 
     def join_files(self) -> list[str]:
         """The `tasks` files the container's first thread writes 0 into, to move

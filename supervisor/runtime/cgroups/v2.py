@@ -113,6 +113,13 @@ class CgroupV2:
 
             devices.attach(self.dir, limits.devices)
 
+    def update(self, limits: Limits) -> None:
+        """New limits for a container that exists (its device program stays)."""
+        writes = v2_files(limits)
+        self._enable({c for c, _, _ in writes})
+        for _controller, name, value in writes:
+            write(self.dir / name, value)
+
     def _enable(self, wanted: set[str]) -> None:
         """Enable `wanted` (those the root offers) from the root down to our parent."""
         if not wanted:

@@ -1,0 +1,192 @@
+"""Docker's resource, namespace and bookkeeping flags of `run`, `update` and
+`info`, looked at from inside the container and through inspect."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.conftest import RUN
+from tests.integration.test_daemon import wait_until
+from tests.probe import needs_busybox, needs_root
+
+pytestmark = [needs_root, needs_busybox]
+
+# The container's own cgroup files: v1 hierarchies or the v2 one, mounted by
+# its cgroup namespace at /sys/fs/cgroup.
+CGROUP_FILES = (
+    "for f in cpu/cpu.shares cpu.weight cpuset/cpuset.cpus cpuset.cpus "
+    "memory/memory.soft_limit_in_bytes memory.low; do "
+    "[ -f /sys/fs/cgroup/$f ] && echo $f=$(cat /sys/fs/cgroup/$f); done; "
+)
+
+
+def _inspect(daemon, ref: str) -> dict:
+    p = daemon.cli("inspect", ref)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)[0]
+
+
+def test_resources_groups_sysctls_and_oom_score(daemon, rootfs):
+    with open("/proc/sys/net/ipv4/ip_default_ttl") as f:
+        host_forward = f.read()
+    script = (
+        CGROUP_FILES + "echo oom=$(cat /proc/self/oom_score_adj); "
+        "echo ttl=$(cat /proc/sys/net/ipv4/ip_default_ttl); echo groups=$(id -G)"
+    )
+    p = daemon.cli(
+        *("run", "-d", "-c", "512", "--cpuset-cpus", "0", "--memory-reservation", "32m"),
+        *(
+            "--oom-score-adj",
+            "500",
+            "--sysctl",
+            "net.ipv4.ip_default_ttl=33",
+            "--group-add",
+            "1234",
+        ),
+        *("--rootfs", str(rootfs), "sh", "-c", script + "; sleep 60"),
+    )
+    assert p.returncode == 0, p.stderr
+    cid = p.stdout.strip()
+    try:
+        wait_until(lambda: "groups=" in daemon.cli("logs", cid).stdout, "output")
+        out = dict(
+            line.split("=", 1) for line in daemon.cli("logs", cid).stdout.splitlines() if line
+        )
+        if "cpu/cpu.shares" in out:  # v1
+            assert out["cpu/cpu.shares"] == "512"
+            assert out["cpuset/cpuset.cpus"] == "0"
+            assert out["memory/memory.soft_limit_in_bytes"] == str(32 << 20)
+        else:  # v2: shares as runc converts them
+            assert out["cpu.weight"] == str(1 + ((512 - 2) * 9999) // 262142)
+            assert out["cpuset.cpus"] == "0" and out["memory.low"] == str(32 << 20)
+        assert out["oom"] == "500" and out["ttl"] == "33"
+        assert "1234" in out["groups"].split()
+        host = _inspect(daemon, cid)["HostConfig"]
+        assert (host["CpuShares"], host["CpusetCpus"], host["OomScoreAdj"]) == (512, "0", 500)
+        assert host["Sysctls"] == {"net.ipv4.ip_default_ttl": "33"} and host["GroupAdd"] == ["1234"]
+    finally:
+        daemon.cli("rm", "-f", cid)
+    with open("/proc/sys/net/ipv4/ip_default_ttl") as f:
+        assert f.read() == host_forward  # the container's own namespace's, not the host's
+
+
+def test_bad_resource_flags_are_refused_by_name(daemon, rootfs):
+    cases = [
+        (["--sysctl", "kernel.hostname=x"], "not a namespaced sysctl"),
+        (["--network", "host", "--sysctl", "net.ipv4.ip_default_ttl=33"], "--network host"),
+        (["--oom-score-adj", "5000"], "--oom-score-adj"),
+        (["--pid", "sideways"], "--pid"),
+        (["--ipc", "container:no-such-container"], "no-such-container"),
+        (["--group-add", "nosuchgroup"], "nosuchgroup"),
+        (["--sysctl", "novalue"], "KEY=VALUE"),
+    ]
+    for flags, message in cases:
+        p = daemon.cli("run", "--rm", *flags, "--rootfs", str(rootfs), "true")
+        assert p.returncode != 0 and message in p.stderr, (flags, p.stderr)
+
+
+def test_pid_and_ipc_namespaces_shared_or_none(daemon, rootfs):
+    marker = Path("/dev/shm") / f"{RUN}-ipc-marker"
+    other = daemon.cli(
+        "run", "-d", "--name", "pidsrc", "--rootfs", str(rootfs), "sleep", "60"
+    ).stdout.strip()
+    marker.write_text("host")
+    try:
+        # Another container's PID namespace: its sleep is there to see.
+        p = daemon.cli(
+            "run", "--rm", "--pid", "container:pidsrc", "--rootfs", str(rootfs), "ps", "-o", "args"
+        )
+        assert p.returncode == 0 and "sleep 60" in p.stdout, p.stdout + p.stderr
+        # The host's: this shell is not PID 1, and the host's PID 1 is there.
+        p = daemon.cli(
+            "run", "--rm", "--pid", "host", "--rootfs", str(rootfs), "sh", "-c", "echo $$"
+        )
+        assert p.returncode == 0 and p.stdout.strip() != "1", p.stdout + p.stderr
+        # The host's IPC namespace and /dev/shm; none: no /dev/shm at all.
+        p = daemon.cli(
+            "run",
+            "--rm",
+            "--ipc",
+            "host",
+            "--rootfs",
+            str(rootfs),
+            "cat",
+            f"/dev/shm/{marker.name}",
+        )
+        assert p.stdout == "host", p.stdout + p.stderr
+        p = daemon.cli("run", "--rm", "--ipc", "none", "--rootfs", str(rootfs), "ls", "/dev/shm")
+        assert p.returncode != 0, p.stdout
+        p = daemon.cli("run", "--rm", "--rootfs", str(rootfs), "ls", f"/dev/shm/{marker.name}")
+        assert p.returncode != 0, "a private /dev/shm sees the host's"
+        info = _inspect(daemon, other)["HostConfig"]
+        assert info["PidMode"] == "" and info["IpcMode"] == "private"
+    finally:
+        marker.unlink()
+        daemon.cli("rm", "-f", other)
+
+
+def test_cidfile_and_label_file(daemon, rootfs, tmp_path):
+    cidfile = tmp_path / "cid"
+    labels = tmp_path / "labels"
+    labels.write_text("# a comment\ntier=web\n\nowner=ops\n")
+    p = daemon.cli(
+        *("run", "-d", "--cidfile", str(cidfile), "--label-file", str(labels)),
+        *("-l", "owner=me", "--rootfs", str(rootfs), "sleep", "60"),
+    )
+    assert p.returncode == 0, p.stderr
+    cid = p.stdout.strip()
+    try:
+        assert cidfile.read_text() == cid
+        assert _inspect(daemon, cid)["Config"]["Labels"] == {"tier": "web", "owner": "me"}
+        again = daemon.cli("run", "-d", "--cidfile", str(cidfile), "--rootfs", str(rootfs), "true")
+        assert again.returncode != 0 and "container ID file found" in again.stderr
+    finally:
+        daemon.cli("rm", "-f", cid)
+
+
+def test_update_changes_a_running_containers_limits(daemon, rootfs):
+    files = (
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max "
+        "/sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null"
+    )
+    cid = daemon.cli(
+        "run", "-d", "-m", "64m", "--pids-limit", "20", "--rootfs", str(rootfs), "sleep", "60"
+    ).stdout.strip()
+    try:
+        before = daemon.cli("exec", cid, "sh", "-c", files).stdout.split()
+        assert before == [str(64 << 20), "20"], before
+        p = daemon.cli(
+            *("update", "-m", "256m", "--memory-swap", "512m", "--pids-limit", "50"),
+            *("--cpus", "0.5", "--restart", "on-failure:3", cid),
+        )
+        assert p.returncode == 0 and p.stdout.strip() == cid, p.stderr
+        after = daemon.cli("exec", cid, "sh", "-c", files).stdout.split()
+        assert after == [str(256 << 20), "50"], after
+        host = _inspect(daemon, cid)["HostConfig"]
+        assert host["Memory"] == 256 << 20 and host["NanoCpus"] == 500_000_000
+        assert host["RestartPolicy"]["Name"] == "on-failure"
+        assert host["RestartPolicy"]["MaximumRetryCount"] == 3
+        events = daemon.cli("events", "--since", "0", "--until", "0s", "--filter", "event=update")
+        assert cid in events.stdout, events.stdout
+        p = daemon.cli("update", cid)
+        assert p.returncode != 0 and "nothing to update" in p.stderr
+        p = daemon.cli("update", "-m", "1g", cid)  # above memory+swap (512m)
+        assert p.returncode != 0 and "--memory-swap" in p.stderr, p.stderr
+        daemon.cli("stop", "-t", "0", cid)
+        assert daemon.cli("update", "--pids-limit", "7", cid).returncode == 0  # stored
+        assert _inspect(daemon, cid)["HostConfig"]["PidsLimit"] == 7
+    finally:
+        daemon.cli("rm", "-f", cid)
+
+
+def test_info_and_version_name_the_engine(daemon):
+    p = daemon.cli("info")
+    assert p.returncode == 0, p.stderr
+    version = "2" if not Path("/sys/fs/cgroup/memory").is_dir() else "1"
+    assert f"Cgroup Version: {version}" in p.stdout and "Storage Driver: overlay2" in p.stdout
+    p = daemon.cli("info", "--format", "{{.NCPU}}")
+    assert p.stdout.strip() == str(os.cpu_count())
+    p = daemon.cli("version")
+    assert "Server: corral/" in p.stdout
