@@ -53,6 +53,7 @@ from supervisor.network.store import (
     NetworkStore,
 )
 from supervisor.runtime import Runtime, users
+from supervisor.runtime.container import Created, finish_create
 from supervisor.runtime.signals import parse_signal
 from supervisor.runtime.state import alive
 from supervisor.volumes.spec import MountError, check_targets
@@ -194,18 +195,26 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
                     )
                 except NetworkError as e:  # the daemon serves; only the default is missing
                     log.warning("network.default_unavailable", error=str(e))
-            self._load()
-            for n in list(self.networks.networks.values()):
+            to_start = self._load()
+            # Addresses of containers that no longer run, before anything awaits:
+            # a start (a restart policy's, say) allocates while it awaits.
+            for n in self.networks.networks.values():
                 for cid in list(n.allocations):
                     c = self.containers.get(cid)
                     if c is None or not c.running:
                         self.networks.release(n, cid)
-                await self.start_network(n.name)
+            for name in list(self.networks.networks):
+                await self.start_network(name)
+            for c in to_start:  # those their policy starts with the daemon
+                async with c.lock:
+                    await self._start_logged(c, reason="daemon start")
             task_status.started()
             await trio.sleep_forever()
 
-    def _load(self) -> None:
-        """Adopt what the store and the runtime say exists."""
+    def _load(self) -> list[Container]:
+        """Adopt what the store and the runtime say exists; returns the stopped
+        containers that their restart policy starts now."""
+        to_start = []
         for rec, state in self.store.load_all():
             c = Container(rec, state, self.store.path(rec.id))
             self.containers[rec.id] = c
@@ -233,7 +242,7 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
                     )
                     and state.status == "exited"
                 ):
-                    self._start_logged(c, reason="daemon start")
+                    to_start.append(c)
                 continue
             if rt is None:
                 state.error = "its runtime state is gone (was the host restarted?)"
@@ -269,6 +278,7 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
                     self._publish(c)
                 except CorralError as e:
                     log.error("fleet.republish_failed", container=c.id[:12], error=str(e))
+        return to_start
 
     def _spawn_watch(self, c: Container, pidfd: int, *, ours: bool) -> None:
         assert self._nursery is not None
@@ -575,10 +585,12 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
             ns_paths=joined,
         )
 
-    def start(
+    async def start(
         self, c: Container, spec: oci.Spec | None = None, console: tuple[int, int] = (0, 0)
     ) -> None:
-        """Start `c`; `console`: the (rows, columns) its -t terminal starts with."""
+        """Start `c`; `console`: the (rows, columns) its -t terminal starts with.
+        The caller holds c.lock. While the kernel makes the container (namespaces,
+        mounts, exec: milliseconds) the daemon serves everyone else."""
         if c.running:
             return
         self._settle(c)  # exited a moment ago: the last run's leftovers go first
@@ -595,7 +607,7 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
             )
         try:
             on_network = cfg.network in self.networks.networks
-            created = self.runtime.create(
+            created = await self._runtime_create(
                 c.id,
                 str(c.path),
                 stdio=None,
@@ -696,9 +708,20 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
             await c.exited.wait()
         self.emit(c, "stop")
 
+    async def _runtime_create(self, id: str, bundle: str, **kw) -> Created:
+        """Runtime.create without blocking the event loop on the monitor's report."""
+        steps = self.runtime.create_steps(id, bundle, **kw)
+        report = next(steps)
+        try:
+            await trio.lowlevel.wait_readable(report)
+        except BaseException:
+            steps.close()  # cancelled: the half-made container is removed
+            raise
+        return finish_create(steps)
+
     async def restart(self, c: Container, timeout: int | None = None) -> None:
         await self.stop(c, timeout)
-        self.start(c)
+        await self.start(c)
         self.emit(c, "restart")
 
     def spawn(self, fn, *args) -> None:
@@ -719,7 +742,7 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
             await self.stop(c)
             c.state.restart_count += 1
             self.emit(c, "restart", attempt=str(c.state.restart_count), reason="unhealthy")
-            self._start_logged(c, reason="unhealthy")
+            await self._start_logged(c, reason="unhealthy")
 
     def pause(self, c: Container) -> None:
         if c.state.status != "running":

@@ -99,7 +99,7 @@ class FleetRestarts:
                 c.restart_scope = None
                 c.state.restart_count += 1
                 self.emit(c, "restart", attempt=str(c.state.restart_count), delay=f"{delay:.3f}")
-                self._start_logged(c, reason="restart policy", spec=spec)
+                await self._start_logged(c, reason="restart policy", spec=spec)
 
     def _cancel_restart(self, c: Container) -> bool:
         """A user's stop/kill/rm: a waiting restart does not happen."""
@@ -114,10 +114,12 @@ class FleetRestarts:
         self.store.save_state(c.id, c.state)
         return True
 
-    def _start_logged(self, c: Container, *, reason: str, spec: oci.Spec | None = None) -> None:
+    async def _start_logged(
+        self, c: Container, *, reason: str, spec: oci.Spec | None = None
+    ) -> None:
         """Start for the daemon's own reasons; a failure is recorded, not raised."""
         try:
-            self.start(c, spec)
+            await self.start(c, spec)
         except CorralError as e:
             log.error(
                 "fleet.start_failed", container=c.id[:12], name=c.name, reason=reason, error=str(e)
@@ -128,5 +130,6 @@ class FleetRestarts:
             self._settle(c)
 
     async def _auto_remove(self, c: Container) -> None:
-        if c.id in self.containers and not c.running:
-            await self.remove(c, force=True)
+        async with c.lock:  # after a start or stop in progress, not during it
+            if c.id in self.containers and not c.running:
+                await self.remove(c, force=True)

@@ -138,7 +138,7 @@ class Connection:
             case api.Start(id=ref):
                 c = f.get(ref)
                 async with c.lock:
-                    f.start(c)
+                    await f.start(c)
                 await self.send(api.Ok())
             case api.Stop(id=ref, timeout=timeout):
                 c = f.get(ref)
@@ -210,9 +210,11 @@ class Connection:
             case api.ContainerPrune():
                 gone = []
                 for c in list(f.containers.values()):
-                    if c.state.status in ("created", "exited", "dead") and not c.running:
-                        await f.remove(c)
-                        gone.append(c.id)
+                    async with c.lock:  # not one that a start holds, half-made
+                        stopped = c.state.status in ("created", "exited", "dead")
+                        if c.id in f.containers and stopped and not c.running:
+                            await f.remove(c)
+                            gone.append(c.id)
                 await self.send(api.ContainersRemoved(ids=gone))
             case api.Rename(id=ref, name=name):
                 f.rename(f.get(ref), name)
@@ -279,7 +281,7 @@ class Connection:
         offset = logs.end_offset(c.log_path)
         if req.start:
             async with c.lock:
-                self.fleet.start(c, console=(req.height, req.width))
+                await self.fleet.start(c, console=(req.height, req.width))
         elif req.height and req.width and c.config.tty and c.running:
             try:
                 self.fleet.resize(c, req.height, req.width)

@@ -16,7 +16,7 @@ import re
 import select
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -88,7 +88,13 @@ class Runtime:
 
     # -- create / start -------------------------------------------------------------
 
-    def create(
+    def create(self, id: str, bundle: str | os.PathLike[str], **kw) -> Created:
+        """Set the container up; create_steps() says how (the arguments are its)."""
+        steps = self.create_steps(id, bundle, **kw)
+        next(steps)  # the monitor is starting: a blocking read waits for its report
+        return finish_create(steps)
+
+    def create_steps(
         self,
         id: str,
         bundle: str | os.PathLike[str],
@@ -103,9 +109,15 @@ class Runtime:
         log_max_size: int = 0,
         log_max_files: int = 1,
         log_file: str | None = None,
-    ) -> Created:
+    ) -> Generator[int, None, Created]:
         """Set the container up; with `wait_for_start` it waits for `start()`,
         else it runs at once.
+
+        A generator, so that a caller with an event loop need not block while the
+        container's namespaces, mounts and exec are made: it yields once, the
+        descriptor on which the monitor's report arrives, and returns the Created
+        once resumed (finish_create) when that is readable. Closing it instead
+        (a cancelled caller) removes everything, as a failure does.
 
         `stdio` is passed to the container (foreground); None sends its output
         to `container.log` through the monitor (rotated past `log_max_size`
@@ -191,10 +203,23 @@ class Runtime:
             )
             plan = planner.build(spec, paths, cgroup)
             try:
-                pid, pidfd, cpid = _spawn_monitor(plan, stdio, detach, stdin)
+                pid, pidfd, report = _spawn_monitor(plan, stdio, detach, stdin)
             finally:
                 if stdin_path is not None:
                     os.close(stdin)  # the container has it now
+            try:
+                yield report
+            finally:
+                # Resumed, or closed by a caller that gave up: the report comes
+                # either way (the monitor sends one or exits), and a given-up
+                # container is then removed below as a failed one is.
+                try:
+                    cpid = _read_report(report)
+                except BaseException:
+                    _wait_child(pidfd)  # it failed: the monitor has exited
+                    os.close(pidfd)
+                    pidfd = -1
+                    raise
             record = ContainerRecord(
                 id=id,
                 bundle=bundle,
@@ -212,10 +237,12 @@ class Runtime:
             write_record(state_dir, record)
             return Created(record, pidfd, cgroup)
         except BaseException:
-            if pidfd >= 0:
-                os.close(pidfd)
             if cgroup is not None and cgroup.exists():
                 cgroup.kill_all()
+            if pidfd >= 0:  # its container is killed: the monitor goes; reap it
+                _reap_within(pidfd, 5.0)
+                os.close(pidfd)
+            if cgroup is not None and cgroup.exists():
                 cgroup.destroy()
             _remove_state_dir(state_dir)
             raise
@@ -359,7 +386,13 @@ class Runtime:
         except FileNotFoundError:
             bpf = None
         plan = planner.build_exec(process, rec.pid, self._cgroup(rec), ctl_fifo, bpf)
-        return _spawn_monitor(plan, stdio, detach=False)
+        pid, pidfd, report = _spawn_monitor(plan, stdio, detach=False)
+        try:
+            return pid, pidfd, _read_report(report)
+        except BaseException:
+            _wait_child(pidfd)
+            os.close(pidfd)
+            raise
 
     def resize(self, id: str, rows: int, cols: int) -> None:
         """Set the size of a detached container's terminal (its monitor applies it)."""
@@ -455,7 +488,8 @@ def _remove_state_dir(path: Path) -> None:
 def _spawn_monitor(
     plan: bytes, stdio: Sequence[int] | None, detach: bool, stdin: int | None = None
 ) -> tuple[int, int, int]:
-    """Start the monitor with the plan; returns (monitor pid, its pidfd, container pid)."""
+    """Start the monitor with the plan; returns (monitor pid, its pidfd, the read
+    end of the pipe its report comes on: see _read_report)."""
     memfd = os.memfd_create("corral-plan", os.MFD_CLOEXEC)
     r, w = os.pipe2(os.O_CLOEXEC)
     devnull = -1
@@ -468,11 +502,20 @@ def _spawn_monitor(
         pid, pidfd = _native.spawn(
             _native.MONITOR, [_native.MONITOR, "3", "4"], [], fds, setsid=detach
         )
+    except BaseException:
+        os.close(r)
+        raise
     finally:
         os.close(memfd)
         os.close(w)
         if devnull >= 0:
             os.close(devnull)
+    return pid, pidfd, r
+
+
+def _read_report(r: int) -> int:
+    """The container's pid from the monitor's report on `r` (which is closed);
+    the failure it reports (the step, the path, errno) raised."""
     try:
         chunks = []
         while n := _native.REPORT_SIZE - sum(map(len, chunks)):
@@ -484,10 +527,28 @@ def _spawn_monitor(
         os.close(r)
     _kind, cpid, err = _native.parse_report(b"".join(chunks))
     if err is not None:
-        _wait_child(pidfd)
-        os.close(pidfd)
         raise err
-    return pid, pidfd, cpid
+    return cpid
+
+
+def finish_create(steps: Generator[int, None, Created]) -> Created:
+    """Resume Runtime.create_steps once its report descriptor is readable."""
+    try:
+        steps.send(None)
+    except StopIteration as done:
+        return done.value
+    raise RuntimeError("create_steps yielded twice")
+
+
+def _reap_within(pidfd: int, timeout: float) -> None:
+    """Reap our child if it exits within `timeout` seconds."""
+    p = select.poll()
+    p.register(pidfd, select.POLLIN)
+    if p.poll(timeout * 1000):
+        try:
+            os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+        except ChildProcessError:
+            pass
 
 
 def _wait_child(pidfd: int) -> int:

@@ -179,6 +179,35 @@ def test_exec_not_found_is_reported_and_leaves_nothing(runtime, bundle):
     assert not _cgroup_leftovers(runtime.cgroup_parent.lstrip("/"))
 
 
+def _children() -> set[int]:
+    """This process's children, zombies too."""
+    with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
+def test_create_in_steps_and_a_caller_that_gives_up(runtime, bundle):
+    """create_steps yields the report descriptor (an event loop waits on it);
+    resumed it returns the container, closed it removes the half-made one and
+    reaps its monitor."""
+    from supervisor.runtime.container import finish_create
+
+    before = _children()
+    steps = runtime.create_steps("st1", bundle("sleep", "100"), stdio=None)
+    fd = next(steps)
+    assert isinstance(fd, int) and fd >= 0
+    created = finish_create(steps)
+    assert runtime.state("st1").status == "created"
+    created.close()
+    runtime.delete("st1", force=True)
+
+    steps = runtime.create_steps("st2", bundle("sleep", "100"), stdio=None, wait_for_start=False)
+    next(steps)
+    steps.close()  # as a cancelled daemon task does
+    assert not (runtime.root / "st2").exists()
+    assert not _cgroup_leftovers(runtime.cgroup_parent.lstrip("/"))
+    assert _children() == before  # the monitor reaped: no zombie left
+
+
 def test_missing_rootfs_is_a_spec_error(runtime, bundle, tmp_path):
     b = bundle("true", rootfs=tmp_path / "does-not-exist")
     with pytest.raises(SpecError, match=r"root\.path"):
