@@ -383,6 +383,12 @@ class Login(_Msg):
     password: str
 
 
+class Logout(_Msg):
+    """Forget the registry's credentials: Ok (Docker's: also when there were none)."""
+
+    registry: str
+
+
 class NetworkCreate(_Msg):
     name: str
     subnet: str = ""
@@ -464,6 +470,7 @@ Request = (
     | ImagePull
     | ImagePush
     | Login
+    | Logout
     | NetworkCreate
     | NetworkList
     | NetworkInspect

@@ -582,6 +582,15 @@ class Login(Lite):
     )
 
 
+class Logout(Lite):
+    __slots__ = ("registry",)
+    _tagged = True
+    _omit_defaults = True
+    _fields = (
+        ("registry", REQUIRED),
+    )
+
+
 class NetworkCreate(Lite):
     __slots__ = ("name", "subnet", "gateway")
     _tagged = True

@@ -43,6 +43,7 @@ class _Arg:
         "metavar",
         "names",
         "nargs",
+        "required",
         "type",
     )
 
@@ -122,7 +123,14 @@ class ArgumentParser:
 
     # -- building -----------------------------------------------------------------------
 
+    _KWARGS = frozenset(
+        ("action", "default", "type", "choices", "nargs", "metavar", "help", "dest", "required")
+    )
+
     def add_argument(self, *names: str, **kw) -> None:
+        unknown = set(kw) - self._KWARGS
+        if unknown:  # not silently ignored: this is a subset of argparse
+            raise TypeError(f"add_argument: {sorted(unknown)} not supported")
         action = kw.get("action", "store")
         if action not in ("store", "store_true", "append", "help"):
             raise ValueError(f"action {action!r} is not supported")
@@ -143,6 +151,7 @@ class ArgumentParser:
             nargs=kw.get("nargs"),
             metavar=kw.get("metavar"),
             help=kw.get("help"),
+            required=bool(kw.get("required")),
         )
         self._args.append(arg)
         if arg.option:
@@ -300,6 +309,9 @@ class ArgumentParser:
                 setattr(ns, a.dest, values[0] if values else a.default)
             else:
                 setattr(ns, a.dest, values)
+        missing += [
+            a.shown() for a in self._args if a.option and a.required and getattr(ns, a.dest) is None
+        ]
         if self._sub is not None and self._sub.required and not sub_chosen:
             missing.append(self._sub.dest or self._sub.shown())
         if missing:

@@ -159,8 +159,12 @@ def _ago(nano: int) -> str:
 
 
 def cmd_ps(c: Client, args) -> int:
-    resp = c.call(api.List(all=args.all, filters=parse_filters(args.filter)))
+    last = 1 if args.latest else args.last
+    every = args.all or last >= 0  # -n/-l: whatever their state, as Docker's
+    resp = c.call(api.List(all=every, filters=parse_filters(args.filter)))
     rows = resp.containers
+    if last >= 0:
+        rows = sorted(rows, key=lambda r: r.created_nano, reverse=True)[:last]
     if args.quiet:
         for r in rows:
             print(r.id if args.no_trunc else r.id[:12])
@@ -567,6 +571,7 @@ COMMANDS = {
     "pull": _lazy("supervisor.commands_images", "cmd_pull"),
     "push": _lazy("supervisor.commands_images", "cmd_push"),
     "login": _lazy("supervisor.commands_images", "cmd_login"),
+    "logout": _lazy("supervisor.commands_images", "cmd_logout"),
     "load": _lazy("supervisor.commands_images", "cmd_load"),
     "save": _lazy("supervisor.commands_images", "cmd_save"),
     "images": _lazy("supervisor.commands_images", "cmd_images"),

@@ -379,7 +379,52 @@ def _command_name(argv: list[str]) -> str | None:
     return None
 
 
+# Docker's management commands that name a top-level one: `container ls` is `ps`,
+# `image pull` is `pull`. (container prune, image ls/rm/inspect/... are their own.)
+_CONTAINER_VERBS = {"ls": "ps", "list": "ps", "ps": "ps"} | {
+    v: v
+    for v in [
+        "attach",
+        "commit",
+        "cp",
+        "create",
+        "diff",
+        "exec",
+        "export",
+        "inspect",
+        "kill",
+        "logs",
+        "pause",
+        "port",
+        "rename",
+        "restart",
+        "rm",
+        "run",
+        "start",
+        "stats",
+        "stop",
+        "top",
+        "unpause",
+        "update",
+        "wait",
+    ]
+}
+_IMAGE_VERBS = {v: v for v in ("pull", "push", "tag", "save", "load", "import")}
+
+
+def _unalias(argv: list[str]) -> list[str]:
+    name = _command_name(argv)
+    if name not in ("container", "image"):
+        return argv
+    i = argv.index(name)
+    verbs = _CONTAINER_VERBS if name == "container" else _IMAGE_VERBS
+    if i + 1 < len(argv) and argv[i + 1] in verbs:
+        return [*argv[:i], verbs[argv[i + 1]], *argv[i + 2 :]]
+    return argv
+
+
 def parse_args(argv: list[str]) -> Namespace:
+    argv = _unalias(argv)
     only = _command_name(argv)
     parser = build_parser(only)
     if only is not None and not parser.has_command:  # a typo: list every command
@@ -450,6 +495,8 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("--no-trunc", action="store_true")
     s.add_argument("-f", "--filter", action="append", default=[])
     s.add_argument("--format", default="table", help="table, json, or a Go template")
+    s.add_argument("-n", "--last", type=int, default=-1, help="the N last created (all states)")
+    s.add_argument("-l", "--latest", action="store_true", help="the last created (all states)")
     s = sub.add_parser("cp", help="copy files into or out of a container")
     s.add_argument("source", help="HOSTPATH or CONTAINER:PATH")
     s.add_argument("dest", help="CONTAINER:PATH or HOSTPATH: a directory to copy into, or a name")
@@ -531,6 +578,8 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s = sub.add_parser("push", help="an image to a registry")
     s.add_argument("--insecure", action="store_true")
     s.add_argument("ref")
+    s = sub.add_parser("logout", help="forget a registry's credentials")
+    s.add_argument("registry")
     s = sub.add_parser("login", help="credentials for a registry")
     s.add_argument("-u", "--username", required=True)
     s.add_argument("-p", "--password")

@@ -64,6 +64,12 @@ def cmd_login(c: Client, args) -> int:
     return 0
 
 
+def cmd_logout(c: Client, args) -> int:
+    c.call(api.Logout(registry=args.registry))
+    print(f"Removing login credentials for {args.registry}")
+    return 0
+
+
 def cmd_import(c: Client, args) -> int:
     done = c.call(api.ImageImport(path=os.path.abspath(args.file), ref=args.ref))
     print(done.ids[0])

@@ -219,6 +219,9 @@ class Connection:
             case api.Rename(id=ref, name=name):
                 f.rename(f.get(ref), name)
                 await self.send(api.Ok())
+            case api.Logout(registry=registry):
+                f.credentials.remove(registry)
+                await self.send(api.Ok())
             case api.Info():
                 await self.send(api.InspectResult(data=f.info()))
             case api.Update():

@@ -36,3 +36,9 @@ class Credentials:
         auths[registry] = base64.b64encode(f"{user}:{password}".encode()).decode()
         atomic_write(self.path, msgspec.json.encode(auths), durable=True)
         os.chmod(self.path, 0o600)
+
+    def remove(self, registry: str) -> None:
+        auths = self._all()
+        if auths.pop(registry, None) is not None:
+            atomic_write(self.path, msgspec.json.encode(auths), durable=True)
+            os.chmod(self.path, 0o600)

@@ -231,6 +231,10 @@ def test_basic_auth(daemon, basic_registry, imported):
     p = daemon.cli("run", "--rm", ref, "echo", "basic")  # pulled as it is missing
     assert p.returncode == 0 and p.stdout == "basic\n", p.stderr
     assert f"Unable to find image '{ref}' locally" in p.stderr and "Pull complete" in p.stderr
+    ok(daemon.cli("logout", host))
+    ok(daemon.cli("rmi", ref))
+    p = daemon.cli("pull", ref)  # the credentials are gone
+    assert p.returncode != 0 and f"corral login {host}" in p.stderr, p.stderr
 
 
 def test_interrupted_download_resumes(daemon, registry, imported, tmp_path):

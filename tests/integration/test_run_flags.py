@@ -181,6 +181,16 @@ def test_update_changes_a_running_containers_limits(daemon, rootfs):
         daemon.cli("rm", "-f", cid)
 
 
+def test_ps_last_and_latest(daemon, rootfs):
+    ids = [daemon.cli("create", "--rootfs", str(rootfs), "true").stdout.strip() for _ in range(3)]
+    try:
+        assert daemon.cli("ps", "-q", "--no-trunc", "-l").stdout.split() == [ids[-1]]
+        assert daemon.cli("ps", "-q", "--no-trunc", "-n", "2").stdout.split() == ids[:0:-1]
+        assert daemon.cli("container", "ls", "-q").stdout.split() == []  # none running
+    finally:
+        daemon.cli("rm", *ids)
+
+
 def test_info_and_version_name_the_engine(daemon):
     p = daemon.cli("info")
     assert p.returncode == 0, p.stderr

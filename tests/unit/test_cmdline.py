@@ -72,6 +72,7 @@ def test_parses_as_argparse_does(argv: list[str]) -> None:
         (["run", "--rm=yes", "img"], "ignored explicit argument 'yes'"),
         (["run", "--sig-proxy=maybe", "img"], "invalid boolean: 'maybe'"),
         (["network"], "the following arguments are required: ncmd"),
+        (["login", "localhost:5000"], "the following arguments are required: -u/--username"),
     ],
 )
 def test_errors_name_the_problem_and_exit_2(argv, message, capsys) -> None:
@@ -111,8 +112,28 @@ def test_help_lists_flags_and_exits_0(capsys) -> None:
     assert "ls" in out and "prune" in out
 
 
+def test_what_it_does_not_do_is_refused_not_ignored() -> None:
+    with pytest.raises(TypeError, match="const"):
+        cmdline.ArgumentParser(prog="t").add_argument("-x", const=1)
+
+
 def test_appended_defaults_are_not_shared() -> None:
     p = cmdline.ArgumentParser(prog="t")
     p.add_argument("-e", action="append", default=[])
     assert p.parse_args(["-e", "1"]).e == ["1"]
     assert p.parse_args([]).e == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "same_as"),
+    [
+        (["container", "ls", "-a"], ["ps", "-a"]),
+        (["-H", "/s", "container", "rm", "-f", "x"], ["-H", "/s", "rm", "-f", "x"]),
+        (["image", "pull", "busybox"], ["pull", "busybox"]),
+    ],
+)
+def test_management_commands_name_the_top_level_ones(argv, same_as) -> None:
+    from supervisor.commands_flags import parse_args
+
+    assert parse_args(argv) == parse_args(same_as)
+    assert parse_args(["container", "prune"]).ccmd == "prune"  # its own
