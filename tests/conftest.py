@@ -36,6 +36,23 @@ def _cgroup_leftovers(prefix: str) -> list[str]:
 
 
 def _remove_cgroup_tree(path: Path) -> None:
+    """Kill what still runs in it (a test that failed, a daemon that crashed
+    mid-start), then remove it, deepest first."""
+    import signal
+    import time
+
+    for _ in range(100):
+        pids = [
+            int(pid) for procs in path.rglob("cgroup.procs") for pid in procs.read_text().split()
+        ]
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.02)
     for child in sorted(path.rglob("*"), key=lambda p: -len(p.parts)):
         if child.is_dir():
             try:

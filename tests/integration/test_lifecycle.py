@@ -84,6 +84,9 @@ def test_signal_forwarded_by_foreground_cli(bundle, tmp_path, corral_cli):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+            # The CLI is gone, its monitor and container not: remove them too.
+            base = [*corral_cli, "runtime", "--root", str(tmp_path / "st")]
+            subprocess.run([*base, "delete", "--force", "fg"], capture_output=True)
     assert not (tmp_path / "st" / "fg").exists()
     assert not _cgroup_leftovers(f"{RUN}-cli")
 
