@@ -119,6 +119,8 @@ def encode(msg: Lite) -> bytes:
 
 def decode(payload: bytes) -> Lite:
     """A tagged message from msgpack bytes."""
+    if not _TAGGED:
+        from protocols import api_lite  # noqa: F401  (its classes register themselves)
     try:
         obj = minipack.unpackb(payload)
     except minipack.PackError as e:

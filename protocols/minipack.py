@@ -155,12 +155,15 @@ def unpackb(data: bytes) -> object:
 def _unpack(data: bytes, pos: int) -> tuple[object, int]:
     t = data[pos]
     pos += 1
+    if 0xA0 <= t <= 0xBF:  # fixstr first: most of what the wire carries
+        end = pos + (t & 0x1F)
+        if end > len(data):
+            raise PackError("malformed msgpack: truncated str")
+        return data[pos:end].decode(), end
     if t < 0x80:
         return t, pos
     if t >= 0xE0:
         return t - 0x100, pos
-    if 0xA0 <= t <= 0xBF:
-        return _str(data, pos, t & 0x1F)
     if 0x90 <= t <= 0x9F:
         return _array(data, pos, t & 0x0F)
     if 0x80 <= t <= 0x8F:
@@ -208,9 +211,18 @@ def _array(data: bytes, pos: int, n: int) -> tuple[list, int]:
 
 def _map(data: bytes, pos: int, n: int) -> tuple[dict, int]:
     out = {}
+    unpack = _unpack
     for _ in range(n):
-        k, pos = _unpack(data, pos)
-        v, pos = _unpack(data, pos)
+        t = data[pos]
+        if 0xA0 <= t <= 0xBF:  # a fixstr key: the field names of every message
+            end = pos + 1 + (t & 0x1F)
+            if end > len(data):
+                raise PackError("malformed msgpack: truncated str")
+            k: object = data[pos + 1 : end].decode()
+            pos = end
+        else:
+            k, pos = unpack(data, pos)
+        v, pos = unpack(data, pos)
         try:
             out[k] = v
         except TypeError:
