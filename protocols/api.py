@@ -229,6 +229,7 @@ class Logs(_Msg):
     since_nano: int | None = None
     tail: int | None = None
     timestamps: bool = False
+    until_nano: int | None = None  # only records up to this time; a follow ends then
 
 
 class Wait(_Msg):

@@ -298,7 +298,7 @@ class Diff(Lite):
 
 
 class Logs(Lite):
-    __slots__ = ("id", "follow", "since_nano", "tail", "timestamps")
+    __slots__ = ("id", "follow", "since_nano", "tail", "timestamps", "until_nano")
     _tagged = True
     _omit_defaults = True
     _fields = (
@@ -307,6 +307,7 @@ class Logs(Lite):
         ("since_nano", None),
         ("tail", None),
         ("timestamps", False),
+        ("until_nano", None),
     )
 
 

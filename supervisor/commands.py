@@ -418,6 +418,7 @@ def cmd_logs(c: Client, args) -> int:
             id=args.container,
             follow=args.follow,
             since_nano=args.since,
+            until_nano=args.until,
             tail=tail,
             timestamps=args.timestamps,
         )

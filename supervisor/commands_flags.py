@@ -541,6 +541,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s = sub.add_parser("logs", help="a container's output")
     s.add_argument("-f", "--follow", action="store_true")
     s.add_argument("--since", type=parse_time)
+    s.add_argument("--until", type=parse_time, help="only what was written before this time")
     s.add_argument("-n", "--tail", default="all")
     s.add_argument("-t", "--timestamps", action="store_true")
     s.add_argument("container")

@@ -56,27 +56,35 @@ def log_files(path: Path) -> list[Path]:
     return [p for _, p in sorted(rotated, reverse=True)] + ([path] if path.exists() else [])
 
 
-def _records(f, since_nano: int | None) -> Iterator[Output]:
+def _records(f, since_nano: int | None, until_nano: int | None) -> Iterator[Output]:
     for line in f:
         if not line.endswith(b"\n"):
             break  # a record still being written
         rec = parse_line(line[:-1])
-        if rec is not None and (since_nano is None or rec.time_nano >= since_nano):
-            yield rec
+        if rec is None or (since_nano is not None and rec.time_nano < since_nano):
+            continue
+        if until_nano is not None and rec.time_nano > until_nano:
+            continue
+        yield rec
 
 
 def read_existing(
-    path: Path, since_nano: int | None, tail: int | None, upto: int | None = None
+    path: Path,
+    since_nano: int | None,
+    tail: int | None,
+    upto: int | None = None,
+    until_nano: int | None = None,
 ) -> list[Output]:
-    """The records already written; of the current file only its first `upto`
-    bytes, so that a follower starting at `upto` neither repeats nor skips."""
+    """The records already written (between since and until, the last `tail` of
+    them); of the current file only its first `upto` bytes, so that a follower
+    starting at `upto` neither repeats nor skips."""
     out: deque[Output] = deque(maxlen=tail if tail is not None and tail >= 0 else None)
     for p in log_files(path):
         try:
             with open(p, "rb") as f:
                 if p == path and upto is not None:
                     f = io.BytesIO(f.read(upto))
-                out.extend(_records(f, since_nano))
+                out.extend(_records(f, since_nano, until_nano))
         except FileNotFoundError:
             continue  # rotated away while we read
     return list(out)

@@ -9,6 +9,7 @@ way the daemon goes on serving everyone else.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import tempfile
@@ -268,12 +269,20 @@ class Connection:
     async def _logs(self, req: api.Logs) -> None:
         c = self.fleet.get(req.id)
         upto = logs.end_offset(c.log_path)
-        for rec in logs.read_existing(c.log_path, req.since_nano, req.tail, upto):
+        until = req.until_nano
+        for rec in logs.read_existing(c.log_path, req.since_nano, req.tail, upto, until):
             await self.send(rec)
-        if req.follow:
-            follow = logs.follow(c.log_path, offset=upto, exited=lambda: c.exited)
-            async for rec in follow:
-                await self.send(rec)
+        if req.follow and (until is None or until > time.time_ns()):
+            # With --until in the future, following ends then (Docker's -f --until).
+            deadline = (
+                math.inf if until is None else trio.current_time() + (until - time.time_ns()) / 1e9
+            )
+            with trio.move_on_at(deadline):
+                follow = logs.follow(c.log_path, offset=upto, exited=lambda: c.exited)
+                async for rec in follow:
+                    if until is not None and rec.time_nano > until:
+                        break
+                    await self.send(rec)
         await self.send(api.End())
 
     async def _attach(self, req: api.Attach, inbox: trio.MemoryReceiveChannel) -> None:

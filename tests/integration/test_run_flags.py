@@ -200,3 +200,25 @@ def test_info_and_version_name_the_engine(daemon):
     assert p.stdout.strip() == str(os.cpu_count())
     p = daemon.cli("version")
     assert "Server: corral/" in p.stdout
+
+
+def test_logs_until(daemon, rootfs):
+    cid = daemon.cli(
+        "run", "-d", "--rootfs", str(rootfs), "sh", "-c", "echo one; sleep 1; echo two"
+    ).stdout.strip()
+    try:
+        assert daemon.cli("wait", cid).stdout.strip() == "0"
+        stamped = daemon.cli("logs", "-t", cid).stdout.splitlines()
+        assert [line.split(" ", 1)[1] for line in stamped] == ["one", "two"]
+        import calendar
+        import time
+
+        first = stamped[0].split(" ", 1)[0]  # 2026-11-30T01:02:03.123456789Z
+        secs = calendar.timegm(time.strptime(first[:19], "%Y-%m-%dT%H:%M:%S"))
+        between = f"{secs + int(first[20:29]) / 1e9 + 0.5:.3f}"
+        assert daemon.cli("logs", "--until", between, cid).stdout == "one\n"
+        assert daemon.cli("logs", "--since", between, cid).stdout == "two\n"
+        # Following with --until in the past: what there was, and the stream ends.
+        assert daemon.cli("logs", "-f", "--until", between, cid).stdout == "one\n"
+    finally:
+        daemon.cli("rm", "-f", cid)
