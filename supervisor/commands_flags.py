@@ -629,6 +629,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
         dest="ncmd", required=True
     )
     s = nw.add_parser("create", help="a bridge network")
+    s.add_argument("-d", "--driver", default="bridge", choices=("bridge",))
     s.add_argument("--subnet", default="")
     s.add_argument("--gateway", default="")
     s.add_argument("name")
