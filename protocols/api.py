@@ -202,6 +202,11 @@ class Update(_Msg):
     restart: str = ""
 
 
+class SystemDf(_Msg):
+    """docker system df: an InspectResult with Images, Containers and Volumes, each
+    {Total, Active, Size, Reclaimable} (bytes)."""
+
+
 class Info(_Msg):
     """docker info: the engine and its host, as an InspectResult (Docker's keys)."""
 
@@ -437,6 +442,7 @@ Request = (
     | Rename
     | Update
     | Info
+    | SystemDf
     | ContainerPrune
     | CopyFrom
     | Export

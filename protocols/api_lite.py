@@ -267,6 +267,12 @@ class Update(Lite):
     )
 
 
+class SystemDf(Lite):
+    __slots__ = ()
+    _tagged = True
+    _omit_defaults = True
+
+
 class Info(Lite):
     __slots__ = ()
     _tagged = True

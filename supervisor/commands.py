@@ -307,9 +307,40 @@ def cmd_container(c: Client, args) -> int:
     return 0
 
 
+def _human(n: int) -> str:
+    """Docker's sizes: decimal units, four significant digits (16.43MB)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.4g}{unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n}B"
+
+
+def _system_df(c: Client, args) -> int:
+    d = c.call(api.SystemDf()).data
+    if args.format == "json":
+        print(lite.to_json(d))
+        return 0
+    print(f"{'TYPE':<16}{'TOTAL':<10}{'ACTIVE':<10}{'SIZE':<12}RECLAIMABLE")
+    for label, key in (
+        ("Images", "Images"),
+        ("Containers", "Containers"),
+        ("Local Volumes", "Volumes"),
+    ):
+        u = d[key]
+        pct = round(100 * u["Reclaimable"] / u["Size"]) if u["Size"] else 0
+        print(
+            f"{label:<16}{u['Total']:<10}{u['Active']:<10}{_human(u['Size']):<12}"
+            f"{_human(u['Reclaimable'])} ({pct}%)"
+        )
+    return 0
+
+
 def cmd_system(c: Client, args) -> int:
     """system prune: stopped containers, unused networks, then the images nothing
     uses (untagged only without -a), then with --volumes unused anonymous volumes."""
+    if args.scmd == "df":
+        return _system_df(c, args)
     containers = c.call(api.ContainerPrune()).ids
     networks = c.call(api.NetworkPrune()).removed
     images = c.call(api.ImagePrune(all=args.all)).deleted

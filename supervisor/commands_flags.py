@@ -511,6 +511,8 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     sy = sub.add_parser("system", help="the engine as a whole").add_subparsers(
         dest="scmd", required=True
     )
+    s = sy.add_parser("df", help="disk used by images, containers and volumes")
+    s.add_argument("--format", default="table", help="table or json")
     s = sy.add_parser("prune", help="stopped containers, unused images (-a) and volumes")
     s.add_argument("-a", "--all", action="store_true", help="every unused image, not only untagged")
     s.add_argument("--volumes", action="store_true", help="unused anonymous volumes too")

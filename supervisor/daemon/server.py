@@ -223,6 +223,8 @@ class Connection:
             case api.Logout(registry=registry):
                 f.credentials.remove(registry)
                 await self.send(api.Ok())
+            case api.SystemDf():
+                await self.send(api.InspectResult(data=f.disk_usage()))
             case api.Info():
                 await self.send(api.InspectResult(data=f.info()))
             case api.Update():

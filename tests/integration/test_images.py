@@ -200,3 +200,39 @@ def test_commit_keeps_the_changes_and_the_configuration(daemon, rootfs, tmp_path
     assert info["history"][-1]["comment"] == "a test"
     # the base image is untouched
     assert ok(daemon.cli("run", "--rm", "base:1", "sh", "-c", "ls /usr | wc -l")).strip() != "1"
+
+
+def test_system_df_counts_shared_layers_once(daemon, rootfs, tmp_path):
+    tar = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+    ok(daemon.cli("import", str(tar), "df:one"))
+    ok(daemon.cli("volume", "create", "dfvol"))
+    ok(daemon.cli("create", "--name", "df-idle", "df:one", "true"))
+    script = "head -c 5000 /dev/zero > /big; echo x > /data/x; sleep 60"
+    ok(
+        daemon.cli(
+            "run", "-d", "--name", "df-busy", "-v", "dfvol:/data", "df:one", "sh", "-c", script
+        )
+    )
+    for _ in range(100):
+        usage = json.loads(ok(daemon.cli("system", "df", "--format", "json")))
+        if usage["Containers"]["Size"] >= 5000 and usage["Volumes"]["Size"] >= 2:
+            break
+    base = usage["Images"]["Size"]
+    assert (usage["Images"]["Total"], usage["Images"]["Active"]) == (1, 1) and base > 0
+    # An image on top of df:one's layer (the container's 5000-byte file): the
+    # shared layer counts once, and only the new one could be reclaimed.
+    ok(daemon.cli("commit", "df-busy", "df:two"))
+    usage = json.loads(ok(daemon.cli("system", "df", "--format", "json")))
+    images, containers, volumes = usage["Images"], usage["Containers"], usage["Volumes"]
+    assert (images["Total"], images["Active"]) == (2, 1)
+    assert base + 5000 <= images["Size"] < base + 10000
+    assert 5000 <= images["Reclaimable"] < 10000
+    assert (containers["Total"], containers["Active"]) == (2, 1)
+    assert containers["Size"] >= 5000 and containers["Reclaimable"] == 0
+    assert (volumes["Total"], volumes["Active"], volumes["Reclaimable"]) == (1, 1, 0)
+    table = ok(daemon.cli("system", "df")).splitlines()
+    assert table[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+    assert table[1].split()[:3] == ["Images", "2", "1"]
+    ok(daemon.cli("rm", "-f", "df-busy", "df-idle"))
+    ok(daemon.cli("volume", "rm", "dfvol"))
