@@ -82,6 +82,20 @@ def _lines(path: str, flag: str) -> list[str]:
     return [s for line in text.splitlines() if (s := line.strip()) and not s.startswith("#")]
 
 
+def _resource_flags(p: cmdline.ArgumentParser) -> None:
+    """The limits run/create set and update changes."""
+    p.add_argument("-m", "--memory", type=parse_size)
+    p.add_argument("--memory-swap", type=lambda v: -1 if v == "-1" else parse_size(v))
+    p.add_argument(
+        "--memory-reservation", type=parse_size, help="a soft limit, kept under pressure"
+    )
+    p.add_argument("--cpus", type=float)
+    p.add_argument("-c", "--cpu-shares", type=int, help="relative CPU weight (default 1024)")
+    p.add_argument("--cpuset-cpus", default="", help="CPUs it may use: 0-3, 0,2")
+    p.add_argument("--cpuset-mems", default="", help="memory nodes it may use: 0-1")
+    p.add_argument("--pids-limit", type=int)
+
+
 def _container_flags(p: cmdline.ArgumentParser) -> None:
     p.add_argument("--name")
     p.add_argument(
@@ -94,15 +108,7 @@ def _container_flags(p: cmdline.ArgumentParser) -> None:
     p.add_argument("-u", "--user", default="")
     p.add_argument("-h", "--hostname", default="")
     p.add_argument("-l", "--label", action="append", default=[])
-    p.add_argument("-m", "--memory", type=parse_size)
-    p.add_argument("--memory-swap", type=lambda v: -1 if v == "-1" else parse_size(v))
-    p.add_argument("--cpus", type=float)
-    p.add_argument("-c", "--cpu-shares", type=int, help="relative CPU weight (default 1024)")
-    p.add_argument("--cpuset-cpus", default="", help="CPUs it may use: 0-3, 0,2")
-    p.add_argument("--cpuset-mems", default="", help="memory nodes it may use: 0-1")
-    p.add_argument(
-        "--memory-reservation", type=parse_size, help="a soft limit, kept under pressure"
-    )
+    _resource_flags(p)
     p.add_argument("--oom-score-adj", type=int, help="-1000 (never killed) .. 1000")
     p.add_argument("--group-add", action="append", default=[], help="another group: name or gid")
     p.add_argument("--sysctl", action="append", default=[], help="KEY=VALUE, namespaced")
@@ -110,7 +116,6 @@ def _container_flags(p: cmdline.ArgumentParser) -> None:
     p.add_argument("--ipc", default="", help="private, shareable, none, host, container:NAME")
     p.add_argument("--cidfile", help="write the container's id to this (new) file")
     p.add_argument("--label-file", action="append", default=[], help="a file of KEY=VALUE lines")
-    p.add_argument("--pids-limit", type=int)
     p.add_argument("--stop-signal", default="")
     p.add_argument("--stop-timeout", type=int, default=10)
     p.add_argument("-i", "--interactive", action="store_true")
@@ -518,14 +523,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("--volumes", action="store_true", help="unused anonymous volumes too")
     s.add_argument("-f", "--force", action="store_true", help="(no prompt: none is asked)")
     s = sub.add_parser("update", help="change a container's resource limits or restart policy")
-    s.add_argument("-m", "--memory", type=parse_size)
-    s.add_argument("--memory-swap", type=lambda v: -1 if v == "-1" else parse_size(v))
-    s.add_argument("--memory-reservation", type=parse_size)
-    s.add_argument("--cpus", type=float)
-    s.add_argument("-c", "--cpu-shares", type=int)
-    s.add_argument("--cpuset-cpus", default="")
-    s.add_argument("--cpuset-mems", default="")
-    s.add_argument("--pids-limit", type=int)
+    _resource_flags(s)
     s.add_argument("--restart", default="", help="no, on-failure[:N], always, unless-stopped")
     s.add_argument("containers", nargs="+")
     s = sub.add_parser("info", help="the engine and its host")
