@@ -715,7 +715,10 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
         try:
             await trio.lowlevel.wait_readable(report)
         except BaseException:
-            steps.close()  # cancelled: the half-made container is removed
+            try:
+                steps.close()  # cancelled: the half-made container is removed
+            except CorralError:
+                pass  # its set-up failed too: the cancellation is what goes on
             raise
         return finish_create(steps)
 
