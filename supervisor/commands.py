@@ -536,9 +536,65 @@ def cmd_events(c: Client, args) -> int:
             continue
         if args.format == "json":
             print(lite.to_json(msg), flush=True)
-        else:
+        elif args.format == "text":
             print(format_event(msg), flush=True)
+        else:
+            print(_render_one(args.format, docker_event(msg)), flush=True)
     return 0
+
+
+# Docker's event message: Go field names where its JSON names differ.
+_EVENT_ALIASES = {
+    "Status": "status",
+    "ID": "id",
+    "From": "from",
+    "Scope": "scope",
+    "Time": "time",
+    "TimeNano": "timeNano",
+}
+
+
+class _GoFields(dict):
+    """A JSON object whose keys a Go template may also name by the Go struct's
+    fields, as with Docker's events: {{.Status}} is "status", {{.ID}} "id"."""
+
+    def __contains__(self, key: object) -> bool:
+        alias = _EVENT_ALIASES.get(key, key)  # type: ignore[call-overload]
+        return dict.__contains__(self, key) or dict.__contains__(self, alias)
+
+    def __missing__(self, key: str) -> object:
+        if key in _EVENT_ALIASES:
+            return dict.__getitem__(self, _EVENT_ALIASES[key])
+        raise KeyError(key)
+
+
+def docker_event(ev: api.Event) -> dict:
+    """An event in the shape of Docker's events API message (`docker events
+    --format '{{json .}}'`), for scripts written against Docker."""
+    secs = ev.time_nano // 10**9
+    out = _GoFields()
+    if ev.type in ("container", "image"):  # Docker's older fields, for these two only
+        out.update(status=ev.action, id=ev.id)
+        if ev.type == "container" and "image" in ev.attributes:
+            out["from"] = ev.attributes["image"]
+    out.update(
+        Type=ev.type,
+        Action=ev.action,
+        Actor={"ID": ev.id, "Attributes": dict(ev.attributes)},
+        scope="local",
+        time=secs,
+        timeNano=ev.time_nano,
+    )
+    return out
+
+
+def _render_one(fmt: str, obj: object) -> str:
+    from supervisor import templates
+
+    try:
+        return templates.render(fmt, obj)
+    except templates.TemplateError as e:
+        raise SystemExit(f"corral: --format: {e}") from None
 
 
 def cmd_version(c: Client, args) -> int:

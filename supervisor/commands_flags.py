@@ -568,7 +568,11 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("-f", "--filter", action="append", default=[])
     s.add_argument("--since")
     s.add_argument("--until")
-    s.add_argument("--format", choices=("text", "json"), default="text")
+    s.add_argument(
+        "--format",
+        default="text",
+        help="text, json (Corral's event), or a Go template over Docker's event: '{{json .}}'",
+    )
     s = sub.add_parser("version", help="client and daemon versions")
     s = sub.add_parser("port", help="a container's published ports")
     s.add_argument("container")

@@ -222,3 +222,25 @@ def test_logs_until(daemon, rootfs):
         assert daemon.cli("logs", "-f", "--until", between, cid).stdout == "one\n"
     finally:
         daemon.cli("rm", "-f", cid)
+
+
+def test_events_in_dockers_shape_for_templates(daemon, rootfs):
+    cid = daemon.cli(
+        "run", "-d", "--name", "evshape", "--rootfs", str(rootfs), "true"
+    ).stdout.strip()
+    daemon.cli("wait", cid)
+    base = ["events", "--since", "1m", "--until", "0s", "--filter", f"container={cid}"]
+    p = daemon.cli(*base, "--filter", "event=die", "--format", "{{json .}}")
+    assert p.returncode == 0, p.stderr
+    ev = json.loads(p.stdout.splitlines()[0])
+    assert (ev["status"], ev["id"], ev["Type"], ev["Action"]) == ("die", cid, "container", "die")
+    assert ev["Actor"]["ID"] == cid and ev["Actor"]["Attributes"]["exitCode"] == "0"
+    assert ev["Actor"]["Attributes"]["name"] == "evshape" and ev["scope"] == "local"
+    assert ev["timeNano"] // 10**9 == ev["time"]
+    p = daemon.cli(*base, "--format", "{{.Status}} {{.Actor.Attributes.name}} {{.Type}}")
+    assert p.stdout.splitlines()[:3] == [
+        "create evshape container",
+        "start evshape container",
+        "die evshape container",
+    ], p.stdout
+    daemon.cli("rm", cid)
