@@ -579,6 +579,13 @@ class StatsSample(_Msg):
     memory_usage: int
     memory_limit: int | None
     pids: int
+    # Docker's columns: CPU use since the previous sample (100 = one core), memory
+    # against the limit (the host's memory without one), bytes through its
+    # interfaces but lo.
+    cpu_percent: float = 0.0
+    memory_percent: float = 0.0
+    net_rx: int = 0
+    net_tx: int = 0
 
 
 class Volume(msgspec.Struct, frozen=True, kw_only=True):

@@ -804,7 +804,7 @@ class ExecStarted(Lite):
 
 
 class StatsSample(Lite):
-    __slots__ = ("id", "name", "time_nano", "cpu_usage_ns", "memory_usage", "memory_limit", "pids")
+    __slots__ = ("id", "name", "time_nano", "cpu_usage_ns", "memory_usage", "memory_limit", "pids", "cpu_percent", "memory_percent", "net_rx", "net_tx")
     _tagged = True
     _omit_defaults = True
     _fields = (
@@ -815,6 +815,10 @@ class StatsSample(Lite):
         ("memory_usage", REQUIRED),
         ("memory_limit", REQUIRED),
         ("pids", REQUIRED),
+        ("cpu_percent", 0.0),
+        ("memory_percent", 0.0),
+        ("net_rx", 0),
+        ("net_tx", 0),
     )
 
 

@@ -497,21 +497,74 @@ def cmd_exec(c: Client, args) -> int:
     return pump(c, req, stdin=args.interactive, tty=args.tty)
 
 
+STATS_HEADERS = {
+    ".Container": "CONTAINER ID",
+    ".ID": "CONTAINER ID",
+    ".Name": "NAME",
+    ".CPUPerc": "CPU %",
+    ".MemUsage": "MEM USAGE / LIMIT",
+    ".MemPerc": "MEM %",
+    ".NetIO": "NET I/O",
+    ".BlockIO": "BLOCK I/O",
+    ".PIDs": "PIDS",
+}
+STATS_TABLE = (
+    "table {{.Container}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}"
+    "\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
+)
+
+
+def _binary(n: float) -> str:
+    """Docker's memory sizes: binary units (1.5MiB)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.4g}{unit}"
+        n /= 1024
+    return f"{n}B"
+
+
+def _stats_fields(s: api.StatsSample) -> dict:
+    return {
+        "Container": s.id[:12],
+        "ID": s.id,
+        "Name": s.name,
+        "CPUPerc": f"{s.cpu_percent:.2f}%",
+        "MemUsage": f"{_binary(s.memory_usage)} / {_binary(s.memory_limit or 0)}",
+        "MemPerc": f"{s.memory_percent:.2f}%",
+        "NetIO": f"{_human(s.net_rx)} / {_human(s.net_tx)}",
+        "BlockIO": "0B / 0B",  # no blkio accounting joined yet
+        "PIDs": str(s.pids),
+    }
+
+
 def cmd_stats(c: Client, args) -> int:
+    """Docker's columns; streamed, the table is drawn again each second (a
+    block per second when the output is not a terminal)."""
     req = api.Stats(ids=args.containers, stream=not args.no_stream)
-    header = f"{'CONTAINER ID':<14}{'NAME':<24}{'CPU TIME':>12}{'MEM USAGE / LIMIT':>26}{'PIDS':>7}"
-    if args.format == "table":
-        print(header, flush=True)
+    fmt = STATS_TABLE if args.format == "table" else args.format
+    tty = sys.stdout.isatty()
+    batch: list[api.StatsSample] = []
+    seen: set[str] = set()
+
+    def flush() -> None:
+        if fmt == "json" or not batch:
+            return
+        if tty and req.stream:
+            sys.stdout.write("\x1b[2J\x1b[H")  # Docker redraws in place
+        _templated(fmt, [_stats_fields(s) for s in batch], STATS_HEADERS)
+        sys.stdout.flush()
+        batch.clear()
+        seen.clear()
+
     for msg in c.stream(req):
-        if args.format == "json":
+        if fmt == "json":
             print(lite.to_json(msg), flush=True)
             continue
-        limit = f"{msg.memory_limit / 2**20:.1f}MiB" if msg.memory_limit else "unlimited"
-        print(
-            f"{msg.id[:12]:<14}{msg.name[:23]:<24}{msg.cpu_usage_ns / 1e9:>11.2f}s"
-            f"{f'{msg.memory_usage / 2**20:.2f}MiB / {limit}':>26}{msg.pids:>7}",
-            flush=True,
-        )
+        if msg.id in seen:  # a new round of samples
+            flush()
+        seen.add(msg.id)
+        batch.append(msg)
+    flush()
     return 0
 
 

@@ -562,7 +562,11 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
         s.add_argument("containers", nargs="+")
     s = sub.add_parser("stats", help="resource usage")
     s.add_argument("--no-stream", action="store_true")
-    s.add_argument("--format", choices=("table", "json"), default="table")
+    s.add_argument(
+        "--format",
+        default="table",
+        help="table, json, or a Go template: '{{.Name}} {{.CPUPerc}} {{.MemUsage}}'",
+    )
     s.add_argument("containers", nargs="*")
     s = sub.add_parser("events", help="the event stream")
     s.add_argument("-f", "--filter", action="append", default=[])

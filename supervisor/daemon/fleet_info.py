@@ -103,11 +103,7 @@ class FleetInfo:
         from supervisor.runtime.cgroups import detect
 
         states = [c.state.status for c in self.containers.values()]
-        mem = 0
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    mem = int(line.split()[1]) * 1024
+        mem = host_memory()
         u = os.uname()
         version = self.runtime.cgroup_version or detect()
         return {
@@ -285,3 +281,30 @@ def _os_name() -> str:
     except OSError:
         pass
     return "Linux"
+
+
+def host_memory() -> int:
+    """The host's memory in bytes (MemTotal)."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def net_io(pid: int) -> tuple[int, int]:
+    """Bytes received and sent through the interfaces of `pid`'s network
+    namespace but lo (Docker's NET I/O); (0, 0) when it cannot be read."""
+    rx = tx = 0
+    try:
+        with open(f"/proc/{pid}/net/dev") as f:
+            for line in f.readlines()[2:]:
+                name, _, counters = line.partition(":")
+                if name.strip() == "lo":
+                    continue
+                fields = counters.split()
+                rx += int(fields[0])
+                tx += int(fields[8])
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+    return rx, tx

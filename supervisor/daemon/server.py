@@ -25,8 +25,8 @@ from protocols.events import Gap, matches
 from protocols.wire import PROTOCOL_VERSION, FrameBuffer, FrameError, frame
 from supervisor import __version__, _native
 from supervisor.daemon import copy as copying
+from supervisor.daemon import fleet_info, logs
 from supervisor.daemon import inspect as shapes
-from supervisor.daemon import logs
 from supervisor.daemon.fleet import Conflict, Container, Fleet
 from supervisor.daemon.imagesapi import images_request, registry_login
 from supervisor.daemon.journal import LiveSubscriber
@@ -492,29 +492,49 @@ class Connection:
                 await self.send(api.Output(stream=stream, data=data, time_nano=time.time_ns()))
 
     async def _stats(self, req: api.Stats) -> None:
+        """Samples each second; CPU % needs two readings, so the first sample comes
+        after half a second (Docker's stats waits for a second reading too)."""
         f = self.fleet
+        host_memory = fleet_info.host_memory()
+        prev: dict[str, tuple[int, int]] = {}  # id -> (time, CPU ns) of its last reading
         while True:
             targets = (
                 [f.get(i) for i in req.ids]
                 if req.ids
                 else [c for c in f.containers.values() if c.running]
             )
+            readings = []
             for c in targets:
                 if not c.running:
                     continue
                 try:
-                    s = f.runtime.stats(c.id)
+                    readings.append((c, time.time_ns(), f.runtime.stats(c.id)))
                 except (CorralError, OSError):
                     continue
+            if not prev and readings:
+                prev = {c.id: (now, s.cpu_usage_ns) for c, now, s in readings}
+                await trio.sleep(0.5)
+                continue
+            for c, now, s in readings:
+                then, cpu = prev.get(c.id, (now, s.cpu_usage_ns))
+                prev[c.id] = (now, s.cpu_usage_ns)
+                limit = s.memory_limit or host_memory
+                rx, tx = fleet_info.net_io(c.state.pid)
                 await self.send(
                     api.StatsSample(
                         id=c.id,
                         name=c.name,
-                        time_nano=time.time_ns(),
+                        time_nano=now,
                         cpu_usage_ns=s.cpu_usage_ns,
                         memory_usage=s.memory_usage,
-                        memory_limit=s.memory_limit,
+                        memory_limit=limit,
                         pids=s.pids,
+                        cpu_percent=100 * (s.cpu_usage_ns - cpu) / (now - then)
+                        if now > then
+                        else 0.0,
+                        memory_percent=100 * s.memory_usage / limit if limit else 0.0,
+                        net_rx=rx,
+                        net_tx=tx,
                     )
                 )
             if not req.stream:

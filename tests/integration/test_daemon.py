@@ -450,6 +450,19 @@ def test_stats_reports_usage(daemon, rootfs):
     out = daemon.cli("stats", "--no-stream", "--format", "json", "st").stdout.splitlines()
     sample = json.loads(out[0])
     assert sample["name"] == "st" and sample["memory_limit"] == 64 * 2**20 and sample["pids"] == 1
+    # Docker's columns: a busy container's CPU % (two readings apart), its memory %.
+    busy = daemon.cli(
+        "run", "-d", "--name", "busy", "--rootfs", str(rootfs), "sh", "-c", "while :; do :; done"
+    ).stdout.strip()
+    table = daemon.cli("stats", "--no-stream", "busy", "st").stdout.splitlines()
+    assert table[0].split()[:4] == ["CONTAINER", "ID", "NAME", "CPU"], table
+    rows = {line.split()[1]: line.split() for line in table[1:]}
+    assert float(rows["busy"][2].rstrip("%")) > 20, rows  # a spinning shell: most of a core
+    assert float(rows["st"][2].rstrip("%")) < 20, rows
+    assert rows["st"][4:6] == ["/", "64MiB"] and rows["st"][6].endswith("%"), rows
+    p = daemon.cli("stats", "--no-stream", "--format", "{{.Name}}:{{.PIDs}}", "st")
+    assert p.stdout.strip() == "st:1", p.stdout + p.stderr
+    daemon.cli("rm", "-f", busy)
 
 
 def test_socket_is_root_and_group_only(daemon):
