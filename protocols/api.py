@@ -106,6 +106,7 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     oom_score_adj: int | None = None  # -1000..1000
     pid_mode: str = ""  # "" (its own), host, container:NAME
     ipc_mode: str = ""  # "" / private / shareable (its own), none, host, container:NAME
+    ipv4_address: str = ""  # --ip: its address on a user network ("": the next free one)
 
 
 # -- requests ------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ def _container_flags(p: cmdline.ArgumentParser) -> None:
         "`network create`",
     )
     p.add_argument("--network-alias", action="append", default=[])
+    p.add_argument("--ip", default="", help="its IPv4 address on a user network")
     p.add_argument(
         "-p", "--publish", action="append", default=[], help="[HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp]"
     )
@@ -309,6 +310,7 @@ def config_from(args: Namespace) -> api.ContainerConfig:
         oom_score_adj=args.oom_score_adj,
         pid_mode=args.pid,
         ipc_mode=args.ipc,
+        ipv4_address=args.ip,
     )
 
 

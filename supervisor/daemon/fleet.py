@@ -51,6 +51,7 @@ from supervisor.network.store import (
     POOL,
     NetworkError,
     NetworkStore,
+    check_address,
 )
 from supervisor.runtime import Runtime, users
 from supervisor.runtime.container import Created, finish_create
@@ -427,6 +428,13 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
             raise SpecError("--network", f"network {cfg.network} not found")
         elif cfg.ports or cfg.publish_all:
             raise SpecError("-p", f"publishing ports needs a network, not --network {cfg.network}")
+        if cfg.ipv4_address:  # Docker's rule: on a network made with `network create`
+            if cfg.network == DEFAULT_NETWORK or cfg.network not in self.networks.networks:
+                raise SpecError("--ip", "a chosen address needs a user network (network create)")
+            try:
+                check_address(self.networks.get(cfg.network), cfg.ipv4_address)
+            except NetworkError as e:
+                raise SpecError("--ip", str(e)) from None
         try:
             expose = [p for spec in cfg.expose for p in ports.parse_expose(spec)]
             for spec in cfg.ports:
@@ -590,7 +598,16 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
     ) -> None:
         """Start `c`; `console`: the (rows, columns) its -t terminal starts with.
         The caller holds c.lock. While the kernel makes the container (namespaces,
-        mounts, exec: milliseconds) the daemon serves everyone else."""
+        mounts, exec: milliseconds) the daemon serves everyone else. A --rm
+        container that fails to start is removed, as Docker's is."""
+        try:
+            await self._start(c, spec, console)
+        except CorralError:
+            if c.config.auto_remove and not c.running:
+                self.spawn(self._auto_remove, c)  # once the caller lets go of the lock
+            raise
+
+    async def _start(self, c: Container, spec: oci.Spec | None, console: tuple[int, int]) -> None:
         if c.running:
             return
         self._settle(c)  # exited a moment ago: the last run's leftovers go first

@@ -17,7 +17,7 @@ from protocols import oci
 from supervisor.errors import Conflict, SpecError
 from supervisor.network import links, ports
 from supervisor.network.dns import serve as serve_dns
-from supervisor.network.store import DEFAULT_NETWORK, NetworkStore
+from supervisor.network.store import DEFAULT_NETWORK, NetworkError, NetworkStore
 
 log = structlog.get_logger("corral.network")
 
@@ -125,7 +125,10 @@ class FleetNetworks:
         """/etc/hosts, /etc/hostname and /etc/resolv.conf for a container on a user
         network (its address allocated now), bound into it."""
         n = self.networks.get(c.config.network)
-        addr = self.networks.allocate(n, c.id)
+        try:
+            addr = self.networks.allocate(n, c.id, c.config.ipv4_address)
+        except NetworkError as e:
+            raise SpecError("--ip", str(e)) from None
         hostname = c.config.hostname or c.id[:12]
         texts = (
             f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n"

@@ -116,11 +116,20 @@ class NetworkStore:
         (self.dir / f"{name}.json").unlink(missing_ok=True)
         self.networks.pop(name, None)
 
-    def allocate(self, n: Network, container: str) -> str:
+    def allocate(self, n: Network, container: str, want: str = "") -> str:
+        """An address for `container`: `want` (--ip) if it is free, else the
+        first free one."""
         if container in n.allocations:
             return n.allocations[container]
         net = ipaddress.ip_network(n.subnet)
         taken = {n.gateway, *n.allocations.values()}
+        if want:
+            check_address(n, want)
+            if want in taken:
+                raise NetworkError(f"address {want} is already in use on network {n.name}")
+            n.allocations[container] = want
+            self.save(n)
+            return want
         for host in net.hosts():
             if str(host) not in taken:
                 n.allocations[container] = str(host)
@@ -131,3 +140,17 @@ class NetworkStore:
     def release(self, n: Network, container: str) -> None:
         if n.allocations.pop(container, None) is not None:
             self.save(n)
+
+
+def check_address(n: Network, address: str) -> None:
+    """`address` can be a container's on `n`: in its subnet, not its network,
+    broadcast or gateway address. NetworkError names what is wrong."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise NetworkError(f"{address!r} is not an IPv4 address") from None
+    net = ipaddress.ip_network(n.subnet)
+    if ip not in net:
+        raise NetworkError(f"{address} is not in network {n.name}'s subnet {n.subnet}")
+    if ip in (net.network_address, net.broadcast_address) or address == n.gateway:
+        raise NetworkError(f"{address} is network {n.name}'s own (network, broadcast or gateway)")

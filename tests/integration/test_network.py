@@ -86,6 +86,27 @@ def test_containers_reach_each_other_by_name_and_alias(daemon, rootfs, net):
     assert len(info["containers"]) == 1 and info["bridge"] in links()
 
 
+def test_chosen_address_on_a_user_network(daemon, rootfs):
+    name = "n" + secrets.token_hex(4)
+    ok(daemon.cli("network", "create", "--subnet", "10.89.201.0/24", name))
+    serve(daemon, rootfs, name, "fixed", "at .50", "--ip", "10.89.201.50")
+    settings = json.loads(ok(daemon.cli("inspect", "fixed")))[0]["NetworkSettings"]
+    assert settings["Networks"][name]["IPAddress"] == "10.89.201.50"
+    got = fetch_from(daemon, rootfs, name, FETCH.format(host="10.89.201.50"))
+    assert got.strip() == "at .50"
+    refusals = [
+        (["--network", name, "--ip", "10.89.201.50"], "already in use"),
+        (["--network", name, "--ip", "10.89.202.5"], "not in network"),
+        (["--network", name, "--ip", "10.89.201.255"], "network, broadcast or gateway"),
+        (["--ip", "10.89.201.60"], "user network"),  # the default network
+    ]
+    for flags, message in refusals:
+        p = daemon.cli("run", "--rm", *flags, "--rootfs", str(rootfs), "true")
+        assert p.returncode != 0 and message in p.stderr, (flags, p.stderr)
+    ok(daemon.cli("rm", "-f", "fixed"))
+    ok(daemon.cli("network", "rm", name))
+
+
 def test_name_follows_a_replaced_container(daemon, rootfs, net):
     serve(daemon, rootfs, net, "db", "old")
     ok(daemon.cli("rm", "-f", "db"))
