@@ -107,6 +107,9 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     pid_mode: str = ""  # "" (its own), host, container:NAME
     ipc_mode: str = ""  # "" / private / shareable (its own), none, host, container:NAME
     ipv4_address: str = ""  # --ip: its address on a user network ("": the next free one)
+    dns: list[str] = []  # --dns: where its network's DNS server forwards its other names
+    dns_search: list[str] = []  # --dns-search: resolv.conf's search domains
+    dns_options: list[str] = []  # --dns-option: resolv.conf's options (with ndots:0)
 
 
 # -- requests ------------------------------------------------------------------------------

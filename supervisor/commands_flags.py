@@ -129,6 +129,9 @@ def _container_flags(p: cmdline.ArgumentParser) -> None:
     )
     p.add_argument("--network-alias", action="append", default=[])
     p.add_argument("--ip", default="", help="its IPv4 address on a user network")
+    p.add_argument("--dns", action="append", default=[], help="a DNS server for other names")
+    p.add_argument("--dns-search", action="append", default=[], help="a search domain")
+    p.add_argument("--dns-option", action="append", default=[], help="a resolv.conf option")
     p.add_argument(
         "-p", "--publish", action="append", default=[], help="[HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp]"
     )
@@ -311,6 +314,9 @@ def config_from(args: Namespace) -> api.ContainerConfig:
         pid_mode=args.pid,
         ipc_mode=args.ipc,
         ipv4_address=args.ip,
+        dns=args.dns,
+        dns_search=args.dns_search,
+        dns_options=args.dns_option,
     )
 
 

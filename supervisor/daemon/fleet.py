@@ -13,6 +13,7 @@ still running (it adopts the monitor through a new pidfd) or exited meanwhile
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -428,6 +429,17 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
             raise SpecError("--network", f"network {cfg.network} not found")
         elif cfg.ports or cfg.publish_all:
             raise SpecError("-p", f"publishing ports needs a network, not --network {cfg.network}")
+        if (cfg.dns or cfg.dns_search or cfg.dns_options) and (
+            cfg.network not in self.networks.networks
+        ):
+            raise SpecError(
+                "--dns", "only on the bridge or a user network (where /etc/resolv.conf is written)"
+            )
+        for server in cfg.dns:
+            try:
+                ipaddress.ip_address(server)
+            except ValueError:
+                raise SpecError("--dns", f"{server!r} is not an IP address") from None
         if cfg.ipv4_address:  # Docker's rule: on a network made with `network create`
             if cfg.network == DEFAULT_NETWORK or cfg.network not in self.networks.networks:
                 raise SpecError("--ip", "a chosen address needs a user network (network create)")

@@ -16,6 +16,7 @@ import trio
 from protocols import oci
 from supervisor.errors import Conflict, SpecError
 from supervisor.network import links, ports
+from supervisor.network.dns import host_servers
 from supervisor.network.dns import serve as serve_dns
 from supervisor.network.store import DEFAULT_NETWORK, NetworkError, NetworkStore
 
@@ -76,7 +77,10 @@ class FleetNetworks:
     ) -> None:
         with scope:
             await serve_dns(
-                gateway, lambda q, asker: self._resolve(name, q, asker), task_status=task_status
+                gateway,
+                lambda q, asker: self._resolve(name, q, asker),
+                lambda asker: self._upstreams(name, asker),
+                task_status=task_status,
             )
 
     def release_default_bridge(self) -> None:
@@ -95,6 +99,21 @@ class FleetNetworks:
         n = self.networks.get(name)
         links.delete_link(n.bridge)
 
+    def _asker(self, network: str, asker: str) -> Container | None:
+        n = self.networks.networks.get(network)
+        if n is None:
+            return None
+        return next(
+            (self.containers.get(cid) for cid, a in n.allocations.items() if a == asker), None
+        )
+
+    def _upstreams(self, network: str, asker: str) -> list[str]:
+        """Where a name of no container goes: the asker's --dns, else the host's."""
+        who = self._asker(network, asker)
+        if who is not None and who.config.dns:
+            return list(who.config.dns)
+        return host_servers()
+
     def _resolve(self, network: str, query: str, asker: str) -> str | None:
         """A running container's address by name, alias or short id: on this
         network first, then on the other networks of the container asking (its
@@ -103,21 +122,27 @@ class FleetNetworks:
         if n is None:
             return None
         searched = [n]
-        who = next(
-            (self.containers.get(cid) for cid, a in n.allocations.items() if a == asker), None
-        )
+        who = self._asker(network, asker)
         if who is not None:
             for name in (who.config.network, *who.state.networks):
                 other = self.networks.networks.get(name)
                 if other is not None and other not in searched:
                     searched.append(other)
+        # A resolver tries the asker's --dns-search domains first: web.corp.test is web.
+        candidates = [query]
+        if who is not None:
+            candidates += [
+                query[: -len(d) - 1]
+                for d in who.config.dns_search
+                if query.endswith("." + d.lower().strip("."))
+            ]
         for net in searched:
             for cid, addr in net.allocations.items():
                 c = self.containers.get(cid)
                 if c is None or not c.running:
                     continue
                 names = {c.name.lower(), cid[:12], *(a.lower() for a in c.config.network_aliases)}
-                if query in names:
+                if any(q in names for q in candidates):
                     return addr
         return None
 
@@ -135,7 +160,7 @@ class FleetNetworks:
             f"{addr}\t{hostname} {c.name}\n"
             + "".join(f"{ip}\t{name}\n" for name, ip in _extra_hosts(c.config.extra_hosts)),
             hostname + "\n",
-            f"nameserver {n.gateway}\noptions ndots:0\n",
+            resolv_conf(n.gateway, c.config.dns_search, c.config.dns_options),
         )
         files = dict(zip(NETWORK_FILES, texts, strict=True))
         out = []
@@ -264,3 +289,13 @@ def _extra_hosts(entries: list[str]) -> list[tuple[str, str]]:
             raise SpecError("--add-host", f"{e!r}: {ip!r} is not an IP address") from None
         out.append((name, ip))
     return out
+
+
+def resolv_conf(server: str, search: list[str], options: list[str]) -> str:
+    """The network's DNS server (which forwards what it does not know), Docker's
+    ndots:0, and --dns-search / --dns-option."""
+    lines = [f"nameserver {server}"]
+    if search:
+        lines.append("search " + " ".join(search))
+    lines.append("options " + " ".join(["ndots:0", *(o for o in options if o != "ndots:0")]))
+    return "\n".join(lines) + "\n"

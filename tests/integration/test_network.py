@@ -68,11 +68,10 @@ def serve(daemon, rootfs, network: str, name: str, body: str, *flags: str) -> st
     return ok(daemon.cli("run", *args, "sh", "-c", SERVE.format(body=body))).strip()
 
 
-def fetch_from(daemon, rootfs, network: str, script: str) -> str:
+def fetch_from(daemon, rootfs, network: str, script: str, *flags: str) -> str:
     """The output of a one-off container on `network` running `script`."""
-    return ok(
-        daemon.cli("run", "--rm", "--network", network, "--rootfs", str(rootfs), "sh", "-c", script)
-    )
+    args = ("run", "--rm", "--network", network, *flags, "--rootfs", str(rootfs))
+    return ok(daemon.cli(*args, "sh", "-c", script))
 
 
 def test_containers_reach_each_other_by_name_and_alias(daemon, rootfs, net):
@@ -287,3 +286,70 @@ def test_daemon_start_removes_veths_no_container_owns(daemon, rootfs, net):
         from supervisor.network.links import delete_link
 
         delete_link(stray)
+
+
+FAKE_DNS = """
+import socket, struct, sys
+sys.path.insert(0, {repo!r})
+from supervisor.network.dns import parse_query
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.77", 53))
+print("ready", flush=True)
+while True:
+    data, peer = s.recvfrom(512)
+    q = parse_query(data)
+    if q is None:
+        continue
+    qid, flags, name, qtype, end = q
+    found = name == "ext.test" and qtype == 1
+    hdr = struct.pack(">HHHHHH", qid, 0x8180, 1, 1 if found else 0, 0, 0)
+    rr = struct.pack(">HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton("192.0.2.7")
+    s.sendto(hdr + data[12:end] + (rr if found else b""), peer)
+"""
+
+
+def test_other_names_go_to_the_dns_servers_given(daemon, rootfs, net):
+    """The network's DNS server answers its containers' names and forwards the
+    rest to --dns (here a fake upstream on the host's loopback)."""
+    import subprocess
+    import sys
+
+    repo = str(Path(__file__).resolve().parents[2])
+    upstream = subprocess.Popen(
+        [sys.executable, "-c", FAKE_DNS.format(repo=repo)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert upstream.stdout is not None and upstream.stdout.readline() == "ready\n"
+        serve(daemon, rootfs, net, "named", "x")
+        flags = ["--dns", "127.0.0.77", "--dns-search", "corp.test", "--dns-option", "timeout:1"]
+        out = fetch_from(
+            daemon,
+            rootfs,
+            net,
+            "cat /etc/resolv.conf; nslookup ext.test; nslookup named",
+            *flags,
+        )
+        assert "search corp.test" in out and "options ndots:0 timeout:1" in out, out
+        assert "192.0.2.7" in out, out  # forwarded
+        named = json.loads(ok(daemon.cli("inspect", "named")))[0]["NetworkSettings"]["IPAddress"]
+        assert named in out, out  # still answered by the network's own server
+        p = daemon.cli(
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--dns",
+            "127.0.0.77",
+            "--rootfs",
+            str(rootfs),
+            "true",
+        )
+        assert p.returncode != 0 and "--dns" in p.stderr, p.stderr
+        p = daemon.cli(
+            "run", "--rm", "--network", net, "--dns", "dns.example", "--rootfs", str(rootfs), "true"
+        )
+        assert p.returncode != 0 and "not an IP address" in p.stderr, p.stderr
+    finally:
+        upstream.kill()
+        upstream.wait()
+        upstream.stdout.close()
