@@ -595,18 +595,42 @@ class Connection:
 
 def list_containers(f: Fleet, req: api.List) -> list[api.ContainerSummary]:
     out = []
+    # before=/since= name containers: their creation times bound the list.
+    bounds = {
+        k: [f.get(v).rec.created_nano for v in req.filters.get(k, [])] for k in ("before", "since")
+    }
     for c in sorted(f.containers.values(), key=lambda c: -c.rec.created_nano):
-        if not req.all and not c.running and "status" not in req.filters:
+        every = req.all or {"status", "exited"} & set(req.filters)
+        if not every and not c.running:
             continue
-        if not _filter_ok(c, req.filters):
+        if not _filter_ok(c, req.filters, bounds):
             continue
         out.append(shapes.summary(c))
     return out
 
 
-def _filter_ok(c: Container, filters: dict[str, list[str]]) -> bool:
+def _filter_ok(c: Container, filters: dict[str, list[str]], bounds: dict[str, list[int]]) -> bool:
+    """Docker's ps filters: OR within a key, AND across keys."""
+    cfg = c.config
     for key, values in filters.items():
-        if key == "status":
+        if key == "exited":
+            ok = c.state.status == "exited" and str(c.state.exit_code) in values
+        elif key == "ancestor":  # the image, by any of its names or its id
+            ok = any(
+                v in (cfg.image, cfg.image_id) or cfg.image_id.startswith("sha256:" + v)
+                for v in values
+            )
+        elif key == "network":
+            ok = cfg.network in values or any(n in values for n in c.state.networks)
+        elif key == "volume":
+            ok = any(m.source in values or m.target in values for m in cfg.mounts)
+        elif key == "health":
+            ok = (c.state.health_status or "none") in values
+        elif key == "before":
+            ok = all(c.rec.created_nano < t for t in bounds["before"])
+        elif key == "since":
+            ok = all(c.rec.created_nano > t for t in bounds["since"])
+        elif key == "status":
             ok = c.state.status in values
         elif key == "name":
             ok = any(v.lstrip("/") in c.name for v in values)

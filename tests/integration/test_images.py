@@ -231,6 +231,8 @@ def test_system_df_counts_shared_layers_once(daemon, rootfs, tmp_path):
     assert (containers["Total"], containers["Active"]) == (2, 1)
     assert containers["Size"] >= 5000 and containers["Reclaimable"] == 0
     assert (volumes["Total"], volumes["Active"], volumes["Reclaimable"]) == (1, 1, 0)
+    ancestors = ok(daemon.cli("ps", "-a", "--filter", "ancestor=df:one", "--format", "{{.Names}}"))
+    assert set(ancestors.split()) == {"df-busy", "df-idle"}
     table = ok(daemon.cli("system", "df")).splitlines()
     assert table[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
     assert table[1].split()[:3] == ["Images", "2", "1"]

@@ -244,3 +244,35 @@ def test_events_in_dockers_shape_for_templates(daemon, rootfs):
         "die evshape container",
     ], p.stdout
     daemon.cli("rm", cid)
+
+
+def test_ps_filters_dockers_other_keys(daemon, rootfs):
+    ids = {}
+    for name, code in (("f-zero", 0), ("f-three", 3)):
+        ids[name] = daemon.cli(
+            "run", "-d", "--name", name, "--rootfs", str(rootfs), "sh", "-c", f"exit {code}"
+        ).stdout.strip()
+        daemon.cli("wait", name)
+    ids["f-live"] = daemon.cli(
+        "run", "-d", "--name", "f-live", "-v", "fvol:/data", "--rootfs", str(rootfs), "sleep", "60"
+    ).stdout.strip()
+
+    def names(*flags: str) -> set[str]:
+        p = daemon.cli("ps", "--format", "{{.Names}}", *flags)
+        assert p.returncode == 0, p.stderr
+        return set(p.stdout.split())
+
+    try:
+        assert names("--filter", "exited=3") == {"f-three"}  # implies -a, as Docker's
+        assert names("-a", "--filter", "exited=0", "--filter", "exited=3") == {"f-zero", "f-three"}
+        assert names("--filter", "volume=fvol") == {"f-live"}
+        assert names("--filter", "volume=/data") == {"f-live"}
+        assert names("-a", "--filter", "before=f-three") == {"f-zero"}
+        assert names("-a", "--filter", "since=f-zero") == {"f-three", "f-live"}
+        assert names("--filter", "health=none") == {"f-live"}
+        assert names("-a", "--filter", "network=bridge") == {"f-zero", "f-three", "f-live"}
+        p = daemon.cli("ps", "--filter", "colour=blue")
+        assert p.returncode != 0 and "unknown filter" in p.stderr
+    finally:
+        daemon.cli("rm", "-f", *ids.values())
+        daemon.cli("volume", "rm", "fvol")
