@@ -427,18 +427,37 @@ def cmd_diff(c: Client, args) -> int:
 
 
 def cmd_inspect(c: Client, args) -> int:
+    """Containers, or what else the name is, as Docker's inspect looks: an
+    image, a network, a volume (--type to say which)."""
     out, rc = [], 0
+    kinds = [args.type] if args.type else ["container", "image", "network", "volume"]
     for ref in args.containers:
-        try:
-            out.append(c.call(api.Inspect(id=ref)).data)
-        except DaemonError as e:
-            print(f"corral: Error: {e}", file=sys.stderr)
-            rc = 1
+        for kind in kinds:
+            try:
+                out.append(_inspect_one(c, kind, ref))
+                break
+            except DaemonError as e:
+                if e.kind != "not_found" or kind == kinds[-1]:
+                    what = args.type or "object"
+                    msg = f"No such {what}: {ref}" if e.kind == "not_found" else str(e)
+                    print(f"corral: Error: {msg}", file=sys.stderr)
+                    rc = 1
+                    break
     if args.format:
         _templated(args.format, out, {})
     else:
         print(lite.to_json(out, indent=4))
     return rc
+
+
+def _inspect_one(c: Client, kind: str, ref: str) -> object:
+    if kind == "container":
+        return c.call(api.Inspect(id=ref)).data
+    if kind == "image":
+        return c.call(api.ImageInspect(ref=ref)).data
+    if kind == "network":
+        return lite.to_builtins(c.call(api.NetworkInspect(name=ref)).network)
+    return lite.to_builtins(c.call(api.VolumeInspect(name=ref)).volume)
 
 
 def cmd_logs(c: Client, args) -> int:

@@ -545,6 +545,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("container")
     s = sub.add_parser("inspect", help="low-level information, as JSON")
     s.add_argument("-f", "--format", help="a Go template, e.g. '{{.State.Pid}}'")
+    s.add_argument("--type", choices=("container", "image", "network", "volume"))
     s.add_argument("containers", nargs="+")
     s = sub.add_parser("logs", help="a container's output")
     s.add_argument("-f", "--follow", action="store_true")

@@ -34,10 +34,7 @@ async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
         case api.NetworkList():
             return api.NetworkListResult(networks=[info(n) for n in f.networks.networks.values()])
         case api.NetworkInspect(name=name):
-            try:
-                return api.NetworkResult(network=info(f.networks.get(name)))
-            except NetworkError as e:
-                raise SpecError("network", str(e)) from None
+            return api.NetworkResult(network=info(f.networks.get(name)))  # NoSuchNetwork
         case api.NetworkPrune():
             removed = []
             for n in list(f.networks.networks.values()):

@@ -44,6 +44,7 @@ from supervisor.images import registry as registry_client
 from supervisor.images import transfer
 from supervisor.images.layer import LayerError
 from supervisor.images.store import ImageError, NoSuchImage
+from supervisor.network.store import NoSuchNetwork
 from supervisor.runtime.signals import parse_signal
 
 log = structlog.get_logger("corral.server")
@@ -680,6 +681,8 @@ def error_for(e: BaseException, req: msgspec.Struct) -> api.Error:
         return api.Error(kind="invalid", message=f"{e.strerror}: {e.filename}")
     if isinstance(e, NoSuchVolume):
         return api.Error(kind="not_found", message=f"No such volume: {e.id}")
+    if isinstance(e, NoSuchNetwork):
+        return api.Error(kind="not_found", message=str(e))
     if isinstance(e, NoSuchContainer):
         return api.Error(kind="not_found", message=f"No such container: {e.id}")
     if isinstance(e, Conflict | InvalidState | ContainerExists):

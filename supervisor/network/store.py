@@ -26,6 +26,10 @@ class NetworkError(CorralError):
     pass
 
 
+class NoSuchNetwork(NetworkError):
+    """A name no network has."""
+
+
 class Network(msgspec.Struct, kw_only=True):
     name: str
     subnet: str
@@ -60,7 +64,7 @@ class NetworkStore:
         try:
             return self.networks[name]
         except KeyError:
-            raise NetworkError(f"network {name} not found") from None
+            raise NoSuchNetwork(f"network {name} not found") from None
 
     def create(
         self,

@@ -276,3 +276,21 @@ def test_ps_filters_dockers_other_keys(daemon, rootfs):
     finally:
         daemon.cli("rm", "-f", *ids.values())
         daemon.cli("volume", "rm", "fvol")
+
+
+def test_inspect_finds_images_networks_and_volumes_too(daemon, rootfs):
+    net = "insp" + RUN[-4:]
+    assert daemon.cli("network", "create", net).returncode == 0
+    assert daemon.cli("volume", "create", "inspvol").returncode == 0
+    try:
+        p = daemon.cli("inspect", "-f", "{{.name}} {{.subnet}}", net)
+        assert p.returncode == 0 and p.stdout.startswith(net + " "), p.stderr
+        p = daemon.cli("inspect", "--type", "volume", "-f", "{{.name}}", "inspvol")
+        assert p.stdout.strip() == "inspvol", p.stderr
+        p = daemon.cli("inspect", "no-such-thing")
+        assert p.returncode == 1 and "No such object: no-such-thing" in p.stderr, p.stderr
+        p = daemon.cli("inspect", "--type", "network", "inspvol")
+        assert p.returncode == 1 and "No such network: inspvol" in p.stderr, p.stderr
+    finally:
+        daemon.cli("network", "rm", net)
+        daemon.cli("volume", "rm", "inspvol")
