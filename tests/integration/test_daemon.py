@@ -96,7 +96,7 @@ def test_detached_lifecycle_and_inspect_shape(daemon, rootfs):
     assert daemon.cli("rm", "web").returncode == 1  # running: refused
     assert daemon.cli("rm", "-f", "web").returncode == 0
     p = daemon.cli("inspect", "web")
-    assert p.returncode == 1 and "No such container" in p.stderr
+    assert p.returncode == 1 and "No such object: web" in p.stderr
 
 
 def test_ps_filters_and_json(daemon, rootfs):
