@@ -29,6 +29,7 @@ from bench.common import (
     CORRAL,
     DaemonProc,
     fmt,
+    fresh_bytecode,
     log,
     make_bundle,
     podman_cli,
@@ -74,6 +75,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=30)
     args = ap.parse_args()
     reexec_in_private_mountns()
+    fresh_bytecode()
     from protocols import api_lite as api
     from supervisor.client import Client
 
@@ -138,6 +140,13 @@ def main() -> None:
             spawn_wait(argv)
         results: dict[str, list[float]] = {k: [] for k in runs}
         results["daemon_part"] = []
+        # crun's whole run of the same root filesystem as an OCI bundle: the issue's
+        # yardstick for the daemon's part, measured in the same run.
+        crun = shutil.which("crun")
+        if crun:
+            crun_argv = [crun, "--root", str(base / "crun"), "run", "-b", str(bundle)]
+            spawn_wait([*crun_argv, "warm"])
+            results["crun"] = []
         client = Client(daemon.socket)
         cfg = api.ContainerConfig(
             network="none", rootfs=str(rootfs), cmd=["/bin/true"], auto_remove=True
@@ -145,6 +154,8 @@ def main() -> None:
         for i in range(args.rounds):
             for name, argv in runs.items():
                 results[name].append(spawn_wait(argv))
+            if crun:
+                results["crun"].append(spawn_wait([*crun_argv, f"c{i}"]))
             t = time.perf_counter()
             created = client.call(api.Create(config=cfg))
             for msg in client.stream(api.Attach(id=created.id, start=True)):
@@ -168,10 +179,15 @@ def main() -> None:
                 s["daemon_part"],
             )
         )
+        if "crun" in s:
+            print(fmt("`crun run` of the same root filesystem (OCI bundle), whole", s["crun"]))
         print()
         for other in ("docker", "podman"):
             if other in s:
                 print(f"- {other} / corral: {s[other]['median'] / s['corral']['median']:.2f}x")
+        if "crun" in s:
+            ratio = s["daemon_part"]["median"] / s["crun"]["median"]
+            print(f"- daemon's part / crun's whole run: {ratio:.2f}x")
     finally:
         daemon.stop()
         if dockerd:

@@ -22,7 +22,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import DaemonProc, log, make_bundle, podman_cli, reexec_in_private_mountns
+from bench.common import (
+    DaemonProc,
+    fresh_bytecode,
+    log,
+    make_bundle,
+    podman_cli,
+    reexec_in_private_mountns,
+)
 from bench.daemon_run import start_dockerd
 from protocols import api_lite as api
 
@@ -53,6 +60,7 @@ def main() -> None:
     ap.add_argument("--compare", type=int, default=20)
     args = ap.parse_args()
     reexec_in_private_mountns()
+    fresh_bytecode()
     from supervisor.client import Client
 
     base = Path(tempfile.mkdtemp(prefix="corral-bench-scale-"))

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import CORRAL, VENV_PY, fmt, log, make_bundle, spawn_wait, summary
+from bench.common import CORRAL, VENV_PY, fmt, fresh_bytecode, log, make_bundle, spawn_wait, summary
 
 UNIFIED = "/sys/fs/cgroup/unified/cgroup.controllers"
 
@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=100)
     args = ap.parse_args()
     reexec_in_private_mountns()
+    fresh_bytecode()
 
     from supervisor.runtime import Runtime
 
