@@ -650,6 +650,9 @@ class NetworkInfo(msgspec.Struct, frozen=True, kw_only=True):
     gateway: str
     bridge: str
     containers: dict[str, str] = {}  # container id -> address
+    names: dict[str, str] = {}  # container id -> name
+    created_nano: int = 0
+    labels: dict[str, str] = {}
 
 
 class NetworkResult(_Msg):

@@ -914,13 +914,16 @@ class ImagesDone(Lite):
 
 
 class NetworkInfo(Lite):
-    __slots__ = ("name", "subnet", "gateway", "bridge", "containers")
+    __slots__ = ("name", "subnet", "gateway", "bridge", "containers", "names", "created_nano", "labels")
     _fields = (
         ("name", REQUIRED),
         ("subnet", REQUIRED),
         ("gateway", REQUIRED),
         ("bridge", REQUIRED),
         ("containers", dict),
+        ("names", dict),
+        ("created_nano", 0),
+        ("labels", dict),
     )
 
 

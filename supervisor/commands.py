@@ -455,9 +455,11 @@ def _inspect_one(c: Client, kind: str, ref: str) -> object:
         return c.call(api.Inspect(id=ref)).data
     if kind == "image":
         return c.call(api.ImageInspect(ref=ref)).data
+    from supervisor.commands_volumes import docker_network, docker_volume
+
     if kind == "network":
-        return lite.to_builtins(c.call(api.NetworkInspect(name=ref)).network)
-    return lite.to_builtins(c.call(api.VolumeInspect(name=ref)).volume)
+        return docker_network(c.call(api.NetworkInspect(name=ref)).network)
+    return docker_volume(c.call(api.VolumeInspect(name=ref)).volume)
 
 
 def cmd_logs(c: Client, args) -> int:

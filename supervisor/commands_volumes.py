@@ -39,20 +39,8 @@ def cmd_volume(c: Client, args) -> int:
                 print(f"corral: Error: {e}", file=sys.stderr)
                 rc = 1
                 continue
-            secs = v.created_nano // 10**9
-            out.append(
-                {
-                    "CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(secs)),
-                    "Driver": v.driver,
-                    "Labels": v.labels,
-                    "Mountpoint": v.mountpoint,
-                    "Name": v.name,
-                    "Scope": "local",
-                    "Anonymous": v.anonymous,
-                    "UsedBy": v.in_use_by,
-                }
-            )
-        print(lite.to_json(out, indent=4))
+            out.append(docker_volume(v))
+        _print_inspect(out, args.format)
         return rc
     if args.vcmd == "rm":
         return _each(c, args.names, lambda n: api.VolumeRemove(name=n, force=args.force))
@@ -84,8 +72,8 @@ def cmd_network(c: Client, args) -> int:
             print(f"{n.name:<20}{n.subnet:<20}{n.gateway:<16}{n.bridge:<16}{len(n.containers)}")
         return 0
     if args.ncmd == "inspect":
-        out = [lite.to_builtins(c.call(api.NetworkInspect(name=n)).network) for n in args.names]
-        print(lite.to_json(out, indent=4))
+        out = [docker_network(c.call(api.NetworkInspect(name=n)).network) for n in args.names]
+        _print_inspect(out, args.format)
         return 0
     if args.ncmd == "prune":
         for name in c.call(api.NetworkPrune()).removed:
@@ -96,3 +84,65 @@ def cmd_network(c: Client, args) -> int:
         c.call(msg(name=args.network, container=args.container))
         return 0
     return _each(c, args.names, lambda n: api.NetworkRemove(name=n))
+
+
+def _print_inspect(out: list, fmt: str | None) -> None:
+    if fmt:
+        from supervisor.commands import _templated
+
+        _templated(fmt, out, {})
+    else:
+        print(lite.to_json(out, indent=4))
+
+
+def _rfc3339(nano: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(nano // 10**9))
+
+
+def docker_volume(v: api.Volume) -> dict:
+    """`docker volume inspect`'s shape (and Corral's Anonymous, UsedBy)."""
+    return {
+        "CreatedAt": _rfc3339(v.created_nano),
+        "Driver": v.driver,
+        "Labels": v.labels,
+        "Mountpoint": v.mountpoint,
+        "Name": v.name,
+        "Scope": "local",
+        "Anonymous": v.anonymous,
+        "UsedBy": v.in_use_by,
+    }
+
+
+def docker_network(n: api.NetworkInfo) -> dict:
+    """`docker network inspect`'s shape, for the scripts that read it
+    ({{range .IPAM.Config}}{{.Subnet}}{{end}}, .Containers)."""
+    import hashlib
+
+    prefix = n.subnet.partition("/")[2]
+    return {
+        "Name": n.name,
+        # Docker's networks have a 64-hex id; Corral's are named: one derived from it.
+        "Id": hashlib.sha256(f"{n.name}/{n.created_nano}".encode()).hexdigest(),
+        "Created": _rfc3339(n.created_nano),
+        "Scope": "local",
+        "Driver": "bridge",
+        "EnableIPv6": False,
+        "IPAM": {
+            "Driver": "default",
+            "Options": {},
+            "Config": [{"Subnet": n.subnet, "Gateway": n.gateway}],
+        },
+        "Internal": False,
+        "Attachable": False,
+        "Containers": {
+            cid: {
+                "Name": n.names.get(cid, ""),
+                "IPv4Address": f"{addr}/{prefix}",
+                "MacAddress": "",
+                "IPv6Address": "",
+            }
+            for cid, addr in n.containers.items()
+        },
+        "Options": {"com.docker.network.bridge.name": n.bridge},
+        "Labels": n.labels,
+    }

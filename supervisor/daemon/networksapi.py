@@ -11,13 +11,19 @@ from supervisor.network import links
 from supervisor.network.store import Network, NetworkError
 
 
-def info(n: Network) -> api.NetworkInfo:
+def info(n: Network, f: Fleet | None = None) -> api.NetworkInfo:
+    names = {}
+    if f is not None:
+        names = {cid: f.containers[cid].name for cid in n.allocations if cid in f.containers}
     return api.NetworkInfo(
         name=n.name,
         subnet=n.subnet,
         gateway=n.gateway,
         bridge=n.bridge,
         containers=dict(n.allocations),
+        names=names,
+        created_nano=n.created_nano,
+        labels=dict(n.labels),
     )
 
 
@@ -34,7 +40,7 @@ async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
         case api.NetworkList():
             return api.NetworkListResult(networks=[info(n) for n in f.networks.networks.values()])
         case api.NetworkInspect(name=name):
-            return api.NetworkResult(network=info(f.networks.get(name)))  # NoSuchNetwork
+            return api.NetworkResult(network=info(f.networks.get(name), f))  # NoSuchNetwork
         case api.NetworkPrune():
             removed = []
             for n in list(f.networks.networks.values()):

@@ -81,8 +81,15 @@ def test_containers_reach_each_other_by_name_and_alias(daemon, rootfs, net):
     assert settings["IPAddress"] == address and "www" in settings["Networks"][net]["Aliases"]
     for host in ("web", "www", address):  # the address inspect gives is the one it serves on
         assert fetch_from(daemon, rootfs, net, FETCH.format(host=host)).strip() == "v1"
-    info = json.loads(ok(daemon.cli("network", "inspect", net)))[0]
-    assert len(info["containers"]) == 1 and info["bridge"] in links()
+    info = json.loads(ok(daemon.cli("network", "inspect", net)))[0]  # Docker's shape
+    assert info["Name"] == net and info["Driver"] == "bridge"
+    assert info["Options"]["com.docker.network.bridge.name"] in links()
+    (member,) = info["Containers"].values()
+    assert member["Name"] == "web" and member["IPv4Address"].startswith(address + "/")
+    subnet = ok(
+        daemon.cli("network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", net)
+    )
+    assert subnet.strip() == info["IPAM"]["Config"][0]["Subnet"]
 
 
 def test_chosen_address_on_a_user_network(daemon, rootfs):
@@ -117,8 +124,8 @@ def test_separate_networks_cannot_talk(daemon, rootfs, net):
     other = "n" + secrets.token_hex(4)
     ok(daemon.cli("network", "create", other))
     serve(daemon, rootfs, net, "srv", "secret")
-    addr = json.loads(ok(daemon.cli("network", "inspect", net)))[0]["containers"]
-    ip = next(iter(addr.values()))
+    members = json.loads(ok(daemon.cli("network", "inspect", net)))[0]["Containers"]
+    ip = next(iter(members.values()))["IPv4Address"].partition("/")[0]
     out = fetch_from(
         daemon,
         rootfs,
@@ -270,7 +277,8 @@ def test_daemon_start_removes_veths_no_container_owns(daemon, rootfs, net):
     from pyroute2 import IPRoute
 
     cid = ok(daemon.cli("run", "-d", "--network", net, "--rootfs", str(rootfs), "sleep", "1000"))
-    bridge = json.loads(ok(daemon.cli("network", "inspect", net)))[0]["bridge"]
+    info = json.loads(ok(daemon.cli("network", "inspect", net)))[0]
+    bridge = info["Options"]["com.docker.network.bridge.name"]
     stray = "crv" + secrets.token_hex(5)  # as a crash between veth and start leaves one
     with IPRoute() as ipr:
         ipr.link("add", ifname=stray, kind="veth", peer=stray + "p")

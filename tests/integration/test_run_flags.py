@@ -283,9 +283,9 @@ def test_inspect_finds_images_networks_and_volumes_too(daemon, rootfs):
     assert daemon.cli("network", "create", net).returncode == 0
     assert daemon.cli("volume", "create", "inspvol").returncode == 0
     try:
-        p = daemon.cli("inspect", "-f", "{{.name}} {{.subnet}}", net)
+        p = daemon.cli("inspect", "-f", "{{.Name}} {{range .IPAM.Config}}{{.Subnet}}{{end}}", net)
         assert p.returncode == 0 and p.stdout.startswith(net + " "), p.stderr
-        p = daemon.cli("inspect", "--type", "volume", "-f", "{{.name}}", "inspvol")
+        p = daemon.cli("inspect", "--type", "volume", "-f", "{{.Name}}", "inspvol")
         assert p.stdout.strip() == "inspvol", p.stderr
         p = daemon.cli("inspect", "no-such-thing")
         assert p.returncode == 1 and "No such object: no-such-thing" in p.stderr, p.stderr
