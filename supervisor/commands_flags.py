@@ -652,6 +652,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("name")
     s = nw.add_parser("ls", help="list networks")
     s.add_argument("-q", "--quiet", action="store_true")
+    s.add_argument("--format", help="a Go template: {{.ID}} {{.Name}} {{.Driver}} {{.Subnet}}")
     s = nw.add_parser("inspect", help="network details, as JSON")
     s.add_argument("-f", "--format", help="a Go template, e.g. '{{.IPAM.Config}}'")
     s.add_argument("names", nargs="+")

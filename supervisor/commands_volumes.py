@@ -67,6 +67,23 @@ def cmd_network(c: Client, args) -> int:
             for n in nets:
                 print(n.name)
             return 0
+        if args.format:
+            from supervisor.commands import _templated
+
+            rows = [
+                {
+                    "ID": docker_network(n)["Id"][:12],
+                    "Name": n.name,
+                    "Driver": "bridge",
+                    "Scope": "local",
+                    "Subnet": n.subnet,
+                    "Gateway": n.gateway,
+                }
+                for n in nets
+            ]
+            headers = {".ID": "NETWORK ID", ".Name": "NAME", ".Driver": "DRIVER", ".Scope": "SCOPE"}
+            _templated(args.format, rows, headers)
+            return 0
         print(f"{'NAME':<20}{'SUBNET':<20}{'GATEWAY':<16}{'BRIDGE':<16}CONTAINERS")
         for n in nets:
             print(f"{n.name:<20}{n.subnet:<20}{n.gateway:<16}{n.bridge:<16}{len(n.containers)}")

@@ -90,6 +90,8 @@ def test_containers_reach_each_other_by_name_and_alias(daemon, rootfs, net):
         daemon.cli("network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", net)
     )
     assert subnet.strip() == info["IPAM"]["Config"][0]["Subnet"]
+    listed = ok(daemon.cli("network", "ls", "--format", "{{.Name}} {{.Driver}} {{.ID}}"))
+    assert f"{net} bridge {info['Id'][:12]}" in listed.splitlines()
 
 
 def test_chosen_address_on_a_user_network(daemon, rootfs):
