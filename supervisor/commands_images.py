@@ -90,8 +90,33 @@ def cmd_save(c: Client, args) -> int:
     return 0
 
 
+def _image_filters(images: list, filters: list[str]) -> list:
+    """images -f dangling=true|false, reference=PATTERN (Docker's glob on repo:tag
+    or repo), label is not kept for images here: refused by name."""
+    from supervisor.commands_flags import parse_filters
+
+    wanted = parse_filters(filters)
+    for key in wanted:
+        if key not in ("dangling", "reference"):
+            raise SystemExit(f"corral: images --filter: unknown filter {key!r}")
+    out = []
+    for im in images:
+        if "dangling" in wanted and (not im.tags) != (wanted["dangling"][-1] == "true"):
+            continue
+        if "reference" in wanted:
+            import fnmatch
+
+            names = [n for t in im.tags for n in (t, t.rpartition(":")[0])]
+            if not any(fnmatch.fnmatchcase(n, p) for p in wanted["reference"] for n in names):
+                continue
+        out.append(im)
+    return out
+
+
 def cmd_images(c: Client, args) -> int:
     images = c.call(api.ImageList()).images
+    if args.filter:
+        images = _image_filters(images, args.filter)
     if args.quiet:
         for im in images:
             print(im.id.removeprefix("sha256:")[:12])

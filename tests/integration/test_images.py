@@ -231,10 +231,21 @@ def test_system_df_counts_shared_layers_once(daemon, rootfs, tmp_path):
     assert (containers["Total"], containers["Active"]) == (2, 1)
     assert containers["Size"] >= 5000 and containers["Reclaimable"] == 0
     assert (volumes["Total"], volumes["Active"], volumes["Reclaimable"]) == (1, 1, 0)
+    q = ["images", "-q"]
+    one = ok(daemon.cli(*q, "-f", "reference=df:one")).split()
+    both = ok(daemon.cli(*q, "-f", "reference=df")).split()
+    assert len(one) == 1 and len(both) == 2 and one[0] in both
+    assert ok(daemon.cli(*q, "-f", "dangling=true")).split() == []
+    p = daemon.cli("images", "-f", "colour=red")
+    assert p.returncode != 0 and "unknown filter" in p.stderr
     ancestors = ok(daemon.cli("ps", "-a", "--filter", "ancestor=df:one", "--format", "{{.Names}}"))
     assert set(ancestors.split()) == {"df-busy", "df-idle"}
     table = ok(daemon.cli("system", "df")).splitlines()
     assert table[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
     assert table[1].split()[:3] == ["Images", "2", "1"]
+    untagged = ok(daemon.cli("commit", "df-idle")).strip()  # no name: a dangling image
+    dangling = ok(daemon.cli(*q, "-f", "dangling=true")).split()
+    assert len(dangling) == 1 and untagged.removeprefix("sha256:").startswith(dangling[0])
+    assert dangling[0] not in ok(daemon.cli(*q, "-f", "dangling=false")).split()
     ok(daemon.cli("rm", "-f", "df-busy", "df-idle"))
     ok(daemon.cli("volume", "rm", "dfvol"))
