@@ -140,6 +140,12 @@ def _container_flags(p: cmdline.ArgumentParser) -> None:
         "-P", "--publish-all", action="store_true", help="exposed ports on free host ports"
     )
     p.add_argument("--log-opt", action="append", default=[], help="max-size=10m, max-file=3")
+    p.add_argument(
+        "--log-driver",
+        default="json-file",
+        choices=("json-file", "local", "k8s-file"),
+        help="accepted for scripts: each is Corral's own rotated log, which `logs` reads",
+    )
     p.add_argument("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
     p.add_argument("--restart-delay", type=_duration, help="first backoff wait (default 100ms)")
     p.add_argument("--restart-max-delay", type=_duration, help="longest wait (default 1m)")
