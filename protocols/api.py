@@ -156,6 +156,7 @@ class Remove(_Msg):
 class List(_Msg):
     all: bool = False
     filters: dict[str, list[str]] = {}
+    size: bool = False  # ps -s: fill size_rw and size_root_fs (a walk of each container)
 
 
 class Inspect(_Msg):
@@ -526,6 +527,9 @@ class ContainerSummary(msgspec.Struct, frozen=True, kw_only=True):
     status: str  # "Up 3 minutes", "Exited (0) 2 seconds ago", as Docker words it
     labels: dict[str, str] = {}
     restart_count: int = 0
+    size_rw: int = 0  # bytes the container wrote (its upper layer), with List.size
+    size_root_fs: int = 0  # those and its image's layers
+    image: str = ""
 
 
 class ContainerList(_Msg):

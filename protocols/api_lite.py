@@ -196,12 +196,13 @@ class Remove(Lite):
 
 
 class List(Lite):
-    __slots__ = ("all", "filters")
+    __slots__ = ("all", "filters", "size")
     _tagged = True
     _omit_defaults = True
     _fields = (
         ("all", False),
         ("filters", dict),
+        ("size", False),
     )
 
 
@@ -701,7 +702,7 @@ class Created(Lite):
 
 
 class ContainerSummary(Lite):
-    __slots__ = ("id", "name", "command", "created_nano", "state", "status", "labels", "restart_count")
+    __slots__ = ("id", "name", "command", "created_nano", "state", "status", "labels", "restart_count", "size_rw", "size_root_fs", "image")
     _fields = (
         ("id", REQUIRED),
         ("name", REQUIRED),
@@ -711,6 +712,9 @@ class ContainerSummary(Lite):
         ("status", REQUIRED),
         ("labels", dict),
         ("restart_count", 0),
+        ("size_rw", 0),
+        ("size_root_fs", 0),
+        ("image", ""),
     )
 
 

@@ -161,8 +161,8 @@ def _ago(nano: int) -> str:
 def cmd_ps(c: Client, args) -> int:
     last = 1 if args.latest else args.last
     every = args.all or last >= 0  # -n/-l: whatever their state, as Docker's
-    resp = c.call(api.List(all=every, filters=parse_filters(args.filter)))
-    rows = resp.containers
+    req = api.List(all=every, filters=parse_filters(args.filter), size=args.size)
+    rows = c.call(req).containers
     if last >= 0:
         rows = sorted(rows, key=lambda r: r.created_nano, reverse=True)[:last]
     if args.quiet:
@@ -176,22 +176,29 @@ def cmd_ps(c: Client, args) -> int:
     if args.format != "table":
         _templated(args.format, [_ps_fields(r, args.no_trunc) for r in rows], PS_HEADERS)
         return 0
-    table = [("CONTAINER ID", "COMMAND", "CREATED", "STATUS", "NAMES")]
+    head = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]
+    table = [head + (["SIZE"] if args.size else [])]
     for r in rows:
         cmd = r.command if args.no_trunc or len(r.command) <= 20 else r.command[:19] + "…"
-        table.append(
-            (
-                r.id if args.no_trunc else r.id[:12],
-                f'"{cmd}"',
-                _ago(r.created_nano),
-                r.status,
-                r.name,
-            )
-        )
+        image = r.image if args.no_trunc or len(r.image) <= 24 else "…" + r.image[-23:]
+        row = [
+            r.id if args.no_trunc else r.id[:12],
+            image,
+            f'"{cmd}"',
+            _ago(r.created_nano),
+            r.status,
+            r.name,
+        ]
+        table.append(row + ([_ps_size(r)] if args.size else []))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("   ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+def _ps_size(r: api.ContainerSummary) -> str:
+    """Docker's SIZE: what it wrote (virtual: with its image)."""
+    return f"{_human(r.size_rw)} (virtual {_human(r.size_root_fs)})"
 
 
 PS_HEADERS = {
@@ -204,6 +211,8 @@ PS_HEADERS = {
     ".State": "STATE",
     ".Labels": "LABELS",
     ".RestartCount": "RESTARTS",
+    ".Image": "IMAGE",
+    ".Size": "SIZE",
 }
 
 
@@ -220,6 +229,8 @@ def _ps_fields(r: api.ContainerSummary, no_trunc: bool) -> dict:
         "State": r.state,
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(r.labels.items())),
         "RestartCount": r.restart_count,
+        "Image": r.image,
+        "Size": _ps_size(r),
     }
 
 

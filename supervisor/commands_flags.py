@@ -516,6 +516,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("--format", default="table", help="table, json, or a Go template")
     s.add_argument("-n", "--last", type=int, default=-1, help="the N last created (all states)")
     s.add_argument("-l", "--latest", action="store_true", help="the last created (all states)")
+    s.add_argument("-s", "--size", action="store_true", help="what each wrote, and with its image")
     s = sub.add_parser("cp", help="copy files into or out of a container")
     s.add_argument("source", help="HOSTPATH or CONTAINER:PATH")
     s.add_argument("dest", help="CONTAINER:PATH or HOSTPATH: a directory to copy into, or a name")

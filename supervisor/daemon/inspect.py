@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from protocols.api import ContainerSummary
-from supervisor.daemon.fleet import Container
+from supervisor.daemon.fleet import Container, Fleet
 from supervisor.network.store import Network
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -71,7 +72,17 @@ def status_words(c: Container, now_nano: int | None = None) -> str:
     return "Created"
 
 
-def summary(c: Container) -> ContainerSummary:
+def summary(c: Container, sized: Fleet | None = None) -> ContainerSummary:
+    """ps's row; with `sized` (the fleet) its sizes too, as ps -s walks for them."""
+    size_rw = size_root = 0
+    if sized is not None:
+        from supervisor.volumes.store import du
+
+        size_rw = du(c.path / "upper")
+        layers = sized.images.layer_dirs(c.config.image_id) if c.config.image_id else []
+        size_root = size_rw + sum(du(d) for d in layers)
+        if not c.config.image_id and c.config.rootfs:
+            size_root += du(Path(c.config.rootfs))
     return ContainerSummary(
         id=c.id,
         name=c.name,
@@ -81,6 +92,9 @@ def summary(c: Container) -> ContainerSummary:
         status=status_words(c),
         labels=dict(c.config.labels),
         restart_count=c.state.restart_count,
+        size_rw=size_rw,
+        size_root_fs=size_root,
+        image=c.config.image or c.config.rootfs,
     )
 
 

@@ -606,7 +606,7 @@ def list_containers(f: Fleet, req: api.List) -> list[api.ContainerSummary]:
             continue
         if not _filter_ok(c, req.filters, bounds):
             continue
-        out.append(shapes.summary(c))
+        out.append(shapes.summary(c, f if req.size else None))
     return out
 
 

@@ -243,6 +243,9 @@ def test_system_df_counts_shared_layers_once(daemon, rootfs, tmp_path):
     table = ok(daemon.cli("system", "df")).splitlines()
     assert table[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
     assert table[1].split()[:3] == ["Images", "2", "1"]
+    sizes = ok(daemon.cli("ps", "-s", "--filter", "name=df-busy")).splitlines()
+    assert sizes[0].split()[-1] == "SIZE" and "df:one" in sizes[1], sizes
+    assert "(virtual" in sizes[1] and sizes[1].split()[-3].endswith("kB"), sizes
     untagged = ok(daemon.cli("commit", "df-idle")).strip()  # no name: a dangling image
     dangling = ok(daemon.cli(*q, "-f", "dangling=true")).split()
     assert len(dangling) == 1 and untagged.removeprefix("sha256:").startswith(dangling[0])
