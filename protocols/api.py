@@ -530,6 +530,7 @@ class ContainerSummary(msgspec.Struct, frozen=True, kw_only=True):
     size_rw: int = 0  # bytes the container wrote (its upper layer), with List.size
     size_root_fs: int = 0  # those and its image's layers
     image: str = ""
+    ports: dict[str, str] = {}  # "80/tcp" -> "0.0.0.0:8080", while it runs
 
 
 class ContainerList(_Msg):

@@ -702,7 +702,7 @@ class Created(Lite):
 
 
 class ContainerSummary(Lite):
-    __slots__ = ("id", "name", "command", "created_nano", "state", "status", "labels", "restart_count", "size_rw", "size_root_fs", "image")
+    __slots__ = ("id", "name", "command", "created_nano", "state", "status", "labels", "restart_count", "size_rw", "size_root_fs", "image", "ports")
     _fields = (
         ("id", REQUIRED),
         ("name", REQUIRED),
@@ -715,6 +715,7 @@ class ContainerSummary(Lite):
         ("size_rw", 0),
         ("size_root_fs", 0),
         ("image", ""),
+        ("ports", dict),
     )
 
 

@@ -176,7 +176,7 @@ def cmd_ps(c: Client, args) -> int:
     if args.format != "table":
         _templated(args.format, [_ps_fields(r, args.no_trunc) for r in rows], PS_HEADERS)
         return 0
-    head = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]
+    head = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
     table = [head + (["SIZE"] if args.size else [])]
     for r in rows:
         cmd = r.command if args.no_trunc or len(r.command) <= 20 else r.command[:19] + "…"
@@ -187,6 +187,7 @@ def cmd_ps(c: Client, args) -> int:
             f'"{cmd}"',
             _ago(r.created_nano),
             r.status,
+            _ps_ports(r),
             r.name,
         ]
         table.append(row + ([_ps_size(r)] if args.size else []))
@@ -194,6 +195,11 @@ def cmd_ps(c: Client, args) -> int:
     for row in table:
         print("   ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+def _ps_ports(r: api.ContainerSummary) -> str:
+    """Docker's PORTS: 0.0.0.0:8080->80/tcp, ..."""
+    return ", ".join(f"{host}->{port}" for port, host in sorted(r.ports.items()))
 
 
 def _ps_size(r: api.ContainerSummary) -> str:
@@ -213,6 +219,7 @@ PS_HEADERS = {
     ".RestartCount": "RESTARTS",
     ".Image": "IMAGE",
     ".Size": "SIZE",
+    ".Ports": "PORTS",
 }
 
 
@@ -231,6 +238,7 @@ def _ps_fields(r: api.ContainerSummary, no_trunc: bool) -> dict:
         "RestartCount": r.restart_count,
         "Image": r.image,
         "Size": _ps_size(r),
+        "Ports": _ps_ports(r),
     }
 
 

@@ -95,6 +95,7 @@ def summary(c: Container, sized: Fleet | None = None) -> ContainerSummary:
         size_rw=size_rw,
         size_root_fs=size_root,
         image=c.config.image or c.config.rootfs,
+        ports=dict(c.state.ports),
     )
 
 

@@ -165,6 +165,8 @@ def test_published_port_reachable_from_host_loopback(daemon, rootfs, net):
     serve(daemon, rootfs, net, "pub", "published", "-p", f"127.0.0.1:{port}:80")
     assert ok(daemon.cli("port", "pub")).strip() == f"80/tcp -> 127.0.0.1:{port}"
     assert fetch_local(port) == b"published\n"
+    listed = ok(daemon.cli("ps", "--filter", "name=pub")).splitlines()
+    assert listed[0].split()[-2:] == ["PORTS", "NAMES"] and f"127.0.0.1:{port}->80/tcp" in listed[1]
     p = daemon.cli(
         "run", "-d", "--network", net, "-p", f"127.0.0.1:{port}:80", "--rootfs", str(rootfs), "true"
     )
