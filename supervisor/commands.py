@@ -15,7 +15,7 @@ import time
 from protocols import api_lite as api
 from protocols import lite
 from supervisor.client import Client, DaemonError, Unreachable, socket_path
-from supervisor.commands_attach import attach, cmd_attach, pump, terminal_size
+from supervisor.commands_attach import attach, cmd_attach, parse_detach_keys, pump, terminal_size
 from supervisor.commands_flags import config_from, parse_args, parse_filters, parse_time
 
 
@@ -91,7 +91,13 @@ def cmd_run(c: Client, args) -> int:
         print(created.id)
         return 0
     return attach(
-        c, created.id, stdin=args.interactive, tty=args.tty, start=True, sig_proxy=args.sig_proxy
+        c,
+        created.id,
+        stdin=args.interactive,
+        tty=args.tty,
+        start=True,
+        sig_proxy=args.sig_proxy,
+        detach_keys=parse_detach_keys(args.detach_keys),
     )
 
 
@@ -534,7 +540,8 @@ def cmd_exec(c: Client, args) -> int:
     if args.detach:
         c.call(lite.replace(req, detach=True, stdin=False))
         return 0
-    return pump(c, req, stdin=args.interactive, tty=args.tty)
+    keys = parse_detach_keys(args.detach_keys)
+    return pump(c, req, stdin=args.interactive, tty=args.tty, detach_keys=keys)
 
 
 STATS_HEADERS = {

@@ -14,11 +14,19 @@ from supervisor.client import Client, DaemonError, Unreachable
 
 
 def attach(
-    c: Client, id: str, *, stdin: bool, tty: bool, start: bool, sig_proxy: bool = True
+    c: Client,
+    id: str,
+    *,
+    stdin: bool,
+    tty: bool,
+    start: bool,
+    sig_proxy: bool = True,
+    detach_keys: bytes = b"",
 ) -> int:
     h, w = terminal_size() if tty else (0, 0)
     req = api.Attach(id=id, stdin=stdin, start=start, height=h, width=w)
-    return pump(c, req, stdin=stdin, tty=tty, proxy_to=id if sig_proxy and not tty else None)
+    proxy = id if sig_proxy and not tty else None
+    return pump(c, req, stdin=stdin, tty=tty, proxy_to=proxy, detach_keys=detach_keys)
 
 
 def terminal_size() -> tuple[int, int]:
@@ -51,6 +59,25 @@ def _follow_resizes(c: Client, id: str, exec_id: list[str]) -> None:
 
 
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, Docker's default
+
+
+def parse_detach_keys(text: str) -> bytes:
+    """--detach-keys, Docker's notation: comma-separated `ctrl-X` (X a letter or
+    one of @[\\]^_) or single characters; "" turns detaching off."""
+    out = bytearray()
+    for part in filter(None, text.split(",")):
+        if part.startswith("ctrl-") and len(part) == 6:
+            code = ord(part[5].upper()) - 64
+            if 0 <= code <= 31:
+                out.append(code)
+                continue
+        elif len(part) == 1 and part.isascii():
+            out.append(ord(part))
+            continue
+        raise SystemExit(f"corral: --detach-keys: {part!r} is not a key (ctrl-a, ctrl-@, x)")
+    return bytes(out)
+
+
 PROXIED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 
 
@@ -74,7 +101,15 @@ def _proxy_signals(c: Client, id: str) -> None:
         _signal.signal(signum, forward)
 
 
-def pump(c: Client, req: lite.Lite, *, stdin: bool, tty: bool, proxy_to: str | None = None) -> int:
+def pump(
+    c: Client,
+    req: lite.Lite,
+    *,
+    stdin: bool,
+    tty: bool,
+    proxy_to: str | None = None,
+    detach_keys: bytes = DETACH_KEYS,
+) -> int:
     """Send `req`, copy Output to our stdout/stderr and our stdin to the daemon,
     until Exited; return its status. On a terminal in raw mode, ctrl-p ctrl-q
     detaches (the container goes on) and returns 0."""
@@ -90,7 +125,7 @@ def pump(c: Client, req: lite.Lite, *, stdin: bool, tty: bool, proxy_to: str | N
         import tty as ttymod
 
         restore = termios.tcgetattr(0)
-        ttymod.setraw(0)
+        ttymod.setraw(0, termios.TCSANOW)  # TCSAFLUSH, its default, drops type-ahead
     out, err = sys.stdout.buffer, sys.stderr.buffer
     try:
         if not stdin:  # only the daemon to read: no selector (nor its import)
@@ -102,7 +137,7 @@ def pump(c: Client, req: lite.Lite, *, stdin: bool, tty: bool, proxy_to: str | N
         sel = selectors.DefaultSelector()
         sel.register(c.sock, selectors.EVENT_READ, "daemon")
         sel.register(0, selectors.EVENT_READ, "stdin")
-        held = b""  # a ctrl-p that may start the detach keys
+        held = b""  # the start of the detach keys, maybe
         while True:
             for key, _ in sel.select() if not c.has_buffered() else [(None, 0)]:
                 if key is not None and key.data == "stdin":
@@ -111,15 +146,15 @@ def pump(c: Client, req: lite.Lite, *, stdin: bool, tty: bool, proxy_to: str | N
                         c.send(api.StdinClose())
                         sel.unregister(0)
                         continue
-                    if restore is not None:
+                    if restore is not None and detach_keys:
                         data, held = held + data, b""
-                        if DETACH_KEYS in data:
-                            before = data[: data.index(DETACH_KEYS)]
+                        if detach_keys in data:
+                            before = data[: data.index(detach_keys)]
                             if before:
                                 c.send(api.StdinData(data=before))
                             return 0
-                        if data.endswith(DETACH_KEYS[:1]):
-                            data, held = data[:-1], data[-1:]
+                        held = _partial_keys(data, detach_keys)  # may start the sequence
+                        data = data[: len(data) - len(held)]
                     if data:
                         c.send(api.StdinData(data=data))
                     continue
@@ -130,6 +165,14 @@ def pump(c: Client, req: lite.Lite, *, stdin: bool, tty: bool, proxy_to: str | N
             import termios
 
             termios.tcsetattr(0, termios.TCSADRAIN, restore)
+
+
+def _partial_keys(data: bytes, keys: bytes) -> bytes:
+    """The longest end of `data` that begins `keys` (held until the next read)."""
+    for n in range(min(len(keys) - 1, len(data)), 0, -1):
+        if data.endswith(keys[:n]):
+            return data[-n:]
+    return b""
 
 
 def _handle(msg: lite.Lite, out, err, exec_id: list[str]) -> int | None:
@@ -153,4 +196,7 @@ def cmd_attach(c: Client, args) -> int:
     cfg = data.get("Config", {})
     stdin = bool(cfg.get("OpenStdin")) and not args.no_stdin
     tty = bool(cfg.get("Tty"))
-    return attach(c, data["Id"], stdin=stdin, tty=tty, start=False, sig_proxy=args.sig_proxy)
+    keys = parse_detach_keys(args.detach_keys)
+    return attach(
+        c, data["Id"], stdin=stdin, tty=tty, start=False, sig_proxy=args.sig_proxy, detach_keys=keys
+    )

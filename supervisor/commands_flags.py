@@ -459,6 +459,14 @@ def _boolean(value: str) -> bool:
     return v in ("1", "true", "t")
 
 
+def _detach_keys_flag(p) -> None:
+    p.add_argument(
+        "--detach-keys",
+        default="ctrl-p,ctrl-q",
+        help="the keys that detach a -it session (Docker's notation; '' turns it off)",
+    )
+
+
 def _sig_proxy_flag(p) -> None:
     p.add_argument(
         "--sig-proxy",
@@ -482,6 +490,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
         if name == "run":
             s.add_argument("-d", "--detach", action="store_true")
             _sig_proxy_flag(s)
+            _detach_keys_flag(s)
         s.add_argument(
             "--pull",
             choices=("missing", "always", "never"),
@@ -493,6 +502,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s = sub.add_parser("attach", help="attach to a running container's output (and stdin)")
     s.add_argument("--no-stdin", action="store_true", help="do not attach stdin")
     _sig_proxy_flag(s)
+    _detach_keys_flag(s)
     s.add_argument("container")
     s = sub.add_parser("start", help="start containers")
     s.add_argument("-a", "--attach", action="store_true")
@@ -571,6 +581,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("-i", "--interactive", action="store_true")
     s.add_argument("-t", "--tty", action="store_true")
     s.add_argument("-d", "--detach", action="store_true")
+    _detach_keys_flag(s)
     s.add_argument("container")
     s.add_argument("command", nargs=cmdline.REMAINDER)
     for name in ("pause", "unpause"):

@@ -120,6 +120,56 @@ def test_detach_keys_leave_the_container_running(daemon, rootfs):
         daemon.cli("rm", "-f", "detachme")
 
 
+def test_custom_detach_keys_split_across_reads(daemon, rootfs):
+    """attach --detach-keys ctrl-a,x: the keys detach even when they arrive in two
+    reads (the first is held, not sent); the default keys then pass through."""
+    cid = daemon.cli("run", "-dit", "--name", "keys", "--rootfs", str(rootfs), "sh").stdout.strip()
+    master, slave = os.openpty()
+    try:
+        p = client(
+            daemon,
+            "attach",
+            "--detach-keys",
+            "ctrl-a,x",
+            "keys",
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+        )
+        os.close(slave)
+        slave = -1
+        seen = b""
+
+        def read_until(want: bytes) -> None:
+            nonlocal seen
+            deadline = time.monotonic() + 60
+            while want not in seen:
+                assert time.monotonic() < deadline, f"no {want!r} in {seen!r}"
+                if select.select([master], [], [], 1)[0]:
+                    seen += os.read(master, 4096)
+
+        os.write(master, b"echo marker-$((6*7))\r")
+        read_until(b"marker-42")
+        os.write(master, b"\x10\x11")  # Docker's default keys: not these, so typed on
+        time.sleep(0.2)
+        assert p.poll() is None
+        os.write(master, b"\x01")
+        time.sleep(0.2)
+        os.write(master, b"x")
+        assert p.wait(timeout=60) == 0
+        assert "Up" in daemon.cli("ps", "--filter", "name=keys").stdout
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+        daemon.cli("rm", "-f", cid)
+
+
+def test_bad_detach_keys_are_refused(daemon, rootfs):
+    p = daemon.cli("run", "-it", "--detach-keys", "ctrl-1", "--rootfs", str(rootfs), "true")
+    assert p.returncode != 0 and "--detach-keys" in p.stderr, p.stderr
+
+
 def test_exec_detached_runs_on_and_its_end_is_an_event(daemon, rootfs):
     cid = daemon.cli("run", "-d", "--rootfs", str(rootfs), "sleep", "60").stdout.strip()
     p = daemon.cli("exec", "-d", cid, "sh", "-c", "echo from-exec > /tmp/x; exit 4")
