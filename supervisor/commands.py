@@ -267,14 +267,33 @@ def cmd_cp(c: Client, args) -> int:
     """`cp HOSTPATH C:PATH` copies into the container's directory PATH, or as PATH
     (a new name, or a file it replaces: the daemon decides, as Docker's does);
     `cp C:PATH HOSTPATH` copies out, into HOSTPATH if it is a directory, else as
-    HOSTPATH. Archives go as tar; host-side extraction uses tarfile's data
-    filter (no absolute paths, no '..', no links out, no devices)."""
+    HOSTPATH. `-` is a tar on stdout or from stdin (into an existing directory).
+    Archives go as tar; host-side extraction uses tarfile's data filter (no
+    absolute paths, no '..', no links out, no devices)."""
     import io
     import tarfile
 
     if not hasattr(tarfile, "data_filter"):  # PEP 706, in 3.11.4 and later
         raise SystemExit("corral: cp needs Python's tarfile extraction filters (3.11.4+)")
     src, dest = args.source, args.dest
+    if ":" in src and not src.startswith(("/", ".")) and dest == "-":
+        if sys.stdout.isatty():  # Docker's: a tar is not for a terminal
+            raise SystemExit("corral: cp to '-' writes a tar: redirect stdout")
+        ref, path = src.split(":", 1)
+        for msg in c.stream(api.CopyFrom(id=ref, path=path)):
+            sys.stdout.buffer.write(msg.data)
+        sys.stdout.buffer.flush()
+        return 0
+    if src == "-":  # a tar on stdin, unpacked into the container's directory
+        if ":" not in dest:
+            raise SystemExit("corral: cp - needs CONTAINER:DIR")
+        ref, path = dest.split(":", 1)
+        c.send(api.CopyTo(id=ref, path=path.rstrip("/") + "/" if path != "/" else path))
+        while chunk := sys.stdin.buffer.read(1 << 20):
+            c.send(api.StdinData(data=chunk))
+        c.send(api.StdinClose())
+        c.recv()
+        return 0
     if ":" in src and not src.startswith(("/", ".")):
         ref, path = src.split(":", 1)
         buf = io.BytesIO()
