@@ -576,6 +576,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s = sub.add_parser("exec", add_help=False, help="run a command in a running container")
     s.add_argument("--help", action="help")
     s.add_argument("-e", "--env", action="append", default=[])
+    s.add_argument("--env-file", action="append", default=[])
     s.add_argument("-w", "--workdir", default="")
     s.add_argument("-u", "--user", default="")
     s.add_argument("-i", "--interactive", action="store_true")

@@ -384,6 +384,10 @@ def test_exec_exit_codes_env_and_stdin(daemon, rootfs):
         "echo $X $(pwd) $(id -u)",
     )
     assert p.stdout.split() == ["2", "/tmp", "65534"]
+    env_file = daemon.root.parent / "exec.env"
+    env_file.write_text("# a comment\nFROM_FILE=3\n")
+    p = daemon.cli("exec", "--env-file", str(env_file), "box", "sh", "-c", "echo $FROM_FILE")
+    assert p.stdout.strip() == "3", p.stderr
     p = daemon.cli("exec", "-i", "box", "sh", "-c", "cat | wc -l", input="a\nb\nc\n")
     assert p.returncode == 0 and p.stdout.strip() == "3"
     p = daemon.cli("exec", "box", "no-such-command")
