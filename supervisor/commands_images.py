@@ -77,7 +77,14 @@ def cmd_import(c: Client, args) -> int:
 
 
 def cmd_load(c: Client, args) -> int:
-    done = c.call(api.ImageLoad(path=os.path.abspath(args.input)))
+    if args.input:
+        done = c.call(api.ImageLoad(path=os.path.abspath(args.input)))
+    else:  # docker load < archive.tar: the archive goes over the socket
+        c.send(api.ImageLoad(path=""))
+        while chunk := sys.stdin.buffer.read(1 << 20):
+            c.send(api.StdinData(data=chunk))
+        c.send(api.StdinClose())
+        done = c.recv()
     for t in done.tags:
         print(f"Loaded image: {t}")
     for i in done.ids if not done.tags else []:
@@ -86,7 +93,14 @@ def cmd_load(c: Client, args) -> int:
 
 
 def cmd_save(c: Client, args) -> int:
-    c.call(api.ImageSave(ref=args.image, path=os.path.abspath(args.output)))
+    if args.output:
+        c.call(api.ImageSave(ref=args.image, path=os.path.abspath(args.output)))
+        return 0
+    if sys.stdout.isatty():
+        raise SystemExit("corral: cowardly refusing to save to a terminal: use -o or redirect")
+    for msg in c.stream(api.ImageSave(ref=args.image, path="")):
+        sys.stdout.buffer.write(msg.data)
+    sys.stdout.buffer.flush()
     return 0
 
 

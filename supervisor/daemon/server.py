@@ -14,6 +14,7 @@ import os
 import secrets
 import tempfile
 import time
+from pathlib import Path
 
 import httpx
 import msgspec
@@ -172,6 +173,10 @@ class Connection:
                 await self.send(await networks_request(f, req))
             case api.ImagePull() | api.ImagePush() | api.Login():
                 await self._transfer(req)
+            case api.ImageLoad(path=""):  # the archive follows, as docker load's stdin
+                await self._load_streamed(inbox)
+            case api.ImageSave(ref=ref, path=""):  # the archive goes back, for stdout
+                await self._save_streamed(ref)
             case (
                 api.ImageImport()
                 | api.ImageLoad()
@@ -377,6 +382,33 @@ class Connection:
         with tar:
             while chunk := tar.read(copying.CHUNK):
                 await self.send(api.Archive(data=chunk))
+        await self.send(api.End())
+
+    def _spool_dir(self) -> Path:
+        """Where streamed archives are kept while loaded or saved: on the root's
+        disk, not /run's memory (images are large)."""
+        d = self.fleet.store.dir.parent / "tmp"
+        d.mkdir(mode=0o700, exist_ok=True)
+        return d
+
+    async def _load_streamed(self, inbox: trio.MemoryReceiveChannel) -> None:
+        with tempfile.TemporaryDirectory(dir=self._spool_dir()) as tmp:
+            path = Path(tmp) / "stdin.tar"
+            with open(path, "wb") as out:
+                async for msg in inbox:
+                    if isinstance(msg, api.StdinData):
+                        out.write(msg.data)
+                    elif isinstance(msg, api.StdinClose):
+                        break
+            await self.send(images_request(self.fleet, api.ImageLoad(path=str(path))))
+
+    async def _save_streamed(self, ref: str) -> None:
+        with tempfile.TemporaryDirectory(dir=self._spool_dir()) as tmp:
+            path = Path(tmp) / "image.tar"
+            images_request(self.fleet, api.ImageSave(ref=ref, path=str(path)))
+            with open(path, "rb") as f:
+                while chunk := f.read(copying.CHUNK):
+                    await self.send(api.Archive(data=chunk))
         await self.send(api.End())
 
     async def _copy_to(self, c: Container, path: str, inbox: trio.MemoryReceiveChannel) -> None:
