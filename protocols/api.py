@@ -426,6 +426,8 @@ class NetworkPrune(_Msg):
 class NetworkConnect(_Msg):
     name: str
     container: str
+    ipv4_address: str = ""  # --ip: its address there ("": the next free one)
+    aliases: list[str] = []  # --alias: more names on that network only
 
 
 class NetworkDisconnect(_Msg):

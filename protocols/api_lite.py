@@ -645,12 +645,14 @@ class NetworkPrune(Lite):
 
 
 class NetworkConnect(Lite):
-    __slots__ = ("name", "container")
+    __slots__ = ("name", "container", "ipv4_address", "aliases")
     _tagged = True
     _omit_defaults = True
     _fields = (
         ("name", REQUIRED),
         ("container", REQUIRED),
+        ("ipv4_address", ""),
+        ("aliases", list),
     )
 
 

@@ -683,6 +683,9 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("-f", "--force", action="store_true", help="(no prompt: none is asked)")
     for verb in ("connect", "disconnect"):
         s = nw.add_parser(verb, help=f"{verb} a container (as ethN; eth0 stays)")
+        if verb == "connect":
+            s.add_argument("--ip", default="", help="its address on that network")
+            s.add_argument("--alias", action="append", default=[], help="a name there")
         s.add_argument("network")
         s.add_argument("container")
     v = sub.add_parser("volume", help="manage volumes").add_subparsers(dest="vcmd", required=True)

@@ -96,9 +96,18 @@ def cmd_network(c: Client, args) -> int:
         for name in c.call(api.NetworkPrune()).removed:
             print(name)
         return 0
-    if args.ncmd in ("connect", "disconnect"):
-        msg = api.NetworkConnect if args.ncmd == "connect" else api.NetworkDisconnect
-        c.call(msg(name=args.network, container=args.container))
+    if args.ncmd == "connect":
+        c.call(
+            api.NetworkConnect(
+                name=args.network,
+                container=args.container,
+                ipv4_address=args.ip,
+                aliases=args.alias,
+            )
+        )
+        return 0
+    if args.ncmd == "disconnect":
+        c.call(api.NetworkDisconnect(name=args.network, container=args.container))
         return 0
     return _each(c, args.names, lambda n: api.NetworkRemove(name=n))
 

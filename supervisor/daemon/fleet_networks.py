@@ -18,7 +18,7 @@ from supervisor.errors import Conflict, SpecError
 from supervisor.network import links, ports
 from supervisor.network.dns import host_servers
 from supervisor.network.dns import serve as serve_dns
-from supervisor.network.store import DEFAULT_NETWORK, NetworkError, NetworkStore
+from supervisor.network.store import DEFAULT_NETWORK, NetworkError, NetworkStore, check_address
 
 log = structlog.get_logger("corral.network")
 
@@ -141,7 +141,8 @@ class FleetNetworks:
                 c = self.containers.get(cid)
                 if c is None or not c.running:
                     continue
-                names = {c.name.lower(), cid[:12], *(a.lower() for a in c.config.network_aliases)}
+                aliases = [*c.config.network_aliases, *c.state.network_aliases.get(net.name, [])]
+                names = {c.name.lower(), cid[:12], *(a.lower() for a in aliases)}
                 if any(q in names for q in candidates):
                     return addr
         return None
@@ -186,7 +187,7 @@ class FleetNetworks:
 
     def _attach_extra(self, c: Container, pid: int, name: str, slot: int) -> None:
         n = self.networks.get(name)
-        addr = self.networks.allocate(n, c.id)
+        addr = self.networks.allocate(n, c.id, c.state.network_ips.get(name, ""))
         try:
             links.attach(
                 pid, n.bridge, host_if(c.id, slot), addr, n.prefix, n.gateway, f"eth{slot}"
@@ -201,9 +202,16 @@ class FleetNetworks:
             if c.id in n.allocations:
                 self.networks.release(n, c.id)
 
-    def connect(self, c: Container, name: str) -> None:
-        """`network connect`: now if it runs, else at its next start."""
-        self.networks.get(name)  # NetworkError if there is none
+    def connect(
+        self, c: Container, name: str, address: str = "", aliases: list[str] | None = None
+    ) -> None:
+        """`network connect [--ip A] [--alias N]`: now if it runs, else at its next
+        start."""
+        n = self.networks.get(name)  # NetworkError if there is none
+        if address:
+            if name == DEFAULT_NETWORK:
+                raise Conflict("a chosen address needs a user network (network create)")
+            check_address(n, address)
         if c.config.network not in self.networks.networks:
             raise Conflict(
                 f"container {c.name} is on --network {c.config.network}: "
@@ -214,6 +222,15 @@ class FleetNetworks:
         free = [s for s in range(1, MAX_SLOTS) if s not in c.state.networks.values()]
         if not free:
             raise Conflict(f"container {c.name} is on {MAX_SLOTS} networks already")
+        c.state.network_ips = (
+            {**c.state.network_ips, name: address}
+            if address
+            else {k: v for k, v in c.state.network_ips.items() if k != name}
+        )
+        c.state.network_aliases = {
+            **{k: v for k, v in c.state.network_aliases.items() if k != name},
+            **({name: list(aliases)} if aliases else {}),
+        }
         if c.running:
             self._attach_extra(c, c.state.pid, name, free[0])
         c.state.networks = {**c.state.networks, name: free[0]}
@@ -232,6 +249,8 @@ class FleetNetworks:
             if c.id in n.allocations:
                 self.networks.release(n, c.id)
         c.state.networks = {k: v for k, v in c.state.networks.items() if k != name}
+        c.state.network_ips = {k: v for k, v in c.state.network_ips.items() if k != name}
+        c.state.network_aliases = {k: v for k, v in c.state.network_aliases.items() if k != name}
         self.store.save_state(c.id, c.state)
 
     def _publish(self, c: Container) -> None:

@@ -74,7 +74,10 @@ async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             c = f.get(ref)
             connect = isinstance(req, api.NetworkConnect)
             try:
-                f.connect(c, name) if connect else f.disconnect(c, name)
+                if connect:
+                    f.connect(c, name, req.ipv4_address, list(req.aliases))
+                else:
+                    f.disconnect(c, name)
             except (NetworkError, links.LinkError) as e:
                 raise SpecError("network", str(e)) from None
             action = "connect" if connect else "disconnect"

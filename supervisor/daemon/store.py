@@ -62,6 +62,9 @@ class RunState(msgspec.Struct, kw_only=True):
     health_log: list[HealthResult] = []  # the last five checks
     ports: dict[str, str] = {}  # "80/tcp" -> "0.0.0.0:8080" while running
     networks: dict[str, int] = {}  # networks joined by `network connect` -> N of its ethN
+    # `network connect --ip/--alias`: per network joined, its chosen address and names.
+    network_ips: dict[str, str] = {}
+    network_aliases: dict[str, list[str]] = {}
 
 
 class Store:

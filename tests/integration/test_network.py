@@ -277,6 +277,25 @@ def test_network_connect_and_disconnect(daemon, rootfs, net):
     assert p.returncode != 0 and "the network it was run on" in p.stderr
 
 
+def test_connect_with_a_chosen_address_and_alias(daemon, rootfs, net):
+    joined = "n" + secrets.token_hex(4)
+    ok(daemon.cli("network", "create", "--subnet", "10.89.202.0/24", joined))
+    serve(daemon, rootfs, net, "multi", "two networks")
+    ok(daemon.cli("network", "connect", "--ip", "10.89.202.77", "--alias", "svc", joined, "multi"))
+    networks = json.loads(ok(daemon.cli("inspect", "multi")))[0]["NetworkSettings"]["Networks"]
+    assert networks[joined]["IPAddress"] == "10.89.202.77"
+    # On the joined network its alias answers; on its first one it does not.
+    out = fetch_from(daemon, rootfs, joined, FETCH.format(host="svc"))
+    assert out.strip() == "two networks"
+    p = daemon.cli("run", "--rm", "--network", net, "--rootfs", str(rootfs), "nslookup", "svc")
+    assert "10.89.202.77" not in p.stdout
+    ok(daemon.cli("network", "disconnect", joined, "multi"))
+    p = daemon.cli("network", "connect", "--ip", "10.89.203.1", joined, "multi")
+    assert p.returncode != 0 and "not in network" in p.stderr, p.stderr
+    ok(daemon.cli("rm", "-f", "multi"))
+    ok(daemon.cli("network", "rm", joined))
+
+
 def test_daemon_start_removes_veths_no_container_owns(daemon, rootfs, net):
     from pyroute2 import IPRoute
 
