@@ -14,6 +14,7 @@ import time
 
 from protocols import api_lite as api
 from protocols import lite
+from protocols.wire import PROTOCOL_VERSION
 from supervisor.client import Client, DaemonError, Unreachable, socket_path
 from supervisor.commands_attach import attach, cmd_attach, parse_detach_keys, pump, terminal_size
 from supervisor.commands_flags import (
@@ -726,10 +727,33 @@ def _render_one(fmt: str, obj: object) -> str:
 
 
 def cmd_version(c: Client, args) -> int:
+    """Docker's layout, and --format over {Client, Server} as Docker names them."""
+    import platform
+
     from supervisor import __version__
 
-    print(f"Client: corral/{__version__}")
-    print(f"Server: {c.server}")
+    server = c.server.partition("/")[2] or c.server
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    info = {
+        "Client": {
+            "Version": __version__,
+            "ApiVersion": str(PROTOCOL_VERSION),
+            "PythonVersion": platform.python_version(),
+            "Os": "linux",
+            "Arch": arch,
+        },
+        "Server": {"Version": server, "ApiVersion": str(PROTOCOL_VERSION)},
+    }
+    if args.format:
+        _templated(args.format, [info], {})
+        return 0
+    cl, sv = info["Client"], info["Server"]
+    print(
+        f"Client:\n Version:           {cl['Version']}\n API version:       {cl['ApiVersion']}\n"
+        f" Python version:    {cl['PythonVersion']}\n OS/Arch:           linux/{arch}\n\n"
+        f"Server: Corral Engine\n Engine:\n  Version:          {sv['Version']}\n"
+        f"  API version:      {sv['ApiVersion']}"
+    )
     return 0
 
 

@@ -606,6 +606,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
         help="text, json (Corral's event), or a Go template over Docker's event: '{{json .}}'",
     )
     s = sub.add_parser("version", help="client and daemon versions")
+    s.add_argument("-f", "--format", help="a Go template, e.g. '{{.Server.Version}}'")
     s = sub.add_parser("port", help="a container's published ports")
     s.add_argument("container")
     s = sub.add_parser("pull", help="an image from a registry")

@@ -199,7 +199,10 @@ def test_info_and_version_name_the_engine(daemon):
     p = daemon.cli("info", "--format", "{{.NCPU}}")
     assert p.stdout.strip() == str(os.cpu_count())
     p = daemon.cli("version")
-    assert "Server: corral/" in p.stdout
+    assert "Server: Corral Engine" in p.stdout and "Version:" in p.stdout, p.stdout
+    p = daemon.cli("version", "--format", "{{.Server.Version}} {{.Client.Version}}")
+    server, client = p.stdout.split()
+    assert server == client and server[0].isdigit(), p.stdout
 
 
 def test_logs_until(daemon, rootfs):
