@@ -651,6 +651,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("ref", nargs="?", default="")
     im = sub.add_parser("image", help="manage images").add_subparsers(dest="icmd", required=True)
     s = im.add_parser("inspect")
+    s.add_argument("-f", "--format", help="a Go template, e.g. '{{.Config.Cmd}}'")
     s.add_argument("images", nargs="+")
     s = im.add_parser("ls")
     s.add_argument("-q", "--quiet", action="store_true")

@@ -199,7 +199,7 @@ def cmd_rmi(c: Client, args) -> int:
 def cmd_history(c: Client, args) -> int:
     data = c.call(api.ImageInspect(ref=args.image)).data
     print(f"{'CREATED':<22}CREATED BY")
-    for h in reversed(data.get("history", [])):
+    for h in reversed(data.get("History", [])):
         print(f"{h.get('created', '')[:19]:<22}{h.get('created_by', '')}")
     return 0
 
@@ -207,7 +207,12 @@ def cmd_history(c: Client, args) -> int:
 def cmd_image(c: Client, args) -> int:
     if args.icmd == "inspect":
         out = [c.call(api.ImageInspect(ref=r)).data for r in args.images]
-        print(lite.to_json(out, indent=4))
+        if args.format:
+            from supervisor.commands import _templated
+
+            _templated(args.format, out, {})
+        else:
+            print(lite.to_json(out, indent=4))
         return 0
     if args.icmd == "ls":
         return cmd_images(c, args)

@@ -71,18 +71,26 @@ def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
         case api.ImageInspect(ref=ref):
             image_id = st.resolve(ref)
             cfg = st.config(image_id)
-            data = msgspec.to_builtins(cfg)
-            data.update(
-                {
-                    "Id": image_id,
-                    "RepoTags": st.tags(image_id),
-                    "Size": image_summary(f, image_id).size,
-                    "GraphDriver": {
-                        "Name": "overlay",
-                        "Data": {"LowerDir": ":".join(str(d) for d in st.layer_dirs(image_id))},
-                    },
-                }
-            )
+            # Docker's image inspect shape (scripts read .Config.Cmd, .Os, .RootFS).
+            data = {
+                "Id": image_id,
+                "RepoTags": st.tags(image_id),
+                "RepoDigests": [],
+                "Parent": "",
+                "Comment": cfg.history[-1].comment if cfg.history else "",  # commit -m
+                "Created": cfg.created,
+                "Author": cfg.author,
+                "Config": msgspec.to_builtins(cfg.config),
+                "Architecture": cfg.architecture,
+                "Os": cfg.os,
+                "Size": image_summary(f, image_id).size,
+                "GraphDriver": {
+                    "Name": "overlay",
+                    "Data": {"LowerDir": ":".join(str(d) for d in st.layer_dirs(image_id))},
+                },
+                "RootFS": {"Type": cfg.rootfs.type, "Layers": list(cfg.rootfs.diff_ids)},
+                "History": msgspec.to_builtins(cfg.history),  # Corral's: what `history` prints
+            }
             return api.InspectResult(data=data)
         case api.ImageRemove(ref=ref, force=force):
             image_id = st.resolve(ref)

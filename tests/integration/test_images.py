@@ -73,7 +73,7 @@ def test_oci_layout_from_umoci_loads_and_runs(daemon, layouts):
     out = ok(daemon.cli("run", "--rm", "oci:app", "echo", "replaced"))
     assert out == "replaced\n"
     info = json.loads(ok(daemon.cli("image", "inspect", "oci:app")))[0]
-    assert info["config"]["Labels"] == {"made-by": "umoci"}
+    assert info["Config"]["Labels"] == {"made-by": "umoci"} and info["Os"] == "linux"
 
 
 @needs_tools
@@ -196,8 +196,8 @@ def test_commit_keeps_the_changes_and_the_configuration(daemon, rootfs, tmp_path
     derived = ok(daemon.cli("run", "--rm", "--network", "none", "derived:1", *probe))
     assert derived == ok(daemon.cli("run", "--rm", "--network", "none", "base:1", *probe))
     info = json.loads(ok(daemon.cli("image", "inspect", "derived:1")))[0]
-    assert info["config"]["Cmd"] == ["sh", "-c", script]
-    assert info["history"][-1]["comment"] == "a test"
+    assert info["Config"]["Cmd"] == ["sh", "-c", script]
+    assert info["Comment"] == "a test" and info["History"][-1]["comment"] == "a test"
     # the base image is untouched
     assert ok(daemon.cli("run", "--rm", "base:1", "sh", "-c", "ls /usr | wc -l")).strip() != "1"
 
@@ -287,5 +287,7 @@ def test_save_and_load_through_stdout_and_stdin(daemon, rootfs, tmp_path):
     assert ok(daemon.cli("images", "-q", "-f", "reference=rt:1")).strip()
     assert image_id.startswith("sha256:")
     assert ok(daemon.cli("run", "--rm", "rt:1", "echo", "loaded")) == "loaded\n"
+    arch = ok(daemon.cli("image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", "rt:1")).strip()
+    assert arch.startswith("linux/"), arch
     ok(daemon.cli("rmi", "rt:1"))
     assert not list((daemon.root / "tmp").iterdir())  # the spooled archives are gone
