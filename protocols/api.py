@@ -135,11 +135,13 @@ class Start(_Msg):
 class Stop(_Msg):
     id: str
     timeout: int | None = None  # seconds; None: the container's stop_timeout
+    signal: str = ""  # stop -s: instead of the container's stop signal
 
 
 class Restart(_Msg):
     id: str
     timeout: int | None = None
+    signal: str = ""
 
 
 class Kill(_Msg):

@@ -155,22 +155,24 @@ class Start(Lite):
 
 
 class Stop(Lite):
-    __slots__ = ("id", "timeout")
+    __slots__ = ("id", "timeout", "signal")
     _tagged = True
     _omit_defaults = True
     _fields = (
         ("id", REQUIRED),
         ("timeout", None),
+        ("signal", ""),
     )
 
 
 class Restart(Lite):
-    __slots__ = ("id", "timeout")
+    __slots__ = ("id", "timeout", "signal")
     _tagged = True
     _omit_defaults = True
     _fields = (
         ("id", REQUIRED),
         ("timeout", None),
+        ("signal", ""),
     )
 
 

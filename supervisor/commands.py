@@ -135,11 +135,15 @@ def _each(c: Client, refs: list[str], make) -> int:
 
 
 def cmd_stop(c, args):
-    return _each(c, args.containers, lambda r: api.Stop(id=r, timeout=args.time))
+    return _each(
+        c, args.containers, lambda r: api.Stop(id=r, timeout=args.time, signal=args.signal)
+    )
 
 
 def cmd_restart(c, args):
-    return _each(c, args.containers, lambda r: api.Restart(id=r, timeout=args.time))
+    return _each(
+        c, args.containers, lambda r: api.Restart(id=r, timeout=args.time, signal=args.signal)
+    )
 
 
 def cmd_kill(c, args):

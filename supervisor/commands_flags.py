@@ -510,6 +510,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     for name in ("stop", "restart"):
         s = sub.add_parser(name, help=f"{name} containers")
         s.add_argument("-t", "--time", type=int)
+        s.add_argument("-s", "--signal", default="", help="instead of its stop signal")
         s.add_argument("containers", nargs="+")
     s = sub.add_parser("kill", help="signal containers")
     s.add_argument("-s", "--signal", default="SIGKILL")

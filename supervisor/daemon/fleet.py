@@ -712,8 +712,9 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
             raise Conflict(f"container {c.id[:12]} is not running") from None
         self.emit(c, "kill", signal=str(sig))
 
-    async def stop(self, c: Container, timeout: int | None = None) -> None:
-        """The stop signal, `timeout` seconds, then SIGKILL (Docker's stop)."""
+    async def stop(self, c: Container, timeout: int | None = None, sig: str = "") -> None:
+        """The stop signal (`sig`, else the container's), `timeout` seconds, then
+        SIGKILL (Docker's stop)."""
         if self._cancel_restart(c):
             self.emit(c, "stop")
             return
@@ -724,7 +725,7 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
         if c.state.status == "paused":
             self.runtime.resume(c.id)
         try:
-            self.kill(c, parse_signal(c.config.stop_signal))
+            self.kill(c, parse_signal(sig or c.config.stop_signal))
         except Conflict:
             pass
         with trio.move_on_after(max(timeout, 0)):
@@ -751,8 +752,8 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
             raise
         return finish_create(steps)
 
-    async def restart(self, c: Container, timeout: int | None = None) -> None:
-        await self.stop(c, timeout)
+    async def restart(self, c: Container, timeout: int | None = None, sig: str = "") -> None:
+        await self.stop(c, timeout, sig)
         await self.start(c)
         self.emit(c, "restart")
 

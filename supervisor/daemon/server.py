@@ -143,15 +143,19 @@ class Connection:
                 async with c.lock:
                     await f.start(c)
                 await self.send(api.Ok())
-            case api.Stop(id=ref, timeout=timeout):
+            case api.Stop(id=ref, timeout=timeout, signal=sig):
                 c = f.get(ref)
+                if sig:
+                    parse_signal(sig)  # a bad one refused before anything stops
                 async with c.lock:
-                    await f.stop(c, timeout)
+                    await f.stop(c, timeout, sig)
                 await self.send(api.Ok())
-            case api.Restart(id=ref, timeout=timeout):
+            case api.Restart(id=ref, timeout=timeout, signal=sig):
                 c = f.get(ref)
+                if sig:
+                    parse_signal(sig)
                 async with c.lock:
-                    await f.restart(c, timeout)
+                    await f.restart(c, timeout, sig)
                 await self.send(api.Ok())
             case api.Kill(id=ref, signal=sig):
                 f.kill(f.get(ref), parse_signal(sig))

@@ -297,3 +297,17 @@ def test_inspect_finds_images_networks_and_volumes_too(daemon, rootfs):
     finally:
         daemon.cli("network", "rm", net)
         daemon.cli("volume", "rm", "inspvol")
+
+
+def test_stop_with_a_signal_of_its_own(daemon, rootfs):
+    script = "trap 'echo got-int; exit 7' INT; while :; do sleep 0.1; done"
+    cid = daemon.cli("run", "-d", "--rootfs", str(rootfs), "sh", "-c", script).stdout.strip()
+    try:
+        p = daemon.cli("stop", "-s", "NOPE", cid)
+        assert p.returncode != 0 and "NOPE" in p.stderr, p.stderr
+        assert daemon.cli("stop", "-s", "SIGINT", "-t", "30", cid).returncode == 0
+        state = _inspect(daemon, cid)["State"]
+        assert state["ExitCode"] == 7, state  # the trap ran: SIGINT, not SIGTERM or KILL
+        assert "got-int" in daemon.cli("logs", cid).stdout
+    finally:
+        daemon.cli("rm", "-f", cid)
