@@ -355,6 +355,7 @@ class ImageCommit(_Msg):
     message: str = ""
     author: str = ""
     pause: bool = True  # freeze a running container while its changes are read
+    changes: list[str] = []  # --change: Dockerfile instructions (CMD, ENV, ...) applied
 
 
 class ImageList(_Msg):

@@ -508,7 +508,7 @@ class ImageSave(Lite):
 
 
 class ImageCommit(Lite):
-    __slots__ = ("id", "ref", "message", "author", "pause")
+    __slots__ = ("id", "ref", "message", "author", "pause", "changes")
     _tagged = True
     _omit_defaults = True
     _fields = (
@@ -517,6 +517,7 @@ class ImageCommit(Lite):
         ("message", ""),
         ("author", ""),
         ("pause", True),
+        ("changes", list),
     )
 
 

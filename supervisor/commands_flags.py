@@ -646,6 +646,9 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("image")
     s = sub.add_parser("commit", help="a new image from a container's changes")
     s.add_argument("-m", "--message", default="")
+    s.add_argument(
+        "-c", "--change", action="append", default=[], help="a Dockerfile instruction: 'CMD [..]'"
+    )
     s.add_argument("-a", "--author", default="")
     s.add_argument("-p", "--pause", type=_boolean, default=True, metavar="BOOL")
     s.add_argument("container")

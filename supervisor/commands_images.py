@@ -171,6 +171,7 @@ def cmd_commit(c: Client, args) -> int:
     req = api.ImageCommit(
         id=args.container, ref=args.ref, message=args.message, author=args.author, pause=args.pause
     )
+    req = lite.replace(req, changes=args.change)
     print(c.call(req).ids[0])
     return 0
 

@@ -41,6 +41,11 @@ def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             return api.ImagesDone(ids=[image_id])
         case api.ImageCommit(id=ref, ref=target, message=message, author=author, pause=pause):
             c = f.get(ref)
+            from supervisor.images import changes  # only for --change
+
+            run_config = changes.apply(
+                run_config_of(c.config, st, c.config.image_id), list(req.changes)
+            )
             freeze = pause and c.state.status == "running"
             if freeze:
                 f.pause(c)
@@ -49,7 +54,7 @@ def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                     upper=c.path / "upper",
                     base_image=c.config.image_id or None,
                     base_rootfs=None if c.config.image_id else c.config.rootfs,
-                    run_config=run_config_of(c.config, st, c.config.image_id),
+                    run_config=run_config,
                     message=message,
                     author=author,
                     skip_empty=PLACEHOLDERS,

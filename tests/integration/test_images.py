@@ -179,6 +179,17 @@ def test_commit_keeps_the_changes_and_the_configuration(daemon, rootfs, tmp_path
     assert wait.returncode == 0, wait.stderr
     image_id = ok(daemon.cli("commit", "-m", "a test", cid, "derived:1")).strip()
     assert image_id.startswith("sha256:")
+    # --change: Dockerfile instructions over the container's configuration.
+    changes = ['CMD ["sh", "-c", "echo $GREETING"]', "ENV GREETING=changed", "WORKDIR /usr"]
+    flags = [x for ch in changes for x in ("-c", ch)]
+    ok(daemon.cli("commit", *flags, cid, "changed:1"))
+    assert ok(daemon.cli("run", "--rm", "changed:1")) == "changed\n"
+    assert (
+        ok(daemon.cli("image", "inspect", "-f", "{{.Config.WorkingDir}}", "changed:1")) == "/usr\n"
+    )
+    p = daemon.cli("commit", "-c", "RUN make", cid)
+    assert p.returncode != 0 and "RUN" in p.stderr, p.stderr
+    ok(daemon.cli("rmi", "changed:1"))
     daemon.cli("rm", "-f", cid)
     out = ok(
         daemon.cli(

@@ -133,3 +133,33 @@ def test_durations_and_times_without_re() -> None:
     assert _go_duration("") is None and _go_duration("10") is None
     assert parse_time("1700000000.5") == 1_700_000_000_500_000_000
     assert parse_time("10m", now=1000.0) == 400 * 10**9
+
+
+def test_commit_changes_as_dockerfile_instructions() -> None:
+    from protocols.image import RunConfig
+    from supervisor.images import changes
+
+    base = RunConfig(env=["A=1", "B=2"], cmd=["old"], labels={"x": "1"})
+    cfg = changes.apply(
+        base,
+        [
+            "CMD echo hi",
+            'ENTRYPOINT ["/init"]',
+            "ENV A=9 C='with space'",
+            "ENV D plain old form",
+            "LABEL y=2",
+            "EXPOSE 80 53/udp",
+            "VOLUME /data /logs",
+            "user nobody",
+            "WORKDIR /srv",
+            "STOPSIGNAL SIGINT",
+        ],
+    )
+    assert cfg.cmd == ["/bin/sh", "-c", "echo hi"] and cfg.entrypoint == ["/init"]
+    assert cfg.env == ["B=2", "A=9", "C=with space", "D=plain old form"]
+    assert cfg.labels == {"x": "1", "y": "2"}
+    assert set(cfg.exposed_ports) == {"80/tcp", "53/udp"} and set(cfg.volumes) == {"/data", "/logs"}
+    assert (cfg.user, cfg.working_dir, cfg.stop_signal) == ("nobody", "/srv", "SIGINT")
+    for bad in ("CMD [not json", 'CMD ["a", 1]', "ENV", "RUN make", "LABEL =x"):
+        with pytest.raises(SpecError, match="--change"):
+            changes.apply(base, [bad])
