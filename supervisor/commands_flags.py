@@ -612,6 +612,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("container")
     s = sub.add_parser("pull", help="an image from a registry")
     s.add_argument("--platform", default="linux/amd64")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress: the name only")
     s.add_argument("--insecure", action="store_true", help="plain HTTP (always for localhost)")
     s.add_argument("ref")
     s = sub.add_parser("push", help="an image to a registry")

@@ -19,8 +19,9 @@ def _human_size(n: float) -> str:
     return f"{n}B"
 
 
-def _progress(c: Client, req, out=None) -> object:
-    """Docker's per-layer progress lines (to `out`, stdout by default), then the result."""
+def _progress(c: Client, req, out=None, quiet: bool = False) -> object:
+    """Docker's per-layer progress lines (to `out`, stdout by default; none when
+    `quiet`), then the result."""
     out = out or sys.stdout
     tty = out.isatty()
     c.send(req)
@@ -28,6 +29,8 @@ def _progress(c: Client, req, out=None) -> object:
         msg = c.recv()
         if not isinstance(msg, api.Progress):
             return msg
+        if quiet:
+            continue
         if msg.status == "Downloading" and msg.total:
             line = f"{msg.id}: Downloading {msg.current / 1e6:.1f}MB/{msg.total / 1e6:.1f}MB"
             if tty:
@@ -37,8 +40,12 @@ def _progress(c: Client, req, out=None) -> object:
 
 
 def cmd_pull(c: Client, args) -> int:
-    done = _progress(c, api.ImagePull(ref=args.ref, platform=args.platform, insecure=args.insecure))
+    req = api.ImagePull(ref=args.ref, platform=args.platform, insecure=args.insecure)
+    done = _progress(c, req, quiet=args.quiet)
     name = done.tags[0] if done.tags else args.ref
+    if args.quiet:  # Docker's -q: the name only
+        print(name)
+        return 0
     if done.deleted:
         print(f"Status: Image is up to date for {name}")
     else:

@@ -141,6 +141,7 @@ def test_push_pull_and_pull_again_with_nothing_to_fetch(daemon, registry, import
     assert "Pull complete" in out and "Downloaded newer image" in out
     out = ok(daemon.cli("pull", ref))
     assert "Already exists" in out and "up to date" in out
+    assert ok(daemon.cli("pull", "-q", ref)) == ref + "\n"  # Docker's -q: the name only
     assert ok(daemon.cli("run", "--rm", ref, "echo", "pulled")) == "pulled\n"
 
 
