@@ -79,6 +79,15 @@ def test_run_passes_the_signals_it_gets_to_the_container(daemon, rootfs):
         p.stdout.close()
 
 
+def _read_until(master: int, want: bytes) -> None:
+    """Read the terminal's output until `want` shows (a minute at most)."""
+    seen, deadline = b"", time.monotonic() + 60
+    while want not in seen:
+        assert time.monotonic() < deadline, f"no {want!r} in {seen!r}"
+        if select.select([master], [], [], 1)[0]:
+            seen += os.read(master, 4096)
+
+
 def test_detach_keys_leave_the_container_running(daemon, rootfs):
     """ctrl-p ctrl-q on a terminal detaches `run -it`; the container goes on."""
     master, slave = os.openpty()
@@ -99,16 +108,9 @@ def test_detach_keys_leave_the_container_running(daemon, rootfs):
         os.close(slave)
         slave = -1
 
-        def read_until(want: bytes) -> None:
-            seen, deadline = b"", time.monotonic() + 60
-            while want not in seen:
-                assert time.monotonic() < deadline, f"no {want!r} in {seen!r}"
-                if select.select([master], [], [], 1)[0]:
-                    seen += os.read(master, 4096)
-
-        read_until(b"# ")  # the prompt, as a user would wait for it
+        _read_until(master, b"# ")  # the prompt, as a user would wait for it
         os.write(master, b"echo marker-$((6*7))\r")
-        read_until(b"marker-42")  # the shell answers: the attach is live
+        _read_until(master, b"marker-42")  # the shell answers: the attach is live
         os.write(master, b"\x10\x11")
         assert p.wait(timeout=60) == 0
         ps = daemon.cli("ps", "--filter", "name=detachme", "--format", "json")
@@ -138,18 +140,8 @@ def test_custom_detach_keys_split_across_reads(daemon, rootfs):
         )
         os.close(slave)
         slave = -1
-        seen = b""
-
-        def read_until(want: bytes) -> None:
-            nonlocal seen
-            deadline = time.monotonic() + 60
-            while want not in seen:
-                assert time.monotonic() < deadline, f"no {want!r} in {seen!r}"
-                if select.select([master], [], [], 1)[0]:
-                    seen += os.read(master, 4096)
-
         os.write(master, b"echo marker-$((6*7))\r")
-        read_until(b"marker-42")
+        _read_until(master, b"marker-42")
         os.write(master, b"\x10\x11")  # Docker's default keys: not these, so typed on
         time.sleep(0.2)
         assert p.poll() is None
