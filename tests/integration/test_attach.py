@@ -79,7 +79,7 @@ def test_run_passes_the_signals_it_gets_to_the_container(daemon, rootfs):
         p.stdout.close()
 
 
-def _read_until(master: int, want: bytes) -> None:
+def read_terminal_until(master: int, want: bytes) -> None:
     """Read the terminal's output until `want` shows (a minute at most)."""
     seen, deadline = b"", time.monotonic() + 60
     while want not in seen:
@@ -108,9 +108,9 @@ def test_detach_keys_leave_the_container_running(daemon, rootfs):
         os.close(slave)
         slave = -1
 
-        _read_until(master, b"# ")  # the prompt, as a user would wait for it
+        read_terminal_until(master, b"# ")  # the prompt, as a user would wait for it
         os.write(master, b"echo marker-$((6*7))\r")
-        _read_until(master, b"marker-42")  # the shell answers: the attach is live
+        read_terminal_until(master, b"marker-42")  # the shell answers: the attach is live
         os.write(master, b"\x10\x11")
         assert p.wait(timeout=60) == 0
         ps = daemon.cli("ps", "--filter", "name=detachme", "--format", "json")
@@ -141,7 +141,7 @@ def test_custom_detach_keys_split_across_reads(daemon, rootfs):
         os.close(slave)
         slave = -1
         os.write(master, b"echo marker-$((6*7))\r")
-        _read_until(master, b"marker-42")
+        read_terminal_until(master, b"marker-42")
         os.write(master, b"\x10\x11")  # Docker's default keys: not these, so typed on
         time.sleep(0.2)
         assert p.poll() is None
