@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
+    if argv[0] in ("-v", "--version"):  # Docker's `docker -v`, no daemon asked
+        from supervisor import __version__
+
+        print(f"Corral version {__version__}")
+        return 0
     if argv[0] != "daemon":
         _without_typing_extensions()
     if argv[0] == "runtime":

@@ -137,3 +137,11 @@ def test_management_commands_name_the_top_level_ones(argv, same_as) -> None:
 
     assert parse_args(argv) == parse_args(same_as)
     assert parse_args(["container", "prune"]).ccmd == "prune"  # its own
+
+
+def test_top_level_help_and_version_need_no_daemon(capsys) -> None:
+    from supervisor import __version__
+    from supervisor.cli import main
+
+    assert main(["--version"]) == 0 and capsys.readouterr().out == f"Corral version {__version__}\n"
+    assert main(["-h"]) == 0 and "usage: corral" in capsys.readouterr().out
