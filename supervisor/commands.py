@@ -19,10 +19,10 @@ from supervisor.client import Client, DaemonError, Unreachable, socket_path
 from supervisor.commands_attach import attach, cmd_attach, parse_detach_keys, pump, terminal_size
 from supervisor.commands_flags import (
     config_from,
+    env_from,
     parse_args,
     parse_filters,
     parse_time,
-    read_env_file,
 )
 
 
@@ -556,13 +556,10 @@ def cmd_wait(c: Client, args) -> int:
 
 def cmd_exec(c: Client, args) -> int:
     h, w = terminal_size() if args.tty else (0, 0)
-    env = [line for f in args.env_file for line in read_env_file(f)] + [
-        e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in args.env
-    ]
     req = api.Exec(
         id=args.container,
         cmd=args.command,
-        env=env,
+        env=env_from(args),
         workdir=args.workdir,
         user=args.user,
         tty=args.tty,

@@ -65,11 +65,10 @@ def parse_filters(values: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def read_env_file(path: str) -> list[str]:
-    return [
-        line if "=" in line else f"{line}={os.environ.get(line, '')}"
-        for line in _lines(path, "--env-file")
-    ]
+def env_from(args: Namespace) -> list[str]:
+    """--env-file then -e, as Docker reads them: a bare NAME takes the client's value."""
+    given = [line for f in args.env_file for line in _lines(f, "--env-file")] + args.env
+    return [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in given]
 
 
 def _lines(path: str, flag: str) -> list[str]:
@@ -230,11 +229,7 @@ def _duration(value: str) -> float:
 
 
 def config_from(args: Namespace) -> api.ContainerConfig:
-    env = []
-    for f in args.env_file:
-        env += read_env_file(f)
-    for e in args.env:
-        env.append(e if "=" in e else f"{e}={os.environ.get(e, '')}")
+    env = env_from(args)
     labels = {}
     for label in [
         *(line for f in args.label_file for line in _lines(f, "--label-file")),

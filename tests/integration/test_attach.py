@@ -79,6 +79,15 @@ def test_run_passes_the_signals_it_gets_to_the_container(daemon, rootfs):
         p.stdout.close()
 
 
+def client_on_terminal(daemon, *args: str) -> tuple[subprocess.Popen, int]:
+    """The CLI with a pty as its terminal; (the process, the pty's master side)."""
+    master, slave = os.openpty()
+    try:
+        return client(daemon, *args, stdin=slave, stdout=slave, stderr=slave), master
+    finally:
+        os.close(slave)
+
+
 def read_terminal_until(master: int, want: bytes) -> None:
     """Read the terminal's output until `want` shows (a minute at most)."""
     seen, deadline = b"", time.monotonic() + 60
@@ -90,24 +99,10 @@ def read_terminal_until(master: int, want: bytes) -> None:
 
 def test_detach_keys_leave_the_container_running(daemon, rootfs):
     """ctrl-p ctrl-q on a terminal detaches `run -it`; the container goes on."""
-    master, slave = os.openpty()
+    p, master = client_on_terminal(
+        daemon, "run", "-it", "--name", "detachme", "--rootfs", str(rootfs), "sh"
+    )
     try:
-        p = client(
-            daemon,
-            "run",
-            "-it",
-            "--name",
-            "detachme",
-            "--rootfs",
-            str(rootfs),
-            "sh",
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-        )
-        os.close(slave)
-        slave = -1
-
         read_terminal_until(master, b"# ")  # the prompt, as a user would wait for it
         os.write(master, b"echo marker-$((6*7))\r")
         read_terminal_until(master, b"marker-42")  # the shell answers: the attach is live
@@ -116,8 +111,6 @@ def test_detach_keys_leave_the_container_running(daemon, rootfs):
         ps = daemon.cli("ps", "--filter", "name=detachme", "--format", "json")
         assert '"running"' in ps.stdout.lower() or "Up" in ps.stdout, ps.stdout
     finally:
-        if slave >= 0:
-            os.close(slave)
         os.close(master)
         daemon.cli("rm", "-f", "detachme")
 
@@ -126,20 +119,8 @@ def test_custom_detach_keys_split_across_reads(daemon, rootfs):
     """attach --detach-keys ctrl-a,x: the keys detach even when they arrive in two
     reads (the first is held, not sent); the default keys then pass through."""
     cid = daemon.cli("run", "-dit", "--name", "keys", "--rootfs", str(rootfs), "sh").stdout.strip()
-    master, slave = os.openpty()
+    p, master = client_on_terminal(daemon, "attach", "--detach-keys", "ctrl-a,x", "keys")
     try:
-        p = client(
-            daemon,
-            "attach",
-            "--detach-keys",
-            "ctrl-a,x",
-            "keys",
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-        )
-        os.close(slave)
-        slave = -1
         os.write(master, b"echo marker-$((6*7))\r")
         read_terminal_until(master, b"marker-42")
         os.write(master, b"\x10\x11")  # Docker's default keys: not these, so typed on
@@ -151,8 +132,6 @@ def test_custom_detach_keys_split_across_reads(daemon, rootfs):
         assert p.wait(timeout=60) == 0
         assert "Up" in daemon.cli("ps", "--filter", "name=keys").stdout
     finally:
-        if slave >= 0:
-            os.close(slave)
         os.close(master)
         daemon.cli("rm", "-f", cid)
 
