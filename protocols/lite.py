@@ -22,11 +22,15 @@ REQUIRED: Any = object()  # a field without a default
 TAG_FIELD = "msg"
 
 _TAGGED: dict[str, type[Lite]] = {}
-_ALL: dict[str, type[Lite]] = {}
 
 
 class DecodeError(ValueError):
     """A message this client cannot read: not msgpack, no known tag, a field missing."""
+
+
+class ValidationError(DecodeError):
+    """A document of the wrong shape, worded as msgspec words it:
+    "Expected `int`, got `str` - at `$.process.user.uid`"."""
 
 
 class Lite:
@@ -40,13 +44,39 @@ class Lite:
     # field -> ("one" | "list" | "dict", class name) for fields holding messages.
     _nested: ClassVar[dict[str, tuple[str, str]]] = {}
 
+    # field -> its annotation ("int | None", "list[Mount]"), what from_json checks.
+    _types: ClassVar[dict[str, str]] = {}
+    # field -> its name in JSON, where the two differ (from_json, to_json_obj).
+    _json: ClassVar[dict[str, str]] = {}
+
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
-        _ALL[cls.__name__] = cls
+        if "_fields" not in cls.__dict__ and "__slots__" not in cls.__dict__:
+            # Written by hand, like a dataclass: the annotations are the fields,
+            # the class attributes their defaults (`list`/`dict`: a new empty one).
+            fields, types = [], {}
+            for klass in reversed(cls.__mro__):
+                # inspect.get_annotations would import inspect (~15 ms).
+                own = klass.__dict__.get("__annotations__", {})  # noqa: RUF063
+                for name, ann in own.items():
+                    if name.startswith("_") or str(ann).startswith("ClassVar"):
+                        continue
+                    if name not in types:
+                        fields.append(name)
+                    types[name] = str(ann)
+            cls._fields = tuple((n, getattr(cls, n, REQUIRED)) for n in fields)
+            cls._types = types
         if cls._tagged:
             _TAGGED[cls.__name__] = cls
 
-    def __init__(self, **kw: Any) -> None:
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        if args:  # positional, in field order
+            if len(args) > len(self._fields):
+                raise TypeError(f"{type(self).__name__}: too many positional arguments")
+            for (name, _), value in zip(self._fields, args, strict=False):
+                if name in kw:
+                    raise TypeError(f"{type(self).__name__}: {name!r} given twice")
+                kw[name] = value
         for name, default in self._fields:
             if name in kw:
                 value = kw.pop(name)
@@ -144,7 +174,7 @@ def from_builtins(cls: type[Lite], obj: object) -> Lite:
         nested = cls._nested.get(name)
         if nested is not None and value is not None:
             shape, cname = nested
-            inner = _ALL[cname]
+            inner = _class_named(cls, cname)
             if shape == "one":
                 value = from_builtins(inner, value)
             elif shape == "list":
@@ -156,6 +186,151 @@ def from_builtins(cls: type[Lite], obj: object) -> Lite:
         return cls(**kw)
     except TypeError as e:
         raise DecodeError(str(e)) from None
+
+
+def _class_named(cls: type[Lite], name: str) -> type[Lite]:
+    """A class of `cls`'s module: names repeat between modules (Mount, State)."""
+    import sys
+
+    return vars(sys.modules[cls.__module__])[name]
+
+
+def from_json(cls: type[Lite], obj: object, path: str = "$") -> Lite:
+    """`cls` from a decoded JSON document, checked as msgspec checks it:
+    strict about types, fields it does not know ignored, ValidationError
+    naming the field otherwise."""
+    if not isinstance(obj, dict):
+        raise ValidationError(f"Expected `object`, got `{_kind(obj)}`{_at(path)}")
+    kw = {}
+    names = cls._json
+    for name, default in cls._fields:
+        key = names.get(name, name)
+        if key not in obj:
+            if default is REQUIRED:
+                raise ValidationError(f"Object missing required field `{key}`{_at(path)}")
+            continue
+        kw[name] = _convert(_checker(cls, name), obj[key], f"{path}.{key}")
+    return cls(**kw)
+
+
+def to_json_obj(obj: object) -> object:
+    """What from_json reads back: JSON names, defaults left out where the
+    class omits them."""
+    if isinstance(obj, Lite):
+        out: dict[str, object] = {}
+        names = obj._json
+        for name, default in obj._fields:
+            value = getattr(obj, name)
+            if obj._omit_defaults and _is_default(value, default):
+                continue
+            out[names.get(name, name)] = to_json_obj(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [to_json_obj(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_json_obj(v) for k, v in obj.items()}
+    return obj
+
+
+def _at(path: str) -> str:
+    return "" if path == "$" else f" - at `{path}`"
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+# A parsed annotation: ("none",) ("str",) ("int",) ("float",) ("bool",)
+# ("list", T) ("tuple", T) ("dict", T) ("class", cls) ("union", T, ...).
+_CHECKERS: dict[tuple[type, str], tuple] = {}
+
+
+def _checker(cls: type[Lite], name: str) -> tuple:
+    key = (cls, name)
+    found = _CHECKERS.get(key)
+    if found is None:
+        import sys
+
+        scope = vars(sys.modules[cls.__module__])
+        found = _CHECKERS[key] = _parse(cls._types[name].replace(" ", ""), scope)
+    return found
+
+
+def _parse(text: str, scope: dict[str, object]) -> tuple:
+    alts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "|" and depth == 0:
+            alts.append(text[start:i])
+            start = i + 1
+    alts.append(text[start:])
+    if len(alts) > 1:
+        return ("union", *(_parse(a, scope) for a in alts))
+    if text in ("None", "str", "int", "float", "bool"):
+        return (text.lower(),)
+    head, _, inner = text.partition("[")
+    inner = inner[:-1]
+    if head == "list":
+        return ("list", _parse(inner, scope))
+    if head == "tuple" and inner.endswith(",..."):
+        return ("tuple", _parse(inner[:-4], scope))
+    if head == "dict" and inner.startswith("str,"):
+        return ("dict", _parse(inner[4:], scope))
+    found = scope.get(text)
+    if isinstance(found, type) and issubclass(found, Lite):
+        return ("class", found)
+    raise TypeError(f"lite cannot check values of type {text!r}")
+
+
+def _expected(t: tuple) -> str:
+    kind = t[0]
+    if kind == "union":
+        return " | ".join(_expected(a) for a in t[1:])
+    return {"none": "null", "list": "array", "tuple": "array", "dict": "object"}.get(
+        kind, "object" if kind == "class" else kind
+    )
+
+
+def _matches(t: tuple, value: object) -> bool:
+    kind = t[0]
+    return (
+        (kind == "str" and isinstance(value, str))
+        or (kind == "int" and type(value) is int)
+        or (kind == "float" and type(value) in (int, float))
+        or (kind == "bool" and isinstance(value, bool))
+        or (kind == "none" and value is None)
+        or (kind in ("list", "tuple") and isinstance(value, list))
+        or (kind in ("dict", "class") and isinstance(value, dict))
+    )
+
+
+def _convert(t: tuple, value: object, path: str) -> object:
+    kind = t[0]
+    if kind == "union":  # the first alternative of the value's JSON kind
+        for alt in t[1:]:
+            if _matches(alt, value):
+                return _convert(alt, value, path)
+        raise ValidationError(f"Expected `{_expected(t)}`, got `{_kind(value)}`{_at(path)}")
+    if not _matches(t, value):
+        raise ValidationError(f"Expected `{_expected(t)}`, got `{_kind(value)}`{_at(path)}")
+    if kind == "list":
+        return [_convert(t[1], v, f"{path}[{i}]") for i, v in enumerate(value)]  # type: ignore[arg-type]
+    if kind == "tuple":
+        return tuple(_convert(t[1], v, f"{path}[{i}]") for i, v in enumerate(value))  # type: ignore[arg-type]
+    if kind == "dict":
+        return {k: _convert(t[1], v, f"{path}[...]") for k, v in value.items()}  # type: ignore[union-attr]
+    if kind == "class":
+        return from_json(t[1], value, path)
+    return float(value) if kind == "float" else value  # type: ignore[arg-type]
 
 
 def to_json(obj: object, *, indent: int = 0) -> str:

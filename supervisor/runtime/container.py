@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import select
 import signal
 import time
-from collections.abc import Generator, Sequence
 from pathlib import Path
 
-import msgspec
-
-from protocols import oci
+from protocols import oci_lite
 from supervisor import _native
 from supervisor.errors import (
     CgroupError,
@@ -44,17 +40,32 @@ from supervisor.runtime.state import (
     write_record,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # collections and msgspec: annotations only, off the CLI's path
+    from collections.abc import Generator, Sequence
+
+    from protocols import oci
+
 DEFAULT_ROOT = "/run/corral/runtime"
 DEFAULT_CGROUP_PARENT = "/corral"
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_ID_REST = _ID_FIRST | frozenset("_.-")
 
 
-class Created(msgspec.Struct):
+def valid_id(id: str) -> bool:
+    """[A-Za-z0-9][A-Za-z0-9_.-]{0,127}, without importing re for it."""
+    return 0 < len(id) <= 128 and id[0] in _ID_FIRST and all(c in _ID_REST for c in id)
+
+
+class Created:
     """A container just created by this process; `monitor_pidfd` is ours to wait on."""
 
-    record: ContainerRecord
-    monitor_pidfd: int
-    cgroup: object = None  # the cgroup driver it was created with
+    __slots__ = ("cgroup", "monitor_pidfd", "record")
+
+    def __init__(self, record: ContainerRecord, monitor_pidfd: int, cgroup: object = None):
+        self.record = record
+        self.monitor_pidfd = monitor_pidfd
+        self.cgroup = cgroup  # the cgroup driver it was created with
 
     def close(self) -> None:
         if self.monitor_pidfd >= 0:
@@ -128,7 +139,7 @@ class Runtime:
         copy-on-write overlay. Raises SpecError, CgroupError, ContainerExists
         or SetupError; on failure nothing is left behind.
         """
-        if not _ID.match(id):
+        if not valid_id(id):
             raise SpecError(
                 "id", f"{id!r} must be 1-128 of [A-Za-z0-9_.-], not starting with . - _"
             )
@@ -153,7 +164,7 @@ class Runtime:
             for lower in overlay[0].split(":") if overlay else []:
                 if not os.path.isdir(lower):
                     raise SpecError("rootfs", f"{lower} is not a directory")
-            linux = spec.linux or oci.Linux()
+            linux = spec.linux or oci_lite.Linux()
             cg_path = linux.cgroups_path or f"{self.cgroup_parent}/{id}"
             limits = planner.limits_from_spec(linux.resources, linux)
             cgroup = open_cgroup(
@@ -301,7 +312,7 @@ class Runtime:
     # -- inspection ---------------------------------------------------------------------
 
     def _dir(self, id: str) -> Path:
-        if not _ID.match(id) or not (self.root / id).is_dir():
+        if not valid_id(id) or not (self.root / id).is_dir():
             raise NoSuchContainer(id)
         return self.root / id
 
@@ -336,11 +347,11 @@ class Runtime:
             return "paused"
         return "running"
 
-    def state(self, id: str) -> oci.State:
+    def state(self, id: str) -> oci_lite.State:
         rec = self.record(id)
         status = self.status(id, rec)
-        return oci.State(
-            oci_version=oci.OCI_VERSION,
+        return oci_lite.State(
+            oci_version=oci_lite.OCI_VERSION,
             id=id,
             status=status,
             bundle=rec.bundle,
@@ -358,7 +369,7 @@ class Runtime:
     def stats(self, id: str) -> Stats:
         return self._cgroup(self.record(id)).stats()
 
-    def list(self) -> list[oci.State]:
+    def list(self) -> list[oci_lite.State]:
         if not self.root.is_dir():
             return []
         out = []

@@ -11,13 +11,16 @@ import resource
 import struct
 from collections.abc import Iterable
 
-import msgspec
-
-from protocols import oci
+from protocols import oci_lite
+from protocols.lite import Lite
 from supervisor import _native
 from supervisor.errors import SpecError
 from supervisor.runtime.cgroups import DeviceRule, Limits
 from supervisor.runtime.spec import PROPAGATION
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # msgspec, for the annotations only: the runtime reads specs with oci_lite
+    from protocols import oci
 
 T = _native.TAG
 MS = _native.MS
@@ -61,7 +64,7 @@ _PROP_FLAG = {
 }
 
 
-class MountOptions(msgspec.Struct, frozen=True):
+class MountOptions(Lite):
     flags: int
     propagation: int
     data: str
@@ -202,7 +205,7 @@ class PlanWriter:
         return b"".join(self._parts)
 
 
-class Paths(msgspec.Struct, frozen=True, kw_only=True):
+class Paths(Lite):
     """Host-side files the plan refers to."""
 
     rootfs: str
@@ -225,7 +228,7 @@ def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
     w = PlanWriter()
     process = spec.process
     assert process is not None and spec.root is not None
-    linux = spec.linux or oci.Linux()
+    linux = spec.linux or oci_lite.Linux()
 
     w.strs(T["ROOTFS"], paths.rootfs)
     if paths.overlay:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import resource
-from pathlib import Path
 
-import msgspec
-
-from protocols import oci
+from protocols import lite, minijson, oci_lite
 from supervisor import _native
 from supervisor.errors import SpecError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from protocols import oci
 
 # Docker's default capability set (moby oci/caps/defaults.go).
 DOCKER_CAPS = [
@@ -55,6 +56,8 @@ NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup")
 
 
 def default_mounts() -> list[oci.Mount]:
+    from protocols import oci  # msgspec: for the daemon and `runtime spec`, not `run`
+
     M = oci.Mount
     return [
         M(destination="/proc", type="proc", source="proc", options=["nosuid", "noexec", "nodev"]),
@@ -101,6 +104,8 @@ def default_spec(
     args: list[str] | None = None, *, terminal: bool = True, rootfs: str = "rootfs"
 ) -> oci.Spec:
     """A config like `runc spec` writes, with Docker's security defaults."""
+    from protocols import oci
+
     caps = list(DOCKER_CAPS)
     return oci.Spec(
         oci_version=oci.OCI_VERSION,
@@ -128,24 +133,29 @@ def default_spec(
     )
 
 
-def load(bundle: str | os.PathLike[str]) -> oci.Spec:
-    """Read and validate BUNDLE/config.json. Raises SpecError naming the field."""
-    path = Path(bundle) / "config.json"
+def load(bundle: str | os.PathLike[str]) -> oci_lite.Spec:
+    """Read and validate BUNDLE/config.json. Raises SpecError naming the field.
+
+    Decoded by oci_lite (generated from protocols/oci.py, held to msgspec's
+    answers by tests/unit/test_oci_lite.py), not msgspec: importing msgspec
+    would be most of `corral runtime run`'s start."""
+    path = os.path.join(bundle, "config.json")
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         raise SpecError("config.json", f"{path} does not exist") from None
     try:
-        spec = oci.decode_spec(data)
-    except msgspec.ValidationError as e:
-        # msgspec says "Expected `int`, got `str` - at `$.process.user.uid`".
+        spec = lite.from_json(oci_lite.Spec, minijson.loads(data))
+    except lite.ValidationError as e:
+        # "Expected `int`, got `str` - at `$.process.user.uid`", as msgspec says it.
         msg = str(e)
         field = msg.rsplit("at `", 1)[-1].rstrip("`") if "at `" in msg else "config.json"
         raise SpecError(field, msg.split(" - at ")[0]) from None
-    except msgspec.DecodeError as e:
+    except (minijson.JSONError, UnicodeDecodeError) as e:
         raise SpecError("config.json", f"not valid JSON: {e}") from None
     validate(spec)
-    return spec
+    return spec  # type: ignore[return-value]
 
 
 def _host_hard_limit(res: int) -> int:
@@ -198,7 +208,7 @@ def validate_process(p: oci.Process) -> None:
 def _validate_rest(spec: oci.Spec) -> None:
     if spec.root is None or not spec.root.path:
         raise SpecError("root.path", "missing: the container needs a root filesystem")
-    linux = spec.linux or oci.Linux()
+    linux = spec.linux or oci_lite.Linux()
     seen: set[str] = set()
     for i, ns in enumerate(linux.namespaces or []):
         if ns.type not in _native.NS_FLAGS:

@@ -19,18 +19,20 @@ import errno
 import os
 from pathlib import Path
 
-import msgspec
-
+from protocols import lite, minijson
 from supervisor.errors import CorralError
 
+# Records are Lite classes, not msgspec Structs: `corral runtime run` writes
+# and reads them, and importing msgspec is ~20 ms of its start.
 
-class CgroupRecord(msgspec.Struct, frozen=True, kw_only=True):
+
+class CgroupRecord(lite.Lite):
     version: str
     path: str
     mount_root: str | None = None
 
 
-class ContainerRecord(msgspec.Struct, frozen=True, kw_only=True):
+class ContainerRecord(lite.Lite):
     id: str
     bundle: str
     rootfs: str
@@ -40,18 +42,16 @@ class ContainerRecord(msgspec.Struct, frozen=True, kw_only=True):
     monitor_start: int
     created_at: int  # ns since the epoch
     cgroup: CgroupRecord
-    annotations: dict[str, str] = {}
+    annotations: dict[str, str] = dict  # a new empty one each
 
 
-class ExitRecord(msgspec.Struct, frozen=True):
+class ExitRecord(lite.Lite):
+    """exit.json, as the monitor (native/monitor.c) writes it."""
+
     exit_code: int
     signal: int
     oom_killed: bool
     finished_at: int
-
-
-_record_decoder = msgspec.json.Decoder(ContainerRecord)
-_exit_decoder = msgspec.json.Decoder(ExitRecord)
 
 
 class CorruptState(CorralError):
@@ -77,26 +77,26 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = False) -> None:
 
 
 def write_record(state_dir: Path, rec: ContainerRecord) -> None:
-    atomic_write(state_dir / "state.json", msgspec.json.encode(rec))
+    atomic_write(state_dir / "state.json", minijson.dumps(lite.to_json_obj(rec)))
 
 
 def read_record(state_dir: Path) -> ContainerRecord | None:
-    path = state_dir / "state.json"
-    try:
-        return _record_decoder.decode(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
-        raise CorruptState(path, str(e)) from None
+    return _read(state_dir / "state.json", ContainerRecord)  # type: ignore[return-value]
 
 
 def read_exit(state_dir: Path) -> ExitRecord | None:
-    path = state_dir / "exit.json"
+    return _read(state_dir / "exit.json", ExitRecord)  # type: ignore[return-value]
+
+
+def _read(path: Path, cls: type[lite.Lite]) -> lite.Lite | None:
     try:
-        return _exit_decoder.decode(path.read_bytes())
+        with open(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         return None
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+    try:
+        return lite.from_json(cls, minijson.loads(data))
+    except (ValueError, UnicodeDecodeError) as e:  # JSONError, ValidationError
         raise CorruptState(path, str(e)) from None
 
 

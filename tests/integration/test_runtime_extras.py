@@ -7,9 +7,7 @@ import os
 import time
 from pathlib import Path
 
-import msgspec
-
-from protocols import oci
+from protocols import lite, oci, oci_lite
 from supervisor.runtime import spec as specs
 from supervisor.runtime.container import _wait_child
 from tests.probe import needs_busybox, needs_root
@@ -35,7 +33,7 @@ def test_overlay_root_writes_go_to_upper(runtime, bundle, rootfs, tmp_path):
     upper, work, mnt = overlay_dirs(tmp_path)
     b = bundle("sh", "-c", "echo data > /newfile; rm /etc/hostname; ls /newfile")
     spec = specs.load(b)
-    spec = msgspec.structs.replace(spec, root=oci.Root(path=str(mnt)))
+    spec = lite.replace(spec, root=oci_lite.Root(path=str(mnt)))
     created = runtime.create(
         "ov",
         b,

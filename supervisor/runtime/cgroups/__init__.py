@@ -19,14 +19,13 @@ import os
 import time
 from pathlib import Path
 
-import msgspec
-
+from protocols.lite import Lite
 from supervisor.errors import CgroupError
 
 __all__ = ["Limits", "Mount", "Stats", "detect", "mounts", "open_cgroup"]
 
 
-class DeviceRule(msgspec.Struct, frozen=True):
+class DeviceRule(Lite):
     """One device cgroup rule: `type` a (all), c or b; None major/minor: any."""
 
     allow: bool
@@ -42,7 +41,7 @@ class DeviceRule(msgspec.Struct, frozen=True):
         return f"{self.type} {major}:{minor} {self.access}"
 
 
-class Limits(msgspec.Struct, frozen=True, kw_only=True):
+class Limits(Lite):
     """Resource limits in the engine's own terms (bytes, CPU quota/period)."""
 
     memory: int | None = None  # bytes
@@ -54,11 +53,11 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     cpuset_cpus: str | None = None
     cpuset_mems: str | None = None
     pids: int | None = None  # <= 0: unlimited
-    unified: dict[str, str] = msgspec.field(default_factory=dict)  # v2 files, verbatim
+    unified: dict[str, str] = dict  # v2 files, verbatim (a new empty one each)
     devices: tuple[DeviceRule, ...] = ()  # in order; the last that matches decides
 
 
-class Stats(msgspec.Struct, frozen=True):
+class Stats(Lite):
     memory_usage: int
     memory_limit: int | None
     cpu_usage_ns: int
@@ -66,7 +65,7 @@ class Stats(msgspec.Struct, frozen=True):
     oom_kills: int
 
 
-class Mount(msgspec.Struct, frozen=True):
+class Mount(Lite):
     path: str
     fstype: str  # "cgroup" or "cgroup2"
     options: str  # super options, e.g. "rw,memory"

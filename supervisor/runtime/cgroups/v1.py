@@ -17,8 +17,7 @@ import signal
 import time
 from pathlib import Path
 
-import msgspec
-
+from protocols import lite
 from supervisor.errors import CgroupError
 from supervisor.runtime.cgroups import (
     DeviceRule,
@@ -122,7 +121,7 @@ class CgroupV1:
                 errno.ENOTSUP,
                 "created without CPU or memory-node limits, so not in the cpuset hierarchy:",
             )
-        limits = msgspec.structs.replace(limits, devices=())
+        limits = lite.replace(limits, devices=())
         try:
             self.apply(limits)
         except CgroupError as e:
