@@ -7,13 +7,13 @@ headers through cffi's API mode (native/build_ffi.py), never written here.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from supervisor._corral_native import ffi, lib  # type: ignore[import-not-found]
 from supervisor.errors import SetupError
 
-MONITOR = str(Path(__file__).resolve().parent / "libexec" / "corral-monitor")
-INIT = str(Path(__file__).resolve().parent / "libexec" / "corral-init")  # run --init
+_LIBEXEC = os.path.join(os.path.dirname(os.path.realpath(__file__)), "libexec")
+MONITOR = os.path.join(_LIBEXEC, "corral-monitor")
+INIT = os.path.join(_LIBEXEC, "corral-init")  # run --init
 
 # Constants, typed for the rest of the package.
 NS_FLAGS: dict[str, int] = {

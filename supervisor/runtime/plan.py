@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import resource
 import struct
-from collections.abc import Iterable
 
 from protocols import oci_lite
 from protocols.lite import Lite
@@ -19,7 +18,9 @@ from supervisor.runtime.cgroups import DeviceRule, Limits
 from supervisor.runtime.spec import PROPAGATION
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # msgspec, for the annotations only: the runtime reads specs with oci_lite
+if TYPE_CHECKING:  # annotations only: the runtime reads specs with oci_lite, not msgspec
+    from collections.abc import Iterable
+
     from protocols import oci
 
 T = _native.TAG

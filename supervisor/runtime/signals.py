@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+import _signal  # signal.py builds enums of every signal: ~2 ms of a runtime command
 
 from supervisor.errors import SpecError
 
@@ -13,7 +13,7 @@ def parse_signal(value: str | int) -> int:
         return int(value)
     name = value.upper()
     name = name if name.startswith("SIG") else "SIG" + name
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise SpecError("signal", f"unknown signal {value!r}") from None
+    number = getattr(_signal, name, None) if not name.startswith("SIG_") else None
+    if not isinstance(number, int):
+        raise SpecError("signal", f"unknown signal {value!r}")
+    return number

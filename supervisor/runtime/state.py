@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import os
-from pathlib import Path
 
 from protocols import lite, minijson
 from supervisor.errors import CorralError
@@ -55,17 +54,18 @@ class ExitRecord(lite.Lite):
 
 
 class CorruptState(CorralError):
-    def __init__(self, path: Path, why: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], why: str) -> None:
         super().__init__(f"state file {path} is unreadable: {why}")
         self.path = path
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = False) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, durable: bool = False) -> None:
     """Write-then-rename: a reader, or a process that crashed mid-write, sees
     the old file or the new one, never a torn one. `durable` also fsyncs, for
     state that must survive a host crash; runtime state need not (containers
     do not survive one), and an fsync costs a quarter millisecond here."""
-    tmp = path.with_name(path.name + ".tmp")
+    path = os.fspath(path)
+    tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
@@ -76,19 +76,19 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = False) -> None:
     os.rename(tmp, path)
 
 
-def write_record(state_dir: Path, rec: ContainerRecord) -> None:
-    atomic_write(state_dir / "state.json", minijson.dumps(lite.to_json_obj(rec)))
+def write_record(state_dir: str | os.PathLike[str], rec: ContainerRecord) -> None:
+    atomic_write(os.path.join(state_dir, "state.json"), minijson.dumps(lite.to_json_obj(rec)))
 
 
-def read_record(state_dir: Path) -> ContainerRecord | None:
-    return _read(state_dir / "state.json", ContainerRecord)  # type: ignore[return-value]
+def read_record(state_dir: str | os.PathLike[str]) -> ContainerRecord | None:
+    return _read(os.path.join(state_dir, "state.json"), ContainerRecord)  # type: ignore[return-value]
 
 
-def read_exit(state_dir: Path) -> ExitRecord | None:
-    return _read(state_dir / "exit.json", ExitRecord)  # type: ignore[return-value]
+def read_exit(state_dir: str | os.PathLike[str]) -> ExitRecord | None:
+    return _read(os.path.join(state_dir, "exit.json"), ExitRecord)  # type: ignore[return-value]
 
 
-def _read(path: Path, cls: type[lite.Lite]) -> lite.Lite | None:
+def _read(path: str | os.PathLike[str], cls: type[lite.Lite]) -> lite.Lite | None:
     try:
         with open(path, "rb") as f:
             data = f.read()

@@ -32,7 +32,7 @@ def test_memory_limit_oom_kill_is_reported(runtime, bundle, tmp_path):
     code = _wait_child(created.monitor_pidfd)
     created.close()
     ex = runtime.exit_status("oom")
-    log = (runtime.root / "oom" / "container.log").read_text()
+    log = (Path(runtime.root) / "oom" / "container.log").read_text()
     assert "survived" not in log
     assert ex is not None and ex.oom_killed, (code, ex, log)
     assert code == 137 or ex.oom_killed
@@ -70,11 +70,11 @@ def test_cpu_limits_written(runtime, bundle):
     runtime.create("cpu", b, stdio=None, wait_for_start=False).close()
     cg = open_cgroup(runtime.record("cpu").cgroup.path, runtime.record("cpu").cgroup.version)
     if cg.version == "v1":
-        d = cg.dirs["cpu"]
+        d = Path(cg.dirs["cpu"])
         assert (d / "cpu.cfs_quota_us").read_text().strip() == "50000"
         assert (d / "cpu.shares").read_text().strip() == "512"
     else:
-        assert (cg.dir / "cpu.max").read_text().split() == ["50000", "100000"]
+        assert (Path(cg.dir) / "cpu.max").read_text().split() == ["50000", "100000"]
 
 
 def test_container_is_in_its_cgroup_before_exec(runtime, bundle, tmp_path):

@@ -145,7 +145,7 @@ def test_detached_logs_in_cri_format(runtime, bundle):
     b = bundle("sh", "-c", "echo out1; echo err1 >&2; printf partial")
     runtime.create("l", b, stdio=None, wait_for_start=False).close()
     wait_for(lambda: runtime.state("l").status == "stopped", "exit")
-    lines = (runtime.root / "l" / "container.log").read_text().splitlines()
+    lines = (Path(runtime.root) / "l" / "container.log").read_text().splitlines()
     parsed = [line.split(" ", 3) for line in lines]
     assert [(p[1], p[2], p[3]) for p in parsed] == [
         ("stdout", "F", "out1"),
@@ -178,7 +178,7 @@ def test_exec_not_found_is_reported_and_leaves_nothing(runtime, bundle):
     assert exc.value.path == "/no/such/program"
     assert exc.value.exit_code == 127
     assert "ENOENT" in str(exc.value)
-    assert not (runtime.root / "nf").exists()
+    assert not (Path(runtime.root) / "nf").exists()
     assert not _cgroup_leftovers(runtime.cgroup_parent.lstrip("/"))
 
 
@@ -206,7 +206,7 @@ def test_create_in_steps_and_a_caller_that_gives_up(runtime, bundle):
     steps = runtime.create_steps("st2", bundle("sleep", "100"), stdio=None, wait_for_start=False)
     next(steps)
     steps.close()  # as a cancelled daemon task does
-    assert not (runtime.root / "st2").exists()
+    assert not (Path(runtime.root) / "st2").exists()
     assert not _cgroup_leftovers(runtime.cgroup_parent.lstrip("/"))
     assert _children() == before  # the monitor reaped: no zombie left
 
@@ -215,7 +215,7 @@ def test_missing_rootfs_is_a_spec_error(runtime, bundle, tmp_path):
     b = bundle("true", rootfs=tmp_path / "does-not-exist")
     with pytest.raises(SpecError, match=r"root\.path"):
         runtime.run("m", b)
-    assert not (runtime.root / "m").exists()
+    assert not (Path(runtime.root) / "m").exists()
 
 
 def test_failing_mount_names_step_and_path(runtime, bundle):
@@ -227,7 +227,7 @@ def test_failing_mount_names_step_and_path(runtime, bundle):
     with pytest.raises(SetupError) as exc:
         runtime.run("bm", bundle("true", edit=edit, rootfs=None))
     assert exc.value.step == "mount" and exc.value.path == "/no/such/dir"
-    assert not (runtime.root / "bm").exists()
+    assert not (Path(runtime.root) / "bm").exists()
 
 
 def test_duplicate_id_refused(runtime, bundle):

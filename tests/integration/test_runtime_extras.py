@@ -89,7 +89,7 @@ def test_stdin_reaches_a_logged_container(runtime, bundle):
     os.close(w)
     assert _wait_child(created.monitor_pidfd) == 0
     created.close()
-    assert "got hello" in (runtime.root / "in" / "container.log").read_text()
+    assert "got hello" in (Path(runtime.root) / "in" / "container.log").read_text()
 
 
 def test_log_rotation_keeps_max_files(runtime, bundle):
@@ -104,7 +104,7 @@ def test_log_rotation_keeps_max_files(runtime, bundle):
     )
     assert _wait_child(created.monitor_pidfd) == 0
     created.close()
-    d = runtime.root / "rot"
+    d = Path(runtime.root) / "rot"
     files = sorted(p.name for p in d.iterdir() if p.name.startswith("container.log"))
     assert files == ["container.log", "container.log.1", "container.log.2"]
     for name in files:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import struct
-from pathlib import Path
 
 from supervisor import _native
 from supervisor.errors import CgroupError
@@ -71,13 +70,13 @@ def program(rules: tuple[DeviceRule, ...]) -> bytes:
     return b"".join(out)
 
 
-def attach(cgroup_dir: Path, rules: tuple[DeviceRule, ...]) -> None:
+def attach(cgroup_dir: str, rules: tuple[DeviceRule, ...]) -> None:
     """Make `rules` the device rules of the cgroup v2 directory."""
     fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         _native.bpf_device_attach(program(rules), fd)
     except OSError as e:
         what = f"device rules ({e.strerror}) could not be attached to"
-        raise CgroupError(str(cgroup_dir), e.errno or 0, what) from None
+        raise CgroupError(os.fspath(cgroup_dir), e.errno or 0, what) from None
     finally:
         os.close(fd)

@@ -11,11 +11,10 @@ Facts relied on:
 
 from __future__ import annotations
 
+import _signal as signal  # not signal.py, whose enums of every signal cost ~2 ms
 import errno
 import os
-import signal
 import time
-from pathlib import Path
 
 from protocols import lite
 from supervisor.errors import CgroupError
@@ -28,6 +27,7 @@ from supervisor.runtime.cgroups import (
     mounts,
     own_cgroup,
     read_int,
+    read_text,
     remove_dirs,
     write,
 )
@@ -48,27 +48,27 @@ class CgroupV1:
         """`cpuset`: join the cpuset hierarchy too; None: if it has our directory."""
         self.cgroups_path = cgroups_path
         self.levels = len([p for p in cgroups_path.split("/") if p])
-        self.dirs: dict[str, Path] = {}
+        self.dirs: dict[str, str] = {}
         self.mounts: list[Mount] = []  # the hierarchies joined
-        self._bases: dict[str, Path] = {}
+        self._bases: dict[str, str] = {}
         for m in mounts():
             names = [c for c in m.controllers if c in CONTROLLERS]
             if m.fstype != "cgroup" or not names or m in self.mounts:
                 continue
             if cgroups_path.startswith("/"):
-                base = Path(m.path)
+                base = m.path
             else:
-                base = Path(m.path) / own_cgroup(names[0]).lstrip("/")
-            path = base / cgroups_path.lstrip("/")
+                base = os.path.join(m.path, own_cgroup(names[0]).lstrip("/")).rstrip("/")
+            path = os.path.join(base, cgroups_path.lstrip("/"))
             optional = not any(n in ALWAYS for n in names)
-            if optional and (cpuset is False or (cpuset is None and not path.is_dir())):
+            if optional and (cpuset is False or (cpuset is None and not os.path.isdir(path))):
                 continue
             self.mounts.append(m)
             for name in names:
                 self._bases[name] = base
                 self.dirs[name] = path
 
-    def _unique_dirs(self) -> list[tuple[Path, Path]]:
+    def _unique_dirs(self) -> list[tuple[str, str]]:
         out, seen = [], set()
         for name, d in self.dirs.items():
             if d not in seen:
@@ -87,31 +87,35 @@ class CgroupV1:
         mem = self.dirs.get("memory")
         if mem is not None:
             if limits.memory is not None:
-                write(mem / "memory.limit_in_bytes", str(limits.memory))
-            if limits.memory_swap is not None and (mem / "memory.memsw.limit_in_bytes").exists():
-                write(mem / "memory.memsw.limit_in_bytes", str(limits.memory_swap))
+                write(os.path.join(mem, "memory.limit_in_bytes"), str(limits.memory))
+            if limits.memory_swap is not None and os.path.exists(
+                os.path.join(mem, "memory.memsw.limit_in_bytes")
+            ):
+                write(os.path.join(mem, "memory.memsw.limit_in_bytes"), str(limits.memory_swap))
             if limits.memory_reservation is not None:
-                write(mem / "memory.soft_limit_in_bytes", str(limits.memory_reservation))
+                write(
+                    os.path.join(mem, "memory.soft_limit_in_bytes"), str(limits.memory_reservation)
+                )
         cpu = self.dirs.get("cpu")
         if cpu is not None:
             if limits.cpu_shares is not None:
-                write(cpu / "cpu.shares", str(limits.cpu_shares))
+                write(os.path.join(cpu, "cpu.shares"), str(limits.cpu_shares))
             if limits.cpu_period is not None:
-                write(cpu / "cpu.cfs_period_us", str(limits.cpu_period))
+                write(os.path.join(cpu, "cpu.cfs_period_us"), str(limits.cpu_period))
             if limits.cpu_quota is not None:
-                write(cpu / "cpu.cfs_quota_us", str(limits.cpu_quota))
+                write(os.path.join(cpu, "cpu.cfs_quota_us"), str(limits.cpu_quota))
         cpuset = self.dirs.get("cpuset")
         if cpuset is not None:
             if limits.cpuset_cpus:
-                write(cpuset / "cpuset.cpus", limits.cpuset_cpus)
+                write(os.path.join(cpuset, "cpuset.cpus"), limits.cpuset_cpus)
             if limits.cpuset_mems:
-                write(cpuset / "cpuset.mems", limits.cpuset_mems)
+                write(os.path.join(cpuset, "cpuset.mems"), limits.cpuset_mems)
         devices = self.dirs.get("devices")
         if devices is not None and limits.devices:
             _write_device_rules(devices, limits.devices)
         pids = self.dirs.get("pids")
         if pids is not None and limits.pids is not None:
-            write(pids / "pids.max", str(limits.pids) if limits.pids > 0 else "max")
+            write(os.path.join(pids, "pids.max"), str(limits.pids) if limits.pids > 0 else "max")
 
     def update(self, limits: Limits) -> None:
         """New limits for a container that exists (its device rules stay)."""
@@ -126,8 +130,8 @@ class CgroupV1:
             self.apply(limits)
         except CgroupError as e:
             mem = self.dirs.get("memory")
-            memsw = mem / "memory.memsw.limit_in_bytes" if mem else None
-            if e.errno != errno.EINVAL or limits.memory_swap is None or not memsw.exists():
+            memsw = os.path.join(mem, "memory.memsw.limit_in_bytes") if mem else None
+            if e.errno != errno.EINVAL or limits.memory_swap is None or not os.path.exists(memsw):
                 raise
             # A memory limit above the current memory+swap one: that one first.
             write(memsw, str(limits.memory_swap))
@@ -136,19 +140,19 @@ class CgroupV1:
     def join_files(self) -> list[str]:
         """The `tasks` files the container's first thread writes 0 into, to move
         itself (see native/container.c, join_v1_cgroups)."""
-        return [str(d / "tasks") for _, d in self._unique_dirs()]
+        return [os.path.join(d, "tasks") for _, d in self._unique_dirs()]
 
     def clone_dir(self) -> str | None:
         return None  # v1 has no CLONE_INTO_CGROUP
 
     def oom_file(self) -> str | None:
         mem = self.dirs.get("memory")
-        return str(mem / "memory.oom_control") if mem else None
+        return os.path.join(mem, "memory.oom_control") if mem else None
 
     def pids(self) -> list[int]:
         d = self.dirs.get("pids") or next(iter(self.dirs.values()))
         try:
-            return [int(p) for p in (d / "cgroup.procs").read_text().split()]
+            return [int(p) for p in read_text(os.path.join(d, "cgroup.procs")).split()]
         except FileNotFoundError:
             return []
 
@@ -172,36 +176,38 @@ class CgroupV1:
             return False
         for attempt in range(1000):
             if attempt % 10 == 0:
-                write(d / "freezer.state", "FROZEN")
-            if (d / "freezer.state").read_text().strip() == "FROZEN":
+                write(os.path.join(d, "freezer.state"), "FROZEN")
+            if read_text(os.path.join(d, "freezer.state")).strip() == "FROZEN":
                 return True
             time.sleep(0.001)
-        raise CgroupError(str(d / "freezer.state"), errno.EBUSY, "still FREEZING after 1 s:")
+        raise CgroupError(
+            os.path.join(d, "freezer.state"), errno.EBUSY, "still FREEZING after 1 s:"
+        )
 
     def thaw(self) -> None:
         d = self.dirs.get("freezer")
         if d is not None:
-            write(d / "freezer.state", "THAWED")
+            write(os.path.join(d, "freezer.state"), "THAWED")
 
     def frozen(self) -> bool:
         d = self.dirs.get("freezer")
         if d is None:
             return False
         try:
-            return (d / "freezer.state").read_text().strip() in ("FROZEN", "FREEZING")
+            return read_text(os.path.join(d, "freezer.state")).strip() in ("FROZEN", "FREEZING")
         except FileNotFoundError:
             return False
 
     def stats(self) -> Stats:
         mem, acct = self.dirs.get("memory"), self.dirs.get("cpuacct")
         pids = self.dirs.get("pids")
-        limit = read_int(mem / "memory.limit_in_bytes") if mem else None
+        limit = read_int(os.path.join(mem, "memory.limit_in_bytes")) if mem else None
         return Stats(
-            memory_usage=read_int(mem / "memory.usage_in_bytes") if mem else 0,
+            memory_usage=read_int(os.path.join(mem, "memory.usage_in_bytes")) if mem else 0,
             memory_limit=limit if limit is not None and limit < 2**62 else None,
-            cpu_usage_ns=read_int(acct / "cpuacct.usage") if acct else 0,
-            pids=read_int(pids / "pids.current") if pids else len(self.pids()),
-            oom_kills=_oom_kills(mem / "memory.oom_control") if mem else 0,
+            cpu_usage_ns=read_int(os.path.join(acct, "cpuacct.usage")) if acct else 0,
+            pids=read_int(os.path.join(pids, "pids.current")) if pids else len(self.pids()),
+            oom_kills=_oom_kills(os.path.join(mem, "memory.oom_control")) if mem else 0,
         )
 
     def destroy(self) -> None:
@@ -209,18 +215,21 @@ class CgroupV1:
             remove_dirs(d, self.levels)
 
     def exists(self) -> bool:
-        return any(d.exists() for d in self.dirs.values())
+        return any(os.path.exists(d) for d in self.dirs.values())
 
 
-def _inherit_cpuset(path: Path) -> None:
+def _inherit_cpuset(path: str) -> None:
     for name in ("cpuset.cpus", "cpuset.mems"):
-        if not (path / name).read_text().strip():
-            write(path / name, (path.parent / name).read_text().strip())
+        if not read_text(os.path.join(path, name)).strip():
+            write(
+                os.path.join(path, name),
+                read_text(os.path.join(os.path.dirname(path), name)).strip(),
+            )
 
 
-def _oom_kills(path: Path) -> int:
+def _oom_kills(path: str) -> int:
     try:
-        for line in path.read_text().splitlines():
+        for line in read_text(path).splitlines():
             key, _, value = line.partition(" ")
             if key == "oom_kill":
                 return int(value)
@@ -229,7 +238,7 @@ def _oom_kills(path: Path) -> int:
     return 0
 
 
-def _write_device_rules(d: Path, rules: tuple[DeviceRule, ...]) -> None:
+def _write_device_rules(d: str, rules: tuple[DeviceRule, ...]) -> None:
     """In order: a deny of everything clears the list the cgroup inherited, then
     each allow adds back. One write per rule (the kernel parses one a write),
     through one descriptor per file: opening them per rule cost 0.3 ms a start."""
@@ -238,7 +247,7 @@ def _write_device_rules(d: Path, rules: tuple[DeviceRule, ...]) -> None:
         for rule in rules:
             name = "devices.allow" if rule.allow else "devices.deny"
             if name not in fds:
-                fds[name] = os.open(d / name, os.O_WRONLY | os.O_CLOEXEC)
+                fds[name] = os.open(os.path.join(d, name), os.O_WRONLY | os.O_CLOEXEC)
             os.write(fds[name], rule.v1().encode())
     except OSError as e:
         what = f"writing the device rule {rule.v1()!r} to"

@@ -15,11 +15,10 @@ Facts relied on:
 
 from __future__ import annotations
 
+import _signal as signal  # not signal.py, whose enums of every signal cost ~2 ms
 import errno
 import os
-import signal
 import time
-from pathlib import Path
 
 from supervisor.errors import CgroupError
 from supervisor.runtime.cgroups import (
@@ -29,6 +28,7 @@ from supervisor.runtime.cgroups import (
     mounts,
     own_cgroup,
     read_int,
+    read_text,
     remove_dirs,
     write,
 )
@@ -85,14 +85,14 @@ class CgroupV2:
             if m is None:
                 raise CgroupError("/sys/fs/cgroup", errno.ENOENT, "no cgroup2 mount at")
             mount_root = m.path
-        self.mount_root = Path(mount_root)
+        self.mount_root = os.fspath(mount_root)
         self.cgroups_path = cgroups_path
         self.levels = len([p for p in cgroups_path.split("/") if p])
         if cgroups_path.startswith("/"):
             self.base = self.mount_root
         else:
-            self.base = self.mount_root / own_cgroup("").lstrip("/")
-        self.dir = self.base / cgroups_path.lstrip("/")
+            self.base = os.path.join(self.mount_root, own_cgroup("").lstrip("/")).rstrip("/")
+        self.dir = os.path.join(self.base, cgroups_path.lstrip("/"))
 
     def create(self, limits: Limits) -> None:
         writes = v2_files(limits)
@@ -100,8 +100,8 @@ class CgroupV2:
         make_dirs(self.base, os.path.relpath(self.dir, self.base))
         self._enable(wanted)
         for controller, name, value in writes:
-            path = self.dir / name
-            if controller != "cgroup" and not path.exists():
+            path = os.path.join(self.dir, name)
+            if controller != "cgroup" and not os.path.exists(path):
                 raise CgroupError(
                     str(path),
                     errno.ENOTSUP,
@@ -118,13 +118,13 @@ class CgroupV2:
         writes = v2_files(limits)
         self._enable({c for c, _, _ in writes})
         for _controller, name, value in writes:
-            write(self.dir / name, value)
+            write(os.path.join(self.dir, name), value)
 
     def _enable(self, wanted: set[str]) -> None:
         """Enable `wanted` (those the root offers) from the root down to our parent."""
         if not wanted:
             return
-        offered = set((self.mount_root / "cgroup.controllers").read_text().split())
+        offered = set(read_text(os.path.join(self.mount_root, "cgroup.controllers")).split())
         missing = wanted - offered
         if missing:
             raise CgroupError(
@@ -134,11 +134,14 @@ class CgroupV2:
             )
         node = self.mount_root
         for part in self.dir.relative_to(self.mount_root).parts:
-            have = set((node / "cgroup.subtree_control").read_text().split())
+            have = set(read_text(os.path.join(node, "cgroup.subtree_control")).split())
             need = wanted - have
             if need:
-                write(node / "cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(need)))
-            node = node / part
+                write(
+                    os.path.join(node, "cgroup.subtree_control"),
+                    " ".join(f"+{c}" for c in sorted(need)),
+                )
+            node = os.path.join(node, part)
 
     def join_files(self) -> list[str]:
         return []  # clone3 places the child directly
@@ -147,17 +150,17 @@ class CgroupV2:
         return str(self.dir)
 
     def oom_file(self) -> str | None:
-        return str(self.dir / "memory.events")
+        return os.path.join(self.dir, "memory.events")
 
     def pids(self) -> list[int]:
         try:
-            return [int(p) for p in (self.dir / "cgroup.procs").read_text().split()]
+            return [int(p) for p in read_text(os.path.join(self.dir, "cgroup.procs")).split()]
         except FileNotFoundError:
             return []
 
     def kill_all(self, sig: int = signal.SIGKILL) -> None:
-        if sig == signal.SIGKILL and (self.dir / "cgroup.kill").exists():
-            write(self.dir / "cgroup.kill", "1")
+        if sig == signal.SIGKILL and os.path.exists(os.path.join(self.dir, "cgroup.kill")):
+            write(os.path.join(self.dir, "cgroup.kill"), "1")
             return
         for pid in self.pids():
             try:
@@ -167,19 +170,21 @@ class CgroupV2:
 
     def freeze(self) -> bool:
         """Freeze and wait until cgroup.events says frozen."""
-        write(self.dir / "cgroup.freeze", "1")
+        write(os.path.join(self.dir, "cgroup.freeze"), "1")
         for _ in range(1000):
             if self.frozen():
                 return True
             time.sleep(0.001)
-        raise CgroupError(str(self.dir / "cgroup.events"), errno.EBUSY, "not frozen after 1 s:")
+        raise CgroupError(
+            os.path.join(self.dir, "cgroup.events"), errno.EBUSY, "not frozen after 1 s:"
+        )
 
     def thaw(self) -> None:
-        write(self.dir / "cgroup.freeze", "0")
+        write(os.path.join(self.dir, "cgroup.freeze"), "0")
 
     def frozen(self) -> bool:
         try:
-            for line in (self.dir / "cgroup.events").read_text().splitlines():
+            for line in read_text(os.path.join(self.dir, "cgroup.events")).splitlines():
                 if line.startswith("frozen "):
                     return line.split()[1] == "1"
         except FileNotFoundError:
@@ -188,19 +193,27 @@ class CgroupV2:
 
     def stats(self) -> Stats:
         d = self.dir
-        usage = read_int(d / "memory.current") if (d / "memory.current").exists() else 0
+        usage = (
+            read_int(os.path.join(d, "memory.current"))
+            if os.path.exists(os.path.join(d, "memory.current"))
+            else 0
+        )
         limit = None
-        if (d / "memory.max").exists():
-            raw = (d / "memory.max").read_text().strip()
+        if os.path.exists(os.path.join(d, "memory.max")):
+            raw = read_text(os.path.join(d, "memory.max")).strip()
             limit = None if raw == "max" else int(raw)
         cpu = 0
-        for line in (d / "cpu.stat").read_text().splitlines():
+        for line in read_text(os.path.join(d, "cpu.stat")).splitlines():
             if line.startswith("usage_usec "):
                 cpu = int(line.split()[1]) * 1000
-        pids = read_int(d / "pids.current") if (d / "pids.current").exists() else len(self.pids())
+        pids = (
+            read_int(os.path.join(d, "pids.current"))
+            if os.path.exists(os.path.join(d, "pids.current"))
+            else len(self.pids())
+        )
         oom = 0
-        if (d / "memory.events").exists():
-            for line in (d / "memory.events").read_text().splitlines():
+        if os.path.exists(os.path.join(d, "memory.events")):
+            for line in read_text(os.path.join(d, "memory.events")).splitlines():
                 if line.startswith("oom_kill "):
                     oom = int(line.split()[1])
         return Stats(usage, limit, cpu, pids, oom)
@@ -209,4 +222,4 @@ class CgroupV2:
         remove_dirs(self.dir, self.levels)
 
     def exists(self) -> bool:
-        return self.dir.exists()
+        return os.path.exists(self.dir)
