@@ -25,12 +25,12 @@ class BuildWithMonitor(build_ext):
         ext_path = Path(self.get_ext_fullpath("supervisor._corral_native"))
         out_dir = ext_path.parent / "libexec"
         out_dir.mkdir(parents=True, exist_ok=True)
-        native = Path(build_ffi.HERE)
-        sources = [str(native / s) for s in build_ffi.MONITOR_SOURCES]
+        # Relative to setup.py, where builds run: setuptools refuses absolute sources.
+        sources = [f"native/{s}" for s in build_ffi.MONITOR_SOURCES]
         objects = self.compiler.compile(
             sources,
             output_dir=self.build_temp,
-            include_dirs=[str(native)],
+            include_dirs=["native"],
             extra_postargs=build_ffi.CFLAGS,
         )
         self.compiler.link_executable(
@@ -42,7 +42,7 @@ class BuildWithMonitor(build_ext):
         os.chmod(out_dir / "corral-monitor", 0o755)
         # The container's PID 1 for `run --init`, static like the monitor.
         objects = self.compiler.compile(
-            [str(native / "init.c")],
+            ["native/init.c"],
             output_dir=self.build_temp,
             extra_postargs=build_ffi.CFLAGS,
         )
