@@ -103,20 +103,34 @@ class _Layer:
         return "/".join(done)
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def compression(head: bytes) -> str:
+    """ "gzip", "zstd" or "" (a plain tar), from a blob's first four bytes."""
+    if head[:2] == GZIP_MAGIC:
+        return "gzip"
+    return "zstd" if head[:4] == ZSTD_MAGIC else ""
+
+
+def decompressed(fileobj: IO[bytes]) -> IO[bytes]:
+    """The tar inside a layer blob: plain, gzip or zstd, told by its first bytes."""
+    raw = _Peek(fileobj)
+    kind = compression(raw.peek(4))
+    if kind == "gzip":
+        return _Gunzip(raw)  # type: ignore[return-value]
+    if kind == "zstd":
+        import zstandard  # only for zstd layers
+
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    return raw  # type: ignore[return-value]
+
+
 def unpack(fileobj: IO[bytes], dest: Path) -> str:
     """Unpack the tar stream (plain, gzip or zstd, told by its first bytes) into
     `dest` (created empty); returns the diff id: the sha256 of the uncompressed tar."""
-    raw = _Peek(fileobj)
-    magic = raw.peek(4)
-    if magic[:2] == b"\x1f\x8b":
-        stream: IO[bytes] = _Gunzip(raw)
-    elif magic == b"\x28\xb5\x2f\xfd":
-        import zstandard  # only for zstd layers
-
-        stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-    else:
-        stream = raw
-    hasher = _HashingReader(stream)
+    hasher = _HashingReader(decompressed(fileobj))
     dest.mkdir(mode=0o755)
     layer = _Layer(dest)
     dirs: list[tuple[str, tarfile.TarInfo]] = []

@@ -1,9 +1,17 @@
 """The image store, content-addressed, under ROOT/images:
 
-    blobs/sha256/HEX          image configs (and, later, pulled blobs)
+    blobs/sha256/HEX          image configs
     layers/CHAINHEX/diff      a layer, unpacked once, shared by every image on it
     layers/CHAINHEX/diff_id   its diff id (sha256 of the uncompressed tar)
+    layers/CHAINHEX/blob      the layer as it came (pulled, loaded, imported,
+                              committed): compressed or not, byte for byte
+    layers/CHAINHEX/blob.json its digest, media type and size (LayerBlob)
     repositories.json         name:tag -> image id
+
+The original blob is kept, as containerd keeps it, so that `save` writes the
+very tar whose digest the config names (a saved and loaded image keeps its
+id) and `push` sends the very bytes it pulled (the same digests in every
+registry). It costs the compressed size of each layer on disk.
 
 An image id is the sha256 of its config. A layer's directory is named by its
 chain id (Docker's: the layer's diff id chained to its parents'), so the same
@@ -39,12 +47,35 @@ from protocols.image import (
     RunConfig,
 )
 from supervisor.errors import CorralError
-from supervisor.images.layer import LayerError, unpack
+from supervisor.images.layer import LayerError, compression, decompressed, unpack
 from supervisor.runtime.state import atomic_write
 
 
 class ImageError(CorralError):
     pass
+
+
+LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+LAYER_MEDIA_TYPES = {
+    "": LAYER_TAR,
+    "gzip": LAYER_TAR + "+gzip",
+    "zstd": LAYER_TAR + "+zstd",
+}
+
+
+class LayerBlob(msgspec.Struct, frozen=True):
+    """layers/CHAINHEX/blob.json: what layers/CHAINHEX/blob is."""
+
+    digest: str
+    media_type: str
+    size: int
+
+    @property
+    def compression(self) -> str:
+        """ "gzip", "zstd" or "" (the OCI's and Docker's media types alike)."""
+        if "gzip" in self.media_type:
+            return "gzip"
+        return "zstd" if "zstd" in self.media_type else ""
 
 
 class NoSuchImage(ImageError):
@@ -158,10 +189,16 @@ class ImageStore:
         ]
 
     def add_layer(self, fileobj: IO[bytes], parent_chain: str | None) -> tuple[str, str]:
-        """Unpack a layer on top of `parent_chain`; (diff id, chain id). A layer
-        already present is not unpacked twice."""
-        work, diff_id = self.unpack_layer(fileobj)
-        return diff_id, self.commit_layer(work, diff_id, parent_chain)
+        """Unpack a layer on top of `parent_chain`, keeping its blob; (diff id,
+        chain id). A layer already present is not unpacked twice."""
+        spool = _Spool(fileobj, self.tmp)
+        try:
+            work, diff_id = self.unpack_layer(spool)
+            blob = spool.finish()
+        except BaseException:
+            spool.discard()
+            raise
+        return diff_id, self.commit_layer(work, diff_id, parent_chain, blob)
 
     def unpack_layer(self, fileobj: IO[bytes]) -> tuple[Path, str]:
         """Unpack into a new work directory, not yet a layer: (work, diff id)."""
@@ -172,9 +209,16 @@ class ImageStore:
             shutil.rmtree(work, ignore_errors=True)
             raise
 
-    def commit_layer(self, work: Path, diff_id: str, parent_chain: str | None) -> str:
+    def commit_layer(
+        self,
+        work: Path,
+        diff_id: str,
+        parent_chain: str | None,
+        blob: tuple[Path, LayerBlob] | None = None,
+    ) -> str:
         """Make an unpacked work directory the layer of its chain id (dropped if
-        that layer is stored already); returns the chain id."""
+        that layer is stored already), with `blob`, the file it came from, kept
+        beside it (moved, not copied); returns the chain id."""
         try:
             chain = (
                 diff_id
@@ -184,15 +228,60 @@ class ImageStore:
             final = self.layers / chain.removeprefix("sha256:")
             if final.exists():
                 shutil.rmtree(work)
+                if blob is not None and not (final / "blob.json").exists():
+                    self._keep_blob(final, *blob)  # a layer stored before blobs were kept
             else:
                 tmpdir = self.tmp / (secrets.token_hex(8) + ".layer")
                 tmpdir.mkdir()
                 os.rename(work, tmpdir / "diff")
                 (tmpdir / "diff_id").write_text(diff_id)
+                if blob is not None:
+                    self._keep_blob(tmpdir, *blob)
                 os.rename(tmpdir, final)
             return chain
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
+            raise
+        finally:
+            if blob is not None:
+                blob[0].unlink(missing_ok=True)  # kept (renamed away) or not wanted
+
+    @staticmethod
+    def _keep_blob(layer: Path, path: Path, desc: LayerBlob) -> None:
+        os.rename(path, layer / "blob")
+        atomic_write(layer / "blob.json", msgspec.json.encode(desc))  # last: it vouches
+
+    def layer_blob(self, chain: str) -> tuple[Path, LayerBlob] | None:
+        """The layer's original blob, where one was kept."""
+        layer = self.layers / chain.removeprefix("sha256:")
+        try:
+            desc = msgspec.json.decode((layer / "blob.json").read_bytes(), type=LayerBlob)
+        except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        return (layer / "blob", desc) if (layer / "blob").is_file() else None
+
+    def open_layer_tar(self, chain: str, diff_id: str) -> IO[bytes] | None:
+        """The layer's uncompressed tar, exactly the one `diff_id` names, in a
+        temporary file (None where no blob was kept); ImageError if the kept
+        blob does not decompress to it."""
+        found = self.layer_blob(chain)
+        if found is None:
+            return None
+        path, _ = found
+        out = tempfile.TemporaryFile(dir=self.tmp)  # noqa: SIM115  (the caller closes it)
+        try:
+            h = hashlib.sha256()
+            with open(path, "rb") as raw:
+                src = decompressed(raw)
+                while chunk := src.read(1 << 20):
+                    h.update(chunk)
+                    out.write(chunk)
+            if "sha256:" + h.hexdigest() != diff_id:
+                raise ImageError(f"layer {chain}: its kept blob is not the tar {diff_id}")
+            out.seek(0)
+            return out
+        except BaseException:
+            out.close()
             raise
 
     def remove_layer(self, chain: str) -> None:
@@ -354,24 +443,34 @@ class ImageStore:
         return out
 
     def save(self, image_id: str, out: Path, tags: list[str]) -> None:
-        """`corral save -o`: the docker-save format. Layers are tarred again from
-        their directories (the original tar bytes are not kept yet), so their
-        digests, and with them the saved image's id, can differ from the stored
-        image's; the content is the same."""
+        """`corral save -o`: the docker-save format. Each layer is the tar its
+        kept blob holds, so the saved config is the stored one, byte for byte,
+        and `load` gives back the same image id. A layer stored without its blob
+        (by an older Corral) is tarred again from its directory, and the config
+        then names the new tars: the content is the same, the id is not."""
         cfg = self.config(image_id)
+        cfg_bytes = (self.blobs / image_id.removeprefix("sha256:")).read_bytes()
+        chains = chain_ids(cfg.rootfs.diff_ids)
         with tarfile.open(out, "w") as tar:
             names, diff_ids = [], []
-            for layer_dir in self.layer_dirs(image_id):
-                buf = io.BytesIO()
-                with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as lt:
-                    _tar_layer(lt, layer_dir)
-                data = buf.getvalue()
-                digest = hashlib.sha256(data).hexdigest()
-                names.append(f"{digest}/layer.tar")
-                diff_ids.append("sha256:" + digest)
-                _add_bytes(tar, names[-1], data)
-            new_cfg = msgspec.structs.replace(cfg, rootfs=RootFS(diff_ids=diff_ids))
-            cfg_bytes = msgspec.json.encode(new_cfg)
+            for chain, diff_id, layer_dir in zip(
+                chains, cfg.rootfs.diff_ids, self.layer_dirs(image_id), strict=True
+            ):
+                kept = self.open_layer_tar(chain, diff_id)
+                if kept is None:
+                    buf = io.BytesIO()
+                    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as lt:
+                        _tar_layer(lt, layer_dir)
+                    diff_id = "sha256:" + hashlib.sha256(buf.getvalue()).hexdigest()
+                    kept = buf
+                with kept:
+                    names.append(f"{diff_id.removeprefix('sha256:')}/layer.tar")
+                    diff_ids.append(diff_id)
+                    _add_file(tar, names[-1], kept)
+            if diff_ids != cfg.rootfs.diff_ids:
+                cfg_bytes = msgspec.json.encode(
+                    msgspec.structs.replace(cfg, rootfs=RootFS(diff_ids=diff_ids))
+                )
             hexid = hashlib.sha256(cfg_bytes).hexdigest()
             _add_bytes(tar, f"{hexid}.json", cfg_bytes)
             manifest = [{"Config": f"{hexid}.json", "RepoTags": tags, "Layers": names}]
@@ -429,10 +528,48 @@ def _opaque(path: str) -> bool:
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    _add_file(tar, name, io.BytesIO(data))
+
+
+def _add_file(tar: tarfile.TarFile, name: str, f: IO[bytes]) -> None:
+    f.seek(0, os.SEEK_END)
     info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = int(time.time())
-    tar.addfile(info, io.BytesIO(data))
+    info.size, info.mtime = f.tell(), int(time.time())
+    f.seek(0)
+    tar.addfile(info, f)
+
+
+class _Spool:
+    """Reads a layer blob through to the unpacker and copies it, hashing it, to
+    a file beside the store: the blob that is kept with the layer."""
+
+    def __init__(self, f: IO[bytes], tmp: Path) -> None:
+        self.f = f
+        self.path = tmp / (secrets.token_hex(8) + ".blob")
+        self.out = open(self.path, "wb")  # noqa: SIM115  (closed by finish/discard)
+        self.h = hashlib.sha256()
+        self.size = 0
+        self.head = b""
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.out.write(data)
+        self.h.update(data)
+        self.size += len(data)
+        if len(self.head) < 4:
+            self.head = (self.head + data)[:4]
+        return data
+
+    def finish(self) -> tuple[Path, LayerBlob]:
+        while self.read(1 << 20):  # what the unpacker left: a gzip trailer, padding
+            pass
+        self.out.close()
+        media_type = LAYER_MEDIA_TYPES[compression(self.head)]
+        return self.path, LayerBlob("sha256:" + self.h.hexdigest(), media_type, self.size)
+
+    def discard(self) -> None:
+        self.out.close()
+        self.path.unlink(missing_ok=True)
 
 
 def _blob_path(digest: str) -> str:

@@ -4,9 +4,11 @@ Layers are fetched concurrently (one trio task each) into ROOT/images/downloads,
 where a partial file survives an interruption and the next pull resumes it;
 a layer whose chain id is already stored is not fetched at all. Each unpacks as
 it arrives, into a work directory that becomes the layer once both its digest
-and its diff id (against the config) are checked. Push tars and
-gzips each layer deterministically (sorted entries, gzip mtime 0), so pushing
-the same image twice uploads nothing the second time.
+and its diff id (against the config) are checked; the downloaded blob is kept
+with the layer. Push sends each layer's kept blob as it is where it is
+compressed (a pulled image keeps its digests), and gzips the others
+deterministically (gzip mtime 0), so pushing the same image twice uploads
+nothing the second time.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import contextlib
 import fcntl
 import gzip
 import hashlib
-import io
 import os
 import shutil
 import tarfile
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import msgspec
 import trio
@@ -28,13 +31,20 @@ import trio
 from protocols.image import Descriptor, ImageConfig, Manifest, RootFS
 from supervisor.images.layer import LayerError
 from supervisor.images.registry import Client, Reference, RegistryError
-from supervisor.images.store import ImageStore, _tar_layer, chain_ids
+from supervisor.images.store import (
+    LAYER_MEDIA_TYPES,
+    ImageStore,
+    LayerBlob,
+    _tar_layer,
+    chain_ids,
+)
 
 Report = Callable[[str, str, int, int], None]  # (id, status, current, total)
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 
 
 async def pull(
@@ -95,13 +105,17 @@ async def pull(
                     lambda d, t: report(short, "Downloading", d, t or layer.size),
                 )
             report(short, "Download complete", layer.size, layer.size)
+            blob = downloads / _hex(layer.digest)
             if diff_id != diff_ids[i]:
                 shutil.rmtree(work, ignore_errors=True)  # it is not what was asked
+                blob.unlink(missing_ok=True)
                 raise RegistryError(
                     f"layer {layer.digest} unpacks to {diff_id}, but the "
                     f"config says {diff_ids[i]} (refused)"
                 )
-            store.commit_layer(work, diff_id, parent)
+            media_type = layer.media_type or LAYER_MEDIA_TYPES["gzip"]
+            kept = LayerBlob(layer.digest, media_type, layer.size)
+            store.commit_layer(work, diff_id, parent, (blob, kept))
             report(short, "Pull complete", 0, 0)
 
         async with trio.open_nursery() as nursery:
@@ -131,27 +145,31 @@ async def push(
     work = store.tmp / ("push-" + _hex(image_id)[:12])
     work.mkdir(exist_ok=True)
     try:
-        layers, diff_ids = [], []
-        for layer_dir in store.layer_dirs(image_id):
-            raw = io.BytesIO()
-            with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                _tar_layer(tar, layer_dir)
-            data = raw.getvalue()
-            diff_ids.append("sha256:" + hashlib.sha256(data).hexdigest())
-            gz = gzip.compress(data, mtime=0)
-            digest = "sha256:" + hashlib.sha256(gz).hexdigest()
-            (work / _hex(digest)).write_bytes(gz)
-            layers.append(Descriptor(media_type=OCI_LAYER_GZIP, digest=digest, size=len(gz)))
-        config = msgspec.json.encode(msgspec.structs.replace(cfg, rootfs=RootFS(diff_ids=diff_ids)))
+        layers, diff_ids, files = [], [], {}
+        chains = chain_ids(cfg.rootfs.diff_ids)
+        for chain, diff_id, layer_dir in zip(
+            chains, cfg.rootfs.diff_ids, store.layer_dirs(image_id), strict=True
+        ):
+            desc, path, diff_id = _layer_to_push(store, chain, diff_id, layer_dir, work)
+            layers.append(desc)
+            diff_ids.append(diff_id)
+            files[desc.digest] = path
+        if diff_ids == cfg.rootfs.diff_ids:  # every layer as it came: the same image id
+            config = (store.blobs / _hex(image_id)).read_bytes()
+        else:
+            config = msgspec.json.encode(
+                msgspec.structs.replace(cfg, rootfs=RootFS(diff_ids=diff_ids))
+            )
         cdigest = "sha256:" + hashlib.sha256(config).hexdigest()
-        (work / _hex(cdigest)).write_bytes(config)
+        files[cdigest] = work / _hex(cdigest)
+        files[cdigest].write_bytes(config)
         for desc in [*layers, Descriptor(digest=cdigest, size=len(config))]:
             short = _short(desc.digest)
             if await client.blob_exists(ref.repository, desc.digest):
                 report(short, "Layer already exists", 0, 0)
                 continue
             report(short, "Pushing", 0, desc.size)
-            await client.upload_blob(ref.repository, desc.digest, work / _hex(desc.digest))
+            await client.upload_blob(ref.repository, desc.digest, files[desc.digest])
             report(short, "Pushed", desc.size, desc.size)
         manifest = msgspec.json.encode(
             Manifest(
@@ -168,6 +186,54 @@ async def push(
         for f in work.iterdir():
             f.unlink()
         work.rmdir()
+
+
+def _layer_to_push(
+    store: ImageStore, chain: str, diff_id: str, layer_dir: Path, work: Path
+) -> tuple[Descriptor, Path, str]:
+    """(descriptor, file, diff id) of a layer as pushed. A kept compressed blob
+    goes as it is: a pulled image is pushed with the digests it was pulled
+    with. A kept plain tar (loaded, imported, committed) is gzipped,
+    deterministically (mtime 0), so the second push of it uploads nothing. A
+    layer without a kept blob is tarred again from its directory: its diff id
+    then changes, and with it the image's config."""
+    kept = store.layer_blob(chain)
+    if kept is not None and kept[1].compression:
+        path, blob = kept
+        media_type = OCI_LAYER_GZIP if blob.compression == "gzip" else OCI_LAYER_ZSTD
+        return Descriptor(media_type=media_type, digest=blob.digest, size=blob.size), path, diff_id
+    if kept is not None:
+        src: IO[bytes] = open(kept[0], "rb")  # noqa: SIM115  (closed below)
+    else:
+        src = tempfile.TemporaryFile(dir=work)  # noqa: SIM115
+        with tarfile.open(fileobj=src, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            _tar_layer(tar, layer_dir)
+        src.seek(0)
+    tmp = work / (chain[-16:] + ".gz")
+    raw_hash, gz_hash = hashlib.sha256(), hashlib.sha256()
+    with src, open(tmp, "wb") as out:
+        hashing = _HashingWriter(out, gz_hash)
+        with gzip.GzipFile(fileobj=hashing, mode="wb", mtime=0) as gz:
+            while chunk := src.read(1 << 20):
+                raw_hash.update(chunk)
+                gz.write(chunk)
+    digest = "sha256:" + gz_hash.hexdigest()
+    path = work / _hex(digest)
+    os.rename(tmp, path)
+    desc = Descriptor(media_type=OCI_LAYER_GZIP, digest=digest, size=path.stat().st_size)
+    return desc, path, "sha256:" + raw_hash.hexdigest()
+
+
+class _HashingWriter:
+    def __init__(self, f: IO[bytes], h) -> None:
+        self.f, self.h = f, h
+
+    def write(self, data: bytes) -> int:
+        self.h.update(data)
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def default_downloads() -> int:
@@ -214,8 +280,7 @@ async def _fetch_unpacking(
             dest.unlink(missing_ok=True)
             dest.with_name(dest.name + ".partial").unlink(missing_ok=True)
             raise out["error"]  # type: ignore[misc]
-        dest.unlink()  # verified and unpacked: the compressed blob is not kept
-        return out["done"]  # type: ignore[return-value]
+        return out["done"]  # type: ignore[return-value]  (dest: verified, kept by the caller)
     except BaseException:
         reader.close()  # if the thread never started
         if "done" in out:

@@ -145,6 +145,43 @@ def test_push_pull_and_pull_again_with_nothing_to_fetch(daemon, registry, import
     assert ok(daemon.cli("run", "--rm", ref, "echo", "pulled")) == "pulled\n"
 
 
+def _manifest(host: str, repo: str, tag: str) -> dict:
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"http://{host}/v2/{repo}/manifests/{tag}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def test_a_pulled_image_keeps_its_digests_and_id(daemon, registry, imported, tmp_path):
+    """Pushed elsewhere, a pulled image's layers and config are the bytes it
+    was pulled as; saved and loaded, it keeps its id (the kept blobs)."""
+    host, _ = registry
+    imported_id = ok(daemon.cli("image", "inspect", "-f", "{{.Id}}", imported)).strip()
+    ok(daemon.cli("tag", imported, f"{host}/a/bb:v1"))
+    ok(daemon.cli("push", f"{host}/a/bb:v1"))  # GNU tar's bytes, as imported, gzipped
+    assert _manifest(host, "a/bb", "v1")["config"]["digest"] == imported_id
+    ok(daemon.cli("rmi", f"{host}/a/bb:v1"))
+    ok(daemon.cli("rmi", imported))
+    ok(daemon.cli("pull", f"{host}/a/bb:v1"))
+    pulled_id = ok(daemon.cli("image", "inspect", "-f", "{{.Id}}", f"{host}/a/bb:v1")).strip()
+    ok(daemon.cli("tag", f"{host}/a/bb:v1", f"{host}/b/bb:v1"))
+    ok(daemon.cli("push", f"{host}/b/bb:v1"))
+    a, b = _manifest(host, "a/bb", "v1"), _manifest(host, "b/bb", "v1")
+    assert [x["digest"] for x in b["layers"]] == [x["digest"] for x in a["layers"]]
+    assert b["config"]["digest"] == a["config"]["digest"] == pulled_id
+    saved = tmp_path / "pulled.tar"
+    ok(daemon.cli("save", "-o", str(saved), f"{host}/b/bb:v1"))
+    ok(daemon.cli("rmi", f"{host}/a/bb:v1", f"{host}/b/bb:v1"))
+    ok(daemon.cli("load", "-i", str(saved)))
+    loaded_id = ok(daemon.cli("image", "inspect", "-f", "{{.Id}}", f"{host}/b/bb:v1")).strip()
+    assert loaded_id == pulled_id
+    assert ok(daemon.cli("run", "--rm", f"{host}/b/bb:v1", "echo", "same")) == "same\n"
+
+
 def test_skopeo_reads_what_we_push(daemon, registry, imported, tmp_path):
     if not shutil.which("skopeo"):
         pytest.skip("skopeo is not installed")
