@@ -20,17 +20,18 @@ without the capability that would need it, `clone` without namespace flags,
 from __future__ import annotations
 
 import errno
-import functools
 import os
-import re
 import struct
-from collections.abc import Iterable
 
-import msgspec
-
-from protocols import oci
+from protocols import lite, minijson
 from supervisor import _native
 from supervisor.errors import SpecError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the daemon's msgspec, imported where profiles are made, not run
+    from collections.abc import Iterable
+
+    from protocols import oci
 
 # linux/filter.h and linux/seccomp.h: kernel ABI.
 _LD_ABS = 0x20  # BPF_LD | BPF_W | BPF_ABS
@@ -212,15 +213,25 @@ def compile_profile(
     return p.bytes()
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled(profile_json: bytes) -> bytes:
-    return compile_profile(msgspec.json.decode(profile_json, type=oci.Seccomp))
+_COMPILED: dict[bytes, bytes] = {}  # the profile's JSON -> its program; the last 32
 
 
 def compiled(profile: oci.Seccomp) -> bytes:
     """compile_profile for this machine, remembered: a daemon's containers mostly
-    share a profile (0.1 ms a compile, 0.003 ms the key)."""
-    return _compiled(msgspec.json.encode(profile))
+    share a profile (0.1 ms a compile, 0.003 ms the key). `profile` is the
+    daemon's msgspec Struct or, from a bundle's config.json, an oci_lite one."""
+    if isinstance(profile, lite.Lite):
+        key = minijson.dumps(lite.to_json_obj(profile))
+    else:
+        import msgspec
+
+        key = msgspec.json.encode(profile)
+    found = _COMPILED.get(key)
+    if found is None:
+        if len(_COMPILED) >= 32:
+            del _COMPILED[next(iter(_COMPILED))]
+        found = _COMPILED[key] = compile_profile(profile)
+    return found
 
 
 # -- Docker's profile files -------------------------------------------------------------
@@ -229,6 +240,8 @@ _GOARCH = {0xC000003E: ("amd64", "x86_64"), 0xC00000B7: ("arm64", "aarch64")}
 
 
 def _kernel_at_least(version: str) -> bool:
+    import re
+
     have = [int(x) for x in re.findall(r"\d+", os.uname().release)[:2]]
     want = [int(x) for x in re.findall(r"\d+", version)[:2]]
     return have >= want
@@ -240,6 +253,10 @@ def from_docker(text: str, caps: Iterable[str]) -> oci.Seccomp:
     container before the runtime sees the profile, and so does this. Ignoring
     them would apply, say, the mount rule Docker gives only to CAP_SYS_ADMIN."""
     import json  # the daemon's: a profile file is its input only
+
+    import msgspec
+
+    from protocols import oci
 
     try:
         raw = json.loads(text)
@@ -348,6 +365,8 @@ _PERSONALITIES = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)  # Linux, its 32-bit, 
 
 def default_profile(caps: Iterable[str] = ()) -> oci.Seccomp:
     """Docker's default profile in effect, for a container holding `caps`."""
+    from protocols import oci
+
     held = set(caps)
     denied = {n for cap, names in _DENIED.items() if cap not in held for n in names}
     special = {"clone", "clone3", "personality"}

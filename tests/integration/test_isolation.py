@@ -192,3 +192,21 @@ def test_sysctl_applied_inside(runtime, bundle, tmp_path):
     code, out, _ = sh(runtime, bundle, tmp_path, "cat /proc/sys/net/ipv4/ip_forward", edit=edit)
     assert code == 0 and out.strip() == "1"
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() in ("0", "1")
+
+
+def test_seccomp_profile_from_config_json(runtime, bundle, tmp_path):
+    """A bundle's own profile (read by oci_lite, not the daemon's msgspec):
+    Docker's default refuses unshare(CLONE_NEWUSER), which needs no capability."""
+    import msgspec
+
+    from supervisor.runtime import seccomp
+
+    def edit(d):
+        profile = seccomp.default_profile(specs.DOCKER_CAPS)
+        d["linux"]["seccomp"] = msgspec.to_builtins(profile)
+
+    script = "grep Seccomp: /proc/self/status; unshare -U true && echo ok || echo refused"
+    code, out, _ = sh(runtime, bundle, tmp_path, script, edit=edit)
+    assert code == 0 and out.split() == ["Seccomp:", "2", "refused"], out
+    code, out, _ = sh(runtime, bundle, tmp_path, script, id="free")
+    assert code == 0 and out.split() == ["Seccomp:", "0", "ok"], out
