@@ -22,6 +22,7 @@ malicious archive leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -112,6 +113,13 @@ class ImageStore:
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
         shutil.rmtree(self.tmp, ignore_errors=True)  # halves of an interrupted load
         self.tmp.mkdir(mode=0o700)
+        # A finished download whose pull stopped before the layer kept it is
+        # garbage; a .partial one is what the next pull resumes. (One store per
+        # daemon, made at its start: no pull is running now.)
+        with contextlib.suppress(FileNotFoundError):
+            for f in (self.dir / "downloads").iterdir():
+                if not f.name.endswith(".partial"):
+                    f.unlink(missing_ok=True)
         self._cfg = msgspec.json.Decoder(ImageConfig)
         self.repos: dict[str, str] = self._load_repos()
 

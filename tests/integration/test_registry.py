@@ -311,6 +311,13 @@ def test_interrupted_download_resumes(daemon, registry, imported, tmp_path):
     assert [r["http.response.written"] for r in blob_gets] == [len(whole) - have]
     assert not any(downloads.iterdir())
     assert ok(daemon.cli("run", "--rm", ref, "echo", "resumed")) == "resumed\n"
+    # A finished download no layer kept (its pull stopped) goes at the next start;
+    # a partial one stays, for the next pull to resume.
+    (downloads / ("a" * 64)).write_bytes(b"finished")
+    (downloads / ("b" * 64 + ".partial")).write_bytes(b"half")
+    daemon.stop()
+    daemon.start()
+    assert sorted(p.name for p in downloads.iterdir()) == ["b" * 64 + ".partial"]
 
 
 def _oci_layout(dest: Path, layer_tar: bytes) -> None:
