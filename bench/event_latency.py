@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -121,6 +122,7 @@ def main() -> None:
         )
     finally:
         daemon.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 class Conn:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import select
+import shutil
 import sys
 import tempfile
 import time
@@ -195,6 +196,7 @@ def main() -> None:
         c.close()
     finally:
         daemon.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
