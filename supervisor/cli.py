@@ -12,14 +12,17 @@ USAGE = """usage: corral [-H SOCKET] COMMAND ...
 
 Containers (through the daemon, Docker's words and flags):
   run, create, start, stop, restart, kill, rm, ps, inspect, logs, wait,
-  exec, attach, cp, export, top, diff, rename, pause, unpause, stats, port,
-  events, version
+  exec, attach, cp, export, top, diff, rename, pause, unpause, update,
+  stats, port, events, container
 
 Images, networks and volumes:
-  pull, push, login, images, import, load, save, commit, tag, rmi, history,
-  image, network, volume, container prune, system prune
+  pull, push, login, logout, images, import, load, save, commit, tag, rmi,
+  history, image, network, volume
 
-Engine:
+The engine:
+  info, version, system (df, prune)
+
+Without a daemon:
   daemon    run the daemon in the foreground ('corral daemon --help')
   runtime   run OCI bundles directly (spec, run, create, start, state, kill,
             delete, list, pause, resume, busybox-rootfs)

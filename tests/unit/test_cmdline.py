@@ -145,3 +145,18 @@ def test_top_level_help_and_version_need_no_daemon(capsys) -> None:
 
     assert main(["--version"]) == 0 and capsys.readouterr().out == f"Corral version {__version__}\n"
     assert main(["-h"]) == 0 and "usage: corral" in capsys.readouterr().out
+
+
+def test_the_usage_lists_every_command() -> None:
+    """`corral --help` names each command the parser knows, and no other."""
+    import re
+
+    from supervisor.cli import USAGE
+
+    p = build_parser(engine=argparse)
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    listed = set()
+    for line in USAGE.split("\n\n")[1:-2]:
+        body = line.split(":", 1)[1]
+        listed |= {w for w in re.findall(r"[a-z]+", re.sub(r"\(.*?\)", "", body))}
+    assert listed == set(sub.choices)
