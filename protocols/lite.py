@@ -12,6 +12,8 @@ not know, as msgspec does.
 
 from __future__ import annotations
 
+import sys
+
 from protocols import minipack
 
 TYPE_CHECKING = False
@@ -46,7 +48,7 @@ class Lite:
 
     # field -> its annotation ("int | None", "list[Mount]"), what from_json checks.
     _types: ClassVar[dict[str, str]] = {}
-    # field -> its name in JSON, where the two differ (from_json, to_json_obj).
+    # field -> its name in JSON, where the two differ (from_json, to_builtins).
     _json: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
@@ -114,17 +116,19 @@ def replace(msg: Lite, **changes: Any) -> Lite:
 
 def to_builtins(obj: object, *, omit: bool = True) -> object:
     """Dicts, lists and scalars, as msgspec.to_builtins makes them (bytes stay
-    bytes); `omit=False` keeps defaults even where the class leaves them out."""
+    bytes; fields under their JSON names): what from_json reads back. `omit=False`
+    keeps defaults even where the class leaves them out."""
     if isinstance(obj, Lite):
         out: dict[str, object] = {}
         if obj._tagged:
             out[TAG_FIELD] = type(obj).__name__
         skip = omit and obj._omit_defaults
+        names = obj._json
         for name, default in obj._fields:
             value = getattr(obj, name)
             if skip and _is_default(value, default):
                 continue
-            out[name] = to_builtins(value, omit=omit)
+            out[names.get(name, name)] = to_builtins(value, omit=omit)
         return out
     if isinstance(obj, (list, tuple)):
         return [to_builtins(v, omit=omit) for v in obj]
@@ -190,50 +194,47 @@ def from_builtins(cls: type[Lite], obj: object) -> Lite:
 
 def _class_named(cls: type[Lite], name: str) -> type[Lite]:
     """A class of `cls`'s module: names repeat between modules (Mount, State)."""
-    import sys
-
     return vars(sys.modules[cls.__module__])[name]
 
 
-def from_json(cls: type[Lite], obj: object, path: str = "$") -> Lite:
+def from_json(cls: type[Lite], obj: object) -> Lite:
     """`cls` from a decoded JSON document, checked as msgspec checks it:
     strict about types, fields it does not know ignored, ValidationError
     naming the field otherwise."""
+    try:
+        return _object(cls, obj)
+    except _Mismatch as e:
+        where = "$" + "".join(reversed(e.path))
+        at = "" if where == "$" else f" - at `{where}`"
+        raise ValidationError(e.what + at) from None
+
+
+class _Mismatch(Exception):
+    """Raised where a value is wrong; each level on the way out adds its part
+    of the path (no path is built for values that are right)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.path: list[str] = []
+
+
+def _object(cls: type[Lite], obj: object) -> Lite:
     if not isinstance(obj, dict):
-        raise ValidationError(f"Expected `object`, got `{_kind(obj)}`{_at(path)}")
+        raise _Mismatch(f"Expected `object`, got `{_kind(obj)}`")
     kw = {}
     names = cls._json
     for name, default in cls._fields:
         key = names.get(name, name)
         if key not in obj:
             if default is REQUIRED:
-                raise ValidationError(f"Object missing required field `{key}`{_at(path)}")
+                raise _Mismatch(f"Object missing required field `{key}`")
             continue
-        kw[name] = _convert(_checker(cls, name), obj[key], f"{path}.{key}")
+        try:
+            kw[name] = _convert(_checker(cls, name), obj[key])
+        except _Mismatch as e:
+            e.path.append("." + key)
+            raise
     return cls(**kw)
-
-
-def to_json_obj(obj: object) -> object:
-    """What from_json reads back: JSON names, defaults left out where the
-    class omits them."""
-    if isinstance(obj, Lite):
-        out: dict[str, object] = {}
-        names = obj._json
-        for name, default in obj._fields:
-            value = getattr(obj, name)
-            if obj._omit_defaults and _is_default(value, default):
-                continue
-            out[names.get(name, name)] = to_json_obj(value)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [to_json_obj(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: to_json_obj(v) for k, v in obj.items()}
-    return obj
-
-
-def _at(path: str) -> str:
-    return "" if path == "$" else f" - at `{path}`"
 
 
 def _kind(value: object) -> str:
@@ -257,8 +258,6 @@ def _checker(cls: type[Lite], name: str) -> tuple:
     key = (cls, name)
     found = _CHECKERS.get(key)
     if found is None:
-        import sys
-
         scope = vars(sys.modules[cls.__module__])
         found = _CHECKERS[key] = _parse(cls._types[name].replace(" ", ""), scope)
     return found
@@ -313,23 +312,32 @@ def _matches(t: tuple, value: object) -> bool:
     )
 
 
-def _convert(t: tuple, value: object, path: str) -> object:
+def _convert(t: tuple, value: object) -> object:
     kind = t[0]
     if kind == "union":  # the first alternative of the value's JSON kind
         for alt in t[1:]:
             if _matches(alt, value):
-                return _convert(alt, value, path)
-        raise ValidationError(f"Expected `{_expected(t)}`, got `{_kind(value)}`{_at(path)}")
+                return _convert(alt, value)
+        raise _Mismatch(f"Expected `{_expected(t)}`, got `{_kind(value)}`")
     if not _matches(t, value):
-        raise ValidationError(f"Expected `{_expected(t)}`, got `{_kind(value)}`{_at(path)}")
-    if kind == "list":
-        return [_convert(t[1], v, f"{path}[{i}]") for i, v in enumerate(value)]  # type: ignore[arg-type]
-    if kind == "tuple":
-        return tuple(_convert(t[1], v, f"{path}[{i}]") for i, v in enumerate(value))  # type: ignore[arg-type]
+        raise _Mismatch(f"Expected `{_expected(t)}`, got `{_kind(value)}`")
+    if kind in ("list", "tuple"):
+        out = []
+        for i, v in enumerate(value):  # type: ignore[arg-type]
+            try:
+                out.append(_convert(t[1], v))
+            except _Mismatch as e:
+                e.path.append(f"[{i}]")
+                raise
+        return out if kind == "list" else tuple(out)
     if kind == "dict":
-        return {k: _convert(t[1], v, f"{path}[...]") for k, v in value.items()}  # type: ignore[union-attr]
+        try:
+            return {k: _convert(t[1], v) for k, v in value.items()}  # type: ignore[union-attr]
+        except _Mismatch as e:
+            e.path.append("[...]")
+            raise
     if kind == "class":
-        return from_json(t[1], value, path)
+        return _object(t[1], value)
     return float(value) if kind == "float" else value  # type: ignore[arg-type]
 
 

@@ -161,7 +161,7 @@ def _json(obj: object, indent: int | None = None) -> str:
     import json
 
     compact = (",", ":") if indent is None else None  # as msgspec.json wrote it
-    return json.dumps(lite.to_json_obj(obj), indent=indent, separators=compact)
+    return json.dumps(lite.to_builtins(obj), indent=indent, separators=compact)
 
 
 def _run_foreground(rt: Runtime, args: argparse.Namespace) -> int:

@@ -221,7 +221,7 @@ def compiled(profile: oci.Seccomp) -> bytes:
     share a profile (0.1 ms a compile, 0.003 ms the key). `profile` is the
     daemon's msgspec Struct or, from a bundle's config.json, an oci_lite one."""
     if isinstance(profile, lite.Lite):
-        key = minijson.dumps(lite.to_json_obj(profile))
+        key = minijson.dumps(lite.to_builtins(profile))
     else:
         import msgspec
 

@@ -77,7 +77,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, durable: bool = F
 
 
 def write_record(state_dir: str | os.PathLike[str], rec: ContainerRecord) -> None:
-    atomic_write(os.path.join(state_dir, "state.json"), minijson.dumps(lite.to_json_obj(rec)))
+    atomic_write(os.path.join(state_dir, "state.json"), minijson.dumps(lite.to_builtins(rec)))
 
 
 def read_record(state_dir: str | os.PathLike[str]) -> ContainerRecord | None:

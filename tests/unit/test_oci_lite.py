@@ -54,7 +54,7 @@ def via_msgspec(d: object) -> object:
 
 
 def via_lite(d: object) -> object:
-    return lite.to_json_obj(lite.from_json(oci_lite.Spec, d))
+    return lite.to_builtins(lite.from_json(oci_lite.Spec, d))
 
 
 @pytest.mark.parametrize("tool", ["runc", "crun"])
