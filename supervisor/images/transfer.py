@@ -43,8 +43,7 @@ Report = Callable[[str, str, int, int], None]  # (id, status, current, total)
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+OCI_LAYER_GZIP = LAYER_MEDIA_TYPES["gzip"]
 
 
 async def pull(
@@ -113,7 +112,7 @@ async def pull(
                     f"layer {layer.digest} unpacks to {diff_id}, but the "
                     f"config says {diff_ids[i]} (refused)"
                 )
-            media_type = layer.media_type or LAYER_MEDIA_TYPES["gzip"]
+            media_type = layer.media_type or OCI_LAYER_GZIP
             kept = LayerBlob(layer.digest, media_type, layer.size)
             store.commit_layer(work, diff_id, parent, (blob, kept))
             report(short, "Pull complete", 0, 0)
@@ -199,8 +198,8 @@ def _layer_to_push(
     then changes, and with it the image's config."""
     kept = store.layer_blob(chain)
     if kept is not None and kept[1].compression:
-        path, blob = kept
-        media_type = OCI_LAYER_GZIP if blob.compression == "gzip" else OCI_LAYER_ZSTD
+        path, blob = kept  # (a Docker media type becomes the OCI's: the bytes are the same)
+        media_type = LAYER_MEDIA_TYPES[blob.compression]
         return Descriptor(media_type=media_type, digest=blob.digest, size=blob.size), path, diff_id
     if kept is not None:
         src: IO[bytes] = open(kept[0], "rb")  # noqa: SIM115  (closed below)
