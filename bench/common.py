@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -171,3 +172,36 @@ def podman_cli(base: Path) -> list[str] | None:
         "--events-backend",
         "file",
     ]
+
+
+def start_dockerd(base: Path) -> tuple[subprocess.Popen, list[str]] | None:
+    """Debian's dockerd under `base` (its own data root and socket, no iptables,
+    no bridge), for comparisons; (process, docker CLI argv) or None."""
+    if not shutil.which("dockerd") or not shutil.which("docker"):
+        return None
+    sock = base / "docker.sock"
+    logf = open(base / "dockerd.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            "dockerd",
+            "--iptables=false",
+            "--bridge=none",
+            "--data-root",
+            str(base / "docker"),
+            "--exec-root",
+            str(base / "dexec"),
+            "-H",
+            f"unix://{sock}",
+            "--pidfile",
+            str(base / "docker.pid"),
+        ],
+        stdout=logf,
+        stderr=logf,
+    )
+    cli = [shutil.which("docker"), "-H", f"unix://{sock}"]
+    for _ in range(300):
+        if subprocess.run([*cli, "info"], capture_output=True).returncode == 0:
+            return proc, cli
+        time.sleep(0.1)
+    proc.terminate()
+    return None

@@ -35,39 +35,9 @@ from bench.common import (
     podman_cli,
     reexec_in_private_mountns,
     spawn_wait,
+    start_dockerd,
     summary,
 )
-
-
-def start_dockerd(base: Path) -> tuple[subprocess.Popen, list[str]] | None:
-    if not shutil.which("dockerd") or not shutil.which("docker"):
-        return None
-    sock = base / "docker.sock"
-    logf = open(base / "dockerd.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            "dockerd",
-            "--iptables=false",
-            "--bridge=none",
-            "--data-root",
-            str(base / "docker"),
-            "--exec-root",
-            str(base / "dexec"),
-            "-H",
-            f"unix://{sock}",
-            "--pidfile",
-            str(base / "docker.pid"),
-        ],
-        stdout=logf,
-        stderr=logf,
-    )
-    cli = [shutil.which("docker"), "-H", f"unix://{sock}"]
-    for _ in range(300):
-        if subprocess.run([*cli, "info"], capture_output=True).returncode == 0:
-            return proc, cli
-        time.sleep(0.1)
-    proc.terminate()
-    return None
 
 
 def main() -> None:

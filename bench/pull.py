@@ -12,7 +12,10 @@ into an empty store (a fresh daemon root); skopeo copies it to an empty OCI
 layout (fetch, verify, store the blobs: no unpacking); skopeo copies it to an
 empty containers-storage with the overlay driver (what `podman pull` does:
 fetch, verify, unpack), run in a private mount namespace of its own (`unshare
---mount`) so that the mount it leaves goes with it.
+--mount`) so that the mount it leaves goes with it; and, where Debian's dockerd is
+installed, `docker pull` into a dockerd of the script's own (overlay2; the image
+removed after each round), the pull Docker's users know. The script runs in a
+private mount namespace, so nothing dockerd mounts outlives it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import CORRAL, DaemonProc, log, make_bundle, summary
+from bench.common import (
+    CORRAL,
+    DaemonProc,
+    log,
+    make_bundle,
+    reexec_in_private_mountns,
+    start_dockerd,
+    summary,
+)
 
 
 def main() -> None:
@@ -38,6 +49,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--mb", type=int, default=50)
     args = ap.parse_args()
+    reexec_in_private_mountns()
     base = Path(tempfile.mkdtemp(prefix="corral-bench-pull-"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -51,6 +63,7 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    dockerd = None
     try:
         run = lambda *a: subprocess.run(a, cwd=base, check=True, capture_output=True)  # noqa: E731
         rootfs = make_bundle(base, ["true"]) / "rootfs"
@@ -73,7 +86,8 @@ def main() -> None:
         ).stdout
         layers = len(json.loads(manifest)["layers"])
         log(f"image in the registry: {size / 1e6:.0f} MB in {layers} layers")
-        ours, theirs, storage = [], [], []
+        ours, theirs, storage, docker = [], [], [], []
+        dockerd = start_dockerd(base)
         for r in range(args.rounds):
             d = base / f"d{r}"
             d.mkdir()
@@ -107,6 +121,11 @@ def main() -> None:
             )
             storage.append(time.perf_counter() - t)
             shutil.rmtree(cs)
+            if dockerd:
+                t = time.perf_counter()
+                subprocess.run([*dockerd[1], "pull", ref], check=True, capture_output=True)
+                docker.append(time.perf_counter() - t)
+                subprocess.run([*dockerd[1], "rmi", ref], check=True, capture_output=True)
         print("| what | median | min - max | rounds |")
         print("| --- | --- | --- | --- |")
         rows = [
@@ -114,13 +133,20 @@ def main() -> None:
             ("`skopeo copy` to an OCI layout (fetch, verify, store)", theirs),
             ("`skopeo copy` to containers-storage, overlay (fetch, verify, unpack)", storage),
         ]
+        if docker:
+            rows.append(("`docker pull` (dockerd 20.10, overlay2; fetch, verify, unpack)", docker))
         for name, xs in rows:
             m = summary(xs)["median"]
             print(f"| {name} | {m:.2f} s | {min(xs):.2f} - {max(xs):.2f} | {len(xs)} |")
         mo = summary(ours)["median"]
         print(f"\ncorral / skopeo to an OCI layout: {mo / summary(theirs)['median']:.2f}x")
         print(f"corral / skopeo to containers-storage: {mo / summary(storage)['median']:.2f}x")
+        if docker:
+            print(f"corral / docker pull: {mo / summary(docker)['median']:.2f}x")
     finally:
+        if dockerd:
+            dockerd[0].terminate()
+            dockerd[0].wait()
         reg.terminate()
         reg.wait()
         shutil.rmtree(base, ignore_errors=True)
