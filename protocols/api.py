@@ -647,11 +647,12 @@ class Progress(_Msg):
 
 
 class ImagesDone(_Msg):
-    """The result of import/load/rmi/prune: image ids and what was done to them."""
+    """The result of import/load/rmi/prune/pull: image ids and what was done to them."""
 
     ids: list[str] = []
     tags: list[str] = []
     deleted: list[str] = []
+    digest: str = ""  # pull: the manifest's (an index's, for a multi-platform image)
 
 
 class NetworkInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -913,13 +913,14 @@ class Progress(Lite):
 
 
 class ImagesDone(Lite):
-    __slots__ = ("ids", "tags", "deleted")
+    __slots__ = ("ids", "tags", "deleted", "digest")
     _tagged = True
     _omit_defaults = True
     _fields = (
         ("ids", list),
         ("tags", list),
         ("deleted", list),
+        ("digest", ""),
     )
 
 

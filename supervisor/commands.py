@@ -24,6 +24,7 @@ from supervisor.commands_flags import (
     parse_filters,
     parse_time,
 )
+from supervisor.tables import columns
 
 
 def main(argv: list[str]) -> int:
@@ -82,7 +83,7 @@ def _pull_for_run(c: Client, image: str, platform: str) -> None:
     from supervisor.commands_images import _progress
 
     done = _progress(c, api.ImagePull(ref=image, platform=platform), out=sys.stderr)
-    print(f"Digest: {done.ids[0]}", file=sys.stderr)
+    print(f"Digest: {done.digest or done.ids[0]}", file=sys.stderr)
 
 
 def cmd_create(c: Client, args) -> int:
@@ -208,9 +209,7 @@ def cmd_ps(c: Client, args) -> int:
             r.name,
         ]
         table.append(row + ([_ps_size(r)] if args.size else []))
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        print("   ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    print("\n".join(columns(table)))
     return 0
 
 
@@ -468,10 +467,7 @@ def cmd_rename(c: Client, args) -> int:
 
 def cmd_top(c: Client, args) -> int:
     r = c.call(api.Top(id=args.container))
-    rows = [r.titles, *r.processes]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(r.titles) - 1)]
-    for row in rows:
-        print("   ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + "   " + row[-1])
+    print("\n".join(columns([r.titles, *r.processes])))
     return 0
 
 

@@ -50,7 +50,7 @@ def cmd_pull(c: Client, args) -> int:
         print(f"Status: Image is up to date for {name}")
     else:
         print(f"Status: Downloaded newer image for {name}")
-    print(f"Digest: {done.ids[0]}")
+    print(f"Digest: {done.digest or done.ids[0]}")
     return 0
 
 
@@ -163,15 +163,31 @@ def cmd_images(c: Client, args) -> int:
         headers = {".Repository": "REPOSITORY", ".Tag": "TAG", ".ID": "IMAGE ID"}
         _templated(args.format, rows, {**headers, ".CreatedAt": "CREATED AT", ".Size": "SIZE"})
         return 0
-    print(f"{'REPOSITORY':<24}{'TAG':<12}{'IMAGE ID':<16}{'CREATED':<22}SIZE")
+    from supervisor.tables import columns
+
+    table = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
     for im in images:
         for t in im.tags or ["<none>:<none>"]:
             repo, _, tag = t.rpartition(":")
-            print(
-                f"{repo:<24}{tag:<12}{im.id.removeprefix('sha256:')[:12]:<16}"
-                f"{im.created[:19]:<22}{_human_size(im.size)}"
-            )
+            hexid = im.id.removeprefix("sha256:")[:12]
+            table.append([repo, tag, hexid, _created_ago(im.created), _human_size(im.size)])
+    print("\n".join(columns(table)))
     return 0
+
+
+def _created_ago(rfc3339: str) -> str:
+    """An image config's `created` as Docker's CREATED column shows it."""
+    import datetime
+
+    from supervisor.commands import _ago
+
+    try:
+        when = datetime.datetime.fromisoformat(rfc3339)
+    except ValueError:
+        return "N/A"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return _ago(int(when.timestamp() * 1e9))
 
 
 def cmd_commit(c: Client, args) -> int:

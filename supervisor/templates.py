@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 
+from supervisor.tables import columns
+
 _ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.S)
 
 
@@ -121,7 +123,4 @@ def table(template: str, rows: list[dict], headers: dict[str, str]) -> list[str]
     body = template.removeprefix("table").strip()
     head = _ACTION.sub(lambda m: headers.get(m.group(1).strip(), m.group(1).strip(". ")), body)
     lines = [head.replace("\\t", "\t")] + [render(body, r) for r in rows]
-    cells = [line.split("\t") for line in lines]
-    n = max(len(c) for c in cells)
-    widths = [max(len(c[i]) if i < len(c) else 0 for c in cells) for i in range(n)]
-    return ["   ".join(v.ljust(widths[i]) for i, v in enumerate(row)).rstrip() for row in cells]
+    return columns([line.split("\t") for line in lines])

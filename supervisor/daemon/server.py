@@ -353,7 +353,7 @@ class Connection:
         creds = f.credentials.get
         match req:
             case api.ImagePull(ref=ref, platform=platform, insecure=insecure):
-                image_id, name, fetched = await transfer.pull(
+                image_id, name, fetched, digest = await transfer.pull(
                     f.images,
                     ref,
                     platform=platform,
@@ -364,7 +364,10 @@ class Connection:
                 )
                 f.journal.append("image", "pull", image_id, name, {"layers": str(fetched)})
                 return api.ImagesDone(
-                    ids=[image_id], tags=[name], deleted=[] if fetched else ["up to date"]
+                    ids=[image_id],
+                    tags=[name],
+                    deleted=[] if fetched else ["up to date"],
+                    digest=digest,
                 )
             case api.ImagePush(ref=ref, insecure=insecure):
                 digest = await transfer.push(

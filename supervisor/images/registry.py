@@ -166,7 +166,8 @@ class Client:
         self, repo: str, ref: str, platform: str = "linux/amd64"
     ) -> tuple[bytes, str, str]:
         """(body, media type, digest) of the manifest for `ref`; an index is
-        resolved to the entry for `platform`."""
+        resolved to the entry for `platform`, and the digest is then the index's:
+        the one a reference pins (`name@digest`), which Docker shows."""
         scope = f"repository:{repo}:pull"
         resp = await self.request(
             "GET", f"/v2/{repo}/manifests/{ref}", scope=scope, headers={"Accept": ACCEPT}
@@ -195,7 +196,8 @@ class Client:
                     and p.get("architecture") == arch
                     and (not variant or p.get("variant") == variant)
                 ):
-                    return await self.manifest(repo, m["digest"], platform)
+                    body, mtype, _ = await self.manifest(repo, m["digest"], platform)
+                    return body, mtype, digest
             raise RegistryError(f"{repo}:{ref} has no image for {platform}")
         if mtype not in MANIFEST_TYPES:
             raise RegistryError(f"{repo}:{ref}: unsupported manifest type {mtype!r}")

@@ -55,15 +55,15 @@ async def pull(
     credentials=lambda r: None,
     report: Report = lambda *a: None,
     max_downloads: int = 0,
-) -> tuple[str, str, int]:
-    """(image id, local name, layers fetched); `max_downloads` layers at a time
-    (0: default_downloads())."""
+) -> tuple[str, str, int, str]:
+    """(image id, local name, layers fetched, manifest digest); `max_downloads`
+    layers at a time (0: default_downloads())."""
     ref = Reference(text)
     client = Client(ref.registry, insecure=insecure, credentials=credentials)
     downloads = store.dir / "downloads"
     downloads.mkdir(exist_ok=True)
     try:
-        body, _mtype, _mdigest = await client.manifest(
+        body, _mtype, mdigest = await client.manifest(
             ref.repository, ref.digest or ref.tag, platform
         )
         manifest = msgspec.json.decode(body, type=Manifest)
@@ -122,7 +122,7 @@ async def pull(
                 nursery.start_soon(fetch, i)
         image_id = store.put_blob(config_bytes)
         store.tag(image_id, ref.local_name)
-        return image_id, ref.local_name, len(missing)
+        return image_id, ref.local_name, len(missing), mdigest
     finally:
         await client.aclose()
 

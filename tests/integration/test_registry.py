@@ -139,13 +139,24 @@ def test_push_pull_and_pull_again_with_nothing_to_fetch(daemon, registry, import
     assert ok(daemon.cli("images", "-q")).strip() == ""
     out = ok(daemon.cli("pull", ref))
     assert "Pull complete" in out and "Downloaded newer image" in out
+    # Digest: the manifest's, as Docker prints it (the image id is the config's).
+    manifest = _manifest(host, "team/bb", "v1")
+    digest = next(line.split()[1] for line in out.splitlines() if line.startswith("Digest:"))
+    assert digest == "sha256:" + hashlib.sha256(_manifest_bytes(host, "team/bb", "v1")).hexdigest()
+    assert digest != manifest["config"]["digest"]
+    # `images`: a registry with a port in the repository, the tag apart, columns apart.
+    head, row = ok(daemon.cli("images")).splitlines()[:2]
+    assert head.split("   ")[0].strip() == "REPOSITORY"
+    cells = [c for c in row.split("  ") if c.strip()]
+    assert [c.strip() for c in cells[:2]] == [f"{host}/team/bb", "v1"]
+    assert "ago" in row or "seconds" in row or "N/A" in row
     out = ok(daemon.cli("pull", ref))
     assert "Already exists" in out and "up to date" in out
     assert ok(daemon.cli("pull", "-q", ref)) == ref + "\n"  # Docker's -q: the name only
     assert ok(daemon.cli("run", "--rm", ref, "echo", "pulled")) == "pulled\n"
 
 
-def _manifest(host: str, repo: str, tag: str) -> dict:
+def _manifest_bytes(host: str, repo: str, tag: str) -> bytes:
     import urllib.request
 
     req = urllib.request.Request(
@@ -153,7 +164,11 @@ def _manifest(host: str, repo: str, tag: str) -> dict:
         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
     )
     with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read())
+        return r.read()
+
+
+def _manifest(host: str, repo: str, tag: str) -> dict:
+    return json.loads(_manifest_bytes(host, repo, tag))
 
 
 def test_a_pulled_image_keeps_its_digests_and_id(daemon, registry, imported, tmp_path):
