@@ -7,7 +7,8 @@ test_cmdline.py runs the client's whole command table through both), and as
 Docker's CLI does where the two differ: long flags are matched whole, not by
 abbreviation; options may come after positionals, until a REMAINDER positional
 begins (`run IMAGE CMD...` and `exec CONTAINER CMD...` pass CMD's flags through).
-Errors print the usage and `PROG: error: ...` and exit 2, as argparse's do.
+Errors print `PROG: error: ...` and where help is (`See 'PROG --help'.`), as
+Docker does, and exit 2, as argparse does.
 """
 
 from __future__ import annotations
@@ -324,8 +325,9 @@ class ArgumentParser:
     # -- help ---------------------------------------------------------------------------
 
     def error(self, message: str):
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        # Docker's way, not argparse's: the problem and where help is, without
+        # a usage that for `run` is fifty lines.
+        sys.stderr.write(f"{self.prog}: error: {message}\nSee '{self.prog} --help'.\n")
         sys.exit(2)
 
     def format_usage(self) -> str:

@@ -472,6 +472,12 @@ def _sig_proxy_flag(p) -> None:
     )
 
 
+def _history_flags(s) -> None:
+    s.add_argument("-q", "--quiet", action="store_true", help="image ids only")
+    s.add_argument("--no-trunc", action="store_true", help="CREATED BY in full")
+    s.add_argument("image")
+
+
 def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentParser:
     """The whole command line, or only the parser of command `only`; `engine`
     is cmdline, or argparse itself (tests compare the two)."""
@@ -639,7 +645,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("-f", "--force", action="store_true")
     s.add_argument("images", nargs="+")
     s = sub.add_parser("history", help="an image's history")
-    s.add_argument("image")
+    _history_flags(s)
     s = sub.add_parser("commit", help="a new image from a container's changes")
     s.add_argument("-m", "--message", default="")
     s.add_argument(
@@ -663,8 +669,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s = im.add_parser("prune")
     s.add_argument("-a", "--all", action="store_true")
     s.add_argument("-f", "--force", action="store_true")
-    s = im.add_parser("history")
-    s.add_argument("image")
+    _history_flags(im.add_parser("history"))
     nw = sub.add_parser("network", help="manage networks").add_subparsers(
         dest="ncmd", required=True
     )

@@ -221,10 +221,24 @@ def cmd_rmi(c: Client, args) -> int:
 
 
 def cmd_history(c: Client, args) -> int:
+    """Docker's columns, newest first; the image's id on the newest line and
+    <missing> on the others, as Docker shows an image it did not build."""
+    from supervisor.tables import columns
+
     data = c.call(api.ImageInspect(ref=args.image)).data
-    print(f"{'CREATED':<22}CREATED BY")
-    for h in reversed(data.get("History", [])):
-        print(f"{h.get('created', '')[:19]:<22}{h.get('created_by', '')}")
+    image_id = data["Id"] if args.no_trunc else data["Id"].removeprefix("sha256:")[:12]
+    history = list(reversed(data.get("History", []))) or [{}]
+    if args.quiet:
+        print(image_id)
+        return 0
+    table = [["IMAGE", "CREATED", "CREATED BY", "COMMENT"]]
+    for i, h in enumerate(history):
+        by = h.get("created_by", "")
+        if not args.no_trunc and len(by) > 45:
+            by = by[:44] + "…"
+        ago = _created_ago(h.get("created", ""))
+        table.append([image_id if i == 0 else "<missing>", ago, by, h.get("comment", "")])
+    print("\n".join(columns(table)))
     return 0
 
 

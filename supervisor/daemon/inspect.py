@@ -168,7 +168,7 @@ def inspect(c: Container, networks: dict[str, Network] | None = None) -> dict:
             else ZERO_TIME,
             "RestartDelay": st.restart_delay,
         },
-        "Image": cfg.rootfs,
+        "Image": cfg.image_id or cfg.rootfs,  # Docker's: the image's id
         "LogPath": str(c.log_path),
         "Name": "/" + c.name,
         "RestartCount": st.restart_count,
@@ -184,7 +184,7 @@ def inspect(c: Container, networks: dict[str, Network] | None = None) -> dict:
             "StopSignal": cfg.stop_signal,
             "StopTimeout": cfg.stop_timeout,
             "ExposedPorts": {p: {} for p in cfg.expose},
-            "Image": cfg.rootfs,
+            "Image": cfg.image or cfg.rootfs,  # as it was asked for: busybox, not its id
             **(
                 {
                     "Healthcheck": {

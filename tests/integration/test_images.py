@@ -106,6 +106,9 @@ def test_import_run_and_rmi_in_use(daemon, rootfs, tmp_path):
     image_id = ok(daemon.cli("import", str(tar), "bb:imported")).strip()
     assert image_id.startswith("sha256:")
     ok(daemon.cli("create", "--name", "user", "bb:imported", "true"))
+    # As Docker: Config.Image is the name asked for, Image the image's id.
+    shown = ok(daemon.cli("inspect", "-f", "{{.Config.Image}} {{.Image}}", "user")).split()
+    assert shown == ["bb:imported", image_id]
     p = daemon.cli("rmi", "bb:imported")
     assert p.returncode == 1 and "in use" in p.stderr
     ok(daemon.cli("tag", "bb:imported", "bb:other"))
@@ -179,6 +182,13 @@ def test_commit_keeps_the_changes_and_the_configuration(daemon, rootfs, tmp_path
     assert wait.returncode == 0, wait.stderr
     image_id = ok(daemon.cli("commit", "-m", "a test", cid, "derived:1")).strip()
     assert image_id.startswith("sha256:")
+    # history: newest first, Docker's columns; the base's entry is <missing>.
+    head, newest, older = ok(daemon.cli("history", "derived:1")).splitlines()
+    assert head.split() == ["IMAGE", "CREATED", "CREATED", "BY", "COMMENT"]
+    assert newest.startswith(image_id.removeprefix("sha256:")[:12])
+    assert "corral commit" in newest and newest.rstrip().endswith("a test")
+    assert older.startswith("<missing>") and "corral import" in older
+    assert ok(daemon.cli("history", "-q", "derived:1")).split() == [image_id[7:19]]
     # --change: Dockerfile instructions over the container's configuration.
     changes = ['CMD ["sh", "-c", "echo $GREETING"]', "ENV GREETING=changed", "WORKDIR /usr"]
     flags = [x for ch in changes for x in ("-c", ch)]
