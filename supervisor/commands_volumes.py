@@ -63,30 +63,35 @@ def cmd_network(c: Client, args) -> int:
         return 0
     if args.ncmd == "ls":
         nets = c.call(api.NetworkList()).networks
-        if args.quiet:
+        from supervisor.network import network_id
+
+        ids = {n.name: network_id(n.name, n.created_nano) for n in nets}
+        if args.quiet:  # Docker's -q: ids, which rm, inspect and connect take too
             for n in nets:
-                print(n.name)
+                print(ids[n.name] if args.no_trunc else ids[n.name][:12])
             return 0
+        rows = [
+            {
+                "ID": ids[n.name] if args.no_trunc else ids[n.name][:12],
+                "Name": n.name,
+                "Driver": "bridge",
+                "Scope": "local",
+                "Subnet": n.subnet,
+                "Gateway": n.gateway,
+            }
+            for n in nets
+        ]
         if args.format:
             from supervisor.commands import _templated
 
-            rows = [
-                {
-                    "ID": docker_network(n)["Id"][:12],
-                    "Name": n.name,
-                    "Driver": "bridge",
-                    "Scope": "local",
-                    "Subnet": n.subnet,
-                    "Gateway": n.gateway,
-                }
-                for n in nets
-            ]
             headers = {".ID": "NETWORK ID", ".Name": "NAME", ".Driver": "DRIVER", ".Scope": "SCOPE"}
             _templated(args.format, rows, headers)
             return 0
-        print(f"{'NAME':<20}{'SUBNET':<20}{'GATEWAY':<16}{'BRIDGE':<16}CONTAINERS")
-        for n in nets:
-            print(f"{n.name:<20}{n.subnet:<20}{n.gateway:<16}{n.bridge:<16}{len(n.containers)}")
+        from supervisor.tables import columns
+
+        table = [["NETWORK ID", "NAME", "DRIVER", "SCOPE"]]
+        table += [[r["ID"], r["Name"], r["Driver"], r["Scope"]] for r in rows]
+        print("\n".join(columns(table)))
         return 0
     if args.ncmd == "inspect":
         out = [docker_network(c.call(api.NetworkInspect(name=n)).network) for n in args.names]
@@ -142,13 +147,12 @@ def docker_volume(v: api.Volume) -> dict:
 def docker_network(n: api.NetworkInfo) -> dict:
     """`docker network inspect`'s shape, for the scripts that read it
     ({{range .IPAM.Config}}{{.Subnet}}{{end}}, .Containers)."""
-    import hashlib
+    from supervisor.network import network_id
 
     prefix = n.subnet.partition("/")[2]
     return {
         "Name": n.name,
-        # Docker's networks have a 64-hex id; Corral's are named: one derived from it.
-        "Id": hashlib.sha256(f"{n.name}/{n.created_nano}".encode()).hexdigest(),
+        "Id": network_id(n.name, n.created_nano),
         "Created": _rfc3339(n.created_nano),
         "Scope": "local",
         "Driver": "bridge",

@@ -420,6 +420,8 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
             raise SpecError("cmd", "no command given, and the image has none")
         if not cfg.network:
             cfg = msgspec.structs.replace(cfg, network=DEFAULT_NETWORK)
+        elif self.networks.resolve(cfg.network) != cfg.network:  # an id: kept by name
+            cfg = msgspec.structs.replace(cfg, network=self.networks.resolve(cfg.network))
         if cfg.network.startswith("container:"):
             other = self.get(cfg.network.partition(":")[2])  # NoSuchContainer if absent
             cfg = msgspec.structs.replace(cfg, network=f"container:{other.id}")

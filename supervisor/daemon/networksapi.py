@@ -40,7 +40,8 @@ async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
         case api.NetworkList():
             return api.NetworkListResult(networks=[info(n) for n in f.networks.networks.values()])
         case api.NetworkInspect(name=name):
-            return api.NetworkResult(network=info(f.networks.get(name), f))  # NoSuchNetwork
+            n = f.networks.get(f.networks.resolve(name))  # NoSuchNetwork
+            return api.NetworkResult(network=info(n, f))
         case api.NetworkPrune():
             removed = []
             for n in list(f.networks.networks.values()):
@@ -52,6 +53,7 @@ async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                 removed.append(n.name)
             return api.PruneResult(removed=removed)
         case api.NetworkRemove(name=name):
+            name = f.networks.resolve(name)
             try:
                 f.networks.get(name)
             except NetworkError as e:
@@ -72,6 +74,7 @@ async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             | api.NetworkDisconnect(name=name, container=ref)
         ):
             c = f.get(ref)
+            name = f.networks.resolve(name)
             connect = isinstance(req, api.NetworkConnect)
             try:
                 if connect:

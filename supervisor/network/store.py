@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 
 from supervisor.errors import CorralError
+from supervisor.network import network_id
 from supervisor.runtime.state import atomic_write
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
@@ -59,6 +60,19 @@ class NetworkStore:
 
     def save(self, n: Network) -> None:
         atomic_write(self.dir / f"{n.name}.json", msgspec.json.encode(n), durable=True)
+
+    def resolve(self, ref: str) -> str:
+        """The network's name for `ref`: a name, or a unique prefix of an id
+        (`network ls` shows ids); unknown refs come back as they are, so that
+        get() names them in its error."""
+        if ref in self.networks or len(ref) < 3:
+            return ref
+        hits = [
+            n.name
+            for n in self.networks.values()
+            if network_id(n.name, n.created_nano).startswith(ref)
+        ]
+        return hits[0] if len(hits) == 1 else ref
 
     def get(self, name: str) -> Network:
         try:

@@ -229,5 +229,5 @@ def test_container_and_system_prune(daemon, rootfs):
     out = daemon.cli("system", "prune", "-f", "--volumes").stdout
     assert "Deleted containers: 0" in out and "Deleted volumes" in out, out
     assert "Deleted networks: 1" in out, out
-    assert "spare" not in daemon.cli("network", "ls", "-q").stdout
+    assert "spare" not in daemon.cli("network", "ls", "--format", "{{.Name}}").stdout
     daemon.cli("rm", "-f", running)

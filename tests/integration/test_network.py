@@ -92,6 +92,13 @@ def test_containers_reach_each_other_by_name_and_alias(daemon, rootfs, net):
     assert subnet.strip() == info["IPAM"]["Config"][0]["Subnet"]
     listed = ok(daemon.cli("network", "ls", "--format", "{{.Name}} {{.Driver}} {{.ID}}"))
     assert f"{net} bridge {info['Id'][:12]}" in listed.splitlines()
+    # Docker's table and -q (ids), and an id prefix wherever a name goes.
+    head, *rows = ok(daemon.cli("network", "ls")).splitlines()
+    assert head.split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
+    assert [info["Id"][:12], net, "bridge", "local"] in [r.split() for r in rows]
+    assert info["Id"][:12] in ok(daemon.cli("network", "ls", "-q")).split()
+    by_id = json.loads(ok(daemon.cli("network", "inspect", info["Id"][:8])))[0]
+    assert by_id["Name"] == net
 
 
 def test_chosen_address_on_a_user_network(daemon, rootfs):
@@ -384,3 +391,19 @@ def test_other_names_go_to_the_dns_servers_given(daemon, rootfs, net):
         upstream.kill()
         upstream.wait()
         upstream.stdout.close()
+
+
+def test_a_network_by_its_id(daemon, rootfs):
+    """The ids `network ls` shows work where names do: run, connect, rm."""
+    name = "n" + secrets.token_hex(4)
+    ok(daemon.cli("network", "create", name))
+    nid = json.loads(ok(daemon.cli("network", "inspect", name)))[0]["Id"]
+    p = daemon.cli("run", "--rm", "--network", nid[:10], "--rootfs", str(rootfs), "true")
+    assert p.returncode == 0, p.stderr
+    ok(daemon.cli("run", "-d", "--name", "byid", "--rootfs", str(rootfs), "sleep", "60"))
+    ok(daemon.cli("network", "connect", nid[:10], "byid"))
+    networks = json.loads(ok(daemon.cli("inspect", "byid")))[0]["NetworkSettings"]["Networks"]
+    assert name in networks  # kept by its name
+    ok(daemon.cli("rm", "-f", "byid"))
+    ok(daemon.cli("network", "rm", nid[:10]))
+    assert name not in ok(daemon.cli("network", "ls", "--format", "{{.Name}}")).split()
