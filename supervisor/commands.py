@@ -67,7 +67,7 @@ def _create(c: Client, args) -> api.Created:
     except DaemonError as e:
         if not cfg.image or args.pull != "missing" or e.kind != "not_found":
             raise
-        print(f"Unable to find image '{cfg.image}' locally", file=sys.stderr)
+        print(f"Unable to find image '{with_tag(cfg.image)}' locally", file=sys.stderr)
         _pull_for_run(c, cfg.image, args.platform)
         created = c.call(api.Create(config=cfg))
     if args.cidfile:
@@ -77,6 +77,13 @@ def _create(c: Client, args) -> api.Created:
         except OSError as e:
             raise SystemExit(f"corral: --cidfile {args.cidfile}: {e.strerror}") from None
     return created
+
+
+def with_tag(ref: str) -> str:
+    """`ref` as Docker names it in messages: with the tag a pull would use."""
+    if "@" in ref or ":" in ref.rpartition("/")[2]:
+        return ref
+    return ref + ":latest"
 
 
 def _pull_for_run(c: Client, image: str, platform: str) -> None:

@@ -163,3 +163,17 @@ def test_commit_changes_as_dockerfile_instructions() -> None:
     for bad in ("CMD [not json", 'CMD ["a", 1]', "ENV", "RUN make", "LABEL =x"):
         with pytest.raises(SpecError, match="--change"):
             changes.apply(base, [bad])
+
+
+@pytest.mark.parametrize(
+    ("ref", "shown"),
+    [
+        ("busybox", "busybox:latest"),
+        ("busybox:1.36", "busybox:1.36"),
+        ("localhost:5000/team/app", "localhost:5000/team/app:latest"),
+        ("localhost:5000/team/app:v1", "localhost:5000/team/app:v1"),
+        ("app@sha256:" + "0" * 64, "app@sha256:" + "0" * 64),
+    ],
+)
+def test_image_names_in_messages_carry_the_tag(ref: str, shown: str) -> None:
+    assert commands.with_tag(ref) == shown
