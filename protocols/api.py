@@ -653,6 +653,7 @@ class ImagesDone(_Msg):
     tags: list[str] = []
     deleted: list[str] = []
     digest: str = ""  # pull: the manifest's (an index's, for a multi-platform image)
+    size: int = 0  # prune: the bytes the removed layers took
 
 
 class NetworkInfo(msgspec.Struct, frozen=True, kw_only=True):

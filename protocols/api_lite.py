@@ -913,7 +913,7 @@ class Progress(Lite):
 
 
 class ImagesDone(Lite):
-    __slots__ = ("ids", "tags", "deleted", "digest")
+    __slots__ = ("ids", "tags", "deleted", "digest", "size")
     _tagged = True
     _omit_defaults = True
     _fields = (
@@ -921,6 +921,7 @@ class ImagesDone(Lite):
         ("tags", list),
         ("deleted", list),
         ("digest", ""),
+        ("size", 0),
     )
 
 

@@ -713,7 +713,11 @@ def docker_event(ev: api.Event) -> dict:
     out.update(
         Type=ev.type,
         Action=ev.action,
-        Actor={"ID": ev.id, "Attributes": dict(ev.attributes)},
+        # Docker's actors carry their name (a container's, an image's reference).
+        Actor={
+            "ID": ev.id,
+            "Attributes": {**({"name": ev.name} if ev.name else {}), **ev.attributes},
+        },
         scope="local",
         time=secs,
         timeNano=ev.time_nano,

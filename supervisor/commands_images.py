@@ -259,6 +259,12 @@ def cmd_image(c: Client, args) -> int:
     if args.icmd == "history":
         return cmd_history(c, args)
     done = c.call(api.ImagePrune(all=args.all))
-    for chain in done.deleted:
-        print(f"deleted: {chain}")
+    if done.ids:  # Docker's report
+        print("Deleted Images:")
+        for t in done.tags:
+            print(f"untagged: {t}")
+        for i in [*done.ids, *done.deleted]:
+            print(f"deleted: {i}")
+        print()
+    print(f"Total reclaimed space: {_human_size(done.size)}")
     return 0

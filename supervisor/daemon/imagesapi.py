@@ -103,8 +103,8 @@ def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             named = normalize(ref) in st.repos and len(st.tags(image_id)) > 1
             if named:  # one of several tags: only that tag goes (Docker's rmi)
                 st.untag(ref)
-                f.journal.append("image", "untag", image_id, ref)
-                return api.ImagesDone(ids=[image_id], tags=[ref])
+                f.journal.append("image", "untag", image_id, normalize(ref))
+                return api.ImagesDone(ids=[image_id], tags=[normalize(ref)])
             if users and not force:
                 raise Conflict(
                     f"image {ref} is in use by container(s) "
@@ -120,13 +120,17 @@ def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             f.journal.append("image", "delete", image_id, ",".join(tags))
             return api.ImagesDone(ids=[image_id], tags=tags, deleted=removed)
         case api.ImagePrune(all=everything):
-            deleted = []
+            ids, tags, deleted, size = [], [], [], 0
             for image_id in st.images():
                 if f.image_users(image_id) or (st.tags(image_id) and not everything):
                     continue
+                tags += st.tags(image_id)
+                layers = st.layers_only_of(image_id)
+                size += sum(du(st.layers / c.removeprefix("sha256:")) for c in layers)
                 deleted += st.remove_image(image_id, in_use=set())
+                ids.append(image_id)
                 f.journal.append("image", "delete", image_id)
-            return api.ImagesDone(deleted=deleted)
+            return api.ImagesDone(ids=ids, tags=tags, deleted=deleted, size=size)
     raise SpecError("request", f"unexpected {type(req).__name__}")
 
 

@@ -295,20 +295,25 @@ class ImageStore:
     def remove_layer(self, chain: str) -> None:
         shutil.rmtree(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
 
+    def layers_only_of(self, image_id: str) -> list[str]:
+        """The chain ids of the image's layers no other image has."""
+        keep: set[str] = set()
+        for other in self.images():
+            if other != image_id:
+                keep.update(chain_ids(self.config(other).rootfs.diff_ids))
+        return [c for c in chain_ids(self.config(image_id).rootfs.diff_ids) if c not in keep]
+
     def remove_image(self, image_id: str, in_use: set[str]) -> list[str]:
         """Remove the image's tags, config and the layers no other image uses;
         returns the removed layer chain ids."""
-        cfg = self.config(image_id)
+        only = self.layers_only_of(image_id)
         for t in self.tags(image_id):
             self.repos.pop(t)
         self._save_repos()
         (self.blobs / image_id.removeprefix("sha256:")).unlink()
-        keep: set[str] = set()
-        for other in self.images():
-            keep.update(chain_ids(self.config(other).rootfs.diff_ids))
         removed = []
-        for chain in chain_ids(cfg.rootfs.diff_ids):
-            if chain not in keep and chain not in in_use:
+        for chain in only:
+            if chain not in in_use:
                 shutil.rmtree(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
                 removed.append(chain)
         return removed

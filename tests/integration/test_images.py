@@ -310,3 +310,22 @@ def test_save_and_load_through_stdout_and_stdin(daemon, rootfs, tmp_path):
     assert arch.startswith("linux/"), arch
     ok(daemon.cli("rmi", "rt:1"))
     assert not list((daemon.root / "tmp").iterdir())  # the spooled archives are gone
+
+
+def test_image_prune_reports_as_docker_does(daemon, rootfs, tmp_path):
+    tar = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+    kept = ok(daemon.cli("import", str(tar), "keep")).strip()
+    ok(daemon.cli("tag", "keep", "keep:two"))
+    assert ok(daemon.cli("rmi", "keep")) == "Untagged: keep:latest\n"  # one tag of two
+    (tmp_path / "extra").write_text("x")
+    subprocess.run(["tar", "-rf", str(tar), "-C", str(tmp_path), "extra"], check=True)
+    dangling = ok(daemon.cli("import", str(tar))).strip()  # no name: dangling
+    out = ok(daemon.cli("image", "prune", "-f"))
+    assert out.startswith("Deleted Images:\n") and f"deleted: {dangling}" in out
+    assert out.rstrip().splitlines()[-1].startswith("Total reclaimed space: ")
+    assert not out.rstrip().endswith(" 0B")
+    assert ok(daemon.cli("images", "-q")).split() == [kept[7:19]]
+    out = ok(daemon.cli("image", "prune", "-a", "-f"))
+    assert "untagged: keep:two" in out and f"deleted: {kept}" in out
+    assert ok(daemon.cli("image", "prune", "-f")) == "Total reclaimed space: 0B\n"

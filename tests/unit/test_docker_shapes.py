@@ -111,6 +111,10 @@ def test_docker_event_shape_and_go_field_names() -> None:
         api.Event(seq=1, time_nano=0, type="network", action="create", id="app")
     )
     assert "status" not in net and net["Actor"]["ID"] == "app"  # Docker's older fields: not here
+    image = commands.docker_event(
+        api.Event(seq=2, time_nano=0, type="image", action="import", id="sha256:1", name="bb:1")
+    )
+    assert image["Actor"]["Attributes"] == {"name": "bb:1"}  # the reference, as Docker's
 
 
 @pytest.mark.parametrize(
