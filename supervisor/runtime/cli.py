@@ -74,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub.add_parser(name, help=help).add_argument("id")
 
+    s = sub.add_parser("exec", help="run a process in a running container")
+    s.add_argument("-t", "--tty", action="store_true", help="a terminal for it")
+    s.add_argument("--cwd", default="", help="its working directory (default the config's)")
+    s.add_argument("-e", "--env", action="append", default=[], help="NAME=VALUE, more or over")
+    s.add_argument("-u", "--user", default="", help="UID[:GID] (default the config's)")
+    s.add_argument("id")
+    s.add_argument("command", nargs=argparse.REMAINDER, help="the process and its arguments")
+
     s = sub.add_parser("kill", help="signal a container's init process")
     s.add_argument("id")
     s.add_argument("signal", nargs="?", default="SIGTERM", type=_signal_arg)
@@ -127,6 +135,8 @@ def _dispatch(rt: Runtime, args: argparse.Namespace) -> int:
     if cmd == "create":
         rt.create(args.id, args.bundle, stdio=None, detach=True).close()
         return 0
+    if cmd == "exec":
+        return _exec(rt, args)
     if cmd == "start":
         rt.start(args.id)
     elif cmd == "state":
@@ -164,40 +174,94 @@ def _json(obj: object, indent: int | None = None) -> str:
     return json.dumps(lite.to_builtins(obj), indent=indent, separators=compact)
 
 
-def _run_foreground(rt: Runtime, args: argparse.Namespace) -> int:
-    # Handlers go in before the container exists: a signal that arrives while
-    # it is being created is held and passed on once there is a monitor.
-    pidfd = -1
-    pending: list[int] = []
+class _Forwarder:
+    """The signals this CLI gets, passed on to a monitor (which passes them to
+    its process). Installed before the monitor exists: a signal that arrives
+    meanwhile is held and passed on once there is one."""
 
-    def forward(signum: int, _frame: object) -> None:
-        if pidfd < 0:
-            pending.append(signum)
+    def __init__(self) -> None:
+        self.pidfd = -1
+        self.pending: list[int] = []
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self) -> _Forwarder:
+        self.previous = {s: signal.signal(s, self._handle) for s in _FORWARDED}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, h in self.previous.items():
+            signal.signal(s, h)
+
+    def to(self, pidfd: int) -> None:
+        self.pidfd = pidfd
+        for s in self.pending:
+            self._handle(s, None)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.pidfd < 0:
+            self.pending.append(signum)
             return
         try:
-            signal.pidfd_send_signal(pidfd, signum)
+            signal.pidfd_send_signal(self.pidfd, signum)
         except ProcessLookupError:
             pass
 
-    previous = {s: signal.signal(s, forward) for s in _FORWARDED}
+
+def _run_foreground(rt: Runtime, args: argparse.Namespace) -> int:
     created = None
-    try:
-        created = rt.create(
-            args.id, args.bundle, stdio=(0, 1, 2), detach=False, wait_for_start=False
-        )
-        pidfd = created.monitor_pidfd
-        for s in pending:
-            forward(s, None)
-        code = _wait_child(pidfd)
-    except BaseException:
-        if created is not None:
-            created.close()
-            rt.delete(args.id, force=True)
-        raise
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+    with _Forwarder() as fwd:
+        try:
+            created = rt.create(
+                args.id, args.bundle, stdio=(0, 1, 2), detach=False, wait_for_start=False
+            )
+            fwd.to(created.monitor_pidfd)
+            code = _wait_child(created.monitor_pidfd)
+        except BaseException:
+            if created is not None:
+                created.close()
+                rt.delete(args.id, force=True)
+            raise
     if not args.keep:
         rt.remove_reaped(created)
     created.close()
     return code
+
+
+def _exec(rt: Runtime, args: argparse.Namespace) -> int:
+    """`runc exec`: the process the container's config.json runs, with its
+    capabilities, rlimits and no_new_privs, for another command (and what the
+    flags change); stdio passed through; exits with its status."""
+    if not args.command:
+        raise SpecError("command", "exec needs the program to run")
+    process = _exec_process(rt, args)
+    with _Forwarder() as fwd:
+        _pid, pidfd, _child = rt.exec(args.id, process, (0, 1, 2))
+        try:
+            fwd.to(pidfd)
+            return _wait_child(pidfd)
+        finally:
+            os.close(pidfd)
+
+
+def _exec_process(rt: Runtime, args: argparse.Namespace) -> object:
+    base = specs.load(rt.record(args.id).bundle).process
+    assert base is not None  # load() refuses a config without one
+    env = {e.partition("=")[0]: e for e in base.env or []}
+    for e in args.env:
+        if "=" not in e:
+            raise SpecError("--env", f"{e!r} is not NAME=VALUE")
+        env[e.partition("=")[0]] = e
+    user = base.user
+    if args.user:
+        uid, _, gid = args.user.partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise SpecError("--user", f"{args.user!r} is not UID[:GID] (numbers)")
+        user = lite.replace(user, uid=int(uid), gid=int(gid or uid), additional_gids=None)
+    return lite.replace(
+        base,
+        args=list(args.command),
+        cwd=args.cwd or base.cwd,
+        env=list(env.values()),
+        user=user,
+        terminal=args.tty,
+    )

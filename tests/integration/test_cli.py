@@ -231,3 +231,23 @@ def test_container_and_system_prune(daemon, rootfs):
     assert "Deleted networks: 1" in out, out
     assert "spare" not in daemon.cli("network", "ls", "--format", "{{.Name}}").stdout
     daemon.cli("rm", "-f", running)
+
+
+def test_exec_runs_in_the_container_as_runc_exec(tmp_path, rootfs, corral_cli, rt_cli):
+    b = make_bundle(tmp_path, rootfs, corral_cli, ["sleep", "1000"])
+    d = json.loads((b / "config.json").read_text())
+    d["process"]["terminal"] = False
+    d["process"]["env"].append("FROM_CONFIG=yes")
+    (b / "config.json").write_text(json.dumps(d))
+    assert cli([*rt_cli, "run", "-d", "-b", str(b), "ex"]).returncode == 0
+    script = "echo $FROM_CONFIG $FOO $(id -u):$(id -g) $(pwd) $(hostname); cat /proc/1/comm"
+    p = cli([*rt_cli, "exec", "-e", "FOO=bar", "-u", "1000:1001", "--cwd", "/tmp", "ex",
+             "sh", "-c", script])  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["yes", "bar", "1000:1001", "/tmp", "corral", "sleep"]
+    assert cli([*rt_cli, "exec", "ex", "sh", "-c", "exit 7"]).returncode == 7
+    p = cli([*rt_cli, "exec", "ex", "/nonexistent"])
+    assert p.returncode != 0 and "/nonexistent" in p.stderr, p.stderr
+    assert cli([*rt_cli, "kill", "ex", "KILL"]).returncode == 0
+    p = cli([*rt_cli, "exec", "nosuch", "true"])
+    assert p.returncode != 0 and "nosuch" in p.stderr
