@@ -93,10 +93,18 @@ def cmd_network(c: Client, args) -> int:
         table += [[r["ID"], r["Name"], r["Driver"], r["Scope"]] for r in rows]
         print("\n".join(columns(table)))
         return 0
-    if args.ncmd == "inspect":
-        out = [docker_network(c.call(api.NetworkInspect(name=n)).network) for n in args.names]
+    if args.ncmd == "inspect":  # as volume inspect: what there is, then what is not
+        out, rc = [], 0
+        for name in args.names:
+            try:
+                out.append(docker_network(c.call(api.NetworkInspect(name=name)).network))
+            except DaemonError as e:
+                if e.kind != "not_found":
+                    raise
+                print(f"corral: Error: No such network: {name}", file=sys.stderr)
+                rc = 1
         _print_inspect(out, args.format)
-        return 0
+        return rc
     if args.ncmd == "prune":
         for name in c.call(api.NetworkPrune()).removed:
             print(name)

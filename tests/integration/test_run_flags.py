@@ -294,6 +294,9 @@ def test_inspect_finds_images_networks_and_volumes_too(daemon, rootfs):
         assert p.returncode == 1 and "No such object: no-such-thing" in p.stderr, p.stderr
         p = daemon.cli("inspect", "--type", "network", "inspvol")
         assert p.returncode == 1 and "No such network: inspvol" in p.stderr, p.stderr
+        p = daemon.cli("network", "inspect", "-f", "{{.Name}}", net, "inspvol")
+        assert p.returncode == 1 and p.stdout.strip() == net  # what there is, then the error
+        assert "Error: No such network: inspvol" in p.stderr, p.stderr
     finally:
         daemon.cli("network", "rm", net)
         daemon.cli("volume", "rm", "inspvol")
