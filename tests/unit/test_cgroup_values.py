@@ -62,3 +62,24 @@ def test_remove_dirs_keeps_busy_parents(tmp_path):
     assert (tmp_path / "a" / "c").is_dir()  # the parent still has a child: kept
     remove_dirs(tmp_path / "a" / "c", 2)
     assert not (tmp_path / "a").exists()
+
+
+def test_v2_enables_controllers_from_the_root_down_to_the_parent(tmp_path):
+    """The walk of CgroupV2._enable, over a directory laid out as cgroup2's:
+    +memory written in the root and in /a (the parent), not in /a/b itself.
+    (The project's VM mounts cgroup2 without controllers, so the kernel's side
+    is checked on a pure v2 host only.)"""
+    from supervisor.runtime.cgroups.v2 import CgroupV2
+
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for d in (tmp_path, tmp_path / "a", tmp_path / "a" / "b"):
+        (d / "cgroup.subtree_control").write_text("")
+    (tmp_path / "cgroup.subtree_control").write_text("pids\n")  # one already on
+    cg = CgroupV2("/a/b", mount_root=str(tmp_path))
+    cg._enable({"memory", "pids"})
+    assert (tmp_path / "cgroup.subtree_control").read_text() == "+memory"
+    assert (tmp_path / "a" / "cgroup.subtree_control").read_text() == "+memory +pids"
+    assert (tmp_path / "a" / "b" / "cgroup.subtree_control").read_text() == ""
+    with pytest.raises(CgroupError, match="io"):
+        cg._enable({"io"})

@@ -133,7 +133,8 @@ class CgroupV2:
                 f"controllers {sorted(missing)} are not available at",
             )
         node = self.mount_root
-        for part in self.dir.relative_to(self.mount_root).parts:
+        rel = os.path.relpath(self.dir, self.mount_root)
+        for part in [p for p in rel.split("/") if p not in ("", ".")]:
             have = set(read_text(os.path.join(node, "cgroup.subtree_control")).split())
             need = wanted - have
             if need:
