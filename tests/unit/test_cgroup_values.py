@@ -83,3 +83,45 @@ def test_v2_enables_controllers_from_the_root_down_to_the_parent(tmp_path):
     assert (tmp_path / "a" / "b" / "cgroup.subtree_control").read_text() == ""
     with pytest.raises(CgroupError, match="io"):
         cg._enable({"io"})
+
+
+def test_v2_driver_files_over_a_cgroup2_shaped_directory(tmp_path):
+    """CgroupV2's reads and writes, end to end over the file names cgroup2 uses
+    (the kernel's side needs a pure v2 host; this catches the driver's own
+    mistakes, such as path arithmetic, on every machine)."""
+    from supervisor.runtime.cgroups.v2 import CgroupV2
+
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    leaf = tmp_path / "corral" / "web"
+    leaf.mkdir(parents=True)
+    for d in (tmp_path, tmp_path / "corral", leaf):
+        (d / "cgroup.subtree_control").write_text("")
+    for name in ("memory.max", "memory.swap.max", "cpu.weight", "cpu.max", "pids.max"):
+        (leaf / name).write_text("")
+    cg = CgroupV2("/corral/web", mount_root=str(tmp_path))
+    assert cg.clone_dir() == str(leaf) and cg.oom_file() == str(leaf / "memory.events")
+    cg.create(Limits(memory=64 << 20, memory_swap=128 << 20, cpu_shares=512, pids=100))
+    assert (leaf / "memory.max").read_text() == str(64 << 20)
+    assert (leaf / "memory.swap.max").read_text() == str(64 << 20)  # swap alone on v2
+    assert (leaf / "cpu.weight").read_text() == "20"
+    assert (leaf / "pids.max").read_text() == "100"
+    assert (tmp_path / "corral" / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
+    cg.update(Limits(cpu_quota=50000, cpu_period=100000))
+    assert (leaf / "cpu.max").read_text() == "50000 100000"
+    (leaf / "memory.current").write_text("4096\n")
+    (leaf / "cpu.stat").write_text("usage_usec 1500\nuser_usec 1000\n")
+    (leaf / "pids.current").write_text("3\n")
+    (leaf / "memory.events").write_text("low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n")
+    (leaf / "memory.max").write_text(f"{64 << 20}\n")
+    s = cg.stats()
+    assert (s.memory_usage, s.memory_limit, s.cpu_usage_ns, s.pids, s.oom_kills) == (
+        4096,
+        64 << 20,
+        1_500_000,
+        3,
+        1,
+    )
+    (leaf / "cgroup.events").write_text("populated 1\nfrozen 1\n")
+    assert cg.frozen() and cg.exists()
+    (leaf / "cgroup.procs").write_text("")
+    assert cg.pids() == []
