@@ -600,6 +600,8 @@ class StatsSample(_Msg):
     memory_percent: float = 0.0
     net_rx: int = 0
     net_tx: int = 0
+    block_read: int = 0  # bytes from and to block devices
+    block_written: int = 0
 
 
 class Volume(msgspec.Struct, frozen=True, kw_only=True):

@@ -818,7 +818,7 @@ class ExecStarted(Lite):
 
 
 class StatsSample(Lite):
-    __slots__ = ("id", "name", "time_nano", "cpu_usage_ns", "memory_usage", "memory_limit", "pids", "cpu_percent", "memory_percent", "net_rx", "net_tx")
+    __slots__ = ("id", "name", "time_nano", "cpu_usage_ns", "memory_usage", "memory_limit", "pids", "cpu_percent", "memory_percent", "net_rx", "net_tx", "block_read", "block_written")
     _tagged = True
     _omit_defaults = True
     _fields = (
@@ -833,6 +833,8 @@ class StatsSample(Lite):
         ("memory_percent", 0.0),
         ("net_rx", 0),
         ("net_tx", 0),
+        ("block_read", 0),
+        ("block_written", 0),
     )
 
 

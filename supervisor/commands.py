@@ -612,7 +612,7 @@ def _stats_fields(s: api.StatsSample) -> dict:
         "MemUsage": f"{_binary(s.memory_usage)} / {_binary(s.memory_limit or 0)}",
         "MemPerc": f"{s.memory_percent:.2f}%",
         "NetIO": f"{_human(s.net_rx)} / {_human(s.net_tx)}",
-        "BlockIO": "0B / 0B",  # no blkio accounting joined yet
+        "BlockIO": f"{_human(s.block_read)} / {_human(s.block_written)}",
         "PIDs": str(s.pids),
     }
 

@@ -575,6 +575,8 @@ class Connection:
                         memory_percent=100 * s.memory_usage / limit if limit else 0.0,
                         net_rx=rx,
                         net_tx=tx,
+                        block_read=s.block_read,
+                        block_written=s.block_written,
                     )
                 )
             if not req.stream:

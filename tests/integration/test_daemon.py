@@ -466,6 +466,9 @@ def test_stats_reports_usage(daemon, rootfs):
     assert rows["st"][4:6] == ["/", "64MiB"] and rows["st"][6].endswith("%"), rows
     p = daemon.cli("stats", "--no-stream", "--format", "{{.Name}}:{{.PIDs}}", "st")
     assert p.stdout.strip() == "st:1", p.stdout + p.stderr
+    p = daemon.cli("stats", "--no-stream", "--format", "{{.BlockIO}}", "st")
+    read, slash, written = p.stdout.split()
+    assert slash == "/" and read[0].isdigit() and written.endswith("B"), p.stdout
     daemon.cli("rm", "-f", busy)
 
 

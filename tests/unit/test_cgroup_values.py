@@ -91,7 +91,7 @@ def test_v2_driver_files_over_a_cgroup2_shaped_directory(tmp_path):
     mistakes, such as path arithmetic, on every machine)."""
     from supervisor.runtime.cgroups.v2 import CgroupV2
 
-    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    (tmp_path / "cgroup.controllers").write_text("cpu io memory pids\n")
     leaf = tmp_path / "corral" / "web"
     leaf.mkdir(parents=True)
     for d in (tmp_path, tmp_path / "corral", leaf):
@@ -105,7 +105,8 @@ def test_v2_driver_files_over_a_cgroup2_shaped_directory(tmp_path):
     assert (leaf / "memory.swap.max").read_text() == str(64 << 20)  # swap alone on v2
     assert (leaf / "cpu.weight").read_text() == "20"
     assert (leaf / "pids.max").read_text() == "100"
-    assert (tmp_path / "corral" / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
+    # io too, where offered: BLOCK I/O in stats comes from io.stat
+    assert (tmp_path / "corral" / "cgroup.subtree_control").read_text() == "+cpu +io +memory +pids"
     cg.update(Limits(cpu_quota=50000, cpu_period=100000))
     assert (leaf / "cpu.max").read_text() == "50000 100000"
     (leaf / "memory.current").write_text("4096\n")
@@ -113,7 +114,12 @@ def test_v2_driver_files_over_a_cgroup2_shaped_directory(tmp_path):
     (leaf / "pids.current").write_text("3\n")
     (leaf / "memory.events").write_text("low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n")
     (leaf / "memory.max").write_text(f"{64 << 20}\n")
+    (leaf / "io.stat").write_text(
+        "254:0 rbytes=8192 wbytes=4096 rios=2 wios=1 dbytes=0 dios=0\n"
+        "8:0 rbytes=100 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n"
+    )
     s = cg.stats()
+    assert (s.block_read, s.block_written) == (8292, 4096)
     assert (s.memory_usage, s.memory_limit, s.cpu_usage_ns, s.pids, s.oom_kills) == (
         4096,
         64 << 20,

@@ -61,6 +61,8 @@ class Stats(Lite):
     cpu_usage_ns: int
     pids: int
     oom_kills: int
+    block_read: int = 0  # bytes read from block devices (Docker's BLOCK I/O)
+    block_written: int = 0
 
 
 class Mount(Lite):

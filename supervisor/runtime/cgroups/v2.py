@@ -97,6 +97,8 @@ class CgroupV2:
     def create(self, limits: Limits) -> None:
         writes = v2_files(limits)
         wanted = {c for c, _, _ in writes if c not in ("cgroup",)}
+        if "io" in self._offered():  # for BLOCK I/O in stats; not required
+            wanted.add("io")
         make_dirs(self.base, os.path.relpath(self.dir, self.base))
         self._enable(wanted)
         for controller, name, value in writes:
@@ -124,8 +126,7 @@ class CgroupV2:
         """Enable `wanted` (those the root offers) from the root down to our parent."""
         if not wanted:
             return
-        offered = set(read_text(os.path.join(self.mount_root, "cgroup.controllers")).split())
-        missing = wanted - offered
+        missing = wanted - self._offered()
         if missing:
             raise CgroupError(
                 str(self.mount_root),
@@ -143,6 +144,9 @@ class CgroupV2:
                     " ".join(f"+{c}" for c in sorted(need)),
                 )
             node = os.path.join(node, part)
+
+    def _offered(self) -> set[str]:
+        return set(read_text(os.path.join(self.mount_root, "cgroup.controllers")).split())
 
     def join_files(self) -> list[str]:
         return []  # clone3 places the child directly
@@ -217,7 +221,16 @@ class CgroupV2:
             for line in read_text(os.path.join(d, "memory.events")).splitlines():
                 if line.startswith("oom_kill "):
                     oom = int(line.split()[1])
-        return Stats(usage, limit, cpu, pids, oom)
+        read = written = 0
+        if os.path.exists(os.path.join(d, "io.stat")):  # "8:0 rbytes=N wbytes=N rios=N ..."
+            for line in read_text(os.path.join(d, "io.stat")).splitlines():
+                for field in line.split()[1:]:
+                    key, _, value = field.partition("=")
+                    if key == "rbytes":
+                        read += int(value)
+                    elif key == "wbytes":
+                        written += int(value)
+        return Stats(usage, limit, cpu, pids, oom, read, written)
 
     def destroy(self) -> None:
         remove_dirs(self.dir, self.levels)
