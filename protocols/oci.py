@@ -172,6 +172,24 @@ class Linux(_Base):
     seccomp: Seccomp | None = None
 
 
+class Hook(_Base):
+    path: str  # absolute, in the runtime's mount namespace
+    args: list[str] | None = None  # execv's argv: args[0] is the program's name
+    env: list[str] | None = None
+    timeout: int | None = None  # seconds
+
+
+class Hooks(_Base):
+    # Those that run before the container's process (prestart, createRuntime,
+    # createContainer, startContainer) are refused for now: see runtime/hooks.py.
+    prestart: list[Hook] | None = None
+    create_runtime: list[Hook] | None = None
+    create_container: list[Hook] | None = None
+    start_container: list[Hook] | None = None
+    poststart: list[Hook] | None = None
+    poststop: list[Hook] | None = None
+
+
 class Spec(_Base):
     # Required fields carry no default: omit_defaults would drop them on output.
     oci_version: str
@@ -181,6 +199,7 @@ class Spec(_Base):
     domainname: str | None = None
     mounts: list[Mount] | None = None
     annotations: dict[str, str] | None = None
+    hooks: Hooks | None = None
     linux: Linux | None = None
 
 

@@ -424,8 +424,52 @@ class Linux(Lite):
     }
 
 
+class Hook(Lite):
+    __slots__ = ("path", "args", "env", "timeout")
+    _omit_defaults = True
+    _fields = (
+        ("path", REQUIRED),
+        ("args", None),
+        ("env", None),
+        ("timeout", None),
+    )
+    _types = {
+        "path": "str",
+        "args": "list[str] | None",
+        "env": "list[str] | None",
+        "timeout": "int | None",
+    }
+
+
+class Hooks(Lite):
+    __slots__ = ("prestart", "create_runtime", "create_container", "start_container", "poststart", "poststop")
+    _omit_defaults = True
+    _fields = (
+        ("prestart", None),
+        ("create_runtime", None),
+        ("create_container", None),
+        ("start_container", None),
+        ("poststart", None),
+        ("poststop", None),
+    )
+    _nested = {"prestart": ("list", "Hook"), "create_runtime": ("list", "Hook"), "create_container": ("list", "Hook"), "start_container": ("list", "Hook"), "poststart": ("list", "Hook"), "poststop": ("list", "Hook")}
+    _types = {
+        "prestart": "list[Hook] | None",
+        "create_runtime": "list[Hook] | None",
+        "create_container": "list[Hook] | None",
+        "start_container": "list[Hook] | None",
+        "poststart": "list[Hook] | None",
+        "poststop": "list[Hook] | None",
+    }
+    _json = {
+        "create_runtime": "createRuntime",
+        "create_container": "createContainer",
+        "start_container": "startContainer",
+    }
+
+
 class Spec(Lite):
-    __slots__ = ("oci_version", "process", "root", "hostname", "domainname", "mounts", "annotations", "linux")
+    __slots__ = ("oci_version", "process", "root", "hostname", "domainname", "mounts", "annotations", "hooks", "linux")
     _omit_defaults = True
     _fields = (
         ("oci_version", REQUIRED),
@@ -435,9 +479,10 @@ class Spec(Lite):
         ("domainname", None),
         ("mounts", None),
         ("annotations", None),
+        ("hooks", None),
         ("linux", None),
     )
-    _nested = {"process": ("one", "Process"), "root": ("one", "Root"), "mounts": ("list", "Mount"), "linux": ("one", "Linux")}
+    _nested = {"process": ("one", "Process"), "root": ("one", "Root"), "mounts": ("list", "Mount"), "hooks": ("one", "Hooks"), "linux": ("one", "Linux")}
     _types = {
         "oci_version": "str",
         "process": "Process | None",
@@ -446,6 +491,7 @@ class Spec(Lite):
         "domainname": "str | None",
         "mounts": "list[Mount] | None",
         "annotations": "dict[str, str] | None",
+        "hooks": "Hooks | None",
         "linux": "Linux | None",
     }
     _json = {

@@ -246,6 +246,8 @@ class Runtime:
                 annotations=dict(spec.annotations or {}),
             )
             write_record(state_dir, record)
+            if spec.hooks is not None:
+                _after_create(state_dir, record, spec.hooks, started=not wait_for_start)
             return Created(record, pidfd, cgroup)
         except BaseException:
             if cgroup is not None and cgroup.exists():
@@ -276,6 +278,12 @@ class Runtime:
         finally:
             os.close(fd)
         os.unlink(os.path.join(state_dir, "exec.fifo"))
+        if os.path.exists(os.path.join(state_dir, "hooks.json")):
+            from supervisor.runtime import hooks
+
+            kept = hooks.kept(state_dir)
+            if kept is not None and kept.poststart:
+                hooks.run("poststart", kept.poststart, _hook_state(self.record(id), "running"))
 
     def run(
         self,
@@ -309,7 +317,7 @@ class Runtime:
         so none of delete()'s checks and waits are needed."""
         created.cgroup.destroy()  # type: ignore[attr-defined]
         self._cgroups.pop(created.record.id, None)
-        _remove_state_dir(os.path.join(self.root, created.record.id))
+        _remove_with_poststop(os.path.join(self.root, created.record.id), created.record)
 
     # -- inspection ---------------------------------------------------------------------
 
@@ -481,7 +489,40 @@ class Runtime:
         if cgroup.exists():
             cgroup.destroy()
         self._cgroups.pop(id, None)
-        _remove_state_dir(state_dir)
+        _remove_with_poststop(state_dir, rec)
+
+
+def _after_create(state_dir: str, rec: ContainerRecord, spec_hooks, *, started: bool) -> None:
+    """Keep the poststart/poststop hooks for later; run poststart if the
+    container's process has already started (run, not create)."""
+    from supervisor.runtime import hooks
+
+    hooks.keep(state_dir, spec_hooks)
+    if started and spec_hooks.poststart:
+        hooks.run("poststart", spec_hooks.poststart, _hook_state(rec, "running"))
+
+
+def _hook_state(rec: ContainerRecord, status: str) -> dict:
+    """The OCI state a hook reads on its stdin."""
+    return {
+        "ociVersion": oci_lite.OCI_VERSION,
+        "id": rec.id,
+        "status": status,
+        "pid": rec.pid,
+        "bundle": rec.bundle,
+        "annotations": dict(rec.annotations),
+    }
+
+
+def _remove_with_poststop(state_dir: str, rec: ContainerRecord) -> None:
+    kept = None
+    if os.path.exists(os.path.join(state_dir, "hooks.json")):
+        from supervisor.runtime import hooks
+
+        kept = hooks.kept(state_dir)
+    _remove_state_dir(state_dir)
+    if kept is not None and kept.poststop:
+        hooks.run("poststop", kept.poststop, _hook_state(rec, "stopped"))
 
 
 def _remove_state_dir(path: str) -> None:

@@ -208,6 +208,10 @@ def validate_process(p: oci.Process) -> None:
 def _validate_rest(spec: oci.Spec) -> None:
     if spec.root is None or not spec.root.path:
         raise SpecError("root.path", "missing: the container needs a root filesystem")
+    if getattr(spec, "hooks", None) is not None:
+        from supervisor.runtime import hooks  # only for configs that have some
+
+        hooks.validate(spec.hooks)  # type: ignore[arg-type]
     linux = spec.linux or oci_lite.Linux()
     seen: set[str] = set()
     for i, ns in enumerate(linux.namespaces or []):

@@ -251,3 +251,53 @@ def test_exec_runs_in_the_container_as_runc_exec(tmp_path, rootfs, corral_cli, r
     assert cli([*rt_cli, "kill", "ex", "KILL"]).returncode == 0
     p = cli([*rt_cli, "exec", "nosuch", "true"])
     assert p.returncode != 0 and "nosuch" in p.stderr
+
+
+def _with_hooks(b: Path, hooks: dict) -> None:
+    d = json.loads((b / "config.json").read_text())
+    d["process"]["terminal"] = False
+    d["hooks"] = hooks
+    (b / "config.json").write_text(json.dumps(d))
+
+
+def test_poststart_and_poststop_hooks_get_the_state(tmp_path, rootfs, corral_cli, rt_cli):
+    """OCI hooks after the process starts and after delete, with the state on
+    stdin; a failing one is a warning; run, and create + start alike."""
+    b = make_bundle(tmp_path, rootfs, corral_cli, ["sh", "-c", "echo ran"])
+    out = tmp_path / "hooks"
+    out.mkdir()
+    sh = shutil.which("sh")
+
+    def hook(name: str) -> dict:
+        return {"path": sh, "args": ["sh", "-c", f"cat > {out}/{name}.$N"], "env": ["N=1"]}
+
+    failing = {"path": sh, "args": ["sh", "-c", "echo nope >&2; exit 3"]}
+    _with_hooks(b, {"poststart": [hook("poststart"), failing], "poststop": [hook("poststop")]})
+    p = cli([*rt_cli, "run", "-b", str(b), "hk"])
+    assert p.returncode == 0 and p.stdout == "ran\n", p.stderr
+    assert "poststart hook" in p.stderr and "exit status 3: nope" in p.stderr
+    started = json.loads((out / "poststart.1").read_text())
+    assert started["id"] == "hk" and started["status"] == "running" and started["pid"] > 0
+    assert started["bundle"] == str(b)
+    assert json.loads((out / "poststop.1").read_text())["status"] == "stopped"
+    # create, start, delete from separate processes: the hooks kept in the state dir.
+    for f in out.iterdir():
+        f.unlink()
+    assert cli([*rt_cli, "create", "-b", str(b), "hk2"]).returncode == 0
+    assert not any(out.iterdir())
+    assert cli([*rt_cli, "start", "hk2"]).returncode == 0
+    assert json.loads((out / "poststart.1").read_text())["id"] == "hk2"
+    assert not (out / "poststop.1").exists()
+    assert cli([*rt_cli, "delete", "--force", "hk2"]).returncode == 0
+    assert json.loads((out / "poststop.1").read_text())["id"] == "hk2"
+
+
+def test_hooks_before_the_process_are_refused_by_name(tmp_path, rootfs, corral_cli, rt_cli):
+    b = make_bundle(tmp_path, rootfs, corral_cli, ["true"])
+    _with_hooks(b, {"createRuntime": [{"path": "/bin/true"}]})
+    p = cli([*rt_cli, "run", "-b", str(b), "ref"])
+    assert p.returncode == 125 and "hooks.createRuntime" in p.stderr, p.stderr
+    _with_hooks(b, {"poststop": [{"path": "relative/hook"}]})
+    p = cli([*rt_cli, "run", "-b", str(b), "ref"])
+    assert p.returncode == 125 and "hooks.poststop[0].path" in p.stderr, p.stderr
+    assert not (tmp_path / "state" / "ref").exists()

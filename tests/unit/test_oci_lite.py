@@ -41,6 +41,8 @@ def rich() -> dict:
         unified={"io.weight": "100"},
     )
     d["linux"]["seccomp"] = msgspec.to_builtins(seccomp.default_profile())
+    hook = {"path": "/bin/true", "args": ["true", "x"], "env": ["A=1"], "timeout": 5}
+    d["hooks"] = {"createRuntime": [hook], "poststart": [hook], "poststop": [{"path": "/x"}]}
     return d
 
 
