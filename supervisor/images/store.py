@@ -200,11 +200,14 @@ class ImageStore:
         """Unpack a layer on top of `parent_chain`, keeping its blob; (diff id,
         chain id). A layer already present is not unpacked twice."""
         spool = _Spool(fileobj, self.tmp)
+        work = None
         try:
             work, diff_id = self.unpack_layer(spool)
-            blob = spool.finish()
+            blob = spool.finish()  # reads to the end: a digest check may fail only now
         except BaseException:
             spool.discard()
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
             raise
         return diff_id, self.commit_layer(work, diff_id, parent_chain, blob)
 
