@@ -298,6 +298,17 @@ class ImageStore:
     def remove_layer(self, chain: str) -> None:
         shutil.rmtree(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
 
+    def _drop_unreferenced(self, names: set[str]) -> None:
+        """Remove the layers among `names` (directory names) no image refers to:
+        what a refused load had committed before its refusal. (Loads run in the
+        daemon's thread, so no other image is being stored meanwhile.)"""
+        if not names:
+            return
+        used = {c for i in self.images() for c in chain_ids(self.config(i).rootfs.diff_ids)}
+        for name in names:
+            if "sha256:" + name not in used:
+                shutil.rmtree(self.layers / name, ignore_errors=True)
+
     def layers_only_of(self, image_id: str) -> list[str]:
         """The chain ids of the image's layers no other image has."""
         keep: set[str] = set()
@@ -385,16 +396,21 @@ class ImageStore:
         cfg = self._cfg.decode(config_bytes)
         parent = None
         got = []
-        for open_layer in layer_files:
-            with open_layer() as f:
-                diff_id, parent = self.add_layer(f, parent)
-            got.append(diff_id)
-        if got != cfg.rootfs.diff_ids:
-            raise ImageError(
-                f"the layers do not match the config's diff ids "
-                f"({len(got)} unpacked, {len(cfg.rootfs.diff_ids)} expected, "
-                "or a digest differs)"
-            )
+        before = set(os.listdir(self.layers))
+        try:
+            for open_layer in layer_files:
+                with open_layer() as f:
+                    diff_id, parent = self.add_layer(f, parent)
+                got.append(diff_id)
+            if got != cfg.rootfs.diff_ids:
+                raise ImageError(
+                    f"the layers do not match the config's diff ids "
+                    f"({len(got)} unpacked, {len(cfg.rootfs.diff_ids)} expected, "
+                    "or a digest differs)"
+                )
+        except BaseException:
+            self._drop_unreferenced(set(os.listdir(self.layers)) - before)
+            raise
         image_id = self.put_blob(config_bytes)
         for t in tags:
             self.tag(image_id, t)

@@ -4,6 +4,7 @@ one image cost their writes only."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -329,3 +330,33 @@ def test_image_prune_reports_as_docker_does(daemon, rootfs, tmp_path):
     out = ok(daemon.cli("image", "prune", "-a", "-f"))
     assert "untagged: keep:two" in out and f"deleted: {kept}" in out
     assert ok(daemon.cli("image", "prune", "-f")) == "Total reclaimed space: 0B\n"
+
+
+def test_a_refused_load_leaves_no_layer(daemon, rootfs, tmp_path):
+    """An archive whose config names other diff ids than its layers is refused,
+    and the layers unpacked before the refusal go (none is an image's)."""
+    import tarfile
+
+    tar = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+    ok(daemon.cli("import", str(tar), "src:1"))
+    saved = tmp_path / "saved.tar"
+    ok(daemon.cli("save", "-o", str(saved), "src:1"))
+    ok(daemon.cli("rmi", "src:1"))
+    layers = Path(daemon.root) / "images" / "layers"
+    assert not any(layers.iterdir())
+    bad = tmp_path / "bad.tar"
+    with tarfile.open(saved) as src, tarfile.open(bad, "w") as dst:
+        manifest = json.loads(src.extractfile("manifest.json").read())
+        for m in src.getmembers():
+            data = src.extractfile(m).read() if m.isfile() else None
+            if m.name == manifest[0]["Config"]:
+                cfg = json.loads(data)
+                cfg["rootfs"]["diff_ids"] = ["sha256:" + "0" * 64]
+                data = json.dumps(cfg).encode()
+                m.size = len(data)
+            dst.addfile(m, io.BytesIO(data) if data is not None else None)
+    p = daemon.cli("load", "-i", str(bad))
+    assert p.returncode != 0 and "do not match the config's diff ids" in p.stderr, p.stderr
+    assert not any(layers.iterdir())
+    assert ok(daemon.cli("images", "-q")).strip() == ""
