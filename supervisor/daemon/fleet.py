@@ -32,6 +32,7 @@ from supervisor.daemon.fleet_exec import FleetExec
 from supervisor.daemon.fleet_info import FleetInfo
 from supervisor.daemon.fleet_networks import FleetNetworks
 from supervisor.daemon.fleet_restarts import FleetRestarts
+from supervisor.daemon.imagegate import ImageGate
 from supervisor.daemon.journal import Journal
 from supervisor.daemon.restart import Backoff
 from supervisor.daemon.store import ContainerRecord, RunState, Store
@@ -156,6 +157,7 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
         self.max_downloads = 0  # layers a pull fetches at once (0: transfer's default)
         self.volumes = VolumeStore(root)
         self.images = ImageStore(root)
+        self.image_gate = ImageGate()  # rmi and prune apart from pulls, loads, commits
         self.credentials = Credentials(root / "auth.json")
         self.networks = NetworkStore(root)
         self.bridge = bridge  # the default network's bridge device

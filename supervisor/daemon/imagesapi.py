@@ -3,9 +3,11 @@ prune (pull and push stream progress, and stay in the server)."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import msgspec
+import trio
 
 from protocols import api
 from protocols.image import RunConfig
@@ -17,17 +19,21 @@ from supervisor.images.store import normalize
 from supervisor.volumes.store import du
 
 
-def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
-    """The image commands: synchronous, the store's work (an unpack) is local I/O."""
+async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
+    """The image commands. What reads or writes whole layers (import, load,
+    save, commit) runs in a worker thread, so that a big image does not stall
+    the daemon's containers, events and other clients meanwhile; the store
+    guards the steps that must not interleave."""
     st = f.images
     match req:
         case api.ImageImport(path=path, ref=ref):
-            with open(path, "rb") as fh:
-                image_id = st.import_rootfs(fh, ref or None)
+            async with f.image_gate.adding():
+                image_id = await trio.to_thread.run_sync(_import, st, path, ref or None)
             f.journal.append("image", "import", image_id, ref, {"source": path})
             return api.ImagesDone(ids=[image_id], tags=[ref] if ref else [])
         case api.ImageLoad(path=path):
-            loaded = st.load(Path(path))
+            async with f.image_gate.adding():
+                loaded = await trio.to_thread.run_sync(st.load, Path(path))
             for image_id, tags in loaded:
                 f.journal.append("image", "load", image_id, ",".join(tags))
             return api.ImagesDone(
@@ -36,7 +42,7 @@ def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
         case api.ImageSave(ref=ref, path=path):
             image_id = st.resolve(ref)
             tags = [ref] if not ref.startswith("sha256:") and ":" in ref else st.tags(image_id)
-            st.save(image_id, Path(path), tags)
+            await trio.to_thread.run_sync(st.save, image_id, Path(path), tags)
             f.journal.append("image", "save", image_id, ref)
             return api.ImagesDone(ids=[image_id])
         case api.ImageCommit(id=ref, ref=target, message=message, author=author, pause=pause):
@@ -50,15 +56,19 @@ def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             if freeze:
                 f.pause(c)
             try:
-                image_id = st.commit(
-                    upper=c.path / "upper",
-                    base_image=c.config.image_id or None,
-                    base_rootfs=None if c.config.image_id else c.config.rootfs,
-                    run_config=run_config,
-                    message=message,
-                    author=author,
-                    skip_empty=PLACEHOLDERS,
-                )
+                async with f.image_gate.adding():
+                    image_id = await trio.to_thread.run_sync(
+                        partial(
+                            st.commit,
+                            upper=c.path / "upper",
+                            base_image=c.config.image_id or None,
+                            base_rootfs=None if c.config.image_id else c.config.rootfs,
+                            run_config=run_config,
+                            message=message,
+                            author=author,
+                            skip_empty=PLACEHOLDERS,
+                        )
+                    )
             finally:
                 if freeze:
                     f.unpause(c)
@@ -98,40 +108,47 @@ def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             }
             return api.InspectResult(data=data)
         case api.ImageRemove(ref=ref, force=force):
-            image_id = st.resolve(ref)
-            users = f.image_users(image_id)
-            named = normalize(ref) in st.repos and len(st.tags(image_id)) > 1
-            if named:  # one of several tags: only that tag goes (Docker's rmi)
-                st.untag(ref)
-                f.journal.append("image", "untag", image_id, normalize(ref))
-                return api.ImagesDone(ids=[image_id], tags=[normalize(ref)])
-            if users and not force:
-                raise Conflict(
-                    f"image {ref} is in use by container(s) "
-                    f"{', '.join(u[:12] for u in users)}: remove them, or use force"
-                )
-            if users:  # forced: the tags go, the layers stay while containers use them
-                for t in st.tags(image_id):
-                    st.untag(t)
-                    f.journal.append("image", "untag", image_id, t)
-                return api.ImagesDone(ids=[image_id])
-            tags = st.tags(image_id)
-            removed = st.remove_image(image_id, in_use=set())
-            f.journal.append("image", "delete", image_id, ",".join(tags))
-            return api.ImagesDone(ids=[image_id], tags=tags, deleted=removed)
+            async with f.image_gate.removing():
+                image_id = st.resolve(ref)
+                users = f.image_users(image_id)
+                named = normalize(ref) in st.repos and len(st.tags(image_id)) > 1
+                if named:  # one of several tags: only that tag goes (Docker's rmi)
+                    st.untag(ref)
+                    f.journal.append("image", "untag", image_id, normalize(ref))
+                    return api.ImagesDone(ids=[image_id], tags=[normalize(ref)])
+                if users and not force:
+                    raise Conflict(
+                        f"image {ref} is in use by container(s) "
+                        f"{', '.join(u[:12] for u in users)}: remove them, or use force"
+                    )
+                if users:  # forced: the tags go, the layers stay while containers use them
+                    for t in st.tags(image_id):
+                        st.untag(t)
+                        f.journal.append("image", "untag", image_id, t)
+                    return api.ImagesDone(ids=[image_id])
+                tags = st.tags(image_id)
+                removed = st.remove_image(image_id, in_use=set())
+                f.journal.append("image", "delete", image_id, ",".join(tags))
+                return api.ImagesDone(ids=[image_id], tags=tags, deleted=removed)
         case api.ImagePrune(all=everything):
-            ids, tags, deleted, size = [], [], [], 0
-            for image_id in st.images():
-                if f.image_users(image_id) or (st.tags(image_id) and not everything):
-                    continue
-                tags += st.tags(image_id)
-                layers = st.layers_only_of(image_id)
-                size += sum(du(st.layers / c.removeprefix("sha256:")) for c in layers)
-                deleted += st.remove_image(image_id, in_use=set())
-                ids.append(image_id)
-                f.journal.append("image", "delete", image_id)
-            return api.ImagesDone(ids=ids, tags=tags, deleted=deleted, size=size)
+            async with f.image_gate.removing():
+                ids, tags, deleted, size = [], [], [], 0
+                for image_id in st.images():
+                    if f.image_users(image_id) or (st.tags(image_id) and not everything):
+                        continue
+                    tags += st.tags(image_id)
+                    layers = st.layers_only_of(image_id)
+                    size += sum(du(st.layers / c.removeprefix("sha256:")) for c in layers)
+                    deleted += st.remove_image(image_id, in_use=set())
+                    ids.append(image_id)
+                    f.journal.append("image", "delete", image_id)
+                return api.ImagesDone(ids=ids, tags=tags, deleted=deleted, size=size)
     raise SpecError("request", f"unexpected {type(req).__name__}")
+
+
+def _import(st, path: str, ref: str | None) -> str:
+    with open(path, "rb") as fh:
+        return st.import_rootfs(fh, ref)
 
 
 async def registry_login(registry: str, user: str, password: str) -> None:

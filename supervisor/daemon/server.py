@@ -192,7 +192,7 @@ class Connection:
                 | api.ImageInspect()
                 | api.ImagePrune()
             ):
-                await self.send(images_request(f, req))
+                await self.send(await images_request(f, req))
             case (
                 api.VolumeCreate()
                 | api.VolumeList()
@@ -349,6 +349,12 @@ class Connection:
         await self.send(result)
 
     async def _run_transfer(self, req, report) -> msgspec.Struct:
+        if isinstance(req, api.ImagePull | api.ImagePush):  # no rmi meanwhile
+            async with self.fleet.image_gate.adding():
+                return await self._transfer_now(req, report)
+        return await self._transfer_now(req, report)
+
+    async def _transfer_now(self, req, report) -> msgspec.Struct:
         f = self.fleet
         creds = f.credentials.get
         match req:
@@ -407,12 +413,12 @@ class Connection:
                         out.write(msg.data)
                     elif isinstance(msg, api.StdinClose):
                         break
-            await self.send(images_request(self.fleet, api.ImageLoad(path=str(path))))
+            await self.send(await images_request(self.fleet, api.ImageLoad(path=str(path))))
 
     async def _save_streamed(self, ref: str) -> None:
         with tempfile.TemporaryDirectory(dir=self._spool_dir()) as tmp:
             path = Path(tmp) / "image.tar"
-            images_request(self.fleet, api.ImageSave(ref=ref, path=str(path)))
+            await images_request(self.fleet, api.ImageSave(ref=ref, path=str(path)))
             with open(path, "rb") as f:
                 while chunk := f.read(copying.CHUNK):
                     await self.send(api.Archive(data=chunk))

@@ -32,6 +32,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import IO
@@ -122,6 +123,11 @@ class ImageStore:
                     f.unlink(missing_ok=True)
         self._cfg = msgspec.json.Decoder(ImageConfig)
         self.repos: dict[str, str] = self._load_repos()
+        # The daemon runs imports, loads, saves and commits in worker threads
+        # (trio.to_thread) beside its own calls: this lock covers the few steps
+        # that must not interleave (a layer's rename into place, the tag file's
+        # write); the unpacking itself runs outside it.
+        self._lock = threading.Lock()
 
     # -- blobs, configs, tags ----------------------------------------------------------
 
@@ -132,11 +138,12 @@ class ImageStore:
             return {}
 
     def _save_repos(self) -> None:
-        atomic_write(
-            self.dir / "repositories.json",
-            json.dumps(self.repos, sort_keys=True).encode(),
-            durable=True,
-        )
+        with self._lock:
+            atomic_write(
+                self.dir / "repositories.json",
+                json.dumps(dict(self.repos), sort_keys=True).encode(),
+                durable=True,
+            )
 
     def put_blob(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
@@ -163,7 +170,7 @@ class ImageStore:
         return sorted(ids)
 
     def tags(self, image_id: str) -> list[str]:
-        return sorted(t for t, i in self.repos.items() if i == image_id)
+        return sorted(t for t, i in list(self.repos.items()) if i == image_id)
 
     def resolve(self, ref: str) -> str:
         """An image id from name[:tag], a full id, or a unique id prefix."""
@@ -196,9 +203,12 @@ class ImageStore:
             self.layers / c.removeprefix("sha256:") / "diff" for c in chain_ids(cfg.rootfs.diff_ids)
         ]
 
-    def add_layer(self, fileobj: IO[bytes], parent_chain: str | None) -> tuple[str, str]:
+    def add_layer(
+        self, fileobj: IO[bytes], parent_chain: str | None, created: list[str] | None = None
+    ) -> tuple[str, str]:
         """Unpack a layer on top of `parent_chain`, keeping its blob; (diff id,
-        chain id). A layer already present is not unpacked twice."""
+        chain id). A layer already present is not unpacked twice; one this call
+        stored is appended to `created`."""
         spool = _Spool(fileobj, self.tmp)
         work = None
         try:
@@ -209,7 +219,7 @@ class ImageStore:
             if work is not None:
                 shutil.rmtree(work, ignore_errors=True)
             raise
-        return diff_id, self.commit_layer(work, diff_id, parent_chain, blob)
+        return diff_id, self.commit_layer(work, diff_id, parent_chain, blob, created)
 
     def unpack_layer(self, fileobj: IO[bytes]) -> tuple[Path, str]:
         """Unpack into a new work directory, not yet a layer: (work, diff id)."""
@@ -226,6 +236,7 @@ class ImageStore:
         diff_id: str,
         parent_chain: str | None,
         blob: tuple[Path, LayerBlob] | None = None,
+        created: list[str] | None = None,
     ) -> str:
         """Make an unpacked work directory the layer of its chain id (dropped if
         that layer is stored already), with `blob`, the file it came from, kept
@@ -237,18 +248,23 @@ class ImageStore:
                 else "sha256:" + hashlib.sha256(f"{parent_chain} {diff_id}".encode()).hexdigest()
             )
             final = self.layers / chain.removeprefix("sha256:")
-            if final.exists():
-                shutil.rmtree(work)
-                if blob is not None and not (final / "blob.json").exists():
-                    self._keep_blob(final, *blob)  # a layer stored before blobs were kept
-            else:
-                tmpdir = self.tmp / (secrets.token_hex(8) + ".layer")
-                tmpdir.mkdir()
-                os.rename(work, tmpdir / "diff")
-                (tmpdir / "diff_id").write_text(diff_id)
-                if blob is not None:
-                    self._keep_blob(tmpdir, *blob)
-                os.rename(tmpdir, final)
+            with self._lock:
+                duplicate = final.exists()
+                if duplicate:
+                    if blob is not None and not (final / "blob.json").exists():
+                        self._keep_blob(final, *blob)  # stored before blobs were kept
+                else:
+                    tmpdir = self.tmp / (secrets.token_hex(8) + ".layer")
+                    tmpdir.mkdir()
+                    os.rename(work, tmpdir / "diff")
+                    (tmpdir / "diff_id").write_text(diff_id)
+                    if blob is not None:
+                        self._keep_blob(tmpdir, *blob)
+                    os.rename(tmpdir, final)
+                    if created is not None:
+                        created.append(chain)
+            if duplicate:
+                shutil.rmtree(work)  # outside the lock: a big layer takes a while
             return chain
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
@@ -298,16 +314,15 @@ class ImageStore:
     def remove_layer(self, chain: str) -> None:
         shutil.rmtree(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
 
-    def _drop_unreferenced(self, names: set[str]) -> None:
-        """Remove the layers among `names` (directory names) no image refers to:
-        what a refused load had committed before its refusal. (Loads run in the
-        daemon's thread, so no other image is being stored meanwhile.)"""
-        if not names:
+    def _drop_unreferenced(self, chains: list[str]) -> None:
+        """Remove the layers among `chains`, stored by a load that was then
+        refused, that no image refers to."""
+        if not chains:
             return
         used = {c for i in self.images() for c in chain_ids(self.config(i).rootfs.diff_ids)}
-        for name in names:
-            if "sha256:" + name not in used:
-                shutil.rmtree(self.layers / name, ignore_errors=True)
+        for chain in chains:
+            if chain not in used:
+                shutil.rmtree(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
 
     def layers_only_of(self, image_id: str) -> list[str]:
         """The chain ids of the image's layers no other image has."""
@@ -395,12 +410,12 @@ class ImageStore:
     def _add_image(self, config_bytes: bytes, layer_files, tags: list[str]) -> str:
         cfg = self._cfg.decode(config_bytes)
         parent = None
-        got = []
-        before = set(os.listdir(self.layers))
+        got: list[str] = []
+        created: list[str] = []
         try:
             for open_layer in layer_files:
                 with open_layer() as f:
-                    diff_id, parent = self.add_layer(f, parent)
+                    diff_id, parent = self.add_layer(f, parent, created)
                 got.append(diff_id)
             if got != cfg.rootfs.diff_ids:
                 raise ImageError(
@@ -409,7 +424,7 @@ class ImageStore:
                     "or a digest differs)"
                 )
         except BaseException:
-            self._drop_unreferenced(set(os.listdir(self.layers)) - before)
+            self._drop_unreferenced(created)
             raise
         image_id = self.put_blob(config_bytes)
         for t in tags:

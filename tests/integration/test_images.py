@@ -360,3 +360,29 @@ def test_a_refused_load_leaves_no_layer(daemon, rootfs, tmp_path):
     assert p.returncode != 0 and "do not match the config's diff ids" in p.stderr, p.stderr
     assert not any(layers.iterdir())
     assert ok(daemon.cli("images", "-q")).strip() == ""
+
+
+def test_the_daemon_serves_while_an_image_is_imported(daemon, rootfs, tmp_path):
+    """An import reads its archive in a worker thread: while it waits on a FIFO
+    nobody writes yet, the daemon answers others (before, it stalled whole)."""
+    import os
+    import sys
+
+    fifo = tmp_path / "rootfs.fifo"
+    os.mkfifo(fifo)
+    cli = [sys.executable, "-m", "supervisor.cli", "import", str(fifo), "slow:1"]
+    importing = subprocess.Popen(cli, env=daemon.env, stdout=subprocess.PIPE, text=True)
+    try:
+        p = daemon.cli("run", "--rm", "--rootfs", str(rootfs), "echo", "served", timeout=30)
+        assert p.returncode == 0 and p.stdout == "served\n", p.stderr
+        assert importing.poll() is None  # still waiting for its archive
+        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(fifo), "."], check=True)
+        out, _ = importing.communicate(timeout=60)
+        assert importing.returncode == 0 and out.startswith("sha256:")
+    finally:
+        if importing.poll() is None:
+            with open(fifo, "wb"):  # let the daemon's open() return, then its read end
+                pass
+            importing.kill()
+            importing.wait()
+    assert ok(daemon.cli("run", "--rm", "slow:1", "echo", "imported")) == "imported\n"
