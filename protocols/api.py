@@ -630,6 +630,7 @@ class PruneResult(_Msg):
 class ImageSummary(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     tags: list[str] = []
+    digests: list[str] = []  # name@digest, as pulled or pushed (Docker's RepoDigests)
     created: str = ""
     size: int = 0  # bytes of its layers
     containers: int = 0

@@ -882,10 +882,11 @@ class PruneResult(Lite):
 
 
 class ImageSummary(Lite):
-    __slots__ = ("id", "tags", "created", "size", "containers")
+    __slots__ = ("id", "tags", "digests", "created", "size", "containers")
     _fields = (
         ("id", REQUIRED),
         ("tags", list),
+        ("digests", list),
         ("created", ""),
         ("size", 0),
         ("containers", 0),

@@ -472,6 +472,13 @@ def _sig_proxy_flag(p) -> None:
     )
 
 
+def _images_flags(s) -> None:
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.add_argument("--digests", action="store_true", help="a DIGEST column")
+    s.add_argument("-f", "--filter", action="append", default=[], help="dangling=true, reference=")
+    s.add_argument("--format", default="table", help="table, json, or a Go template")
+
+
 def _history_flags(s) -> None:
     s.add_argument("-q", "--quiet", action="store_true", help="image ids only")
     s.add_argument("--no-trunc", action="store_true", help="CREATED BY in full")
@@ -634,10 +641,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s = sub.add_parser("save", help="an image as a docker-save archive")
     s.add_argument("-o", "--output", help="a file (default: stdout)")
     s.add_argument("image")
-    s = sub.add_parser("images", help="list images")
-    s.add_argument("-q", "--quiet", action="store_true")
-    s.add_argument("-f", "--filter", action="append", default=[], help="dangling=true, reference=")
-    s.add_argument("--format", default="table", help="table, json, or a Go template")
+    _images_flags(sub.add_parser("images", help="list images"))
     s = sub.add_parser("tag", help="another name for an image")
     s.add_argument("source")
     s.add_argument("target")
@@ -659,10 +663,7 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s = im.add_parser("inspect")
     s.add_argument("-f", "--format", help="a Go template, e.g. '{{.Config.Cmd}}'")
     s.add_argument("images", nargs="+")
-    s = im.add_parser("ls")
-    s.add_argument("-q", "--quiet", action="store_true")
-    s.add_argument("-f", "--filter", action="append", default=[], help="dangling=true, reference=")
-    s.add_argument("--format", default="table", help="table, json, or a Go template")
+    _images_flags(im.add_parser("ls"))
     s = im.add_parser("rm")
     s.add_argument("-f", "--force", action="store_true")
     s.add_argument("images", nargs="+")

@@ -165,14 +165,29 @@ def cmd_images(c: Client, args) -> int:
         return 0
     from supervisor.tables import columns
 
-    table = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
+    head = ["REPOSITORY", "TAG", *(["DIGEST"] if args.digests else []), "IMAGE ID"]
+    table = [[*head, "CREATED", "SIZE"]]
     for im in images:
-        for t in im.tags or ["<none>:<none>"]:
-            repo, _, tag = t.rpartition(":")
-            hexid = im.id.removeprefix("sha256:")[:12]
-            table.append([repo, tag, hexid, _created_ago(im.created), _human_size(im.size)])
+        hexid = im.id.removeprefix("sha256:")[:12]
+        for repo, tag, digest in _image_rows(im):
+            extra = [digest] if args.digests else []
+            ago, size = _created_ago(im.created), _human_size(im.size)
+            table.append([repo, tag, *extra, hexid, ago, size])
     print("\n".join(columns(table)))
     return 0
+
+
+def _image_rows(im) -> list[tuple[str, str, str]]:
+    """(repository, tag, digest) rows of an image, as Docker lists them: one per
+    tag; one per pinned repository for an image pulled by digest only."""
+    pinned = dict(d.partition("@")[::2] for d in im.digests)
+    rows = []
+    for t in im.tags:
+        repo, _, tag = t.rpartition(":")
+        rows.append((repo, tag, pinned.get(repo, "<none>")))
+    if not rows:
+        rows = [(repo, "<none>", digest) for repo, digest in pinned.items()]
+    return rows or [("<none>", "<none>", "<none>")]
 
 
 def _created_ago(rfc3339: str) -> str:

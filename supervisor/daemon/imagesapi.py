@@ -90,7 +90,7 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             data = {
                 "Id": image_id,
                 "RepoTags": st.tags(image_id),
-                "RepoDigests": [],
+                "RepoDigests": st.repo_digests(image_id),
                 "Parent": "",
                 "Comment": cfg.history[-1].comment if cfg.history else "",  # commit -m
                 "Created": cfg.created,
@@ -170,6 +170,7 @@ def image_summary(f: Fleet, image_id: str) -> api.ImageSummary:
     return api.ImageSummary(
         id=image_id,
         tags=st.tags(image_id),
+        digests=st.repo_digests(image_id),
         created=st.config(image_id).created,
         size=size,
         containers=len(f.image_users(image_id)),

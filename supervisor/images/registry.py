@@ -74,6 +74,11 @@ class Reference:
             return f"{repo}:{self.tag}"
         return f"{self.registry}/{self.repository}:{self.tag}"
 
+    @property
+    def local_repo(self) -> str:
+        """The local name without its tag: what `@digest` is added to."""
+        return self.local_name.rpartition(":")[0]
+
     def __str__(self) -> str:
         return f"{self.registry}/{self.repository}:{self.tag}"
 

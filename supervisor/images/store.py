@@ -7,6 +7,8 @@
                               committed): compressed or not, byte for byte
     layers/CHAINHEX/blob.json its digest, media type and size (LayerBlob)
     repositories.json         name:tag -> image id
+    repodigests.json          name@digest -> image id (a registry's manifest digest,
+                              from a pull or a push: Docker's RepoDigests)
 
 The original blob is kept, as containerd keeps it, so that `save` writes the
 very tar whose digest the config names (a saved and loaded image keeps its
@@ -123,6 +125,7 @@ class ImageStore:
                     f.unlink(missing_ok=True)
         self._cfg = msgspec.json.Decoder(ImageConfig)
         self.repos: dict[str, str] = self._load_repos()
+        self.digests: dict[str, str] = self._load_repos("repodigests.json")
         # The daemon runs imports, loads, saves and commits in worker threads
         # (trio.to_thread) beside its own calls: this lock covers the few steps
         # that must not interleave (a layer's rename into place, the tag file's
@@ -131,19 +134,21 @@ class ImageStore:
 
     # -- blobs, configs, tags ----------------------------------------------------------
 
-    def _load_repos(self) -> dict[str, str]:
+    def _load_repos(self, name: str = "repositories.json") -> dict[str, str]:
         try:
-            return json.loads((self.dir / "repositories.json").read_text())
+            return json.loads((self.dir / name).read_text())
         except FileNotFoundError:
             return {}
 
     def _save_repos(self) -> None:
         with self._lock:
-            atomic_write(
-                self.dir / "repositories.json",
-                json.dumps(dict(self.repos), sort_keys=True).encode(),
-                durable=True,
-            )
+            for name, table in (
+                ("repositories.json", self.repos),
+                ("repodigests.json", self.digests),
+            ):
+                atomic_write(
+                    self.dir / name, json.dumps(dict(table), sort_keys=True).encode(), durable=True
+                )
 
     def put_blob(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
@@ -172,10 +177,20 @@ class ImageStore:
     def tags(self, image_id: str) -> list[str]:
         return sorted(t for t, i in list(self.repos.items()) if i == image_id)
 
+    def repo_digests(self, image_id: str) -> list[str]:
+        return sorted(d for d, i in list(self.digests.items()) if i == image_id)
+
+    def add_repo_digest(self, image_id: str, name_at_digest: str) -> None:
+        """Remember that `name@digest` (a registry's manifest) is this image."""
+        self.digests[normalize(name_at_digest)] = image_id
+        self._save_repos()
+
     def resolve(self, ref: str) -> str:
-        """An image id from name[:tag], a full id, or a unique id prefix."""
+        """An image id from name[:tag], name@digest, a full id, or a unique id prefix."""
         if normalize(ref) in self.repos:
             return self.repos[normalize(ref)]
+        if normalize(ref) in self.digests:
+            return self.digests[normalize(ref)]
         hexref = ref.removeprefix("sha256:")
         if len(hexref) >= 4 and all(ch in "0123456789abcdef" for ch in hexref):
             hits = [i for i in self.images() if i.removeprefix("sha256:").startswith(hexref)]
@@ -338,6 +353,8 @@ class ImageStore:
         only = self.layers_only_of(image_id)
         for t in self.tags(image_id):
             self.repos.pop(t)
+        for d in self.repo_digests(image_id):
+            self.digests.pop(d)
         self._save_repos()
         (self.blobs / image_id.removeprefix("sha256:")).unlink()
         removed = []

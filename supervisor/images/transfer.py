@@ -121,6 +121,10 @@ async def pull(
             for i in missing:
                 nursery.start_soon(fetch, i)
         image_id = store.put_blob(config_bytes)
+        pinned = f"{ref.local_repo}@{mdigest}"
+        store.add_repo_digest(image_id, pinned)
+        if ref.digest:  # by digest: not tagged, as Docker leaves it
+            return image_id, pinned, len(missing), mdigest
         store.tag(image_id, ref.local_name)
         return image_id, ref.local_name, len(missing), mdigest
     finally:
@@ -179,7 +183,9 @@ async def push(
             )
         )
         await client.put_manifest(ref.repository, ref.tag, manifest, OCI_MANIFEST)
-        return "sha256:" + hashlib.sha256(manifest).hexdigest()
+        digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+        store.add_repo_digest(image_id, f"{ref.local_repo}@{digest}")
+        return digest
     finally:
         await client.aclose()
         for f in work.iterdir():

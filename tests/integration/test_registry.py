@@ -197,6 +197,29 @@ def test_a_pulled_image_keeps_its_digests_and_id(daemon, registry, imported, tmp
     assert ok(daemon.cli("run", "--rm", f"{host}/b/bb:v1", "echo", "same")) == "same\n"
 
 
+def test_repo_digests_and_a_pull_by_digest(daemon, registry, imported):
+    """RepoDigests as Docker keeps them: after push and pull, `name@digest`
+    names the image; a pull by digest leaves it untagged; run takes it."""
+    host, _ = registry
+    ref = f"{host}/pin/bb:v1"
+    ok(daemon.cli("tag", imported, ref))
+    pushed = ok(daemon.cli("push", ref)).split("digest: ")[1].split()[0]
+    pinned = f"{host}/pin/bb@{pushed}"
+    info = json.loads(ok(daemon.cli("image", "inspect", ref)))[0]
+    assert info["RepoDigests"] == [pinned]
+    ok(daemon.cli("rmi", ref))
+    ok(daemon.cli("rmi", imported))
+    out = ok(daemon.cli("pull", pinned))
+    assert f"Downloaded newer image for {pinned}" in out
+    rows = [r.split() for r in ok(daemon.cli("images", "--digests")).splitlines()]
+    assert rows[0][:4] == ["REPOSITORY", "TAG", "DIGEST", "IMAGE"]
+    assert rows[1][:3] == [f"{host}/pin/bb", "<none>", pushed]  # untagged, pinned
+    assert ok(daemon.cli("run", "--rm", pinned, "echo", "pinned")) == "pinned\n"
+    assert json.loads(ok(daemon.cli("image", "inspect", pinned)))[0]["RepoTags"] == []
+    ok(daemon.cli("rmi", pinned))
+    assert ok(daemon.cli("images", "-q")).strip() == ""
+
+
 def test_skopeo_reads_what_we_push(daemon, registry, imported, tmp_path):
     if not shutil.which("skopeo"):
         pytest.skip("skopeo is not installed")
