@@ -49,7 +49,9 @@ def cmd_volume(c: Client, args) -> int:
         res = c.call(api.VolumePrune(filters=filters))
         for name in res.removed:
             print(name)
-        print(f"Total reclaimed space: {res.reclaimed_bytes} B")
+        from supervisor.commands_images import _human_size
+
+        print(f"Total reclaimed space: {_human_size(res.reclaimed_bytes)}")
         return 0
     return 2
 

@@ -93,8 +93,14 @@ def _eval(words: list[str], obj: object) -> object:
                 return container[key] if container is not None else None  # type: ignore[index]
             except (KeyError, IndexError, TypeError):
                 return None
-        case "upper" | "lower":
+        case "upper" | "lower" | "title":
             return getattr(_text(vals[0]), fn)()
+        case "len":
+            return len(vals[0]) if isinstance(vals[0], str | list | tuple | dict) else 0
+        case "join":
+            if len(vals) != 2 or not isinstance(vals[1], str):
+                raise TemplateError('join takes a list and a separator: {{join .Args ","}}')
+            return vals[1].join(_text(v) for v in vals[0] or [])  # type: ignore[union-attr]
     raise TemplateError(f"unknown function {fn!r}")
 
 

@@ -148,7 +148,8 @@ def test_anonymous_volumes_go_with_rm_v(daemon, rootfs):
     assert len(vols) == 1 and len(vols[0]) == 64
     ok(daemon.cli("rm", "anon"))
     assert ok(daemon.cli("volume", "ls", "-q")).split() == vols  # plain rm keeps it
-    ok(daemon.cli("volume", "prune", "-f"))
+    out = ok(daemon.cli("volume", "prune", "-f"))
+    assert out.rstrip().splitlines()[-1] == "Total reclaimed space: 2B"  # Docker's words
     assert ok(daemon.cli("volume", "ls", "-q")).split() == []
     ok(daemon.cli("run", "--name", "anon2", "-v", "/cache", "--rootfs", str(rootfs), "true"))
     ok(daemon.cli("rm", "-v", "anon2"))

@@ -25,13 +25,18 @@ OBJ = {
         ("{{upper .Id}}", "ABC"),
         ("{{.Nope}}", "<no value>"),
         ("{{.Config.Env}}", "[A=1 B=2]"),
+        ("{{len .Config.Env}} {{len .NetworkSettings.Networks}}", "2 2"),
+        ('{{join .Config.Env ","}}', "A=1,B=2"),
+        ("{{title .Id}}", "Abc"),
     ],
 )
 def test_docker_templates(template, out):
     assert render(template, OBJ) == out
 
 
-@pytest.mark.parametrize("bad", ["{{range .Config.Env}}x", "{{end}}", "{{frob .Id}}", "{{Id}}"])
+@pytest.mark.parametrize(
+    "bad", ["{{range .Config.Env}}x", "{{end}}", "{{frob .Id}}", "{{Id}}", "{{join .Config.Env}}"]
+)
 def test_bad_templates_are_named(bad):
     with pytest.raises(TemplateError):
         render(bad, OBJ)
