@@ -402,15 +402,28 @@ def cmd_system(c: Client, args) -> int:
     uses (untagged only without -a), then with --volumes unused anonymous volumes."""
     if args.scmd == "df":
         return _system_df(c, args)
+    from supervisor.commands_images import _human_size
+
     containers = c.call(api.ContainerPrune()).ids
     networks = c.call(api.NetworkPrune()).removed
-    images = c.call(api.ImagePrune(all=args.all)).deleted
-    volumes = c.call(api.VolumePrune()).removed if args.volumes else []
-    print(f"Deleted containers: {len(containers)}")
-    print(f"Deleted networks: {len(networks)}")
-    print(f"Deleted image layers: {len(images)}")
-    if args.volumes:
-        print(f"Deleted volumes: {len(volumes)}")
+    images = c.call(api.ImagePrune(all=args.all))
+    volumes = c.call(api.VolumePrune()) if args.volumes else None
+    # Docker's report: a section for each kind that lost something, then the total.
+    sections = [
+        ("Deleted Containers:", containers),
+        ("Deleted Networks:", networks),
+        ("Deleted Volumes:", volumes.removed if volumes else []),
+        (
+            "Deleted Images:",
+            [f"untagged: {t}" for t in images.tags]
+            + [f"deleted: {i}" for i in [*images.ids, *images.deleted]],
+        ),
+    ]
+    for title, lines in sections:
+        if lines:
+            print(title, *lines, "", sep="\n")
+    reclaimed = images.size + (volumes.reclaimed_bytes if volumes else 0)
+    print(f"Total reclaimed space: {_human_size(reclaimed)}")
     return 0
 
 

@@ -227,8 +227,7 @@ def test_container_and_system_prune(daemon, rootfs):
     assert left == [running], left
     assert daemon.cli("network", "create", "spare").returncode == 0
     out = daemon.cli("system", "prune", "-f", "--volumes").stdout
-    assert "Deleted containers: 0" in out and "Deleted volumes" in out, out
-    assert "Deleted networks: 1" in out, out
+    assert out == "Deleted Networks:\nspare\n\nTotal reclaimed space: 0B\n", out  # Docker's
     assert "spare" not in daemon.cli("network", "ls", "--format", "{{.Name}}").stdout
     daemon.cli("rm", "-f", running)
 
