@@ -151,17 +151,20 @@ def cmd_images(c: Client, args) -> int:
 
         rows = [
             {
-                "Repository": t.rpartition(":")[0],
-                "Tag": t.rpartition(":")[2],
+                "Repository": repo,
+                "Tag": tag,
+                "Digest": digest,
                 "ID": im.id.removeprefix("sha256:")[:12],
                 "CreatedAt": im.created,
+                "CreatedSince": _created_ago(im.created),
                 "Size": _human_size(im.size),
             }
             for im in images
-            for t in im.tags or ["<none>:<none>"]
+            for repo, tag, digest in _image_rows(im)
         ]
         headers = {".Repository": "REPOSITORY", ".Tag": "TAG", ".ID": "IMAGE ID"}
-        _templated(args.format, rows, {**headers, ".CreatedAt": "CREATED AT", ".Size": "SIZE"})
+        headers |= {".Digest": "DIGEST", ".CreatedAt": "CREATED AT", ".CreatedSince": "CREATED"}
+        _templated(args.format, rows, {**headers, ".Size": "SIZE"})
         return 0
     from supervisor.tables import columns
 

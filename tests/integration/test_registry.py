@@ -214,6 +214,8 @@ def test_repo_digests_and_a_pull_by_digest(daemon, registry, imported):
     rows = [r.split() for r in ok(daemon.cli("images", "--digests")).splitlines()]
     assert rows[0][:4] == ["REPOSITORY", "TAG", "DIGEST", "IMAGE"]
     assert rows[1][:3] == [f"{host}/pin/bb", "<none>", pushed]  # untagged, pinned
+    shown = ok(daemon.cli("images", "--format", "{{.Repository}}@{{.Digest}} {{.Tag}}"))
+    assert shown.split() == [pinned, "<none>"]
     assert ok(daemon.cli("run", "--rm", pinned, "echo", "pinned")) == "pinned\n"
     assert json.loads(ok(daemon.cli("image", "inspect", pinned)))[0]["RepoTags"] == []
     ok(daemon.cli("rmi", pinned))
