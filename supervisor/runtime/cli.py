@@ -150,7 +150,10 @@ def _dispatch(rt: Runtime, args: argparse.Namespace) -> int:
     elif cmd == "delete":
         rt.delete(args.id, force=args.force)
     elif cmd == "list":
-        states = rt.list()
+        unreadable: list[CorralError] = []
+        states = rt.list(unreadable)
+        for e in unreadable:
+            print(f"corral: warning: {e}", file=sys.stderr)
         if args.quiet:
             for s in states:
                 print(s.id)

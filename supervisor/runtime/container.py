@@ -31,6 +31,7 @@ from supervisor.runtime.cgroups import Limits, Stats, open_cgroup
 from supervisor.runtime.state import (
     CgroupRecord,
     ContainerRecord,
+    CorruptState,
     ExitRecord,
     alive,
     proc_start_time,
@@ -379,7 +380,9 @@ class Runtime:
     def stats(self, id: str) -> Stats:
         return self._cgroup(self.record(id)).stats()
 
-    def list(self) -> list[oci_lite.State]:
+    def list(self, unreadable: list[CorruptState] | None = None) -> list[oci_lite.State]:
+        """Every container's state; one whose state file cannot be read is left
+        out (and appended to `unreadable`), not the whole list."""
         if not os.path.isdir(self.root):
             return []
         out = []
@@ -388,6 +391,9 @@ class Runtime:
                 out.append(self.state(name))
             except NoSuchContainer:
                 continue
+            except CorruptState as e:
+                if unreadable is not None:
+                    unreadable.append(e)
         return out
 
     def exec(
@@ -464,9 +470,16 @@ class Runtime:
         self._cgroup(rec).thaw()
 
     def delete(self, id: str, *, force: bool = False, timeout: float = 10.0) -> None:
-        """Remove a stopped (or created) container; `force` kills a running one."""
+        """Remove a stopped (or created) container; `force` kills a running one,
+        and removes one whose state file cannot be read (see _delete_unreadable)."""
         state_dir = self._dir(id)
-        rec = read_record(state_dir)
+        try:
+            rec = read_record(state_dir)
+        except CorruptState:
+            if not force:
+                raise
+            self._delete_unreadable(id, state_dir)
+            return
         if rec is None:  # creation never finished (a crash mid-create)
             _remove_state_dir(state_dir)
             return
@@ -490,6 +503,25 @@ class Runtime:
             cgroup.destroy()
         self._cgroups.pop(id, None)
         _remove_with_poststop(state_dir, rec)
+
+    def _delete_unreadable(self, id: str, state_dir: str) -> None:
+        """`delete --force` of a container whose state.json is unreadable: its
+        pids and cgroup path are lost with it, so the cgroup is looked for where
+        the runtime puts a container's by default (PARENT/ID, the common case),
+        every process in it killed (the monitor goes with its container), and
+        the cgroup and state directory removed."""
+        cgroup = open_cgroup(
+            f"{self.cgroup_parent}/{id}", self.cgroup_version, self.cgroup_mount_root
+        )
+        if cgroup.exists():
+            cgroup.kill_all()
+            for _ in range(400):  # the kill lands, the monitor records the exit
+                if not cgroup.pids() and os.path.exists(os.path.join(state_dir, "exit.json")):
+                    break
+                time.sleep(0.005)
+            cgroup.destroy()
+        self._cgroups.pop(id, None)
+        _remove_state_dir(state_dir)
 
 
 def _after_create(state_dir: str, rec: ContainerRecord, spec_hooks, *, started: bool) -> None:

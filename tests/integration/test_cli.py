@@ -300,3 +300,23 @@ def test_hooks_before_the_process_are_refused_by_name(tmp_path, rootfs, corral_c
     p = cli([*rt_cli, "run", "-b", str(b), "ref"])
     assert p.returncode == 125 and "hooks.poststop[0].path" in p.stderr, p.stderr
     assert not (tmp_path / "state" / "ref").exists()
+
+
+def test_an_unreadable_state_file_is_named_and_force_deleted(tmp_path, rootfs, corral_cli, rt_cli):
+    b = make_bundle(tmp_path, rootfs, corral_cli, ["sleep", "1000"])
+    d = json.loads((b / "config.json").read_text())
+    d["process"]["terminal"] = False
+    (b / "config.json").write_text(json.dumps(d))
+    for name in ("bad", "good"):
+        assert cli([*rt_cli, "run", "-d", "-b", str(b), name]).returncode == 0
+    state = tmp_path / "state" / "bad" / "state.json"
+    state.write_text('{"id": 5}')
+    p = cli([*rt_cli, "list", "-q"])
+    assert p.returncode == 0 and p.stdout.split() == ["good"], p.stderr
+    assert f"state file {state} is unreadable" in p.stderr and "$.id" in p.stderr
+    p = cli([*rt_cli, "delete", "bad"])
+    assert p.returncode != 0 and "unreadable" in p.stderr
+    p = cli([*rt_cli, "delete", "--force", "bad"])  # its container killed, its cgroup gone
+    assert p.returncode == 0, p.stderr
+    assert not (tmp_path / "state" / "bad").exists()
+    assert cli([*rt_cli, "list", "-q"]).stdout.split() == ["good"]
