@@ -110,6 +110,12 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     dns: list[str] = []  # --dns: where its network's DNS server forwards its other names
     dns_search: list[str] = []  # --dns-search: resolv.conf's search domains
     dns_options: list[str] = []  # --dns-option: resolv.conf's options (with ndots:0)
+    # --device-read-bps and the like: "PATH:RATE", RATE in bytes or operations a
+    # second, PATH a block device on the daemon's host.
+    device_read_bps: list[str] = []
+    device_write_bps: list[str] = []
+    device_read_iops: list[str] = []
+    device_write_iops: list[str] = []
 
 
 # -- requests ------------------------------------------------------------------------------

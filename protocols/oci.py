@@ -127,11 +127,29 @@ class Pids(_Base):
     limit: int
 
 
+class ThrottleDevice(_Base):
+    major: int
+    minor: int
+    rate: int  # bytes or operations per second
+
+
+class BlockIO(_Base):
+    throttle_read_bps_device: list[ThrottleDevice] | None = None
+    throttle_write_bps_device: list[ThrottleDevice] | None = None
+    throttle_read_iops_device: list[ThrottleDevice] | None = msgspec.field(
+        default=None, name="throttleReadIOPSDevice"
+    )
+    throttle_write_iops_device: list[ThrottleDevice] | None = msgspec.field(
+        default=None, name="throttleWriteIOPSDevice"
+    )
+
+
 class Resources(_Base):
     devices: list[DeviceCgroup] | None = None
     memory: Memory | None = None
     cpu: CPU | None = None
     pids: Pids | None = None
+    block_io: BlockIO | None = msgspec.field(default=None, name="blockIO")
     unified: dict[str, str] | None = None
 
 

@@ -296,23 +296,67 @@ class Pids(Lite):
     }
 
 
+class ThrottleDevice(Lite):
+    __slots__ = ("major", "minor", "rate")
+    _omit_defaults = True
+    _fields = (
+        ("major", REQUIRED),
+        ("minor", REQUIRED),
+        ("rate", REQUIRED),
+    )
+    _types = {
+        "major": "int",
+        "minor": "int",
+        "rate": "int",
+    }
+
+
+class BlockIO(Lite):
+    __slots__ = ("throttle_read_bps_device", "throttle_write_bps_device", "throttle_read_iops_device", "throttle_write_iops_device")
+    _omit_defaults = True
+    _fields = (
+        ("throttle_read_bps_device", None),
+        ("throttle_write_bps_device", None),
+        ("throttle_read_iops_device", None),
+        ("throttle_write_iops_device", None),
+    )
+    _nested = {"throttle_read_bps_device": ("list", "ThrottleDevice"), "throttle_write_bps_device": ("list", "ThrottleDevice"), "throttle_read_iops_device": ("list", "ThrottleDevice"), "throttle_write_iops_device": ("list", "ThrottleDevice")}
+    _types = {
+        "throttle_read_bps_device": "list[ThrottleDevice] | None",
+        "throttle_write_bps_device": "list[ThrottleDevice] | None",
+        "throttle_read_iops_device": "list[ThrottleDevice] | None",
+        "throttle_write_iops_device": "list[ThrottleDevice] | None",
+    }
+    _json = {
+        "throttle_read_bps_device": "throttleReadBpsDevice",
+        "throttle_write_bps_device": "throttleWriteBpsDevice",
+        "throttle_read_iops_device": "throttleReadIOPSDevice",
+        "throttle_write_iops_device": "throttleWriteIOPSDevice",
+    }
+
+
 class Resources(Lite):
-    __slots__ = ("devices", "memory", "cpu", "pids", "unified")
+    __slots__ = ("devices", "memory", "cpu", "pids", "block_io", "unified")
     _omit_defaults = True
     _fields = (
         ("devices", None),
         ("memory", None),
         ("cpu", None),
         ("pids", None),
+        ("block_io", None),
         ("unified", None),
     )
-    _nested = {"devices": ("list", "DeviceCgroup"), "memory": ("one", "Memory"), "cpu": ("one", "CPU"), "pids": ("one", "Pids")}
+    _nested = {"devices": ("list", "DeviceCgroup"), "memory": ("one", "Memory"), "cpu": ("one", "CPU"), "pids": ("one", "Pids"), "block_io": ("one", "BlockIO")}
     _types = {
         "devices": "list[DeviceCgroup] | None",
         "memory": "Memory | None",
         "cpu": "CPU | None",
         "pids": "Pids | None",
+        "block_io": "BlockIO | None",
         "unified": "dict[str, str] | None",
+    }
+    _json = {
+        "block_io": "blockIO",
     }
 
 

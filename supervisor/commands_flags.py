@@ -192,6 +192,15 @@ def _container_flags(p: cmdline.ArgumentParser) -> None:
         "--ulimit", action="append", default=[], help="NAME=SOFT[:HARD], e.g. nofile=1024:2048"
     )
     p.add_argument("--shm-size", type=parse_size, default=0, help="size of /dev/shm (64m)")
+    for flag, what in (("bps", "bytes a second (1mb)"), ("iops", "operations a second")):
+        for way in ("read", "write"):
+            p.add_argument(
+                f"--device-{way}-{flag}",
+                action="append",
+                default=[],
+                type=_device_rate_bytes if flag == "bps" else _device_rate_ops,
+                help=f"PATH:RATE: a block device's {way} limit, {what}",
+            )
     p.add_argument("--add-host", action="append", default=[], help="NAME:IP in /etc/hosts")
     p.add_argument("--init", action="store_true", help="a small init as PID 1: reaps, forwards")
     p.add_argument(
@@ -301,6 +310,10 @@ def config_from(args: Namespace) -> api.ContainerConfig:
         cap_drop=args.cap_drop,
         privileged=args.privileged,
         devices=args.device,
+        device_read_bps=args.device_read_bps,
+        device_write_bps=args.device_write_bps,
+        device_read_iops=args.device_read_iops,
+        device_write_iops=args.device_write_iops,
         ulimits=dict(_ulimit(u) for u in args.ulimit),
         shm_size=args.shm_size,
         extra_hosts=args.add_host,
@@ -477,6 +490,26 @@ def _images_flags(s) -> None:
     s.add_argument("--digests", action="store_true", help="a DIGEST column")
     s.add_argument("-f", "--filter", action="append", default=[], help="dangling=true, reference=")
     s.add_argument("--format", default="table", help="table, json, or a Go template")
+
+
+def _device_rate(text: str, parse) -> str:
+    path, colon, rate = text.rpartition(":")
+    if not colon or not path.startswith("/"):
+        raise cmdline.ArgumentTypeError(f"{text!r} is not PATH:RATE (/dev/sda:1mb)")
+    return f"{path}:{parse(rate)}"
+
+
+def _device_rate_bytes(text: str) -> str:
+    return _device_rate(text, parse_size)
+
+
+def _device_rate_ops(text: str) -> str:
+    def ops(rate: str) -> int:
+        if not rate.isdigit():
+            raise cmdline.ArgumentTypeError(f"{text!r}: the rate is not a whole number")
+        return int(rate)
+
+    return _device_rate(text, ops)
 
 
 def _history_flags(s) -> None:

@@ -210,6 +210,18 @@ def inspect(c: Container, networks: dict[str, Network] | None = None) -> dict:
             "CpusetCpus": cfg.cpuset_cpus,
             "CpusetMems": cfg.cpuset_mems,
             "OomScoreAdj": cfg.oom_score_adj or 0,
+            **{
+                key: [
+                    {"Path": e.rpartition(":")[0], "Rate": int(e.rpartition(":")[2])} for e in given
+                ]
+                or None
+                for key, given in (
+                    ("BlkioDeviceReadBps", cfg.device_read_bps),
+                    ("BlkioDeviceWriteBps", cfg.device_write_bps),
+                    ("BlkioDeviceReadIOps", cfg.device_read_iops),
+                    ("BlkioDeviceWriteIOps", cfg.device_write_iops),
+                )
+            },
             "GroupAdd": cfg.group_add or None,
             "Sysctls": cfg.sysctls or None,
             "PidMode": cfg.pid_mode,

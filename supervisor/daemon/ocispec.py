@@ -52,7 +52,39 @@ def resources(cfg: ContainerConfig) -> oci.Resources:
     pids = oci.Pids(limit=cfg.pids_limit) if cfg.pids_limit is not None else None
     # Every device denied but those the runtime allows back (Docker's rules).
     devices = [oci.DeviceCgroup(allow=False, access="rwm")]
-    return oci.Resources(devices=devices, memory=memory, cpu=cpu, pids=pids)
+    return oci.Resources(devices=devices, memory=memory, cpu=cpu, pids=pids, block_io=block_io(cfg))
+
+
+def block_io(cfg: ContainerConfig) -> oci.BlockIO | None:
+    """--device-read-bps and the like, with each PATH made major:minor here,
+    on the host whose devices they are."""
+    lists = {
+        "throttle_read_bps_device": ("--device-read-bps", cfg.device_read_bps),
+        "throttle_write_bps_device": ("--device-write-bps", cfg.device_write_bps),
+        "throttle_read_iops_device": ("--device-read-iops", cfg.device_read_iops),
+        "throttle_write_iops_device": ("--device-write-iops", cfg.device_write_iops),
+    }
+    if not any(given for _, given in lists.values()):
+        return None
+    out = {}
+    for field, (flag, given) in lists.items():
+        throttles = []
+        for entry in given:
+            path, _, rate = entry.rpartition(":")
+            try:
+                st = os.stat(path)
+            except OSError as e:
+                raise SpecError(flag, f"{path}: {e.strerror}") from None
+            if not stat.S_ISBLK(st.st_mode):
+                raise SpecError(flag, f"{path} is not a block device")
+            if not rate.isdigit():
+                raise SpecError(flag, f"{entry!r}: the rate is not a number")
+            dev = st.st_rdev
+            throttles.append(
+                oci.ThrottleDevice(major=os.major(dev), minor=os.minor(dev), rate=int(rate))
+            )
+        out[field] = throttles or None
+    return oci.BlockIO(**out)
 
 
 def user_mounts(cfg: ContainerConfig, volume_path) -> list[oci.Mount]:

@@ -154,8 +154,13 @@ def limits_from_spec(res: oci.Resources | None, linux: oci.Linux | None = None) 
     devices = device_rules(linux)
     if res is None:
         return Limits(devices=devices)
-    mem, cpu, pids = res.memory, res.cpu, res.pids
+    mem, cpu, pids, bio = res.memory, res.cpu, res.pids, res.block_io
+    throttles = []
+    for kind, attr in IO_THROTTLES:
+        for t in (getattr(bio, attr) or []) if bio else []:
+            throttles.append((kind, t.major, t.minor, t.rate))
     return Limits(
+        io_throttle=tuple(throttles),
         devices=devices,
         memory=mem.limit if mem else None,
         memory_swap=mem.swap if mem else None,
@@ -168,6 +173,15 @@ def limits_from_spec(res: oci.Resources | None, linux: oci.Linux | None = None) 
         pids=pids.limit if pids else None,
         unified=dict(res.unified or {}),
     )
+
+
+# OCI's blockIO throttle lists, by the io.max key each becomes.
+IO_THROTTLES = (
+    ("rbps", "throttle_read_bps_device"),
+    ("wbps", "throttle_write_bps_device"),
+    ("riops", "throttle_read_iops_device"),
+    ("wiops", "throttle_write_iops_device"),
+)
 
 
 # The devices every container gets (OCI runtime-spec "Default Devices").

@@ -131,3 +131,11 @@ def test_v2_driver_files_over_a_cgroup2_shaped_directory(tmp_path):
     assert cg.frozen() and cg.exists()
     (leaf / "cgroup.procs").write_text("")
     assert cg.pids() == []
+
+
+def test_v2_io_max_one_write_per_device():
+    throttles = (("rbps", 254, 0, 1 << 20), ("wiops", 254, 0, 100), ("rbps", 8, 0, 5))
+    assert v2_files(Limits(io_throttle=throttles)) == [
+        ("io", "io.max", "254:0 rbps=1048576 wiops=100"),
+        ("io", "io.max", "8:0 rbps=5"),
+    ]

@@ -52,6 +52,9 @@ class Limits(Lite):
     cpuset_mems: str | None = None
     pids: int | None = None  # <= 0: unlimited
     unified: dict[str, str] = dict  # v2 files, verbatim (a new empty one each)
+    # Block I/O throttles: (kind, major, minor, rate), kind one of rbps, wbps,
+    # riops, wiops (v2's io.max keys), in the order given.
+    io_throttle: tuple[tuple[str, int, int, int], ...] = ()
     devices: tuple[DeviceRule, ...] = ()  # in order; the last that matches decides
 
 

@@ -115,6 +115,11 @@ class CgroupV1:
         pids = self.dirs.get("pids")
         if pids is not None and limits.pids is not None:
             write(os.path.join(pids, "pids.max"), str(limits.pids) if limits.pids > 0 else "max")
+        blkio = self.dirs.get("blkio")
+        for kind, major, minor, rate in limits.io_throttle:
+            if blkio is None:
+                raise CgroupError(self.cgroups_path, errno.ENOTSUP, "no blkio hierarchy for")
+            write(os.path.join(blkio, _BLKIO_FILES[kind]), f"{major}:{minor} {rate}")
 
     def update(self, limits: Limits) -> None:
         """New limits for a container that exists (its device rules stay)."""
@@ -225,6 +230,15 @@ def _inherit_cpuset(path: str) -> None:
                 os.path.join(path, name),
                 read_text(os.path.join(os.path.dirname(path), name)).strip(),
             )
+
+
+# v2's io.max keys and the v1 files that take the same throttles.
+_BLKIO_FILES = {
+    "rbps": "blkio.throttle.read_bps_device",
+    "wbps": "blkio.throttle.write_bps_device",
+    "riops": "blkio.throttle.read_iops_device",
+    "wiops": "blkio.throttle.write_iops_device",
+}
 
 
 def _blkio(d: str | None) -> dict[str, int]:

@@ -70,6 +70,11 @@ def v2_files(limits: Limits) -> list[tuple[str, str, str]]:
         out.append(("cpuset", "cpuset.mems", limits.cpuset_mems))
     if limits.pids is not None:
         out.append(("pids", "pids.max", str(limits.pids) if limits.pids > 0 else "max"))
+    devices: dict[tuple[int, int], list[str]] = {}
+    for kind, major, minor, rate in limits.io_throttle:
+        devices.setdefault((major, minor), []).append(f"{kind}={rate}")
+    for (major, minor), keys in devices.items():  # one io.max write per device
+        out.append(("io", "io.max", f"{major}:{minor} {' '.join(keys)}"))
     for name, value in limits.unified.items():
         out.append((name.split(".", 1)[0], name, value))
     return out
