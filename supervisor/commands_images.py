@@ -20,10 +20,11 @@ def _human_size(n: float) -> str:
 
 
 def _progress(c: Client, req, out=None, quiet: bool = False) -> object:
-    """Docker's per-layer progress lines (to `out`, stdout by default; none when
-    `quiet`), then the result."""
+    """Docker's per-layer progress (to `out`, stdout by default; none when
+    `quiet`), then the result. On a terminal, a line per layer, redrawn in place
+    with its bar; elsewhere, each layer's steps, without the byte counts."""
     out = out or sys.stdout
-    tty = out.isatty()
+    board = Board() if out.isatty() else None
     c.send(req)
     while True:
         msg = c.recv()
@@ -31,12 +32,35 @@ def _progress(c: Client, req, out=None, quiet: bool = False) -> object:
             return msg
         if quiet:
             continue
-        if msg.status == "Downloading" and msg.total:
-            line = f"{msg.id}: Downloading {msg.current / 1e6:.1f}MB/{msg.total / 1e6:.1f}MB"
-            if tty:
-                print(f"\r{line}", end="", flush=True, file=out)
-            continue
-        print(("\r" if tty else "") + f"{msg.id}: {msg.status}", flush=True, file=out)
+        if board is not None:
+            out.write(board.update(msg.id, progress_text(msg.status, msg.current, msg.total)))
+            out.flush()
+        elif msg.status not in ("Downloading", "Pushing") or not msg.total:
+            print(f"{msg.id}: {msg.status}", flush=True, file=out)
+
+
+def progress_text(status: str, current: int, total: int) -> str:
+    """'Downloading [=====>      ]  12.3MB/52.4MB', as Docker draws it."""
+    if status not in ("Downloading", "Pushing") or not total:
+        return status
+    filled = min(50, 50 * current // total)
+    bar = ("=" * (filled - 1) + ">" if filled else "").ljust(50)
+    return f"{status} [{bar}]  {_human_size(current)}/{_human_size(total)}"
+
+
+class Board:
+    """A line per id, in the order ids first came, each rewritten in place
+    (cursor up to it, clear it, back down), as Docker's pull output does."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def update(self, id: str, text: str) -> str:
+        if id not in self.ids:
+            self.ids.append(id)
+            return f"{id}: {text}\n"
+        up = len(self.ids) - self.ids.index(id)
+        return f"\x1b[{up}A\x1b[2K\r{id}: {text}\x1b[{up}B\r"
 
 
 def cmd_pull(c: Client, args) -> int:

@@ -323,12 +323,13 @@ class Connection:
     async def _transfer(self, req: msgspec.Struct) -> None:
         """pull, push, login: progress streamed as it happens, then the result."""
         send_ch, recv_ch = trio.open_memory_channel(256)
-        last: dict[str, str] = {}
+        last: dict[str, float] = {}
 
         def report(id: str, status: str, current: int, total: int) -> None:
-            if status == "Downloading" and last.get(id) == status and current < total:
-                return  # one "Downloading" per layer is enough for a socket
-            last[id] = status
+            now = time.monotonic()
+            if status == "Downloading" and now - last.get(id, 0.0) < 0.1 and current < total:
+                return  # ten a second per layer: a moving bar, not a message per chunk
+            last[id] = now
             try:
                 send_ch.send_nowait(
                     api.Progress(id=id, status=status, current=current, total=total)

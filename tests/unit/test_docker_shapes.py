@@ -181,3 +181,18 @@ def test_commit_changes_as_dockerfile_instructions() -> None:
 )
 def test_image_names_in_messages_carry_the_tag(ref: str, shown: str) -> None:
     assert commands.with_tag(ref) == shown
+
+
+def test_pull_progress_as_docker_draws_it() -> None:
+    from supervisor.commands_images import Board, progress_text
+
+    assert progress_text("Pull complete", 0, 0) == "Pull complete"
+    half = progress_text("Downloading", 26_214_400, 52_428_800)
+    assert half.startswith("Downloading [" + "=" * 24 + ">" + " " * 25 + "]")
+    assert half.endswith("]  26.2MB/52.4MB")  # decimal units, as Docker prints them
+    assert progress_text("Downloading", 0, 10).startswith("Downloading [" + " " * 50 + "]")
+    board = Board()
+    assert board.update("aaa", "Pulling fs layer") == "aaa: Pulling fs layer\n"
+    assert board.update("bbb", "Pulling fs layer") == "bbb: Pulling fs layer\n"
+    # The first layer's line is two up: up, clear, rewrite, back down.
+    assert board.update("aaa", "Pull complete") == "\x1b[2A\x1b[2K\raaa: Pull complete\x1b[2B\r"
