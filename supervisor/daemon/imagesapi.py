@@ -77,7 +77,9 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             f.journal.append("image", "commit", image_id, target, {"container": c.id})
             return api.ImagesDone(ids=[image_id], tags=[target] if target else [])
         case api.ImageList():
-            return api.ImageListResult(images=[image_summary(f, i) for i in st.images()])
+            images = [image_summary(f, i) for i in st.images()]
+            images.sort(key=lambda im: im.created, reverse=True)  # newest first, as Docker's
+            return api.ImageListResult(images=images)
         case api.ImageTag(source=source, target=target):
             image_id = st.resolve(source)
             st.tag(image_id, target)

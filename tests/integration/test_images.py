@@ -386,3 +386,16 @@ def test_the_daemon_serves_while_an_image_is_imported(daemon, rootfs, tmp_path):
             importing.kill()
             importing.wait()
     assert ok(daemon.cli("run", "--rm", "slow:1", "echo", "imported")) == "imported\n"
+
+
+def test_images_are_listed_newest_first(daemon, rootfs, tmp_path):
+    import time
+
+    tar = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+    ok(daemon.cli("import", str(tar), "older"))
+    time.sleep(1.1)  # `created` has whole seconds
+    (tmp_path / "f").write_text("x")
+    subprocess.run(["tar", "-rf", str(tar), "-C", str(tmp_path), "f"], check=True)
+    ok(daemon.cli("import", str(tar), "newer"))
+    assert ok(daemon.cli("images", "--format", "{{.Repository}}")).split() == ["newer", "older"]
