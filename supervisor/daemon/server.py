@@ -720,7 +720,11 @@ def error_for(e: BaseException, req: msgspec.Struct) -> api.Error:
     if isinstance(e, registry_client.RegistryError):
         return api.Error(kind="failed", message=str(e))
     if isinstance(e, httpx.HTTPError):
-        return api.Error(kind="failed", message=f"registry: {type(e).__name__}: {e}")
+        try:  # where it went, as Docker says it: Get "https://host/v2/": ...
+            where = f'{e.request.method.title()} "{e.request.url}": '
+        except RuntimeError:  # an error raised before any request was made
+            where = "registry: "
+        return api.Error(kind="failed", message=f"{where}{type(e).__name__}: {e}")
     if isinstance(e, NoSuchImage):
         return api.Error(kind="not_found", message=str(e))
     if isinstance(e, ImageError | LayerError):

@@ -431,3 +431,11 @@ def test_malicious_layer_from_a_registry_is_refused_and_leaves_nothing(daemon, r
         d = images / sub
         assert not d.exists() or not any(d.iterdir()), (sub, list(d.iterdir()))
     assert not (Path(daemon.root).parent / "escape").exists()
+
+
+def test_an_unreachable_registry_is_named(daemon):
+    port = free_port()  # nothing listens there
+    p = daemon.cli("pull", f"localhost:{port}/nobody/here:v1")
+    assert p.returncode != 0
+    assert f'Get "http://localhost:{port}/v2/nobody/here/manifests/v1": ConnectError' in p.stderr
+    assert ok(daemon.cli("version", "--format", "{{.Server.Version}}")).strip()  # still serving
