@@ -24,8 +24,8 @@ The engine:
 
 Without a daemon:
   daemon    run the daemon in the foreground ('corral daemon --help')
-  runtime   run OCI bundles directly (spec, run, create, start, exec, state,
-            kill, delete, list, pause, resume, busybox-rootfs)
+  runtime   run OCI bundles directly (spec, run, create, start, exec, ps,
+            state, kill, delete, list, pause, resume, busybox-rootfs)
 
 Run 'corral COMMAND --help' for a command's flags."""
 

@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("id")
     s.add_argument("command", nargs=argparse.REMAINDER, help="the process and its arguments")
 
+    s = sub.add_parser("ps", help="the processes in a container, as runc ps")
+    s.add_argument("-f", "--format", choices=("table", "json"), default="table")
+    s.add_argument("id")
+
     s = sub.add_parser("kill", help="signal a container's init process")
     s.add_argument("id")
     s.add_argument("signal", nargs="?", default="SIGTERM", type=_signal_arg)
@@ -137,6 +141,20 @@ def _dispatch(rt: Runtime, args: argparse.Namespace) -> int:
         return 0
     if cmd == "exec":
         return _exec(rt, args)
+    if cmd == "ps":
+        pids = sorted(rt.pids(args.id))
+        if args.format == "json":
+            print(_json(pids))
+            return 0
+        print(f"{'PID':>8}  CMD")
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().rstrip(b"\0").split(b"\0")
+            except OSError:  # gone meanwhile
+                continue
+            print(f"{pid:>8}  {b' '.join(argv).decode(errors='replace')}")
+        return 0
     if cmd == "start":
         rt.start(args.id)
     elif cmd == "state":

@@ -245,6 +245,10 @@ def test_exec_runs_in_the_container_as_runc_exec(tmp_path, rootfs, corral_cli, r
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["yes", "bar", "1000:1001", "/tmp", "corral", "sleep"]
     assert cli([*rt_cli, "exec", "ex", "sh", "-c", "exit 7"]).returncode == 7
+    pids = json.loads(cli([*rt_cli, "ps", "-f", "json", "ex"]).stdout)
+    table = cli([*rt_cli, "ps", "ex"]).stdout.splitlines()
+    assert len(pids) == 1 and table[0].split() == ["PID", "CMD"]
+    assert table[1].split() == [str(pids[0]), "sleep", "1000"]
     p = cli([*rt_cli, "exec", "ex", "/nonexistent"])
     assert p.returncode != 0 and "/nonexistent" in p.stderr, p.stderr
     assert cli([*rt_cli, "kill", "ex", "KILL"]).returncode == 0
