@@ -164,3 +164,12 @@ def daemon(tmp_path: Path):
         yield d
     finally:
         d.cleanup()
+        # What the daemon logged above info, shown with a failed test's output
+        # (pytest prints a test's captured output only when it fails).
+        try:
+            lines = d.log.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            lines = []
+        worth = [line for line in lines if '"level": "error"' in line or '"level": "warn' in line]
+        if worth:
+            print("daemon.log, errors and warnings:", *worth[-40:], sep="\n")

@@ -73,10 +73,12 @@ def test_on_failure_3_restarts_exactly_three_times(daemon, rootfs):
     time.sleep(0.3)  # were there a fourth restart, it would be due by now
     data = inspect(daemon, "fails")
     assert data["RestartCount"] == 3 and data["State"]["Status"] == "exited"
-    acts = [(e["action"], e["attributes"].get("attempt")) for e in events(daemon, "fails")]
-    assert [a for a, _ in acts].count("die") == 4
-    assert [n for a, n in acts if a == "restart"] == ["1", "2", "3"]
-    assert [a for a, _ in acts].count("start") == 4
+    evs = events(daemon, "fails")
+    acts = [(e["action"], e["attributes"].get("attempt")) for e in evs]
+    shown = [(e["action"], e["attributes"]) for e in evs]  # exit codes, should one fail
+    assert [a for a, _ in acts].count("die") == 4, shown
+    assert [n for a, n in acts if a == "restart"] == ["1", "2", "3"], shown
+    assert [a for a, _ in acts].count("start") == 4, shown
 
 
 def test_exit_zero_under_on_failure_is_not_restarted(daemon, rootfs):
