@@ -174,7 +174,11 @@ class Runtime:
                 cpuset=bool(limits.cpuset_cpus or limits.cpuset_mems),
             )
             if cgroup.exists():
-                raise CgroupError(cg_path, errno.EEXIST, "already in use:")
+                if cgroup.pids():
+                    raise CgroupError(cg_path, errno.EEXIST, "already in use:")
+                # Empty: what an earlier container of this id left (a removal
+                # that met EBUSY while its last process was being reaped).
+                cgroup.destroy()
             cgroup.create(limits)
             fifo = None
             if wait_for_start:

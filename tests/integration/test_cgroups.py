@@ -244,3 +244,24 @@ def test_block_io_is_counted(runtime, bundle, rootfs):
     finally:
         created.close()
         runtime.delete("blk", force=True)
+
+
+def test_a_cgroup_in_use_is_refused_and_an_empty_leftover_reused(runtime, bundle):
+    from supervisor.errors import CgroupError
+    from supervisor.runtime.cgroups import Limits
+
+    path = f"/{RUN}-shared/one"
+
+    def edit(d):
+        d["linux"]["cgroupsPath"] = path
+
+    runtime.create("first", bundle("sleep", "100", edit=edit), stdio=None).close()
+    with pytest.raises(CgroupError, match="already in use"):
+        runtime.create("second", bundle("true", edit=edit), stdio=None)
+    runtime.delete("first", force=True)
+    leftover = open_cgroup(path)
+    leftover.create(Limits())  # empty directories, as an interrupted removal leaves
+    assert leftover.exists()
+    runtime.create("third", bundle("true", edit=edit), stdio=None).close()
+    runtime.delete("third", force=True)
+    assert not leftover.exists()
