@@ -140,15 +140,15 @@ class ImageStore:
         except FileNotFoundError:
             return {}
 
-    def _save_repos(self) -> None:
+    def _save_repos(self, *, tags: bool = True, digests: bool = False) -> None:
+        """Write repositories.json and/or repodigests.json: each a durable write
+        (an fsync), so only the tables that changed."""
+        tables = [("repositories.json", self.repos)] if tags else []
+        tables += [("repodigests.json", self.digests)] if digests else []
         with self._lock:
-            for name, table in (
-                ("repositories.json", self.repos),
-                ("repodigests.json", self.digests),
-            ):
-                atomic_write(
-                    self.dir / name, json.dumps(dict(table), sort_keys=True).encode(), durable=True
-                )
+            for name, table in tables:
+                data = json.dumps(dict(table), sort_keys=True).encode()
+                atomic_write(self.dir / name, data, durable=True)
 
     def put_blob(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
@@ -183,7 +183,7 @@ class ImageStore:
     def add_repo_digest(self, image_id: str, name_at_digest: str) -> None:
         """Remember that `name@digest` (a registry's manifest) is this image."""
         self.digests[normalize(name_at_digest)] = image_id
-        self._save_repos()
+        self._save_repos(tags=False, digests=True)
 
     def resolve(self, ref: str) -> str:
         """An image id from name[:tag], name@digest, a full id, or a unique id prefix."""
@@ -353,9 +353,10 @@ class ImageStore:
         only = self.layers_only_of(image_id)
         for t in self.tags(image_id):
             self.repos.pop(t)
-        for d in self.repo_digests(image_id):
+        pinned = self.repo_digests(image_id)
+        for d in pinned:
             self.digests.pop(d)
-        self._save_repos()
+        self._save_repos(digests=bool(pinned))
         (self.blobs / image_id.removeprefix("sha256:")).unlink()
         removed = []
         for chain in only:

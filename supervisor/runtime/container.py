@@ -283,12 +283,9 @@ class Runtime:
         finally:
             os.close(fd)
         os.unlink(os.path.join(state_dir, "exec.fifo"))
-        if os.path.exists(os.path.join(state_dir, "hooks.json")):
-            from supervisor.runtime import hooks
-
-            kept = hooks.kept(state_dir)
-            if kept is not None and kept.poststart:
-                hooks.run("poststart", kept.poststart, _hook_state(self.record(id), "running"))
+        kept = _kept_hooks(state_dir)
+        if kept is not None and kept.poststart:
+            _run_hooks("poststart", kept.poststart, _hook_state(self.record(id), "running"))
 
     def run(
         self,
@@ -535,7 +532,7 @@ def _after_create(state_dir: str, rec: ContainerRecord, spec_hooks, *, started: 
 
     hooks.keep(state_dir, spec_hooks)
     if started and spec_hooks.poststart:
-        hooks.run("poststart", spec_hooks.poststart, _hook_state(rec, "running"))
+        _run_hooks("poststart", spec_hooks.poststart, _hook_state(rec, "running"))
 
 
 def _hook_state(rec: ContainerRecord, status: str) -> dict:
@@ -550,15 +547,26 @@ def _hook_state(rec: ContainerRecord, status: str) -> dict:
     }
 
 
-def _remove_with_poststop(state_dir: str, rec: ContainerRecord) -> None:
-    kept = None
-    if os.path.exists(os.path.join(state_dir, "hooks.json")):
-        from supervisor.runtime import hooks
+def _kept_hooks(state_dir: str):
+    """The hooks kept beside a container's state; hooks.py imported only if any."""
+    if not os.path.exists(os.path.join(state_dir, "hooks.json")):
+        return None
+    from supervisor.runtime import hooks
 
-        kept = hooks.kept(state_dir)
+    return hooks.kept(state_dir)
+
+
+def _run_hooks(kind: str, hook_list: list, state: dict) -> None:
+    from supervisor.runtime import hooks
+
+    hooks.run(kind, hook_list, state)
+
+
+def _remove_with_poststop(state_dir: str, rec: ContainerRecord) -> None:
+    kept = _kept_hooks(state_dir)
     _remove_state_dir(state_dir)
     if kept is not None and kept.poststop:
-        hooks.run("poststop", kept.poststop, _hook_state(rec, "stopped"))
+        _run_hooks("poststop", kept.poststop, _hook_state(rec, "stopped"))
 
 
 def _remove_state_dir(path: str) -> None:

@@ -102,10 +102,11 @@ class CgroupV2:
     def create(self, limits: Limits) -> None:
         writes = v2_files(limits)
         wanted = {c for c, _, _ in writes if c not in ("cgroup",)}
-        if "io" in self._offered():  # for BLOCK I/O in stats; not required
+        offered = self._offered()
+        if "io" in offered:  # for BLOCK I/O in stats; not required
             wanted.add("io")
         make_dirs(self.base, os.path.relpath(self.dir, self.base))
-        self._enable(wanted)
+        self._enable(wanted, offered)
         for controller, name, value in writes:
             path = os.path.join(self.dir, name)
             if controller != "cgroup" and not os.path.exists(path):
@@ -127,11 +128,11 @@ class CgroupV2:
         for _controller, name, value in writes:
             write(os.path.join(self.dir, name), value)
 
-    def _enable(self, wanted: set[str]) -> None:
+    def _enable(self, wanted: set[str], offered: set[str] | None = None) -> None:
         """Enable `wanted` (those the root offers) from the root down to our parent."""
         if not wanted:
             return
-        missing = wanted - self._offered()
+        missing = wanted - (self._offered() if offered is None else offered)
         if missing:
             raise CgroupError(
                 str(self.mount_root),
