@@ -8,6 +8,7 @@ build_ext step below also compiles native/monitor.c into
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,30 +27,38 @@ class BuildWithMonitor(build_ext):
         out_dir = ext_path.parent / "libexec"
         out_dir.mkdir(parents=True, exist_ok=True)
         # Relative to setup.py, where builds run: setuptools refuses absolute sources.
-        sources = [f"native/{s}" for s in build_ffi.MONITOR_SOURCES]
-        objects = self.compiler.compile(
-            sources,
-            output_dir=self.build_temp,
-            include_dirs=["native"],
-            extra_postargs=build_ffi.CFLAGS,
+        self._executable(
+            "corral-monitor", [f"native/{s}" for s in build_ffi.MONITOR_SOURCES], out_dir
         )
-        self.compiler.link_executable(
-            objects,
-            "corral-monitor",
-            output_dir=str(out_dir),
-            extra_postargs=build_ffi.MONITOR_LDFLAGS,
-        )
-        os.chmod(out_dir / "corral-monitor", 0o755)
         # The container's PID 1 for `run --init`, static like the monitor.
-        objects = self.compiler.compile(
-            ["native/init.c"],
-            output_dir=self.build_temp,
-            extra_postargs=build_ffi.CFLAGS,
-        )
-        self.compiler.link_executable(
-            objects, "corral-init", output_dir=str(out_dir), extra_postargs=["-static"]
-        )
-        os.chmod(out_dir / "corral-init", 0o755)
+        self._executable("corral-init", ["native/init.c"], out_dir)
+
+    def _executable(self, name: str, sources: list[str], out_dir: Path) -> None:
+        musl = build_ffi.musl_command(Path(self.build_temp))
+        if musl is not None:
+            subprocess.run(
+                [
+                    *musl,
+                    *build_ffi.CFLAGS,
+                    "-Inative",
+                    "-static",
+                    "-o",
+                    str(out_dir / name),
+                    *sources,
+                ],
+                check=True,
+            )
+        else:
+            objects = self.compiler.compile(
+                sources,
+                output_dir=self.build_temp,
+                include_dirs=["native"],
+                extra_postargs=build_ffi.CFLAGS,
+            )
+            self.compiler.link_executable(
+                objects, name, output_dir=str(out_dir), extra_postargs=build_ffi.MONITOR_LDFLAGS
+            )
+        os.chmod(out_dir / name, 0o755)
 
 
 setup(

@@ -38,13 +38,28 @@ def reexec_in_private_mountns() -> None:
     os.execvp("unshare", ["unshare", "--mount", "--propagation", "private", "sh", "-c", cmd])
 
 
-def kernel_part(base: Path, true_path: str, n: int) -> list[float]:
+def kernel_part(base: Path, true_path: str, n: int, plain: bool = False) -> list[float]:
+    """Clone into new namespaces (none if `plain`), exec, wait: ms each."""
     exe = base / "kernel_part"
     if not exe.exists():
         src = Path(__file__).resolve().parent / "kernel_part.c"
         subprocess.run(["gcc", "-O2", "-o", str(exe), str(src)], check=True)
-    out = subprocess.run([str(exe), true_path, str(n)], check=True, capture_output=True, text=True)
+    argv = [str(exe), true_path, str(n), *(["plain"] if plain else [])]
+    # A monitor without arguments exits at once, its usage on stderr.
+    out = subprocess.run(argv, capture_output=True, text=True)
     return [int(x) / 1000 for x in out.stdout.split()]
+
+
+def glibc_monitor(base: Path) -> str | None:
+    """The monitor as it was built before musl: the same sources, glibc, static."""
+    root = Path(__file__).resolve().parent.parent
+    exe = base / "corral-monitor-glibc"
+    sources = [str(root / "native" / s) for s in ("monitor.c", "container.c", "plan.c")]
+    r = subprocess.run(
+        ["gcc", "-std=gnu11", "-O2", f"-I{root / 'native'}", "-static", "-o", str(exe), *sources],
+        capture_output=True,
+    )
+    return str(exe) if r.returncode == 0 else None
 
 
 def main() -> None:
@@ -54,6 +69,7 @@ def main() -> None:
     reexec_in_private_mountns()
     fresh_bytecode()
 
+    from supervisor import _native
     from supervisor.runtime import Runtime
     from supervisor.runtime.container import _wait_child
 
@@ -64,6 +80,9 @@ def main() -> None:
         rt = Runtime(state / "api", cgroup_parent="/corral-bench")
         tools = {t: shutil.which(t) for t in ("crun", "runc")}
         results: dict[str, list[float]] = {"api": [], "api_exit": [], "cli": [], "python": []}
+        musl_monitor, old_monitor = _native.MONITOR, glibc_monitor(base)
+        if old_monitor:
+            results["api_glibc"] = []
         results.update({t: [] for t, p in tools.items() if p})
         log(f"bundle {bundle}; {args.rounds} rounds")
         for i in range(5):  # warm caches: page cache, dentries, the first netns
@@ -82,6 +101,18 @@ def main() -> None:
             results["api_exit"].append((reaped - t) * 1000)
             results["api"].append((time.perf_counter() - t) * 1000)
             assert code == 0
+            if old_monitor:  # the same start with the glibc build of the monitor
+                _native.MONITOR = old_monitor
+                t = time.perf_counter()
+                created = rt.create(
+                    f"g{i}", bundle, stdio=(0, 1, 2), detach=False, wait_for_start=False
+                )
+                code = _wait_child(created.monitor_pidfd)
+                results["api_glibc"].append((time.perf_counter() - t) * 1000)
+                _native.MONITOR = musl_monitor
+                rt.remove_reaped(created)
+                created.close()
+                assert code == 0
             results["cli"].append(
                 spawn_wait(
                     [
@@ -118,6 +149,9 @@ def main() -> None:
 
         s = {k: summary(v) for k, v in results.items()}
         s["kernel"] = summary(kernel)
+        s["exec_monitor"] = summary(kernel_part(base, musl_monitor, args.rounds, plain=True))
+        if old_monitor:
+            s["exec_glibc"] = summary(kernel_part(base, old_monitor, args.rounds, plain=True))
         cli_net = [c - p for c, p in zip(results["cli"], results["python"], strict=True)]
         s["cli_net"] = summary(cli_net)
         print("| what | median | p10 - p90 | runs |")
@@ -125,6 +159,11 @@ def main() -> None:
         print(fmt("kernel's own part (clone into 6 new namespaces, exec, wait)", s["kernel"]))
         print(fmt("Corral, Python API: spawn to reaped exit", s["api_exit"]))
         print(fmt("Corral, Python API: the same and the cleanup (Runtime.run)", s["api"]))
+        if old_monitor:
+            print(fmt("the same, spawn to reaped exit, glibc-static monitor", s["api_glibc"]))
+        print(fmt("a plain process: spawn, exec, exit of corral-monitor", s["exec_monitor"]))
+        if old_monitor:
+            print(fmt("the same for the glibc-static monitor", s["exec_glibc"]))
         print(fmt("`corral runtime run`, whole process", s["cli"]))
         print(fmt("bare `python -c pass` (same interpreter)", s["python"]))
         print(fmt("`corral runtime run` minus the bare interpreter start", s["cli_net"]))
@@ -141,6 +180,11 @@ def main() -> None:
             f"- API (spawn to reaped exit) / kernel's part: {s['api_exit']['median'] / kern:.2f}x"
         )
         print(f"- API (with cleanup) / kernel's part: {s['api']['median'] / kern:.2f}x")
+        if old_monitor:
+            print(
+                f"- API (spawn to reaped exit) / the same with the glibc monitor: "
+                f"{s['api_exit']['median'] / s['api_glibc']['median']:.2f}x"
+            )
         if "runc" in s:
             print(f"- API / runc: {s['api']['median'] / s['runc']['median']:.2f}x")
     finally:

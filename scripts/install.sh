@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(busybox-static crun runc gcc libc6-dev python3-dev python3-venv procps skopeo umoci docker-registry)
+APT_PACKAGES=(busybox-static crun runc gcc libc6-dev musl-tools python3-dev python3-venv procps skopeo umoci docker-registry)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
