@@ -166,10 +166,11 @@ enum corral_tag { CORRAL_T_ROOTFS, CORRAL_T_ROOTFS_RO, CORRAL_T_ROOT_PROPAGATION
     CORRAL_T_CGROUP_DIR, CORRAL_T_OOM_FILE, CORRAL_T_START_FIFO, CORRAL_T_EXIT_FILE,
     CORRAL_T_LOG_FILE, CORRAL_T_TMPFS_RO, CORRAL_T_OVERLAY, CORRAL_T_JOIN,
     CORRAL_T_LOG_LIMITS, CORRAL_T_CTL_FIFO,
-    CORRAL_T_CONSOLE_SIZE, CORRAL_T_STDIN_FIFO, CORRAL_T_SECCOMP, ... };
+    CORRAL_T_CONSOLE_SIZE, CORRAL_T_STDIN_FIFO, CORRAL_T_SECCOMP, CORRAL_T_HOOKS_FIFO,
+    ... };
 enum corral_mount_kind { CORRAL_MOUNT_FS, CORRAL_MOUNT_BIND, CORRAL_MOUNT_REMOUNT, ... };
 enum corral_step { CORRAL_S_READY, CORRAL_S__COUNT, ... };
-enum corral_report_kind { CORRAL_R_CREATED, CORRAL_R_FAILED, ... };
+enum corral_report_kind { CORRAL_R_CREATED, CORRAL_R_FAILED, CORRAL_R_HOOKS, ... };
 
 struct corral_error {
     int32_t step;
@@ -185,7 +186,7 @@ struct corral_report {
 
 const char *corral_step_name(int step);
 int corral_spawn(const char *path, char *const argv[], char *const envp[],
-                 const int *fds, int nfds, int setsid, int *pidfd);
+                 const int *fds, int nfds, int setsid, int nsfd, int nstypes, int *pidfd);
 int corral_setns(int fd, int nstype);
 int corral_plan_check(const unsigned char *buf, size_t len, struct corral_error *err);
 int corral_open_in_root(const char *root, const char *path, int flags);

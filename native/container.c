@@ -477,6 +477,29 @@ static void wait_for_start(int fifo)
 
 /* A new network namespace starts with `lo` down; containers expect it up
  * (127.0.0.1 must answer, also with --network none). */
+/* The prestart, createRuntime and createContainer hooks run now: the
+ * namespaces are made and the mounts are in place, pivot_root is next (the
+ * order the runtime spec gives them). The caller runs them, so tell the
+ * monitor (which reports it) and wait for one byte on the FIFO; an EOF means
+ * the caller gave up (a hook failed), and it is about to kill us. */
+static void wait_for_hooks(const char *path)
+{
+	struct corral_error msg;
+	set_error(&msg, CORRAL_S_HOOKS, 0, NULL, NULL);
+	if (write(A->errfd, &msg, sizeof(msg)) != sizeof(msg))
+		_exit(1);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);  /* blocks until the caller opens it */
+	if (fd < 0)
+		fail(CORRAL_S_HOOKS, errno, path, NULL);
+	char c;
+	ssize_t n;
+	while ((n = read(fd, &c, 1)) < 0 && errno == EINTR)
+		;
+	close(fd);
+	if (n != 1)
+		fail(CORRAL_S_HOOKS, ECANCELED, path, "the runtime gave up");
+}
+
 static void bring_up_loopback(void)
 {
 	struct ifreq ifr;
@@ -585,6 +608,9 @@ _Noreturn void container_main(const struct child_args *args)
 		else if (r->tag == CORRAL_T_SYMLINK)
 			do_symlink(rootfd, r);
 	}
+
+	if (p->hooks_fifo)
+		wait_for_hooks(p->hooks_fifo);
 
 	if (fchdir(rootfd) < 0)
 		fail(CORRAL_S_PIVOT_ROOT, errno, p->rootfs, "fchdir");

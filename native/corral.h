@@ -72,6 +72,11 @@ enum corral_tag {
 	                             installed just before execve (or before the
 	                             identity and capabilities change, without
 	                             no_new_privs: that needs CAP_SYS_ADMIN)     */
+	CORRAL_T_HOOKS_FIFO,      /* str: before pivot_root, the child tells its
+	                             monitor (CORRAL_S_HOOKS, reported as
+	                             CORRAL_R_HOOKS) and waits for a byte on this
+	                             FIFO while the caller runs the prestart,
+	                             createRuntime and createContainer hooks     */
 };
 
 /* Mount kinds (CORRAL_T_MOUNT's u32). */
@@ -115,6 +120,8 @@ enum corral_step {
 	CORRAL_S_READY,           /* not a failure: the child is set up          */
 	CORRAL_S_LOOPBACK,
 	CORRAL_S_SECCOMP,
+	CORRAL_S_HOOKS,           /* not a failure when sent alone: the child
+	                             waits for its hooks (CORRAL_T_HOOKS_FIFO)   */
 	CORRAL_S__COUNT,
 };
 
@@ -133,9 +140,12 @@ struct corral_error {
 enum corral_report_kind {
 	CORRAL_R_CREATED = 1,     /* container set up (and, without a FIFO, exec'd) */
 	CORRAL_R_FAILED = 2,
+	CORRAL_R_HOOKS = 3,       /* paused before pivot_root for its hooks; a
+	                             CREATED or FAILED report follows           */
 };
 
-/* What the monitor sends Python once the container is created or failed. */
+/* What the monitor sends Python once the container is created or failed
+ * (after a CORRAL_R_HOOKS one, where the plan has a hooks FIFO). */
 struct corral_report {
 	int32_t kind;
 	int32_t pid;              /* the container's pid in the caller's pid ns */

@@ -384,6 +384,15 @@ int main(int argc, char **argv)
 		ssize_t n = read(epipe[0], &err, sizeof(err));
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n == sizeof(err) && err.step == CORRAL_S_HOOKS && err.err == 0 && !ready) {
+			/* Paused for its hooks: the caller hears of it, runs them
+			 * and lets it go on; the real report follows. */
+			struct corral_report r = { .kind = CORRAL_R_HOOKS, .pid = pid };
+			if (report_fd >= 0 && write(report_fd, &r, sizeof(r)) != sizeof(r)) {
+				/* The caller went away: it will not let the child go on. */
+			}
+			continue;
+		}
 		if (n == sizeof(err) && err.step == CORRAL_S_READY) {
 			ready = 1;
 			if (plan.start_fifo)

@@ -19,6 +19,7 @@ struct corral_plan {
 	const char *hostname;
 	const char *cwd;
 	const char *start_fifo;
+	const char *hooks_fifo;
 	const char *exit_file;
 	const char *log_file;
 	const char *cgroup_dir;

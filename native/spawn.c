@@ -29,6 +29,8 @@ struct spawn_ctx {
 	const int *fds;     /* fds[i] becomes descriptor i in the child (-1: closed) */
 	int nfds;
 	int setsid;
+	int nsfd;           /* >= 0: setns(nsfd, nstypes) first (a pidfd: its namespaces) */
+	int nstypes;
 	volatile int err;
 };
 
@@ -41,6 +43,10 @@ static int spawn_child(void *arg)
 	for (int s = 1; s < NSIG; s++)
 		sigaction(s, &sa, NULL);
 	if (c->setsid && setsid() < 0)
+		goto fail;
+	/* Without CLONE_FS our fs_struct is our own, as setns(CLONE_NEWNS) needs;
+	 * the path is then found in the namespace's root. */
+	if (c->nsfd >= 0 && setns(c->nsfd, c->nstypes) < 0)
 		goto fail;
 	/* Move sources above the targets first so dup2 never clobbers one. */
 	int moved[64];
@@ -64,7 +70,7 @@ fail:
 }
 
 int corral_spawn(const char *path, char *const argv[], char *const envp[],
-		 const int *fds, int nfds, int setsid, int *pidfd)
+		 const int *fds, int nfds, int setsid, int nsfd, int nstypes, int *pidfd)
 {
 	if (nfds > 64) {
 		errno = EINVAL;
@@ -75,7 +81,7 @@ int corral_spawn(const char *path, char *const argv[], char *const envp[],
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (stack == MAP_FAILED)
 		return -1;
-	struct spawn_ctx c = { path, argv, envp, fds, nfds, setsid, 0 };
+	struct spawn_ctx c = { path, argv, envp, fds, nfds, setsid, nsfd, nstypes, 0 };
 	sigset_t all, old;
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);

@@ -198,8 +198,7 @@ class Hook(_Base):
 
 
 class Hooks(_Base):
-    # Those that run before the container's process (prestart, createRuntime,
-    # createContainer, startContainer) are refused for now: see runtime/hooks.py.
+    # When each kind runs, and in which namespaces: supervisor/runtime/hooks.py.
     prestart: list[Hook] | None = None
     create_runtime: list[Hook] | None = None
     create_container: list[Hook] | None = None

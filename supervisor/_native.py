@@ -54,12 +54,22 @@ def step_name(step: int) -> str:
 
 
 def spawn(
-    path: str, argv: list[str], env: list[str], fds: list[int], *, setsid: bool
+    path: str,
+    argv: list[str],
+    env: list[str],
+    fds: list[int],
+    *,
+    setsid: bool,
+    ns_pidfd: int = -1,
+    ns_types: int = 0,
+    what: str = "spawning the monitor",
 ) -> tuple[int, int]:
     """Start `path` without fork(): clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD).
 
-    `fds[i]` becomes descriptor i in the child (-1: closed there). Returns
-    (pid, pidfd). Raises SetupError naming the failed step and errno.
+    `fds[i]` becomes descriptor i in the child (-1: closed there). With
+    `ns_pidfd`, the child first enters that process's `ns_types` namespaces
+    (setns on a pidfd), and `path` is found in its mount namespace. Returns
+    (pid, pidfd). Raises SetupError naming `what` and errno.
     """
     keep = [ffi.new("char[]", a.encode()) for a in argv]
     keep_env = [ffi.new("char[]", e.encode()) for e in env]
@@ -68,9 +78,11 @@ def spawn(
     c_fds = ffi.new("int[]", fds)
     pidfd = ffi.new("int *")
     ffi.errno = 0
-    pid = lib.corral_spawn(path.encode(), c_argv, c_env, c_fds, len(fds), int(setsid), pidfd)
+    pid = lib.corral_spawn(
+        path.encode(), c_argv, c_env, c_fds, len(fds), int(setsid), ns_pidfd, ns_types, pidfd
+    )
     if pid < 0:
-        raise SetupError("spawning the monitor", ffi.errno, path)
+        raise SetupError(what, ffi.errno, path)
     return pid, pidfd[0]
 
 
@@ -83,7 +95,7 @@ def parse_report(data: bytes) -> tuple[int, int, SetupError | None]:
             SetupError("the monitor", 0, "", "it exited before reporting (see its stderr)"),
         )
     r = ffi.from_buffer("struct corral_report *", data)
-    if r.kind == lib.CORRAL_R_CREATED:
+    if r.kind in (lib.CORRAL_R_CREATED, lib.CORRAL_R_HOOKS):
         return r.kind, r.pid, None
     e = r.error
     err = SetupError(
@@ -96,6 +108,7 @@ def parse_report(data: bytes) -> tuple[int, int, SetupError | None]:
 
 
 REPORT_CREATED: int = lib.CORRAL_R_CREATED
+REPORT_HOOKS: int = lib.CORRAL_R_HOOKS
 
 
 def reap(pidfd: int) -> int:

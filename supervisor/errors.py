@@ -88,6 +88,16 @@ class SetupError(CorralError):
         return 125
 
 
+class HookError(ContainerError):
+    """An OCI hook that runs before the container's process failed: the spec
+    makes that an error, and the container is removed (or, for a
+    startContainer hook, killed)."""
+
+    def __init__(self, kind: str, path: str, why: str) -> None:
+        self.kind, self.path, self.why = kind, path, why
+        super().__init__(f"{kind} hook {path}: {why}")
+
+
 class CgroupError(CorralError):
     def __init__(self, path: str, err: int, what: str) -> None:
         name = _errno.errorcode.get(err, str(err))

@@ -2,7 +2,8 @@
 
 A container's parent is its monitor (native/monitor.c), never the caller:
 `create` starts the monitor without fork(), hands it the plan through a
-memfd and waits for its one report (created, or the step that failed).
+memfd and waits for its report (created, or the step that failed; before
+it, a pause for the hooks that run before pivot_root, where there are any).
 Everything else reads the record on disk and talks to the kernel through
 pidfds, so any process (the CLI now, the daemon later) can manage a
 container it did not create, and containers outlive whoever created them.
@@ -21,8 +22,10 @@ from supervisor import _native
 from supervisor.errors import (
     CgroupError,
     ContainerExists,
+    HookError,
     InvalidState,
     NoSuchContainer,
+    SetupError,
     SpecError,
 )
 from supervisor.runtime import plan as planner
@@ -143,6 +146,7 @@ class Runtime:
             raise SpecError(
                 "id", f"{id!r} must be 1-128 of [A-Za-z0-9_.-], not starting with . - _"
             )
+        created_at = time.time_ns()  # before its process can run, let alone exit
         bundle = os.path.abspath(bundle)
         os.makedirs(self.root, 0o700, exist_ok=True)
         state_dir = os.path.join(self.root, id)
@@ -151,7 +155,7 @@ class Runtime:
         except FileExistsError:
             raise ContainerExists(id) from None
         cgroup = None
-        pidfd = -1
+        pidfd = report = -1
         try:
             if spec is None:
                 spec = specs.load(bundle)
@@ -180,10 +184,16 @@ class Runtime:
                 # that met EBUSY while its last process was being reaped).
                 cgroup.destroy()
             cgroup.create(limits)
-            fifo = None
-            if wait_for_start:
+            hooks = spec.hooks
+            # startContainer hooks run while the process waits to be started.
+            start_hooks = hooks is not None and bool(hooks.start_container)
+            fifo = hooks_fifo = None
+            if wait_for_start or start_hooks:
                 fifo = os.path.join(state_dir, "exec.fifo")
                 os.mkfifo(fifo, 0o600)
+            if hooks is not None and _hooks_module().any_before_pivot(hooks):
+                hooks_fifo = os.path.join(state_dir, "hooks.fifo")
+                os.mkfifo(hooks_fifo, 0o600)
             bpf = None
             if spec.linux is not None and spec.linux.seccomp is not None:
                 from supervisor.runtime import seccomp  # only for specs that have one
@@ -216,6 +226,7 @@ class Runtime:
                 stdin_fifo=stdin_path,
                 seccomp=bpf,
                 overlay=overlay,
+                hooks_fifo=hooks_fifo,
             )
             plan = planner.build(spec, paths, cgroup)
             try:
@@ -223,19 +234,48 @@ class Runtime:
             finally:
                 if stdin_path is not None:
                     os.close(stdin)  # the container has it now
+            resumed = False
             try:
                 yield report
+                resumed = True
             finally:
                 # Resumed, or closed by a caller that gave up: the report comes
                 # either way (the monitor sends one or exits), and a given-up
                 # container is then removed below as a failed one is.
                 try:
-                    cpid = _read_report(report)
+                    kind, cpid = _read_report(report)
                 except BaseException:
                     _wait_child(pidfd)  # it failed: the monitor has exited
                     os.close(pidfd)
                     pidfd = -1
                     raise
+            if hooks_fifo is not None:
+                # Paused before pivot_root (or failed: the report closed it).
+                if kind != _native.REPORT_HOOKS or not resumed:
+                    raise SetupError("waiting for the hooks", 0, hooks_fifo, "no pause reported")
+                state = {
+                    "ociVersion": oci_lite.OCI_VERSION,
+                    "id": id,
+                    "status": "creating",
+                    "pid": cpid,
+                    "bundle": bundle,
+                    "annotations": dict(spec.annotations or {}),
+                }
+                _run_before_pivot(hooks, state, cpid)
+                fd = os.open(hooks_fifo, os.O_WRONLY | os.O_CLOEXEC)  # it waits as reader
+                try:
+                    os.write(fd, b"c")
+                finally:
+                    os.close(fd)
+                try:
+                    _kind, cpid = _read_report(report)
+                except BaseException:
+                    _wait_child(pidfd)
+                    os.close(pidfd)
+                    pidfd = -1
+                    raise
+            os.close(report)
+            report = -1
             record = ContainerRecord(
                 id=id,
                 bundle=bundle,
@@ -244,17 +284,25 @@ class Runtime:
                 pid_start=proc_start_time(cpid) or 0,
                 monitor_pid=pid,
                 monitor_start=proc_start_time(pid) or 0,
-                created_at=time.time_ns(),
+                created_at=created_at,
                 cgroup=CgroupRecord(
                     version=cgroup.version, path=cg_path, mount_root=self.cgroup_mount_root
                 ),
                 annotations=dict(spec.annotations or {}),
             )
             write_record(state_dir, record)
-            if spec.hooks is not None:
-                _after_create(state_dir, record, spec.hooks, started=not wait_for_start)
+            if hooks is not None:
+                _hooks_module().keep(state_dir, hooks)  # for a start or delete elsewhere
+                if not wait_for_start:  # run: start it now, its startContainer hooks first
+                    if start_hooks:
+                        self._start_hooks(state_dir, record)
+                        _release(fifo, id)
+                    if hooks.poststart:
+                        _run_hooks("poststart", hooks.poststart, _hook_state(record, "running"))
             return Created(record, pidfd, cgroup)
         except BaseException:
+            if report >= 0:
+                os.close(report)
             if cgroup is not None and cgroup.exists():
                 cgroup.kill_all()
             if pidfd >= 0:  # its container is killed: the monitor goes; reap it
@@ -266,26 +314,44 @@ class Runtime:
             raise
 
     def start(self, id: str) -> None:
-        """Let a created container exec its process."""
+        """Let a created container exec its process (its startContainer hooks
+        first: one that fails kills it, and raises HookError)."""
         state_dir = self._dir(id)
-        try:
-            fd = os.open(
-                os.path.join(state_dir, "exec.fifo"), os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC
-            )
-        except FileNotFoundError:
-            raise InvalidState(f"container {id!r} is {self.status(id)}, not created") from None
-        except OSError as e:
-            if e.errno == errno.ENXIO:  # no reader: it died while waiting
-                raise InvalidState(f"container {id!r} is no longer waiting to start") from None
-            raise
-        try:
-            os.write(fd, b"\0")
-        finally:
-            os.close(fd)
-        os.unlink(os.path.join(state_dir, "exec.fifo"))
+        fifo = os.path.join(state_dir, "exec.fifo")
+        if not os.path.exists(fifo):
+            raise InvalidState(f"container {id!r} is {self.status(id)}, not created")
         kept = _kept_hooks(state_dir)
+        if kept is not None and kept.start_container:
+            rec = self.record(id)
+            if self.status(id, rec) != "created":
+                raise InvalidState(f"container {id!r} is no longer waiting to start")
+            self._start_hooks(state_dir, rec)
+        _release(fifo, id)
         if kept is not None and kept.poststart:
             _run_hooks("poststart", kept.poststart, _hook_state(self.record(id), "running"))
+
+    def _start_hooks(self, state_dir: str, rec: ContainerRecord) -> None:
+        """Run the startContainer hooks in the waiting container's namespaces;
+        kill it if one fails."""
+        kept = _kept_hooks(state_dir)
+        if kept is None or not kept.start_container:
+            return
+        try:
+            pidfd = os.pidfd_open(rec.pid)
+        except ProcessLookupError:
+            raise InvalidState(f"container {rec.id!r} is no longer waiting to start") from None
+        try:
+            if not alive(rec.pid, rec.pid_start):  # the pid is another process's now
+                raise InvalidState(f"container {rec.id!r} is no longer waiting to start")
+            _run_hooks("start_container", kept.start_container, _hook_state(rec, "created"), pidfd)
+        except HookError:
+            try:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            raise
+        finally:
+            os.close(pidfd)
 
     def run(
         self,
@@ -417,11 +483,13 @@ class Runtime:
         plan = planner.build_exec(process, rec.pid, self._cgroup(rec), ctl_fifo, bpf)
         pid, pidfd, report = _spawn_monitor(plan, stdio, detach=False)
         try:
-            return pid, pidfd, _read_report(report)
+            return pid, pidfd, _read_report(report)[1]
         except BaseException:
             _wait_child(pidfd)
             os.close(pidfd)
             raise
+        finally:
+            os.close(report)
 
     def resize(self, id: str, rows: int, cols: int) -> None:
         """Set the size of a detached container's terminal (its monitor applies it)."""
@@ -525,14 +593,41 @@ class Runtime:
         _remove_state_dir(state_dir)
 
 
-def _after_create(state_dir: str, rec: ContainerRecord, spec_hooks, *, started: bool) -> None:
-    """Keep the poststart/poststop hooks for later; run poststart if the
-    container's process has already started (run, not create)."""
-    from supervisor.runtime import hooks
+def _release(fifo: str, id: str) -> None:
+    """Let a container waiting on its start FIFO exec its process."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        # ENXIO, no reader: it died while waiting; ENOENT: started meanwhile
+        if e.errno in (errno.ENXIO, errno.ENOENT):
+            raise InvalidState(f"container {id!r} is no longer waiting to start") from None
+        raise
+    try:
+        os.write(fd, b"\0")
+    finally:
+        os.close(fd)
+    os.unlink(fifo)
 
-    hooks.keep(state_dir, spec_hooks)
-    if started and spec_hooks.poststart:
-        _run_hooks("poststart", spec_hooks.poststart, _hook_state(rec, "running"))
+
+def _hooks_module():
+    from supervisor.runtime import hooks  # only where a config has hooks
+
+    return hooks
+
+
+def _run_before_pivot(hooks, state: dict, cpid: int) -> None:
+    """prestart and createRuntime hooks in the runtime's namespaces, then
+    createContainer hooks in the container's (the setup waits before
+    pivot_root meanwhile); HookError if one fails."""
+    h = _hooks_module()
+    h.run("prestart", hooks.prestart or [], state)
+    h.run("create_runtime", hooks.create_runtime or [], state)
+    if hooks.create_container:
+        pidfd = os.pidfd_open(cpid)
+        try:
+            h.run("create_container", hooks.create_container, state, in_container=pidfd)
+        finally:
+            os.close(pidfd)
 
 
 def _hook_state(rec: ContainerRecord, status: str) -> dict:
@@ -556,10 +651,8 @@ def _kept_hooks(state_dir: str):
     return hooks.kept(state_dir)
 
 
-def _run_hooks(kind: str, hook_list: list, state: dict) -> None:
-    from supervisor.runtime import hooks
-
-    hooks.run(kind, hook_list, state)
+def _run_hooks(kind: str, hook_list: list, state: dict, in_container: int = -1) -> None:
+    _hooks_module().run(kind, hook_list, state, in_container=in_container)
 
 
 def _remove_with_poststop(state_dir: str, rec: ContainerRecord) -> None:
@@ -612,22 +705,20 @@ def _spawn_monitor(
     return pid, pidfd, r
 
 
-def _read_report(r: int) -> int:
-    """The container's pid from the monitor's report on `r` (which is closed);
+def _read_report(r: int) -> tuple[int, int]:
+    """(kind, the container's pid) from the monitor's next report on `r`: a
+    pause for the hooks (REPORT_HOOKS, another report follows) or its creation;
     the failure it reports (the step, the path, errno) raised."""
-    try:
-        chunks = []
-        while n := _native.REPORT_SIZE - sum(map(len, chunks)):
-            chunk = os.read(r, n)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(r)
-    _kind, cpid, err = _native.parse_report(b"".join(chunks))
+    chunks = []
+    while n := _native.REPORT_SIZE - sum(map(len, chunks)):
+        chunk = os.read(r, n)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    kind, cpid, err = _native.parse_report(b"".join(chunks))
     if err is not None:
         raise err
-    return cpid
+    return kind, cpid
 
 
 def finish_create(steps: Generator[int, None, Created]) -> Created:

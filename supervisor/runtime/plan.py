@@ -236,6 +236,9 @@ class Paths(Lite):
     # Copy-on-write root: (lowerdirs joined by ":", upperdir, workdir); the
     # overlay is mounted at `rootfs` inside the container's mount namespace.
     overlay: tuple[str, str, str] | None = None
+    # The setup waits on this FIFO before pivot_root while the caller runs the
+    # prestart, createRuntime and createContainer hooks.
+    hooks_fifo: str | None = None
 
 
 def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
@@ -306,6 +309,8 @@ def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
     w.strs(T["EXIT_FILE"], paths.exit_file)
     if paths.start_fifo:
         w.strs(T["START_FIFO"], paths.start_fifo)
+    if paths.hooks_fifo:
+        w.strs(T["HOOKS_FIFO"], paths.hooks_fifo)
     if paths.log_file:
         w.strs(T["LOG_FILE"], paths.log_file)
         if paths.log_max_size:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -295,15 +296,102 @@ def test_poststart_and_poststop_hooks_get_the_state(tmp_path, rootfs, corral_cli
     assert json.loads((out / "poststop.1").read_text())["id"] == "hk2"
 
 
-def test_hooks_before_the_process_are_refused_by_name(tmp_path, rootfs, corral_cli, rt_cli):
+def test_hooks_before_the_process_run_in_order_in_their_namespaces(
+    tmp_path, rootfs, corral_cli, rt_cli
+):
+    """prestart and createRuntime in the runtime's namespaces, createContainer in
+    the container's before pivot_root (its mounts there, under the root's path),
+    startContainer inside the container's root just before its process; each
+    with the state on stdin; run, and create + start from separate processes."""
     b = make_bundle(tmp_path, rootfs, corral_cli, ["true"])
-    _with_hooks(b, {"createRuntime": [{"path": "/bin/true"}]})
-    p = cli([*rt_cli, "run", "-b", str(b), "ref"])
-    assert p.returncode == 125 and "hooks.createRuntime" in p.stderr, p.stderr
+    out = tmp_path / "hooks"
+    out.mkdir()
+    sh = shutil.which("sh")
+    root = str(rootfs)
+
+    def host_hook(name: str) -> dict:
+        script = (
+            f"cat > {out}/{name}; echo {name} >> {out}/order; hostname > {out}/{name}.host; "
+            f"test -e {root}/proc/1/status && echo mounted > {out}/{name}.proc; true"
+        )
+        return {"path": sh, "args": ["sh", "-c", script]}
+
+    # Found in the container's root (busybox's sh), writing through a bind mount
+    # that only the container has.
+    script = "cat > /out/startContainer; echo startContainer >> /out/order; hostname > /out/startContainer.host"  # noqa: E501
+    inside = {"path": "/bin/sh", "args": ["sh", "-c", script]}
+    hooks = {
+        "prestart": [host_hook("prestart")],
+        "createRuntime": [host_hook("createRuntime")],
+        "createContainer": [host_hook("createContainer")],
+        "startContainer": [inside],
+        "poststart": [host_hook("poststart")],
+    }
+    d = json.loads((b / "config.json").read_text())
+    d["process"]["terminal"] = False
+    d["hooks"] = hooks
+    d["mounts"].append({"destination": "/out", "type": "bind", "source": str(out),
+                        "options": ["rbind", "rw"]})  # fmt: skip
+    (b / "config.json").write_text(json.dumps(d))
+    host = socket.gethostname()
+
+    p = cli([*rt_cli, "run", "-b", str(b), "pre"])
+    assert p.returncode == 0, p.stderr
+    order = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart"]
+    assert (out / "order").read_text().split() == order
+    for name in ("prestart", "createRuntime", "createContainer"):
+        state = json.loads((out / name).read_text())
+        assert state["id"] == "pre" and state["status"] == "creating" and state["pid"] > 0
+    assert json.loads((out / "startContainer").read_text())["status"] == "created"
+    # Namespaces: the runtime's for the first two, the container's for the others.
+    for name in ("prestart", "createRuntime", "poststart"):
+        assert (out / f"{name}.host").read_text().strip() == host
+        assert not (out / f"{name}.proc").exists()  # the container's /proc is not there
+    assert (out / "createContainer.host").read_text().strip() == d["hostname"]
+    assert (out / "createContainer.proc").read_text().strip() == "mounted"
+    assert (out / "startContainer.host").read_text().strip() == d["hostname"]
+
+    for f in out.iterdir():
+        f.unlink()
+    assert cli([*rt_cli, "create", "-b", str(b), "pre2"]).returncode == 0
+    assert (out / "order").read_text().split() == order[:3]
+    assert cli([*rt_cli, "start", "pre2"]).returncode == 0
+    assert (out / "order").read_text().split() == order
+    assert cli([*rt_cli, "delete", "--force", "pre2"]).returncode == 0
+
+
+def test_a_failing_hook_before_the_process_fails_the_container(
+    tmp_path, rootfs, corral_cli, rt_cli
+):
+    """The spec: an error, and the container goes (a failed create leaves nothing;
+    a failed startContainer hook kills it)."""
+    b = make_bundle(tmp_path, rootfs, corral_cli, ["sleep", "1000"])
+    sh = shutil.which("sh")
+    failing = {"path": sh, "args": ["sh", "-c", "echo nope >&2; exit 3"]}
+    _with_hooks(b, {"createRuntime": [failing]})
+    p = cli([*rt_cli, "run", "-b", str(b), "bad"])
+    assert p.returncode == 125, p.stderr
+    assert "createRuntime hook " + sh + ": exit status 3: nope" in p.stderr, p.stderr
+    assert not (tmp_path / "state" / "bad").exists()
+    _with_hooks(b, {"createContainer": [{"path": "/no/such/hook"}]})
+    p = cli([*rt_cli, "run", "-b", str(b), "bad"])
+    assert p.returncode == 125 and "createContainer hook /no/such/hook" in p.stderr, p.stderr
+    assert not (tmp_path / "state" / "bad").exists()
+    slow = {"path": sh, "args": ["sh", "-c", "sleep 100"], "timeout": 1}
+    _with_hooks(b, {"prestart": [slow]})
+    p = cli([*rt_cli, "run", "-b", str(b), "bad"])
+    assert p.returncode == 125 and "timeout of 1 s: killed" in p.stderr, p.stderr
+
+    _with_hooks(b, {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 4"]}]})
+    assert cli([*rt_cli, "create", "-b", str(b), "bad2"]).returncode == 0
+    p = cli([*rt_cli, "start", "bad2"])
+    assert p.returncode != 0 and "startContainer hook /bin/sh: exit status 4" in p.stderr
+    state = json.loads(cli([*rt_cli, "state", "bad2"]).stdout)
+    assert state["status"] == "stopped"  # killed, never ran its process
+    assert cli([*rt_cli, "delete", "bad2"]).returncode == 0
     _with_hooks(b, {"poststop": [{"path": "relative/hook"}]})
     p = cli([*rt_cli, "run", "-b", str(b), "ref"])
     assert p.returncode == 125 and "hooks.poststop[0].path" in p.stderr, p.stderr
-    assert not (tmp_path / "state" / "ref").exists()
 
 
 def test_an_unreadable_state_file_is_named_and_force_deleted(tmp_path, rootfs, corral_cli, rt_cli):
