@@ -151,6 +151,9 @@ class DaemonProc:
             self.proc.terminate()
             self.proc.wait()
             self.proc = None
+            from supervisor.runtime.cgroups import remove_parent
+
+            remove_parent(self.cgroup_parent)  # containers' parents stay when they go
 
 
 def podman_cli(base: Path) -> list[str] | None:

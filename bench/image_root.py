@@ -139,6 +139,9 @@ def main() -> None:
         finally:
             daemon.stop()
     finally:
+        from supervisor.runtime.cgroups import remove_parent
+
+        remove_parent("/corral-bench-img")  # containers' parents stay when they go
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--containers", type=int, default=100)
     args = ap.parse_args()
     from supervisor.runtime import Runtime
+    from supervisor.runtime.cgroups import remove_parent
 
     base = Path(tempfile.mkdtemp(prefix="corral-bench-mem-"))
     rt = Runtime(base / "state", cgroup_parent="/corral-bench-mem")
@@ -60,6 +61,7 @@ def main() -> None:
     finally:
         for st in rt.list():
             rt.delete(st.id, force=True)
+        remove_parent("/corral-bench-mem")
         shutil.rmtree(base, ignore_errors=True)
 
 

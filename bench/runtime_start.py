@@ -190,6 +190,9 @@ def main() -> None:
     finally:
         for st in Runtime(state / "api", cgroup_parent="/corral-bench").list():
             Runtime(state / "api").delete(st.id, force=True)
+        from supervisor.runtime.cgroups import remove_parent
+
+        remove_parent("/corral-bench")  # containers' parents stay when they go
         shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(state, ignore_errors=True)
 

@@ -27,12 +27,26 @@ RUN = f"corral-test-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def _cgroup_leftovers(prefix: str) -> list[str]:
+    """Containers' cgroups still under the parent `prefix`, in any hierarchy
+    (the parent itself stays when its containers go, as Docker's /docker does)."""
     found = []
     for m in cgroups.mounts():
         p = Path(m.path) / prefix
-        if p.exists():
-            found.append(str(p))
+        if p.is_dir():
+            found += [str(c) for c in p.iterdir() if c.is_dir()]
     return found
+
+
+def _drop_cgroup_parent(prefix: str) -> list[str]:
+    """At a fixture's end: remove the parent `prefix` from every hierarchy, with
+    whatever a failed test left under it; returns the containers' cgroups that
+    were left (the caller asserts there were none)."""
+    left = _cgroup_leftovers(prefix)
+    for m in cgroups.mounts():
+        p = Path(m.path) / prefix
+        if p.is_dir():
+            _remove_cgroup_tree(p)
+    return left
 
 
 def _remove_cgroup_tree(path: Path) -> None:
@@ -90,9 +104,7 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
                 rt.delete(st.id, force=True)
             except Exception as e:  # keep cleaning the rest
                 print(f"cleanup of {st.id} failed: {e}", file=sys.stderr)
-        left = _cgroup_leftovers(parent.lstrip("/"))
-        for p in left:
-            _remove_cgroup_tree(Path(p))
+        left = _drop_cgroup_parent(parent.lstrip("/"))
         assert not left, f"cgroups left behind: {left}"
 
 

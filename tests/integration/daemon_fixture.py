@@ -12,7 +12,7 @@ from pathlib import Path
 
 from protocols import api_lite as api
 from supervisor.client import Client
-from tests.conftest import RUN, _cgroup_leftovers, _remove_cgroup_tree
+from tests.conftest import RUN, _drop_cgroup_parent
 
 
 class Daemon:
@@ -134,7 +134,5 @@ class Daemon:
         if Path(f"/sys/class/net/{self.bridge}").exists():  # a stop should have removed it
             delete_link(self.bridge)
             raise AssertionError(f"bridge {self.bridge} left behind by the daemon")
-        left = _cgroup_leftovers(self.cgroup_parent.lstrip("/"))
-        for p in left:
-            _remove_cgroup_tree(Path(p))
+        left = _drop_cgroup_parent(self.cgroup_parent.lstrip("/"))
         assert not left, f"cgroups left: {left}"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RUN, _cgroup_leftovers, cli
+from tests.conftest import RUN, _drop_cgroup_parent, cli
 from tests.probe import needs_busybox, needs_root
 
 pytestmark = [needs_root, needs_busybox]
@@ -26,7 +26,7 @@ def rt_cli(corral_cli, tmp_path):
     finally:
         for line in cli([*base, "list", "-q"]).stdout.split():
             cli([*base, "delete", "--force", line])
-        assert not _cgroup_leftovers(parent.lstrip("/"))
+        assert not _drop_cgroup_parent(parent.lstrip("/"))
 
 
 def make_bundle(tmp_path: Path, rootfs: Path, corral_cli, args: list[str], tool=None) -> Path:

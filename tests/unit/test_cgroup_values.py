@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from supervisor.errors import CgroupError
@@ -50,18 +48,6 @@ def test_v2_unlimited_values():
 def test_swap_below_memory_is_refused():
     with pytest.raises(CgroupError):
         v2_files(Limits(memory=100, memory_swap=50))
-
-
-def test_remove_dirs_keeps_busy_parents(tmp_path):
-    from supervisor.runtime.cgroups import make_dirs, remove_dirs
-
-    created = make_dirs(tmp_path, "a/b")
-    make_dirs(tmp_path, "a/c")
-    assert [os.path.basename(p) for p in created] == ["a", "b"]
-    remove_dirs(tmp_path / "a" / "b", 2)
-    assert (tmp_path / "a" / "c").is_dir()  # the parent still has a child: kept
-    remove_dirs(tmp_path / "a" / "c", 2)
-    assert not (tmp_path / "a").exists()
 
 
 def test_v2_enables_controllers_from_the_root_down_to_the_parent(tmp_path):

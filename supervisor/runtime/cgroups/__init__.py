@@ -20,7 +20,7 @@ import time
 from protocols.lite import Lite
 from supervisor.errors import CgroupError
 
-__all__ = ["Limits", "Mount", "Stats", "detect", "mounts", "open_cgroup"]
+__all__ = ["Limits", "Mount", "Stats", "detect", "mounts", "open_cgroup", "remove_parent"]
 
 
 class DeviceRule(Lite):
@@ -145,52 +145,57 @@ def own_cgroup(hierarchy: str) -> str:
 
 
 def make_dirs(base: str, rel: str, on_new: object = None) -> list[str]:
-    """mkdir -p base/rel; returns the directories it created, top first.
-
-    A concurrent delete may remove an empty parent between two mkdirs: retry.
-    """
+    """mkdir -p base/rel; returns the directories it created, top first."""
     created: list[str] = []
     path = base
     for part in [p for p in rel.split("/") if p]:
         path = os.path.join(path, part)
-        for _ in range(5):
-            try:
-                os.mkdir(path)
-                created.append(path)
-                if callable(on_new):
-                    on_new(path)
-                break
-            except FileExistsError:
-                break
-            except FileNotFoundError:
-                continue  # a parent vanished under us
-            except OSError as e:
-                raise CgroupError(path, e.errno or 0, "creating") from None
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise CgroupError(path, e.errno or 0, "creating") from None
+        created.append(path)
+        if callable(on_new):
+            on_new(path)
     return created
 
 
-def remove_dirs(leaf: str | os.PathLike[str], levels: int) -> None:
-    """rmdir the leaf, then up to `levels - 1` now-empty parents.
+def remove_dir(path: str) -> None:
+    """rmdir a container's cgroup, and only it: its parents stay, as runc and
+    crun leave them (and Docker its /docker), so that a start never races a
+    delete that would remove the parent under it, and a start does not pay
+    for making the parent again in every hierarchy (~0.25 ms on v1 here).
 
     rmdir of a cgroup whose last task has just exited can meet EBUSY for a
     moment while the kernel finishes the exit: retry briefly.
     """
-    path = os.fspath(leaf).rstrip("/")
-    for i in range(levels):
-        for attempt in range(200):
-            try:
-                os.rmdir(path)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as e:
-                if i > 0 and e.errno in (errno.ENOTEMPTY, errno.EBUSY):
-                    return  # a parent still in use by another container
-                if e.errno == errno.EBUSY and attempt < 199:
-                    time.sleep(0.005)
-                    continue
-                raise CgroupError(path, e.errno or 0, "removing") from None
-        path = os.path.dirname(path)
+    for attempt in range(200):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno == errno.EBUSY and attempt < 199:
+                time.sleep(0.005)
+                continue
+            raise CgroupError(path, e.errno or 0, "removing") from None
+
+
+def remove_parent(cgroups_path: str) -> None:
+    """Remove an emptied parent of containers' cgroups (an absolute path such as
+    `/corral`) from every hierarchy: what a benchmark or a test that made one
+    for itself does when it ends. A parent still holding a cgroup is an error."""
+    for m in mounts():
+        path = os.path.join(m.path, cgroups_path.strip("/"))
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise CgroupError(path, e.errno or 0, "removing") from None
 
 
 def open_cgroup(

@@ -28,7 +28,7 @@ from supervisor.runtime.cgroups import (
     own_cgroup,
     read_int,
     read_text,
-    remove_dirs,
+    remove_dir,
     write,
 )
 
@@ -46,7 +46,6 @@ class CgroupV1:
     def __init__(self, cgroups_path: str, cpuset: bool | None = None) -> None:
         """`cpuset`: join the cpuset hierarchy too; None: if it has our directory."""
         self.cgroups_path = cgroups_path
-        self.levels = len([p for p in cgroups_path.split("/") if p])
         self.dirs: dict[str, str] = {}
         self.mounts: list[Mount] = []  # the hierarchies joined
         self._bases: dict[str, str] = {}
@@ -217,7 +216,7 @@ class CgroupV1:
 
     def destroy(self) -> None:
         for _, d in self._unique_dirs():
-            remove_dirs(d, self.levels)
+            remove_dir(d)
 
     def exists(self) -> bool:
         return any(os.path.exists(d) for d in self.dirs.values())

@@ -29,7 +29,7 @@ from supervisor.runtime.cgroups import (
     own_cgroup,
     read_int,
     read_text,
-    remove_dirs,
+    remove_dir,
     write,
 )
 
@@ -92,7 +92,6 @@ class CgroupV2:
             mount_root = m.path
         self.mount_root = os.fspath(mount_root)
         self.cgroups_path = cgroups_path
-        self.levels = len([p for p in cgroups_path.split("/") if p])
         if cgroups_path.startswith("/"):
             self.base = self.mount_root
         else:
@@ -239,7 +238,7 @@ class CgroupV2:
         return Stats(usage, limit, cpu, pids, oom, read, written)
 
     def destroy(self) -> None:
-        remove_dirs(self.dir, self.levels)
+        remove_dir(self.dir)
 
     def exists(self) -> bool:
         return os.path.exists(self.dir)
