@@ -14,6 +14,11 @@ cleanup() {
         corral volume rm -f demo-data >/dev/null 2>&1 || true
         kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
     fi
+    # The parent cgroup the demo's containers lived under (it stays when they
+    # go, as Docker's /docker does): the demo's own, so it goes with the demo.
+    for d in /sys/fs/cgroup/*/corral-demo /sys/fs/cgroup/corral-demo; do
+        [ -d "$d" ] && rmdir "$d" 2>/dev/null || true
+    done
     rm -rf "$demo"
 }
 trap cleanup EXIT
@@ -21,19 +26,19 @@ corral runtime busybox-rootfs "$demo/rootfs"
 corral runtime spec -b "$demo" --no-terminal sh -c \
     'echo "hello from $(hostname), pid $$"; id; grep CapEff /proc/self/status; ls /'
 echo "== corral runtime run (foreground):"
-corral runtime --root "$demo/state" run -b "$demo" demo
+corral runtime --root "$demo/state" --cgroup-parent /corral-demo run -b "$demo" demo
 echo "== exit status passes through:"
 corral runtime spec -b "$demo" --force --no-terminal sh -c 'exit 3'
-set +e; corral runtime --root "$demo/state" run -b "$demo" demo; echo "exit status: $?"; set -e
+set +e; corral runtime --root "$demo/state" --cgroup-parent /corral-demo run -b "$demo" demo; echo "exit status: $?"; set -e
 echo "== create / start / state / kill / delete:"
 corral runtime spec -b "$demo" --force --no-terminal sleep 1000
-corral runtime --root "$demo/state" create -b "$demo" sleeper
-corral runtime --root "$demo/state" list
-corral runtime --root "$demo/state" start sleeper
-corral runtime --root "$demo/state" state sleeper
-corral runtime --root "$demo/state" kill sleeper KILL
-corral runtime --root "$demo/state" delete --force sleeper
-corral runtime --root "$demo/state" list
+corral runtime --root "$demo/state" --cgroup-parent /corral-demo create -b "$demo" sleeper
+corral runtime --root "$demo/state" --cgroup-parent /corral-demo list
+corral runtime --root "$demo/state" --cgroup-parent /corral-demo start sleeper
+corral runtime --root "$demo/state" --cgroup-parent /corral-demo state sleeper
+corral runtime --root "$demo/state" --cgroup-parent /corral-demo kill sleeper KILL
+corral runtime --root "$demo/state" --cgroup-parent /corral-demo delete --force sleeper
+corral runtime --root "$demo/state" --cgroup-parent /corral-demo list
 
 echo
 echo "== the daemon, driven with Docker's commands:"
