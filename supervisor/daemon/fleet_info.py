@@ -58,7 +58,8 @@ class FleetInfo:
 
     def disk_usage(self) -> dict:
         """docker system df: what images, containers and volumes take on disk
-        (layers shared by images counted once), and what a prune would free."""
+        (layers shared by images counted once, each with its kept blob), and
+        what a prune would free."""
         from supervisor.volumes.store import du
 
         st = self.images
@@ -67,7 +68,9 @@ class FleetInfo:
         active = {i for i in images if self.image_users(i)}
         every = set().union(*layers.values()) if layers else set()
         kept = set().union(*(layers[i] for i in active)) if active else set()
-        sizes = {d: du(d) for d in every}
+        # A layer takes its unpacked files and the blob it came as (kept, as
+        # containerd keeps it, for save and push).
+        sizes = {d: du(d) + _size(d.parent / "blob") for d in every}
         uppers = {c.id: du(c.path / "upper") for c in self.containers.values()}
         used_volumes = {
             m.source
@@ -308,3 +311,10 @@ def net_io(pid: int) -> tuple[int, int]:
     except (OSError, ValueError, IndexError):
         return 0, 0
     return rx, tx
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
