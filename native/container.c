@@ -37,6 +37,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <termios.h>
 #include <unistd.h>
@@ -47,6 +48,51 @@
 #endif
 
 static const struct child_args *A;
+/* With a user namespace: each bind mount's source, opened (by index of its
+ * record) before the child became the container's root, which may not reach
+ * the host paths the runtime names (a root-only state or bundle directory). */
+static int *SRCFD;
+
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
+
+static int in_userns(void)
+{
+	return (A->plan->namespaces & CLONE_NEWUSER) != 0;
+}
+
+/* In a user namespace, a remount may not clear flags the host's mount has
+ * locked (nosuid, nodev, noexec, and its atime mode): keep them. */
+static unsigned long keep_locked(int fd, unsigned long flags)
+{
+	struct statvfs sv;
+	if (!in_userns() || fstatvfs(fd, &sv) < 0)
+		return flags;
+	if (sv.f_flag & ST_NOSUID)
+		flags |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV)
+		flags |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC)
+		flags |= MS_NOEXEC;
+	if (!(flags & (MS_NOATIME | MS_RELATIME | MS_STRICTATIME))) {
+		if (sv.f_flag & ST_NOATIME)
+			flags |= MS_NOATIME;
+		else if (sv.f_flag & ST_RELATIME)
+			flags |= MS_RELATIME;
+	}
+	return flags;
+}
 static _Noreturn void process_setup(const struct corral_plan *p, int fifo);
 
 static _Noreturn void fail(int step, int err, const char *path, const char *detail)
@@ -201,7 +247,13 @@ static void do_mount(int rootfd, const struct plan_rec *r)
 	const char *fstype = plan_str(r, 20, 2), *data = plan_str(r, 20, 3);
 	int as_file = 0;
 
+	char srcbuf[64];
 	if (kind == CORRAL_MOUNT_BIND) {
+		int sfd = SRCFD ? SRCFD[r - A->plan->recs] : -1;
+		if (sfd >= 0) {
+			fdpath(srcbuf, sizeof(srcbuf), sfd);
+			src = srcbuf;
+		}
 		struct stat st;
 		if (stat(src, &st) < 0)
 			fail(CORRAL_S_MOUNT, errno, src, "bind source");
@@ -223,7 +275,7 @@ static void do_mount(int rootfd, const struct plan_rec *r)
 		fd = resolve_create(rootfd, target, 0, 0);
 		if (fd < 0)
 			fail(CORRAL_S_RESOLVE, errno, target, "remount target");
-		unsigned long rf = MS_REMOUNT | MS_BIND | (flags & MNT_FLAG_MASK);
+		unsigned long rf = keep_locked(fd, MS_REMOUNT | MS_BIND | (flags & MNT_FLAG_MASK));
 		if (mount_fd(NULL, fd, NULL, rf, NULL) < 0)
 			fail(CORRAL_S_MOUNT, errno, target, "remount");
 		close(fd);
@@ -261,6 +313,21 @@ static void do_device(int rootfd, const struct plan_rec *r)
 	if (dfd < 0)
 		fail(CORRAL_S_RESOLVE, errno, path, "device directory");
 	unlinkat(dfd, name, 0);
+	if (in_userns()) {
+		/* mknod is not for a user namespace: bind the host's node instead,
+		 * as runc does (the path, before pivot_root, is the host's). */
+		int f = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (f < 0)
+			fail(CORRAL_S_MKNOD, errno, path, "bind target");
+		close(f);
+		int t = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (t < 0 || mount_fd(path, t, NULL, MS_BIND, NULL) < 0)
+			fail(CORRAL_S_MKNOD, errno, path, "binding the host's device");
+		close(t);
+		close(dfd);
+		close(pfd);
+		return;
+	}
 	if (mknodat(dfd, name, mode, makedev(major, minor)) < 0)
 		fail(CORRAL_S_MKNOD, errno, path, NULL);
 	if (fchmodat(dfd, name, mode & 07777, 0) < 0 ||
@@ -318,7 +385,7 @@ static void do_readonly(int rootfd, const char *path)
 		fail(CORRAL_S_READONLY, errno, path, "bind");
 	close(fd);
 	fd = openat2_in(rootfd, path, O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS);
-	if (fd < 0 || mount_fd(NULL, fd, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+	if (fd < 0 || mount_fd(NULL, fd, NULL, keep_locked(fd, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), NULL) < 0)
 		fail(CORRAL_S_READONLY, errno, path, "remount");
 	close(fd);
 }
@@ -475,22 +542,22 @@ static void wait_for_start(int fifo)
 	close(fifo);
 }
 
-/* A new network namespace starts with `lo` down; containers expect it up
- * (127.0.0.1 must answer, also with --network none). */
 /* The prestart, createRuntime and createContainer hooks run now: the
  * namespaces are made and the mounts are in place, pivot_root is next (the
  * order the runtime spec gives them). The caller runs them, so tell the
- * monitor (which reports it) and wait for one byte on the FIFO; an EOF means
- * the caller gave up (a hook failed), and it is about to kill us. */
-static void wait_for_hooks(const char *path)
+ * monitor (which reports it) and wait for one byte on the FIFO (opened early,
+ * non-blocking: poll reports no hangup before a first writer); none means the
+ * caller gave up (a hook failed), and it is about to kill us. */
+static void wait_for_hooks(int fd, const char *path)
 {
 	struct corral_error msg;
 	set_error(&msg, CORRAL_S_HOOKS, 0, NULL, NULL);
 	if (write(A->errfd, &msg, sizeof(msg)) != sizeof(msg))
 		_exit(1);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);  /* blocks until the caller opens it */
-	if (fd < 0)
-		fail(CORRAL_S_HOOKS, errno, path, NULL);
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	while (poll(&pfd, 1, -1) < 0)
+		if (errno != EINTR)
+			fail(CORRAL_S_HOOKS, errno, path, "poll");
 	char c;
 	ssize_t n;
 	while ((n = read(fd, &c, 1)) < 0 && errno == EINTR)
@@ -500,6 +567,8 @@ static void wait_for_hooks(const char *path)
 		fail(CORRAL_S_HOOKS, ECANCELED, path, "the runtime gave up");
 }
 
+/* A new network namespace starts with `lo` down; containers expect it up
+ * (127.0.0.1 must answer, also with --network none). */
 static void bring_up_loopback(void)
 {
 	struct ifreq ifr;
@@ -537,6 +606,41 @@ static void join_v1_cgroups(const struct corral_plan *p)
 	}
 }
 
+/* A new user namespace: wait until the monitor has written its maps, open
+ * what must be reached as the host's root (the root filesystem, the bind
+ * mounts' sources), then become the namespace's root (uid and gid 0, which
+ * the maps must hold; our capabilities there stay). Returns the root's
+ * descriptor. */
+static int enter_userns(const struct corral_plan *p)
+{
+	char c;
+	ssize_t n;
+	while ((n = read(A->userns_sync, &c, 1)) < 0 && errno == EINTR)
+		;
+	if (n != 1)
+		fail(CORRAL_S_USERNS, EPIPE, NULL, "the monitor did not write the maps");
+	close(A->userns_sync);
+	int root = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		fail(CORRAL_S_ROOTFS, errno, p->rootfs, NULL);
+	SRCFD = malloc(p->nrecs * sizeof(*SRCFD));
+	if (!SRCFD)
+		fail(CORRAL_S_USERNS, ENOMEM, NULL, NULL);
+	for (size_t i = 0; i < p->nrecs; i++) {
+		const struct plan_rec *r = &p->recs[i];
+		SRCFD[i] = -1;
+		if (r->tag != CORRAL_T_MOUNT || plan_u32(r, 16) != CORRAL_MOUNT_BIND)
+			continue;
+		const char *src = plan_str(r, 20, 0);
+		SRCFD[i] = open(src, O_PATH | O_CLOEXEC);
+		if (SRCFD[i] < 0)
+			fail(CORRAL_S_MOUNT, errno, src, "bind source");
+	}
+	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+		fail(CORRAL_S_USERNS, errno, NULL, "becoming the namespace's root (uid and gid 0 must be mapped)");
+	return root;
+}
+
 _Noreturn void container_main(const struct child_args *args)
 {
 	const struct corral_plan *p = args->plan;
@@ -544,6 +648,23 @@ _Noreturn void container_main(const struct child_args *args)
 
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	join_v1_cgroups(p);
+
+	/* The FIFOs live in the host's state dir: opened now, before pivot_root
+	 * and before a user namespace's root (which may not reach them) is us. */
+	int fifo = -1, hooks_fd = -1;
+	if (p->start_fifo) {
+		fifo = open(p->start_fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (fifo < 0)
+			fail(CORRAL_S_START_WAIT, errno, p->start_fifo, NULL);
+	}
+	if (p->hooks_fifo) {
+		hooks_fd = open(p->hooks_fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (hooks_fd < 0)
+			fail(CORRAL_S_HOOKS, errno, p->hooks_fifo, NULL);
+	}
+	int pre_root = -1;
+	if (in_userns() && !p->join)
+		pre_root = enter_userns(p);
 	/* Open every namespace first, then enter them: once in the container's
 	 * mount namespace, /proc/PID of the host is no longer there to open. */
 	int nsfd[16], nstype[16];
@@ -572,14 +693,6 @@ _Noreturn void container_main(const struct child_args *args)
 	if (p->namespaces & CLONE_NEWNET)
 		bring_up_loopback();
 
-	int fifo = -1;
-	if (p->start_fifo) {
-		/* Opened before pivot_root: the FIFO lives in the host's state dir. */
-		fifo = open(p->start_fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-		if (fifo < 0)
-			fail(CORRAL_S_START_WAIT, errno, p->start_fifo, NULL);
-	}
-
 	if (p->join) /* exec: setns(CLONE_NEWNS) put us at the container's root */
 		process_setup(p, -1);
 	if (mount(NULL, "/", NULL, p->root_propagation ? p->root_propagation : MS_REC | MS_PRIVATE, NULL) < 0)
@@ -592,10 +705,22 @@ _Noreturn void container_main(const struct child_args *args)
 			 plan_str(p->overlay, 0, 0), plan_str(p->overlay, 0, 1), plan_str(p->overlay, 0, 2));
 		if (mount("overlay", p->rootfs, "overlay", 0, opts) < 0)
 			fail(CORRAL_S_ROOTFS, errno, p->rootfs, "overlay");
+	} else if (pre_root >= 0) {
+		/* A recursive bind of the descriptor opened as the host's root, put
+		 * over the root itself; its descriptor is the new mount's root. */
+		int tree = (int)syscall(SYS_open_tree, pre_root, "",
+					OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+		if (tree < 0)
+			fail(CORRAL_S_ROOTFS, errno, p->rootfs, "open_tree");
+		if (syscall(SYS_move_mount, tree, "", pre_root, "",
+			    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+			fail(CORRAL_S_ROOTFS, errno, p->rootfs, "move_mount");
+		close(pre_root);
+		pre_root = tree;
 	} else if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
 		fail(CORRAL_S_ROOTFS, errno, p->rootfs, NULL);
 	}
-	int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int rootfd = pre_root >= 0 ? pre_root : open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		fail(CORRAL_S_ROOTFS, errno, p->rootfs, NULL);
 
@@ -609,8 +734,8 @@ _Noreturn void container_main(const struct child_args *args)
 			do_symlink(rootfd, r);
 	}
 
-	if (p->hooks_fifo)
-		wait_for_hooks(p->hooks_fifo);
+	if (hooks_fd >= 0)
+		wait_for_hooks(hooks_fd, p->hooks_fifo);
 
 	if (fchdir(rootfd) < 0)
 		fail(CORRAL_S_PIVOT_ROOT, errno, p->rootfs, "fchdir");

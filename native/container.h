@@ -6,6 +6,7 @@ struct child_args {
 	const struct corral_plan *plan;
 	int errfd;     /* write end of the error pipe (close-on-exec)          */
 	int consock;   /* socket to send the pty master through, or -1         */
+	int userns_sync; /* a user namespace: a byte here once its maps are written */
 };
 
 /* Runs in the cloned child; execs the container's process or exits. */

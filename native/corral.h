@@ -72,6 +72,8 @@ enum corral_tag {
 	                             installed just before execve (or before the
 	                             identity and capabilities change, without
 	                             no_new_privs: that needs CAP_SYS_ADMIN)     */
+	CORRAL_T_UID_MAP,         /* str: a new user namespace's uid_map lines   */
+	CORRAL_T_GID_MAP,         /* str: its gid_map lines                      */
 	CORRAL_T_HOOKS_FIFO,      /* str: before pivot_root, the child tells its
 	                             monitor (CORRAL_S_HOOKS, reported as
 	                             CORRAL_R_HOOKS) and waits for a byte on this
@@ -120,6 +122,7 @@ enum corral_step {
 	CORRAL_S_READY,           /* not a failure: the child is set up          */
 	CORRAL_S_LOOPBACK,
 	CORRAL_S_SECCOMP,
+	CORRAL_S_USERNS,
 	CORRAL_S_HOOKS,           /* not a failure when sent alone: the child
 	                             waits for its hooks (CORRAL_T_HOOKS_FIFO)   */
 	CORRAL_S__COUNT,

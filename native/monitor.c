@@ -256,6 +256,24 @@ static int read_plan(int fd, unsigned char **out, size_t *len)
 	return 0;
 }
 
+static int write_map(pid_t pid, const char *name, const char *lines, char *path, size_t len)
+{
+	snprintf(path, len, "/proc/%d/%s", (int)pid, name);
+	if (!lines) {
+		errno = EINVAL;
+		return -1;
+	}
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t n = strlen(lines);
+	int rc = write(fd, lines, n) == (ssize_t)n ? 0 : -1;  /* one write: the kernel's rule */
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
 static pid_t clone_container(const struct corral_plan *p, int cgfd, int *pidfd)
 {
 	uint64_t ns = p->namespaces & ~(uint64_t)CLONE_NEWCGROUP;
@@ -354,13 +372,20 @@ int main(int argc, char **argv)
 		}
 	}
 
+	int usync[2] = { -1, -1 };
+	if ((plan.namespaces & CLONE_NEWUSER) && pipe2(usync, O_CLOEXEC) < 0)
+		die(CORRAL_S_MONITOR, errno, NULL, "pipe2");
+
 	int pidfd = -1;
 	pid_t pid = clone_container(&plan, cgfd, &pidfd);
 	if (pid < 0)
 		die(CORRAL_S_CLONE, errno, plan.cgroup_dir, NULL);
 	if (pid == 0) {
-		struct child_args ca = { .plan = &plan, .errfd = epipe[1], .consock = cons[1] };
+		struct child_args ca = { .plan = &plan, .errfd = epipe[1], .consock = cons[1],
+					 .userns_sync = usync[0] };
 		close(epipe[0]);
+		if (usync[1] >= 0)
+			close(usync[1]);
 		/* Logged: stdout/stderr to our pipes; stdin stays ours (the caller
 		 * passes /dev/null, or a pipe for `run -i`). */
 		if (outp[1] >= 0 && (dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0))
@@ -368,6 +393,24 @@ int main(int argc, char **argv)
 		container_main(&ca);
 	}
 	close(epipe[1]);
+	if (usync[0] >= 0) {
+		/* Its maps, written from here (the parent namespace), then the go. */
+		close(usync[0]);
+		char path[64];
+		const char *what = NULL;
+		if (write_map(pid, "uid_map", plan.uid_map, path, sizeof(path)) < 0)
+			what = "uid_map";
+		else if (write_map(pid, "gid_map", plan.gid_map, path, sizeof(path)) < 0)
+			what = "gid_map";
+		if (what) {
+			int saved = errno;
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			die(CORRAL_S_USERNS, saved, path, what);
+		}
+		if (write(usync[1], "1", 1) != 1) { /* it died: its report says so */ }
+		close(usync[1]);
+	}
 	if (cons[1] >= 0)
 		close(cons[1]);
 	if (outp[1] >= 0) {

@@ -20,6 +20,7 @@ struct corral_plan {
 	const char *cwd;
 	const char *start_fifo;
 	const char *hooks_fifo;
+	const char *uid_map, *gid_map;
 	const char *exit_file;
 	const char *log_file;
 	const char *cgroup_dir;

@@ -165,6 +165,8 @@ class Runtime:
             rootfs = os.path.realpath(os.path.join(bundle, spec.root.path))
             if not os.path.isdir(rootfs):
                 raise SpecError("root.path", f"{rootfs} is not a directory")
+            if overlay and any(ns.type == "user" for ns in (spec.linux.namespaces or [])):
+                raise SpecError("linux.namespaces", "a user namespace over an overlay root")
             for lower in overlay[0].split(":") if overlay else []:
                 if not os.path.isdir(lower):
                     raise SpecError("rootfs", f"{lower} is not a directory")

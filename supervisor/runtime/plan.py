@@ -261,6 +261,9 @@ def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
         else:
             ns_flags |= _native.NS_FLAGS[ns.type]
     w.add(T["NAMESPACES"], struct.pack("=Q", ns_flags))
+    if ns_flags & _native.NS_FLAGS["user"]:
+        for tag, maps in (("UID_MAP", linux.uid_mappings), ("GID_MAP", linux.gid_mappings)):
+            w.strs(T[tag], "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps or []))
     if spec.hostname:
         w.strs(T["HOSTNAME"], spec.hostname)
 
@@ -347,6 +350,11 @@ def build_exec(
     w = PlanWriter()
     w.add(T["JOIN"])
     w.add(T["NAMESPACES"], struct.pack("=Q", 0))
+    user = f"/proc/{pid}/ns/user"
+    if os.stat(user).st_ino != os.stat("/proc/self/ns/user").st_ino:
+        # Its own user namespace: entered first, so that the others, which it
+        # owns, are joined as its root, and the process runs mapped.
+        w.strs(T["NS_PATH"], user, prefix=struct.pack("=Q", _native.NS_FLAGS["user"]))
     for proc_name, spec_name in _EXEC_NAMESPACES.items():
         w.strs(
             T["NS_PATH"],

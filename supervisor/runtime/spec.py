@@ -205,6 +205,25 @@ def validate_process(p: oci.Process) -> None:
             )
 
 
+def _validate_userns(linux, new_userns: bool) -> None:
+    """A new user namespace needs both maps, each mapping the namespace's root
+    (its setup runs as uid and gid 0 there); maps need the namespace."""
+    for field, maps in (("uidMappings", linux.uid_mappings), ("gidMappings", linux.gid_mappings)):
+        if not new_userns:
+            if maps:
+                raise SpecError(f"linux.{field}", "needs a user namespace in linux.namespaces")
+            continue
+        if not maps:
+            raise SpecError(f"linux.{field}", "a user namespace needs it")
+        if len(maps) > 340:  # the kernel's limit on lines
+            raise SpecError(f"linux.{field}", "at most 340 ranges")
+        for i, m in enumerate(maps):
+            if m.size <= 0 or m.container_id < 0 or m.host_id < 0:
+                raise SpecError(f"linux.{field}[{i}]", "ids must not be negative, size positive")
+        if not any(m.container_id <= 0 < m.container_id + m.size for m in maps):
+            raise SpecError(f"linux.{field}", "must map id 0 (the namespace's root)")
+
+
 def _validate_rest(spec: oci.Spec) -> None:
     if spec.root is None or not spec.root.path:
         raise SpecError("root.path", "missing: the container needs a root filesystem")
@@ -219,13 +238,13 @@ def _validate_rest(spec: oci.Spec) -> None:
             raise SpecError(f"linux.namespaces[{i}].type", f"unknown namespace {ns.type!r}")
         if ns.type in seen:
             raise SpecError(f"linux.namespaces[{i}]", f"{ns.type} namespace listed twice")
-        if ns.type in ("user", "time"):
-            raise SpecError(f"linux.namespaces[{i}]", f"{ns.type} namespaces are not supported yet")
+        if ns.type == "time" or (ns.type == "user" and ns.path):
+            what = "joining a user namespace" if ns.type == "user" else "time namespaces"
+            raise SpecError(f"linux.namespaces[{i}]", f"{what}: not supported yet")
         if ns.path and not os.path.exists(ns.path):
             raise SpecError(f"linux.namespaces[{i}].path", f"{ns.path} does not exist")
         seen.add(ns.type)
-    if linux.uid_mappings or linux.gid_mappings:
-        raise SpecError("linux.uidMappings", "user namespaces are not supported yet")
+    _validate_userns(linux, "user" in seen)
     if spec.hostname and "uts" not in seen:
         raise SpecError("hostname", "setting a hostname needs a new uts namespace")
     if (linux.sysctl or {}) and "mount" not in seen:
