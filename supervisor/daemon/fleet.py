@@ -234,8 +234,10 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
                 continue
             if not c.running:
                 c.exited.set()
-                if rt is not None:
+                try:  # also one whose creation a crash cut short (no record)
                     self.runtime.delete(rec.id, force=True)
+                except NoSuchContainer:
+                    pass
                 if (
                     restart.start_on_daemon_start(
                         restart.parse_policy(c.config.restart),
@@ -249,6 +251,10 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
                     to_start.append(c)
                 continue
             if rt is None:
+                try:  # what a creation cut short left (a monitor, a waiting child)
+                    self.runtime.delete(rec.id, force=True)
+                except NoSuchContainer:
+                    pass
                 state.error = "its runtime state is gone (was the host restarted?)"
                 self._record_exit(c, 255, False, time.time_ns())
                 self._settle(c)

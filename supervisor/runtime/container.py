@@ -428,7 +428,11 @@ class Runtime:
         return "running"
 
     def state(self, id: str) -> oci_lite.State:
-        rec = self.record(id)
+        rec = read_record(self._dir(id))
+        if rec is None:  # being created, or its creator died mid-create
+            return oci_lite.State(
+                oci_version=oci_lite.OCI_VERSION, id=id, status="creating", bundle="", pid=0
+            )
         status = self.status(id, rec)
         return oci_lite.State(
             oci_version=oci_lite.OCI_VERSION,
@@ -551,8 +555,14 @@ class Runtime:
                 raise
             self._delete_unreadable(id, state_dir)
             return
-        if rec is None:  # creation never finished (a crash mid-create)
-            _remove_state_dir(state_dir)
+        if rec is None:
+            # Being created, or its creator died mid-create (while its hooks
+            # ran, say): its monitor and child may be waiting still.
+            if not force:
+                raise InvalidState(
+                    f"cannot delete container {id!r}: it is being created (use --force)"
+                )
+            self._delete_unreadable(id, state_dir)
             return
         status = self.status(id, rec)
         if status in ("running", "paused") and not force:
@@ -576,11 +586,11 @@ class Runtime:
         _remove_with_poststop(state_dir, rec)
 
     def _delete_unreadable(self, id: str, state_dir: str) -> None:
-        """`delete --force` of a container whose state.json is unreadable: its
-        pids and cgroup path are lost with it, so the cgroup is looked for where
-        the runtime puts a container's by default (PARENT/ID, the common case),
-        every process in it killed (the monitor goes with its container), and
-        the cgroup and state directory removed."""
+        """`delete --force` of a container whose state.json is unreadable or was
+        never written: its pids and cgroup path are not known, so the cgroup is
+        looked for where the runtime puts a container's by default (PARENT/ID,
+        the common case), every process in it killed (the monitor goes with its
+        container), and the cgroup and state directory removed."""
         cgroup = open_cgroup(
             f"{self.cgroup_parent}/{id}", self.cgroup_version, self.cgroup_mount_root
         )

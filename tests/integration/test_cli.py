@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -412,3 +415,42 @@ def test_an_unreadable_state_file_is_named_and_force_deleted(tmp_path, rootfs, c
     assert p.returncode == 0, p.stderr
     assert not (tmp_path / "state" / "bad").exists()
     assert cli([*rt_cli, "list", "-q"]).stdout.split() == ["good"]
+
+
+def test_a_creator_that_dies_while_hooks_run_leaves_a_container_force_delete_removes(
+    tmp_path, rootfs, corral_cli, rt_cli
+):
+    """The setup waits before pivot_root while the hooks run; if the creating
+    process dies then, `delete` refuses the half-made container and `delete
+    --force` kills what waits (the child, its monitor) and removes its cgroup."""
+    b = make_bundle(tmp_path, rootfs, corral_cli, ["true"])
+    mark = tmp_path / "hook.pid"
+    sh = shutil.which("sh")
+    _with_hooks(b, {"createRuntime": [{"path": sh, "args": ["sh", "-c", f"echo $$ > {mark}; exec sleep 1000"]}]})  # fmt: skip  # noqa: E501
+    proc = subprocess.Popen([*rt_cli, "run", "-d", "-b", str(b), "half"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    hook = None
+    try:
+        for _ in range(3000):
+            if mark.exists() and mark.read_text().strip():
+                break
+            time.sleep(0.01)
+        hook = int(mark.read_text())
+        proc.kill()
+        proc.wait()
+        p = cli([*rt_cli, "state", "half"])
+        assert json.loads(p.stdout)["status"] == "creating", p.stdout + p.stderr
+        p = cli([*rt_cli, "delete", "half"])
+        assert p.returncode != 0 and "being created" in p.stderr
+        p = cli([*rt_cli, "delete", "--force", "half"])
+        assert p.returncode == 0, p.stderr
+        assert not (tmp_path / "state" / "half").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if hook is not None:
+            try:
+                os.kill(hook, signal.SIGKILL)  # the hook outlives its killed creator
+            except ProcessLookupError:
+                pass
