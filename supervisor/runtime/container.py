@@ -243,41 +243,9 @@ class Runtime:
             finally:
                 # Resumed, or closed by a caller that gave up: the report comes
                 # either way (the monitor sends one or exits), and a given-up
-                # container is then removed below as a failed one is.
-                try:
-                    kind, cpid = _read_report(report)
-                except BaseException:
-                    _wait_child(pidfd)  # it failed: the monitor has exited
-                    os.close(pidfd)
-                    pidfd = -1
-                    raise
-            if hooks_fifo is not None:
-                # Paused before pivot_root (or failed: the report closed it).
-                if kind != _native.REPORT_HOOKS or not resumed:
-                    raise SetupError("waiting for the hooks", 0, hooks_fifo, "no pause reported")
-                state = {
-                    "ociVersion": oci_lite.OCI_VERSION,
-                    "id": id,
-                    "status": "creating",
-                    "pid": cpid,
-                    "bundle": bundle,
-                    "annotations": dict(spec.annotations or {}),
-                }
-                _run_before_pivot(hooks, state, cpid)
-                fd = os.open(hooks_fifo, os.O_WRONLY | os.O_CLOEXEC)  # it waits as reader
-                try:
-                    os.write(fd, b"c")
-                finally:
-                    os.close(fd)
-                try:
-                    _kind, cpid = _read_report(report)
-                except BaseException:
-                    _wait_child(pidfd)
-                    os.close(pidfd)
-                    pidfd = -1
-                    raise
-            os.close(report)
-            report = -1
+                # or failed container is then removed below (its monitor,
+                # exiting after a failure, reaped there).
+                kind, cpid = _read_report(report)
             record = ContainerRecord(
                 id=id,
                 bundle=bundle,
@@ -292,6 +260,19 @@ class Runtime:
                 ),
                 annotations=dict(spec.annotations or {}),
             )
+            if hooks_fifo is not None:
+                # Paused before pivot_root for the hooks; let it go on after them.
+                if kind != _native.REPORT_HOOKS or not resumed:
+                    raise SetupError("waiting for the hooks", 0, hooks_fifo, "no pause reported")
+                _run_before_pivot(hooks, _hook_state(record, "creating"), cpid)
+                fd = os.open(hooks_fifo, os.O_WRONLY | os.O_CLOEXEC)  # it waits as reader
+                try:
+                    os.write(fd, b"c")
+                finally:
+                    os.close(fd)
+                _read_report(report)  # the setup's end
+            os.close(report)
+            report = -1
             write_record(state_dir, record)
             if hooks is not None:
                 _hooks_module().keep(state_dir, hooks)  # for a start or delete elsewhere

@@ -189,13 +189,7 @@ def remove_parent(cgroups_path: str) -> None:
     `/corral`) from every hierarchy: what a benchmark or a test that made one
     for itself does when it ends. A parent still holding a cgroup is an error."""
     for m in mounts():
-        path = os.path.join(m.path, cgroups_path.strip("/"))
-        try:
-            os.rmdir(path)
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            raise CgroupError(path, e.errno or 0, "removing") from None
+        remove_dir(os.path.join(m.path, cgroups_path.strip("/")))
 
 
 def open_cgroup(
