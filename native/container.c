@@ -641,6 +641,18 @@ static int enter_userns(const struct corral_plan *p)
 	return root;
 }
 
+/* Whether the child made a mount namespace of its own: only then may it
+ * change propagation, mount, or pivot_root. */
+static int own_mount_namespace(const struct corral_plan *p)
+{
+	if (!(p->namespaces & CLONE_NEWNS))
+		return 0;
+	for (size_t i = 0; i < p->nrecs; i++)
+		if (p->recs[i].tag == CORRAL_T_NS_PATH && plan_u64(&p->recs[i], 0) == CLONE_NEWNS)
+			return 0;
+	return 1;
+}
+
 _Noreturn void container_main(const struct child_args *args)
 {
 	const struct corral_plan *p = args->plan;
@@ -695,6 +707,16 @@ _Noreturn void container_main(const struct child_args *args)
 
 	if (p->join) /* exec: setns(CLONE_NEWNS) put us at the container's root */
 		process_setup(p, -1);
+	if (!own_mount_namespace(p)) {
+		/* The caller's (or a joined) mount namespace: nothing may be mounted
+		 * or pivoted there, it is not ours (the runtime refuses mounts
+		 * without a new one). chroot, as runc does without CLONE_NEWNS. */
+		if (chdir(p->rootfs) < 0 || chroot(".") < 0 || chdir("/") < 0)
+			fail(CORRAL_S_PIVOT_ROOT, errno, p->rootfs, "chroot");
+		if (hooks_fd >= 0)
+			wait_for_hooks(hooks_fd, p->hooks_fifo);
+		process_setup(p, fifo);
+	}
 	if (mount(NULL, "/", NULL, p->root_propagation ? p->root_propagation : MS_REC | MS_PRIVATE, NULL) < 0)
 		fail(CORRAL_S_PROPAGATION, errno, "/", NULL);
 	if (p->overlay) {

@@ -224,6 +224,24 @@ def _validate_userns(linux, new_userns: bool) -> None:
             raise SpecError(f"linux.{field}", "must map id 0 (the namespace's root)")
 
 
+def _validate_without_mount_ns(spec: oci.Spec, linux) -> None:
+    """No mount namespace of its own: the container is chrooted into its root
+    in the caller's (or a joined) mount namespace, where nothing may be
+    mounted, remounted or pivoted (runc refuses the same)."""
+    why = 'needs a new mount namespace (linux.namespaces has no new "mount")'
+    for field, value in (
+        ("mounts", spec.mounts),
+        ("linux.maskedPaths", linux.masked_paths),
+        ("linux.readonlyPaths", linux.readonly_paths),
+        ("linux.devices", linux.devices),
+        ("linux.sysctl", linux.sysctl),
+        ("linux.rootfsPropagation", linux.rootfs_propagation),
+        ("root.readonly", spec.root.readonly if spec.root else False),
+    ):
+        if value:
+            raise SpecError(field, why)
+
+
 def _validate_rest(spec: oci.Spec) -> None:
     if spec.root is None or not spec.root.path:
         raise SpecError("root.path", "missing: the container needs a root filesystem")
@@ -247,8 +265,8 @@ def _validate_rest(spec: oci.Spec) -> None:
     _validate_userns(linux, "user" in seen)
     if spec.hostname and "uts" not in seen:
         raise SpecError("hostname", "setting a hostname needs a new uts namespace")
-    if (linux.sysctl or {}) and "mount" not in seen:
-        raise SpecError("linux.sysctl", "sysctls need a new mount namespace")
+    if "mount" not in seen or any(ns.type == "mount" and ns.path for ns in linux.namespaces or []):
+        _validate_without_mount_ns(spec, linux)
     for i, m in enumerate(spec.mounts or []):
         if not m.destination.startswith("/"):
             raise SpecError(f"mounts[{i}].destination", f"must be absolute, got {m.destination!r}")
