@@ -836,6 +836,13 @@ static _Noreturn void process_setup(const struct corral_plan *p, int fifo)
 	if (p->has_umask)
 		umask(p->umask);
 
+	/* Nothing the runtime opened may reach the container's program: every
+	 * descriptor close-on-exec (the error pipe stays usable until execve).
+	 * Before any seccomp filter, which need not allow close_range (runc
+	 * closes its descriptors before the filter too). */
+	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		fail(CORRAL_S_EXEC, errno, NULL, "close_range");
+
 	/* Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it
 	 * while we hold it (the filter then sees the identity change and execve,
 	 * which the default profile allows); with it, as late as can be. */
@@ -857,9 +864,6 @@ static _Noreturn void process_setup(const struct corral_plan *p, int fifo)
 	if (p->seccomp && p->no_new_privs)
 		install_seccomp(p);
 
-	/* Nothing the runtime opened may reach the container's program. */
-	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		fail(CORRAL_S_EXEC, errno, NULL, "close_range");
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

@@ -157,15 +157,46 @@ static long read_oom_kills(const char *path)
 	return p ? strtol(p + 9, NULL, 10) : 0;
 }
 
-static void record_exit(const char *path, int code, int sig, int oom)
+/* `s` as the body of a JSON string: quotes, backslashes, control and
+ * non-ASCII bytes escaped (a path is bytes; \u00XX keeps the JSON valid). */
+static size_t json_escape(char *out, size_t cap, const char *s)
 {
-	char tmp[CORRAL_PATH_MAX + 8], buf[256];
+	size_t n = 0;
+	for (; *s && n + 7 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)c;
+		} else if (c < 0x20 || c >= 0x7f) {
+			n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+		} else {
+			out[n++] = (char)c;
+		}
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/* exit.json: how it ended and, where the setup failed after the caller
+ * heard it was ready (between the start and execve), that failure. */
+static void record_exit(const char *path, int code, int sig, int oom, const struct corral_error *failed)
+{
+	char tmp[CORRAL_PATH_MAX + 8], buf[8192];
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	int n = snprintf(buf, sizeof(buf),
-			 "{\"exit_code\":%d,\"signal\":%d,\"oom_killed\":%s,\"finished_at\":%lld}\n",
+			 "{\"exit_code\":%d,\"signal\":%d,\"oom_killed\":%s,\"finished_at\":%lld",
 			 code, sig, oom ? "true" : "false",
 			 (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+	if (failed) {
+		char epath[CORRAL_PATH_MAX * 6 + 1], edetail[CORRAL_DETAIL_MAX * 6 + 1];
+		json_escape(epath, sizeof(epath), failed->path);
+		json_escape(edetail, sizeof(edetail), failed->detail);
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n,
+			      ",\"step\":\"%s\",\"errno\":%d,\"path\":\"%s\",\"detail\":\"%s\"",
+			      corral_step_name(failed->step), failed->err, epath, edetail);
+	}
+	n += snprintf(buf + n, sizeof(buf) - (size_t)n, "}\n");
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -492,8 +523,8 @@ int main(int argc, char **argv)
 	fds[P_ERR].fd = errp[0];
 	fds[P_MASTER].fd = master;
 	fds[P_STDIN].fd = (plan.terminal && master >= 0) ? 0 : -1;
-	int status = 0, exited = 0;
-	char buf[8192];
+	int status = 0, exited = 0, failed = 0;
+	char buf[64 * 1024];  /* a pipe's whole buffer in one read */
 	const char *names[P_N] = { [P_OUT] = "stdout", [P_ERR] = "stderr", [P_MASTER] = "stdout" };
 
 	while (!exited || fds[P_OUT].fd >= 0 || fds[P_ERR].fd >= 0 || fds[P_MASTER].fd >= 0) {
@@ -528,7 +559,10 @@ int main(int argc, char **argv)
 		if (fds[P_EPIPE].revents) {
 			/* EOF: execve succeeded; a record: it failed, and the exit
 			 * status (126/127) says so. */
-			if (read(epipe[0], &err, sizeof(err)) != sizeof(err) || err.step != CORRAL_S_READY) {
+			ssize_t n = read(epipe[0], &err, sizeof(err));
+			if (n == sizeof(err) && err.step != CORRAL_S_READY)
+				failed = 1;  /* kept for exit.json: nobody else hears it */
+			if (n != sizeof(err) || err.step != CORRAL_S_READY) {
 				close(epipe[0]);
 				fds[P_EPIPE].fd = -1;
 			}
@@ -565,6 +599,6 @@ int main(int argc, char **argv)
 	}
 	int oom = plan.oom_file && read_oom_kills(plan.oom_file) > 0;
 	if (plan.exit_file)
-		record_exit(plan.exit_file, code, sig, oom);
+		record_exit(plan.exit_file, code, sig, oom, failed ? &err : NULL);
 	return code;
 }

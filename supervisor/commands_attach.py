@@ -10,7 +10,7 @@ import sys
 
 from protocols import api_lite as api
 from protocols import lite
-from supervisor.client import Client, DaemonError, Unreachable
+from supervisor.client import Client, DaemonError, Unreachable, UsageError
 
 
 def attach(
@@ -74,7 +74,7 @@ def parse_detach_keys(text: str) -> bytes:
         elif len(part) == 1 and part.isascii():
             out.append(ord(part))
             continue
-        raise SystemExit(f"corral: --detach-keys: {part!r} is not a key (ctrl-a, ctrl-@, x)")
+        raise UsageError(f"--detach-keys: {part!r} is not a key (ctrl-a, ctrl-@, x)")
     return bytes(out)
 
 
@@ -185,6 +185,9 @@ def _handle(msg: lite.Lite, out, err, exec_id: list[str]) -> int | None:
     elif isinstance(msg, api.ExecStarted):
         exec_id.append(msg.exec_id)
     elif isinstance(msg, api.Exited):
+        if msg.error:  # its setup failed after the start (between it and execve)
+            err.write(f"corral: {msg.error}\n".encode())
+            err.flush()
         return msg.status_code
     return None
 

@@ -324,9 +324,21 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
         except (NoSuchContainer, CorralError) as e:
             log.error("fleet.exit_unreadable", container=c.id[:12], error=str(e))
         if ex is None:
-            c.state.error = "the monitor exited without recording the exit"
+            # Its monitor was killed (kill -9?) and the container may run on,
+            # reparented to init: its processes are killed (through its
+            # cgroup) before the exit is told to anyone.
+            c.state.error = "its monitor died without recording the exit"
+            try:
+                self.runtime.delete(c.id, force=True)
+            except NoSuchContainer:
+                pass
+            except CorralError as e:
+                log.error("fleet.orphans_not_killed", container=c.id[:12], error=str(e))
             self._record_exit(c, 255, False, time.time_ns())
         else:
+            failed = ex.setup_error()  # between the start and execve
+            if failed is not None:
+                c.state.error = str(failed)
             self._record_exit(c, ex.exit_code, ex.oom_killed, ex.finished_at)
 
     def _record_exit(self, c: Container, code: int, oom: bool, finished: int) -> None:

@@ -318,7 +318,11 @@ class Connection:
                 await self.send(rec)
             await c.exited.wait()
             nursery.cancel_scope.cancel()
-        await self.send(api.Exited(status_code=c.state.exit_code, oom_killed=c.state.oom_killed))
+        await self.send(
+            api.Exited(
+                status_code=c.state.exit_code, oom_killed=c.state.oom_killed, error=c.state.error
+            )
+        )
 
     async def _transfer(self, req: msgspec.Struct) -> None:
         """pull, push, login: progress streamed as it happens, then the result."""

@@ -19,7 +19,7 @@ import errno
 import os
 
 from protocols import lite, minijson
-from supervisor.errors import CorralError
+from supervisor.errors import CorralError, SetupError
 
 # Records are Lite classes, not msgspec Structs: `corral runtime run` writes
 # and reads them, and importing msgspec is ~20 ms of its start.
@@ -51,6 +51,15 @@ class ExitRecord(lite.Lite):
     signal: int
     oom_killed: bool
     finished_at: int
+    # A setup step that failed after the caller was told the container was
+    # ready (between its start and execve): named as SetupError names it.
+    step: str = ""
+    errno: int = 0
+    path: str = ""
+    detail: str = ""
+
+    def setup_error(self) -> SetupError | None:
+        return SetupError(self.step, self.errno, self.path, self.detail) if self.step else None
 
 
 class CorruptState(CorralError):
