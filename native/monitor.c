@@ -114,29 +114,59 @@ static void log_rotate(void)
 	log_open(0);
 }
 
-/* CRI log format, one record per line: TIME STREAM P|F CONTENT. */
-static void log_chunk(int logfd, const char *stream, const char *buf, size_t len)
+/* CRI log format, one record per line: TIME STREAM P|F CONTENT.
+ *
+ * A container writing as fast as it can (`yes`) sends lines of two bytes:
+ * one write(2) per record ran at ~1 MB/s. Records are gathered in a buffer
+ * and written when it fills and at the end of each read, so a reader of the
+ * log sees everything a read brought as soon as it was read; the time prefix
+ * is formatted once per read (all of a read's lines arrived together). */
+static char logbuf[64 * 1024];
+static size_t loglen;
+
+static void log_flush(void)
+{
+	if (loglen && logf.fd >= 0 && write_all(logf.fd, logbuf, loglen) == 0)
+		logf.size += loglen;
+	loglen = 0;
+}
+
+static void log_put(const char *data, size_t n)
+{
+	while (n) {
+		if (loglen == sizeof(logbuf))
+			log_flush();
+		size_t take = sizeof(logbuf) - loglen < n ? sizeof(logbuf) - loglen : n;
+		memcpy(logbuf + loglen, data, take);
+		loglen += take;
+		data += take;
+		n -= take;
+	}
+}
+
+static void log_chunk(const char *stream, const char *buf, size_t len)
 {
 	struct timespec ts;
 	struct tm tm;
 	char head[80];
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
+	/* "TIME STREAM F " with the flag at head[h - 2], set per record. */
+	int h = snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ %s F ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec, ts.tv_nsec, stream);
 	while (len) {
 		const char *nl = memchr(buf, '\n', len);
 		size_t n = nl ? (size_t)(nl - buf) : len;
-		int h = snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ %s %c ",
-				 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-				 tm.tm_min, tm.tm_sec, ts.tv_nsec, stream, nl ? 'F' : 'P');
-		struct iovec iov[3] = { { head, (size_t)h }, { (void *)buf, n }, { "\n", 1 } };
 		size_t rec = (size_t)h + n + 1;
-		if (logf.max_size && logf.size + rec > logf.max_size && logf.size > 0) {
+		if (logf.max_size && logf.size + loglen + rec > logf.max_size && logf.size + loglen > 0) {
+			log_flush();
 			log_rotate();
-			logfd = logf.fd;
 		}
-		if (logfd < 0 || writev(logfd, iov, 3) < 0)
-			return;
-		logf.size += rec;
+		head[h - 2] = nl ? 'F' : 'P';
+		log_put(head, (size_t)h);
+		log_put(buf, n);
+		log_put("\n", 1);
 		buf += n + (nl ? 1 : 0);
 		len -= n + (nl ? 1 : 0);
 	}
@@ -582,10 +612,11 @@ int main(int argc, char **argv)
 			if (i == P_STDIN)
 				write_all(master, buf, (size_t)n);
 			else if (logf.path)
-				log_chunk(logf.fd, names[i], buf, (size_t)n);
+				log_chunk(names[i], buf, (size_t)n);
 			else
 				write_all(1, buf, (size_t)n);
 		}
+		log_flush();  /* what this round read is in the log before the next poll */
 	}
 	if (in_tty)
 		tcsetattr(0, TCSANOW, &saved);
