@@ -191,6 +191,7 @@ int corral_spawn(const char *path, char *const argv[], char *const envp[],
 int corral_setns(int fd, int nstype);
 int corral_plan_check(const unsigned char *buf, size_t len, struct corral_error *err);
 int corral_open_in_root(const char *root, const char *path, int flags);
+int corral_open_beneath(int dirfd, const char *path, int flags);
 int corral_pidfd_open(int pid);
 int corral_mount(const char *source, const char *target, const char *fstype,
                  unsigned long flags, const char *data);
@@ -240,6 +241,16 @@ int corral_open_in_root(const char *root, const char *path, int flags)
     close(rootfd);
     errno = saved;
     return fd;
+}
+
+/* `path` resolved with `dirfd` as its root: for the rest of a path too long
+ * for one lookup (PATH_MAX), continued from the directory its first part
+ * reached. */
+int corral_open_beneath(int dirfd, const char *path, int flags)
+{
+    struct open_how how = { .flags = (unsigned long long)flags | O_CLOEXEC,
+                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
 }
 
 /* Parse a plan as the monitor would, for tests and for early refusal. */

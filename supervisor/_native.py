@@ -136,16 +136,57 @@ def plan_check(plan: bytes) -> int:
     return n
 
 
-def open_in_root(root: str, path: str, flags: int = os.O_RDONLY) -> int:
-    """A descriptor for `path` resolved inside `root` (never outside it).
-
-    Raises OSError with the errno and the path.
-    """
+def _open_in_root(root: str, path: str, flags: int) -> int:
     ffi.errno = 0
     fd = lib.corral_open_in_root(root.encode(), path.encode(), flags)
     if fd < 0:
         raise OSError(ffi.errno, os.strerror(ffi.errno), f"{root}:{path}")
     return fd
+
+
+# A path this long or longer is resolved in hops (the kernel takes PATH_MAX, 4096
+# bytes with the NUL, per lookup; a container's tree can be deeper than that).
+_HOP = 3800
+
+
+def open_in_root(root: str, path: str, flags: int = os.O_RDONLY) -> int:
+    """A descriptor for `path` resolved inside `root` (never outside it), at any
+    length: a path past PATH_MAX is resolved a part at a time, each part inside
+    the directory the last reached (so '..' and absolute symlinks there stop at
+    that directory: never further out than `root`).
+
+    Raises OSError with the errno and the path.
+    """
+    if len(path.encode()) < _HOP:
+        return _open_in_root(root, path, flags)
+    hops = _split(path)
+    fd = _open_in_root(root, hops[0], os.O_PATH | os.O_DIRECTORY)
+    try:
+        for i, hop in enumerate(hops[1:], 2):
+            ffi.errno = 0
+            nxt = lib.corral_open_beneath(
+                fd, hop.encode(), flags if i == len(hops) else os.O_PATH | os.O_DIRECTORY
+            )
+            if nxt < 0:
+                raise OSError(ffi.errno, os.strerror(ffi.errno), f"{root}:{path}")
+            os.close(fd)
+            fd = nxt
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _split(path: str) -> list[str]:
+    """`path` in parts of fewer than _HOP bytes, cut at slashes."""
+    hops, cur = [], ""
+    for comp in path.split("/"):
+        if cur and len(cur.encode()) + len(comp.encode()) + 1 >= _HOP:
+            hops.append(cur)
+            cur = ""
+        cur = f"{cur}/{comp}" if cur else comp
+    hops.append(cur or "/")
+    return hops
 
 
 def setns(fd: int, nstype: int) -> None:

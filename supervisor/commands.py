@@ -290,12 +290,10 @@ def cmd_cp(c: Client, args) -> int:
     import io
     import tarfile
 
-    if not hasattr(tarfile, "data_filter"):  # PEP 706, in 3.11.4 and later
-        raise SystemExit("corral: cp needs Python's tarfile extraction filters (3.11.4+)")
     src, dest = args.source, args.dest
     if ":" in src and not src.startswith(("/", ".")) and dest == "-":
         if sys.stdout.isatty():  # Docker's: a tar is not for a terminal
-            raise SystemExit("corral: cp to '-' writes a tar: redirect stdout")
+            raise UsageError("cp to '-' writes a tar: redirect stdout")
         ref, path = src.split(":", 1)
         for msg in c.stream(api.CopyFrom(id=ref, path=path)):
             sys.stdout.buffer.write(msg.data)
@@ -317,27 +315,17 @@ def cmd_cp(c: Client, args) -> int:
         for msg in c.stream(api.CopyFrom(id=ref, path=path)):
             buf.write(msg.data)
         buf.seek(0)
-        top = os.path.basename(path.rstrip("/"))
-        with tarfile.open(fileobj=buf, mode="r") as tar:
-            if os.path.isdir(dest) or top in ("", "."):
-                tar.extractall(dest, filter="data")
-            else:  # a new name: the top entry becomes dest
-                for m in tar.getmembers():
-                    rest = m.name[len(top) :] if m.name.startswith(top) else None
-                    if rest is None:
-                        continue
-                    m.name = os.path.basename(dest) + rest
-                    tar.extract(m, os.path.dirname(os.path.abspath(dest)), filter="data")
+        _extract_here(buf, dest, top=os.path.basename(path.rstrip("/")))
         return 0
     if ":" not in dest:
-        raise SystemExit("corral: cp needs CONTAINER:PATH on one side")
+        raise UsageError("cp needs CONTAINER:PATH on one side")
     ref, path = dest.split(":", 1)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         try:
             tar.add(src, arcname=os.path.basename(os.path.abspath(src)))
         except OSError as e:
-            raise SystemExit(f"corral: cp: {src}: {e.strerror}") from None
+            raise UsageError(f"cp: {src}: {e.strerror}") from None
     c.send(api.CopyTo(id=ref, path=path))
     data = buf.getvalue()
     for i in range(0, len(data), 1 << 20):
@@ -347,9 +335,34 @@ def cmd_cp(c: Client, args) -> int:
     return 0
 
 
+def _extract_here(data, dest: str, *, top: str) -> None:
+    """What `cp C:PATH DEST` received, unpacked on this side: into DEST if it is
+    a directory, else as DEST (the top entry renamed). Nothing lands outside
+    it, at any depth (fstree.extract_tar); no Python tarfile filter needed."""
+    import tarfile
+
+    from supervisor import fstree
+
+    into_dir = os.path.isdir(dest) or top in ("", ".")
+    where = dest if into_dir else os.path.dirname(os.path.abspath(dest))
+    try:
+        fd = fstree.open_dir(where)
+    except OSError as e:
+        raise UsageError(f"cp: {where}: {e.strerror}") from None
+    try:
+        with tarfile.open(fileobj=data, mode="r|") as tar:
+            fstree.extract_tar(tar, fd, top_as=None if into_dir else os.path.basename(dest))
+    except (fstree.UnsafeEntry, tarfile.TarError) as e:
+        raise UsageError(f"cp: {e}") from None
+    except OSError as e:
+        raise UsageError(f"cp: writing {dest}: {e.strerror}: {e.filename}") from None
+    finally:
+        os.close(fd)
+
+
 def cmd_export(c: Client, args) -> int:
     if args.output is None and sys.stdout.isatty():
-        raise SystemExit("corral: export writes a tar: give -o FILE or redirect stdout")
+        raise UsageError("export writes a tar: give -o FILE or redirect stdout")
     out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
     try:
         for msg in c.stream(api.Export(id=args.container)):

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from supervisor import _native
+from supervisor import _native, fstree
 from supervisor.errors import CorralError, SpecError
 
 CHUNK = 1 << 20
@@ -78,21 +78,22 @@ def archive(root: str, path: str, *, one_fs: bool = False) -> IO[bytes]:
     """A tar of `path` (a file, a directory and all below it, or a symlink as
     itself) under its base name (`/`: its entries at the top), in a spooled
     temporary file, rewound. `one_fs`: directories on another filesystem than
-    `path`'s (/proc, /sys, /dev, volumes) are left out, as `export` wants."""
+    `path`'s (/proc, /sys, /dev, volumes) are left out, as `export` wants.
+    Devices, FIFOs and sockets are left out, as `docker cp` leaves them. The
+    walk is iterative and relative to descriptors: any depth (fstree)."""
     name = os.path.basename(path.rstrip("/")) or "."
     parent = _open(root, os.path.dirname(path.rstrip("/")) or "/", os.O_PATH | os.O_DIRECTORY)
     out = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115  (the caller's)
-    dev = os.stat(parent).st_dev if one_fs else None
     try:
         with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
             if name == ".":  # the root: its entries at the top of the archive
-                top = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent)
-                try:
-                    _add_dir(tar, top, "", dev)
-                finally:
-                    os.close(top)
+                _add_tree(tar, parent, ".", "", one_fs)
             else:
-                _add(tar, parent, name, name, dev)
+                st = os.lstat(name, dir_fd=parent)
+                top = fstree.Entry(parent, name, st, name, 0)
+                _add(tar, top, name)
+                if stat.S_ISDIR(st.st_mode):
+                    _add_tree(tar, parent, name, name + "/", one_fs)
     except FileNotFoundError:
         out.close()
         raise CopyError(f"{path} in the container: No such file or directory") from None
@@ -105,41 +106,22 @@ def archive(root: str, path: str, *, one_fs: bool = False) -> IO[bytes]:
     return out
 
 
-def _add(tar: tarfile.TarFile, dfd: int, name: str, arcname: str, dev: int | None) -> None:
-    """One entry and, for a directory, all below it; `dev`: stay on that device."""
-    st = os.lstat(name, dir_fd=dfd)
-    info = tarfile.TarInfo(arcname)
-    info.mode, info.uid, info.gid, info.mtime = (
-        stat.S_IMODE(st.st_mode),
-        st.st_uid,
-        st.st_gid,
-        int(st.st_mtime),
-    )
-    if stat.S_ISREG(st.st_mode):
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
-        with os.fdopen(fd, "rb") as f:
-            info.size = os.fstat(fd).st_size
-            tar.addfile(info, f)
-    elif stat.S_ISDIR(st.st_mode):
-        info.type = tarfile.DIRTYPE
-        tar.addfile(info)
-        if dev is not None and st.st_dev != dev:
-            return  # a mount point: the directory, not what is mounted on it
-        sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
-        try:
-            _add_dir(tar, sub, arcname, dev)
-        finally:
-            os.close(sub)
-    elif stat.S_ISLNK(st.st_mode):
-        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(name, dir_fd=dfd)
-        tar.addfile(info)
-    # devices, FIFOs and sockets are left out, as `docker cp` leaves them
+def _add_tree(tar: tarfile.TarFile, dfd: int, name: str, prefix: str, one_fs: bool) -> None:
+    """Everything below directory `name` of `dfd`, under `prefix`."""
+    top = fstree.open_dir(name, dfd)
+    try:
+        for e in fstree.walk(top, sort=True, one_fs=one_fs):
+            _add(tar, e, prefix + e.rel)
+    finally:
+        os.close(top)
 
 
-def _add_dir(tar: tarfile.TarFile, dfd: int, arcname: str, dev: int | None) -> None:
-    """The entries of the open directory `dfd`, under `arcname` ("": at the top)."""
-    for entry in sorted(os.listdir(dfd)):
-        _add(tar, dfd, entry, f"{arcname}/{entry}" if arcname else entry, dev)
+def _add(tar: tarfile.TarFile, e: fstree.Entry, arcname: str) -> None:
+    mode = e.st.st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
+        info = fstree.tar_info(e, arcname)
+        info.mtime = int(info.mtime)  # whole seconds: no PAX header per entry
+        fstree.add_to_tar(tar, e, info)
 
 
 def extract(root: str, dest: str, data: IO[bytes]) -> int:

@@ -19,6 +19,7 @@ import re
 import secrets
 import signal
 import time
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -177,6 +178,9 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
         # end together would otherwise hold the loop for a second; one at a time,
         # every other task (a `ps`, a die) gets its turn between two starts.
         self._restart_gate = trio.Lock()
+        self._volume_fills: dict[str, trio.Lock] = {}  # copy-ups in progress, by volume
+        # Tree work in worker threads (removals, copy-ups, sizes): a few at once.
+        self._tree_work = trio.CapacityLimiter(4)
 
     # -- running --------------------------------------------------------------------------
 
@@ -199,6 +203,12 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
                     )
                 except NetworkError as e:  # the daemon serves; only the default is missing
                     log.warning("network.default_unavailable", error=str(e))
+            for trash in self.store.removed():  # removals a crash cut short
+                nursery.start_soon(
+                    partial(
+                        trio.to_thread.run_sync, self.store.purge, trash, limiter=self._tree_work
+                    )
+                )
             to_start = self._load()
             # Addresses of containers that no longer run, before anything awaits:
             # a start (a restart policy's, say) allocates while it awaits.
@@ -588,7 +598,7 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
             if name not in self.names:
                 return name
 
-    def prepare(self, c: Container) -> oci.Spec:
+    async def prepare(self, c: Container) -> oci.Spec:
         """What a start needs before the kernel work: mount sources, volume
         contents, the OCI spec (done early by a waiting restart)."""
         cfg = c.config
@@ -599,7 +609,7 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
                 if m.source not in self.volumes.volumes:
                     raise SpecError("--volume", f"volume {m.source!r} no longer exists")
                 if not m.nocopy:
-                    self.volumes.fill_from(m.source, self.lookup_root(cfg, m.target), m.target)
+                    await self._fill_volume(m.source, self.lookup_root(cfg, m.target), m.target)
         mounts = ocispec.user_mounts(cfg, self.volumes.data)
         netns = None
         if cfg.network in self.networks.networks:
@@ -627,6 +637,22 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
             ns_paths=joined,
         )
 
+    async def _fill_volume(self, name: str, root: str, target: str) -> None:
+        """Docker's copy-up of a new volume, in a worker thread (an image can put
+        gigabytes there); one copy per volume at a time, so that a second
+        container starting on it waits for the first copy to end."""
+        lock = self._volume_fills.setdefault(name, trio.Lock())
+        async with lock:
+            try:
+                await trio.to_thread.run_sync(
+                    self.volumes.fill_from, name, root, target, limiter=self._tree_work
+                )
+            except OSError as e:
+                raise SpecError("--volume", f"filling volume {name} from {target}: {e}") from None
+            finally:
+                if not lock.statistics().tasks_waiting:
+                    self._volume_fills.pop(name, None)
+
     async def start(
         self, c: Container, spec: oci.Spec | None = None, console: tuple[int, int] = (0, 0)
     ) -> None:
@@ -650,7 +676,7 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
             c.restart_scope = None
         cfg = c.config
         if spec is None:
-            spec = self.prepare(c)
+            spec = await self.prepare(c)
         if cfg.tty and console[0] and console[1]:
             size = oci.ConsoleSize(height=console[0], width=console[1])
             spec = msgspec.structs.replace(
@@ -839,10 +865,11 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
             self.runtime.delete(c.id, force=True)
         except NoSuchContainer:
             pass
-        self.store.remove(c.id)
+        trash = self.store.remove(c.id)
         del self.containers[c.id]
         self.names.pop(c.name, None)
         self.emit(c, "destroy")
+        await trio.to_thread.run_sync(self.store.purge, trash, limiter=self._tree_work)
         if volumes or c.config.auto_remove:  # --rm takes its anonymous volumes along
             for m in c.config.mounts:
                 meta = self.volumes.volumes.get(m.source) if m.type == "volume" else None

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
+import trio
 
+from supervisor import fstree
 from supervisor.daemon.fleet_networks import PLACEHOLDERS
 from supervisor.errors import Conflict, InvalidState, SpecError
 from supervisor.images.store import empty_file_among
@@ -56,29 +58,37 @@ class FleetInfo:
         self.names[name] = c.id
         self.emit(c, "rename", oldName=old)  # type: ignore[attr-defined]
 
-    def disk_usage(self) -> dict:
+    async def disk_usage(self) -> dict:
         """docker system df: what images, containers and volumes take on disk
         (layers shared by images counted once, each with its kept blob), and
-        what a prune would free."""
-        from supervisor.volumes.store import du
-
+        what a prune would free. The trees are walked in a worker thread, over
+        what the fleet holds when asked."""
         st = self.images
         images = st.images()
         layers = {i: set(st.layer_dirs(i)) for i in images}
         active = {i for i in images if self.image_users(i)}
         every = set().union(*layers.values()) if layers else set()
         kept = set().union(*(layers[i] for i in active)) if active else set()
-        # A layer takes its unpacked files and the blob it came as (kept, as
-        # containerd keeps it, for save and push).
-        sizes = {d: du(d) + _size(d.parent / "blob") for d in every}
-        uppers = {c.id: du(c.path / "upper") for c in self.containers.values()}
+        running = {c.id: c.running for c in self.containers.values()}
+        upper_paths = {c.id: c.path / "upper" for c in self.containers.values()}
         used_volumes = {
             m.source
             for c in self.containers.values()
             for m in c.config.mounts
             if m.type == "volume"
         }
-        vsizes = {n: du(self.volumes.data(n)) for n in self.volumes.volumes}
+        volume_paths = {n: self.volumes.data(n) for n in self.volumes.volumes}
+
+        def measure() -> tuple[dict, dict, dict]:
+            # A layer takes its unpacked files and the blob it came as (kept, as
+            # containerd keeps it, for save and push).
+            return (
+                {d: fstree.du(d) + _size(d.parent / "blob") for d in every},
+                {i: fstree.du(p) for i, p in upper_paths.items()},
+                {n: fstree.du(p) for n, p in volume_paths.items()},
+            )
+
+        sizes, uppers, vsizes = await trio.to_thread.run_sync(measure)
         return {
             "Images": {
                 "Total": len(images),
@@ -88,9 +98,9 @@ class FleetInfo:
             },
             "Containers": {
                 "Total": len(uppers),
-                "Active": sum(c.running for c in self.containers.values()),
+                "Active": sum(running.values()),
                 "Size": sum(uppers.values()),
-                "Reclaimable": sum(uppers[c.id] for c in self.containers.values() if not c.running),
+                "Reclaimable": sum(s for i, s in uppers.items() if not running[i]),
             },
             "Volumes": {
                 "Total": len(vsizes),
@@ -238,26 +248,58 @@ class FleetInfo:
 
     def diff(self, c: Container) -> list[tuple[str, str]]:
         """Docker's `diff`: A added, C changed, D deleted, from the container's own
-        upper directory against the layers below it."""
+        upper directory against the layers below it (any depth: fstree)."""
         upper = c.path / "upper"
-        lowers = [Path(d) for d in self.lower_dirs(c.config).split(":") if d]  # type: ignore[attr-defined]
+        lowers = [d for d in self.lower_dirs(c.config).split(":") if d]  # type: ignore[attr-defined]
         out: list[tuple[str, str]] = []
-        for dirpath, dirnames, filenames in os.walk(upper):
-            dirnames.sort()
-            rel_dir = os.path.relpath(dirpath, upper)
-            for name in sorted(dirnames) + sorted(filenames):
-                rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-                if empty_file_among(upper, rel, PLACEHOLDERS):
+        top = fstree.open_dir(upper)
+        # levels[d]: the lower layers' descriptors (None where absent) of the
+        # directory holding the entries at depth d.
+        levels: list[list[int | None]] = [[_open_or_none(d) for d in lowers]]
+        try:
+            for e in fstree.walk(top, sort=True):
+                while len(levels) > e.depth + 1:
+                    _close_all(levels.pop())
+                if empty_file_among(upper, e.rel, PLACEHOLDERS):
                     continue
-                st = os.lstat(os.path.join(dirpath, name))
-                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                    out.append(("D", "/" + rel))
-                elif any(os.path.lexists(d / rel) for d in lowers):
-                    out.append(("C", "/" + rel))
+                below = levels[-1]
+                if stat.S_ISCHR(e.st.st_mode) and e.st.st_rdev == 0:
+                    out.append(("D", "/" + e.rel))
+                elif any(fd is not None and _lexists(fd, e.name) for fd in below):
+                    out.append(("C", "/" + e.rel))
                 else:
-                    out.append(("A", "/" + rel))
+                    out.append(("A", "/" + e.rel))
+                if stat.S_ISDIR(e.st.st_mode):
+                    levels.append([_open_or_none(e.name, fd) for fd in below])
+        finally:
+            for fds in levels:
+                _close_all(fds)
+            os.close(top)
         # A directory of the image copied up only to hold placeholders is no change.
         return [(kind, path) for kind, path in out if not _only_placeholders(upper, path[1:])]
+
+
+def _open_or_none(path: str, dir_fd: int | None = -1) -> int | None:
+    if dir_fd is None:
+        return None  # its parent is not in this layer either
+    try:
+        return fstree.open_dir(path, None if dir_fd == -1 else dir_fd)
+    except OSError:
+        return None
+
+
+def _close_all(fds: list[int | None]) -> None:
+    for fd in fds:
+        if fd is not None:
+            os.close(fd)
+
+
+def _lexists(dir_fd: int, name: str) -> bool:
+    try:
+        os.lstat(name, dir_fd=dir_fd)
+        return True
+    except OSError:
+        return False
 
 
 def _user(uid: int) -> str:
@@ -267,7 +309,12 @@ def _user(uid: int) -> str:
         return str(uid)
 
 
+_PLACEHOLDER_DIRS = frozenset(p.rpartition("/")[0] for p in PLACEHOLDERS)
+
+
 def _only_placeholders(upper: Path, rel: str) -> bool:
+    if rel not in _PLACEHOLDER_DIRS:
+        return False
     d = upper / rel
     if d.is_symlink() or not d.is_dir():
         return False

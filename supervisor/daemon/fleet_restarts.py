@@ -89,7 +89,7 @@ class FleetRestarts:
             spec = None
             if c.state.status == "restarting" and c.id in self.containers:
                 try:
-                    spec = self.prepare(c)
+                    spec = await self.prepare(c)
                 except CorralError:
                     spec = None  # start() prepares again and records the error
             await trio.sleep_until(deadline)

@@ -129,7 +129,8 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                         f.journal.append("image", "untag", image_id, t)
                     return api.ImagesDone(ids=[image_id])
                 tags = st.tags(image_id)
-                removed = st.remove_image(image_id, in_use=set())
+                # Layers are trees of any size: removed in a worker thread.
+                removed = await trio.to_thread.run_sync(partial(st.remove_image, image_id, set()))
                 f.journal.append("image", "delete", image_id, ",".join(tags))
                 return api.ImagesDone(ids=[image_id], tags=tags, deleted=removed)
         case api.ImagePrune(all=everything):
@@ -140,8 +141,11 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                         continue
                     tags += st.tags(image_id)
                     layers = st.layers_only_of(image_id)
-                    size += sum(du(st.layers / c.removeprefix("sha256:")) for c in layers)
-                    deleted += st.remove_image(image_id, in_use=set())
+                    dirs = [st.layers / c.removeprefix("sha256:") for c in layers]
+                    size += await trio.to_thread.run_sync(lambda d=dirs: sum(du(x) for x in d))
+                    deleted += await trio.to_thread.run_sync(
+                        partial(st.remove_image, image_id, set())
+                    )
                     ids.append(image_id)
                     f.journal.append("image", "delete", image_id)
                 return api.ImagesDone(ids=ids, tags=tags, deleted=deleted, size=size)

@@ -72,17 +72,28 @@ def status_words(c: Container, now_nano: int | None = None) -> str:
     return "Created"
 
 
-def summary(c: Container, sized: Fleet | None = None) -> ContainerSummary:
-    """ps's row; with `sized` (the fleet) its sizes too, as ps -s walks for them."""
-    size_rw = size_root = 0
-    if sized is not None:
-        from supervisor.volumes.store import du
+def size_paths(c: Container, f: Fleet) -> tuple[Path, list[Path]]:
+    """What ps -s measures: the container's own layer, and what lies below it."""
+    layers = f.images.layer_dirs(c.config.image_id) if c.config.image_id else []
+    if not c.config.image_id and c.config.rootfs:
+        layers = [Path(c.config.rootfs)]
+    return c.path / "upper", layers
 
-        size_rw = du(c.path / "upper")
-        layers = sized.images.layer_dirs(c.config.image_id) if c.config.image_id else []
-        size_root = size_rw + sum(du(d) for d in layers)
-        if not c.config.image_id and c.config.rootfs:
-            size_root += du(Path(c.config.rootfs))
+
+def measure(paths: list[tuple[Path, list[Path]]]) -> list[tuple[int, int]]:
+    """(SizeRw, SizeRootFs) of each; blocking: the daemon runs it in a thread."""
+    from supervisor.fstree import du
+
+    out = []
+    for upper, below in paths:
+        rw = du(upper)
+        out.append((rw, rw + sum(du(d) for d in below)))
+    return out
+
+
+def summary(c: Container, sizes: tuple[int, int] = (0, 0)) -> ContainerSummary:
+    """ps's row; `sizes` as measure() found them (ps -s)."""
+    size_rw, size_root = sizes
     return ContainerSummary(
         id=c.id,
         name=c.name,

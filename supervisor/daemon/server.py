@@ -211,7 +211,7 @@ class Connection:
                 f.unpause(f.get(ref))
                 await self.send(api.Ok())
             case api.List():
-                await self.send(api.ContainerList(containers=list_containers(f, req)))
+                await self.send(api.ContainerList(containers=await list_containers(f, req)))
             case api.CopyFrom(id=ref, path=path):
                 await self._archive(f.get(ref), path, one_fs=False)
             case api.Export(id=ref):
@@ -234,7 +234,7 @@ class Connection:
                 f.credentials.remove(registry)
                 await self.send(api.Ok())
             case api.SystemDf():
-                await self.send(api.InspectResult(data=f.disk_usage()))
+                await self.send(api.InspectResult(data=await f.disk_usage()))
             case api.Info():
                 await self.send(api.InspectResult(data=f.info()))
             case api.Update():
@@ -646,8 +646,8 @@ class Connection:
             await self.stream.send_all(b"".join(data for _, data in item))
 
 
-def list_containers(f: Fleet, req: api.List) -> list[api.ContainerSummary]:
-    out = []
+async def list_containers(f: Fleet, req: api.List) -> list[api.ContainerSummary]:
+    listed = []
     # before=/since= name containers: their creation times bound the list.
     bounds = {
         k: [f.get(v).rec.created_nano for v in req.filters.get(k, [])] for k in ("before", "since")
@@ -658,8 +658,13 @@ def list_containers(f: Fleet, req: api.List) -> list[api.ContainerSummary]:
             continue
         if not _filter_ok(c, req.filters, bounds):
             continue
-        out.append(shapes.summary(c, f if req.size else None))
-    return out
+        listed.append(c)
+    if not req.size:
+        return [shapes.summary(c) for c in listed]
+    # Sizes walk trees: in a worker thread, over paths taken now.
+    paths = [shapes.size_paths(c, f) for c in listed]
+    sizes = await trio.to_thread.run_sync(shapes.measure, paths)
+    return [shapes.summary(c, s) for c, s in zip(listed, sizes, strict=True)]
 
 
 def _filter_ok(c: Container, filters: dict[str, list[str]], bounds: dict[str, list[int]]) -> bool:

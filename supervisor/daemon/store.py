@@ -17,16 +17,18 @@ is reported and the container skipped; nothing else is lost.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import msgspec
 import structlog
 
 from protocols.api import ContainerConfig
+from supervisor import fstree
 from supervisor.runtime.state import atomic_write
 
 log = structlog.get_logger("corral.store")
+
+_REMOVED = ".removed-"  # a removed container's directory, until it is deleted
 
 
 class ContainerRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,13 +109,32 @@ class Store:
             finally:
                 os.close(fd)
 
-    def remove(self, id: str) -> None:
-        shutil.rmtree(self.path(id), ignore_errors=True)
+    def remove(self, id: str) -> Path:
+        """Take a container's directory out of the store at once (a rename);
+        returns where it went, for purge() to delete: a big tree takes a while,
+        so the daemon does that in a worker thread."""
+        trash = self.dir / f"{_REMOVED}{id}"
+        try:
+            os.rename(self.path(id), trash)
+        except FileNotFoundError:
+            pass
+        return trash
+
+    def removed(self) -> list[Path]:
+        """What a removal that a crash cut short left behind."""
+        return [d for d in self.dir.iterdir() if d.name.startswith(_REMOVED)]
+
+    @staticmethod
+    def purge(path: Path) -> None:
+        try:
+            fstree.rmtree(path)
+        except OSError as e:
+            log.error("store.purge_failed", path=str(path), error=str(e))
 
     def load_all(self) -> list[tuple[ContainerRecord, RunState]]:
         out = []
         for d in sorted(self.dir.iterdir()):
-            if not d.is_dir():
+            if not d.is_dir() or d.name.startswith(_REMOVED):
                 continue
             try:
                 rec = self._rec.decode((d / "config.json").read_bytes())

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import stat
 import tarfile
 import zlib
 from pathlib import Path
 from typing import IO
 
-from supervisor import _native
+from supervisor import _native, fstree
 from supervisor.errors import CorralError
 
 WHITEOUT = ".wh."
@@ -266,7 +265,7 @@ def _remove(pfd: int, name: str) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(os.path.join(os.readlink(f"/proc/self/fd/{pfd}"), name))
+        fstree.rmtree(name, dir_fd=pfd)
     else:
         os.unlink(name, dir_fd=pfd)
 

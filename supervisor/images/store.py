@@ -30,7 +30,6 @@ import io
 import json
 import os
 import secrets
-import shutil
 import stat
 import tarfile
 import tempfile
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import IO
 
 import msgspec
+import structlog
 
 from protocols.image import (
     DockerArchiveEntry,
@@ -50,9 +50,12 @@ from protocols.image import (
     RootFS,
     RunConfig,
 )
+from supervisor import fstree
 from supervisor.errors import CorralError
 from supervisor.images.layer import LayerError, compression, decompressed, unpack
 from supervisor.runtime.state import atomic_write
+
+log = structlog.get_logger("corral.images")
 
 
 class ImageError(CorralError):
@@ -114,7 +117,7 @@ class ImageStore:
         self.tmp = self.dir / "tmp"
         for d in (self.blobs, self.layers, self.tmp):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        shutil.rmtree(self.tmp, ignore_errors=True)  # halves of an interrupted load
+        _remove_tree(self.tmp)  # halves of an interrupted load
         self.tmp.mkdir(mode=0o700)
         # A finished download whose pull stopped before the layer kept it is
         # garbage; a .partial one is what the next pull resumes. (One store per
@@ -232,7 +235,7 @@ class ImageStore:
         except BaseException:
             spool.discard()
             if work is not None:
-                shutil.rmtree(work, ignore_errors=True)
+                _remove_tree(work)
             raise
         return diff_id, self.commit_layer(work, diff_id, parent_chain, blob, created)
 
@@ -242,7 +245,7 @@ class ImageStore:
         try:
             return work, unpack(fileobj, work)
         except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
+            _remove_tree(work)
             raise
 
     def commit_layer(
@@ -279,10 +282,10 @@ class ImageStore:
                     if created is not None:
                         created.append(chain)
             if duplicate:
-                shutil.rmtree(work)  # outside the lock: a big layer takes a while
+                fstree.rmtree(work)  # outside the lock: a big layer takes a while
             return chain
         except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
+            _remove_tree(work)
             raise
         finally:
             if blob is not None:
@@ -327,7 +330,7 @@ class ImageStore:
             raise
 
     def remove_layer(self, chain: str) -> None:
-        shutil.rmtree(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
+        _remove_tree(self.layers / chain.removeprefix("sha256:"))
 
     def _drop_unreferenced(self, chains: list[str]) -> None:
         """Remove the layers among `chains`, stored by a load that was then
@@ -337,7 +340,7 @@ class ImageStore:
         used = {c for i in self.images() for c in chain_ids(self.config(i).rootfs.diff_ids)}
         for chain in chains:
             if chain not in used:
-                shutil.rmtree(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
+                _remove_tree(self.layers / chain.removeprefix("sha256:"))
 
     def layers_only_of(self, image_id: str) -> list[str]:
         """The chain ids of the image's layers no other image has."""
@@ -361,7 +364,7 @@ class ImageStore:
         removed = []
         for chain in only:
             if chain not in in_use:
-                shutil.rmtree(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
+                _remove_tree(self.layers / chain.removeprefix("sha256:"))
                 removed.append(chain)
         return removed
 
@@ -550,6 +553,14 @@ def _host_arch() -> str:
     )
 
 
+def _remove_tree(path: Path) -> None:
+    """Remove a directory of the store, logging (not raising) what cannot go."""
+    try:
+        fstree.rmtree(path)
+    except OSError as e:
+        log.error("images.remove_failed", path=str(path), error=str(e))
+
+
 def empty_file_among(root: Path, rel: str, names: frozenset[str]) -> bool:
     """Is `rel` one of `names` and an empty regular file under `root`? (A bind
     mount's target, made by the runtime: no content of the container's own.)"""
@@ -561,35 +572,40 @@ def empty_file_among(root: Path, rel: str, names: frozenset[str]) -> bool:
 
 def _tar_layer(tar: tarfile.TarFile, root: Path, skip_empty: frozenset[str] = frozenset()) -> None:
     """A layer directory back into a tar, whiteouts as .wh. files and opaque
-    directories (overlayfs' trusted.overlay.opaque) with a .wh..wh..opq in them."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        rel_dir = os.path.relpath(dirpath, root)
-        if rel_dir != "." and _opaque(dirpath):
-            tar.addfile(tarfile.TarInfo(f"{rel_dir}/.wh..wh..opq"))
-        for name in sorted(dirnames) + sorted(filenames):
-            full = os.path.join(dirpath, name)
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            if empty_file_among(root, rel, skip_empty):
-                continue
-            st = os.lstat(full)
-            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                info = tarfile.TarInfo(os.path.join(os.path.dirname(rel), ".wh." + name))
-                tar.addfile(info)
-                continue
-            info = tar.gettarinfo(full, rel)
-            if info.isreg():
-                with open(full, "rb") as f:
-                    tar.addfile(info, f)
-            else:
-                tar.addfile(info)
-
-
-def _opaque(path: str) -> bool:
+    directories (overlayfs' trusted.overlay.opaque) with a .wh..wh..opq in them.
+    Iterative and relative to descriptors: a container's tree of any depth."""
+    top = fstree.open_dir(root)
+    links: dict[tuple[int, int], str] = {}
     try:
-        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+        for e in fstree.walk(top, sort=True):
+            mode = e.st.st_mode
+            if e.rel in skip_empty and stat.S_ISREG(mode) and e.st.st_size == 0:
+                continue  # a bind mount's target, made by the runtime
+            if stat.S_ISCHR(mode) and e.st.st_rdev == 0:
+                parent = e.rel[: len(e.rel) - len(e.name)]
+                tar.addfile(tarfile.TarInfo(f"{parent}.wh.{e.name}"))
+                continue
+            info = fstree.tar_info(e, e.rel, links)
+            if info is None:
+                continue  # a socket
+            fstree.add_to_tar(tar, e, info)
+            if stat.S_ISDIR(mode) and _opaque(e):
+                tar.addfile(tarfile.TarInfo(f"{e.rel}/.wh..wh..opq"))
+    finally:
+        os.close(top)
+
+
+def _opaque(e: fstree.Entry) -> bool:
+    try:
+        fd = fstree.open_dir(e.name, e.dir_fd)
     except OSError:
         return False
+    try:
+        return os.getxattr(fd, "trusted.overlay.opaque") == b"y"
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import time
 from pathlib import Path
 
 import msgspec
 import structlog
 
-from supervisor import _native
+from supervisor import _native, fstree
 from supervisor.errors import CorralError
 from supervisor.runtime.state import atomic_write
 from supervisor.volumes.spec import valid_volume_name
@@ -52,7 +51,7 @@ class VolumeStore:
                 meta = self._dec.decode((d / "meta.json").read_bytes())
             except FileNotFoundError:
                 log.warning("volumes.incomplete_removed", volume=d.name)
-                shutil.rmtree(d, ignore_errors=True)
+                fstree.rmtree(d)
                 continue
             except (OSError, msgspec.DecodeError, msgspec.ValidationError) as e:
                 log.error("volumes.skipped", volume=d.name, error=str(e))
@@ -89,14 +88,15 @@ class VolumeStore:
     def remove(self, name: str) -> int:
         """Remove a volume and its data; returns the bytes it held."""
         size = du(self.data(name))
-        shutil.rmtree(self.dir / name)
+        fstree.rmtree(self.dir / name)
         self.volumes.pop(name, None)
         return size
 
     def fill_from(self, name: str, rootfs: str, path: str) -> bool:
         """Docker's copy-up: a volume that is new (never filled, empty) mounted
         over `path` gets what the image has there. `path` is resolved inside the
-        image (a symlink there cannot point the copy at a host directory)."""
+        image (a symlink there cannot point the copy at a host directory).
+        Blocking: the daemon calls it from a worker thread."""
         meta = self.volumes[name]
         target = self.data(name)
         if meta.filled:
@@ -106,20 +106,19 @@ class VolumeStore:
             self._save(meta)
             return False
         try:
-            fd = _native.open_in_root(rootfs, path, os.O_PATH | os.O_DIRECTORY)
+            fd = _native.open_in_root(rootfs, path, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             self._save(meta)
             return False  # nothing there (or not a directory): nothing to copy
         try:
-            src = f"/proc/self/fd/{fd}"
-            for entry in os.scandir(src):
-                s = os.path.join(src, entry.name)
-                d = target / entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.copytree(s, d, symlinks=True, copy_function=shutil.copy2)
-                else:
-                    shutil.copy2(s, d, follow_symlinks=False)
-            st = os.stat(src)
+            # Device nodes are made anew (mknod), never read through: an image's
+            # `data/disk` = block 7:0 must not copy the host's loop device.
+            out = fstree.open_dir(target)
+            try:
+                fstree.copy_tree(fd, out)
+            finally:
+                os.close(out)
+            st = os.fstat(fd)
             os.chmod(target, st.st_mode & 0o7777)
             os.chown(target, st.st_uid, st.st_gid)
         finally:
@@ -129,11 +128,4 @@ class VolumeStore:
 
 
 def du(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
-    return total
+    return fstree.du(path)
