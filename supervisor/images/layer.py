@@ -171,6 +171,8 @@ def _entry(layer: _Layer, tar: tarfile.TarFile, m: tarfile.TarInfo, rel: str) ->
             return
         if leaf.startswith(WHITEOUT):
             name = leaf[len(WHITEOUT) :]
+            if name in ("", ".", ".."):  # `.wh..` would whiteout the layer's parent
+                raise LayerError(f"entry {m.name!r}: a whiteout of {name or 'nothing'!r}")
             _remove(pfd, name)
             os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=pfd)
             return
