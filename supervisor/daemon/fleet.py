@@ -234,71 +234,81 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
             self.containers[rec.id] = c
             self.names[rec.name] = rec.id
             try:
-                rt = self.runtime.record(rec.id)
-            except (NoSuchContainer, CorralError):
-                rt = None
-            if state.status == "restarting":
-                c.exited.set()  # it was waiting out its backoff: wait the rest
-                left = max(0.0, (state.next_restart_nano - time.time_ns()) / 1e9)
-                self._schedule_restart(c, state.restart_delay, wait=left)
-                continue
-            if not c.running:
-                c.exited.set()
-                try:  # also one whose creation a crash cut short (no record)
-                    self.runtime.delete(rec.id, force=True)
-                except NoSuchContainer:
-                    pass
-                if (
-                    restart.start_on_daemon_start(
-                        restart.parse_policy(c.config.restart),
-                        stopped_by_user=state.stopped_by_user,
-                        exit_code=state.exit_code,
-                        restart_count=state.restart_count,
-                        died_while_down=False,
-                    )
-                    and state.status == "exited"
-                ):
+                if self._adopt(c):
                     to_start.append(c)
-                continue
-            if rt is None:
-                try:  # what a creation cut short left (a monitor, a waiting child)
-                    self.runtime.delete(rec.id, force=True)
-                except NoSuchContainer:
-                    pass
-                state.error = "its runtime state is gone (was the host restarted?)"
-                self._record_exit(c, 255, False, time.time_ns())
-                self._settle(c)
-                continue
-            status = self.runtime.status(rec.id, rt)
-            if status == "stopped":
-                self._finish(c)  # exited while the daemon was away
-                continue
-            try:
-                pidfd = os.pidfd_open(rt.monitor_pid)
-            except ProcessLookupError:
-                self._finish(c)
-                continue
-            if not alive(rt.monitor_pid, rt.monitor_start):
-                os.close(pidfd)
-                self._finish(c)
-                continue
-            state.status = "paused" if status == "paused" else "running"
-            state.pid = rt.pid
-            self.store.save_state(c.id, state)
-            if c.config.open_stdin:  # the monitor kept its stdin open for us
-                try:
-                    c.stdin_w = self.runtime.stdin_writer(c.id)
-                except CorralError as e:
-                    log.error("fleet.stdin_lost", container=c.id[:12], error=str(e))
-            log.info("fleet.adopted", container=c.id[:12], name=c.name, pid=rt.pid)
-            self._spawn_watch(c, pidfd, ours=False)
-            if c.config.ports:  # the proxies died with the last daemon: again
-                c.state.ports = {}
-                try:
-                    self._publish(c)
-                except CorralError as e:
-                    log.error("fleet.republish_failed", container=c.id[:12], error=str(e))
+            except Exception as e:  # one container's leftovers never stop the daemon
+                log.exception("fleet.adopt_failed", container=rec.id[:12], name=rec.name)
+                c.state.status = "dead"
+                c.state.error = f"adopting it after a daemon restart failed: {e}"
+                c.state.pid = 0
+                c.exited.set()
         return to_start
+
+    def _adopt(self, c: Container) -> bool:
+        """Take over one container the store knows; True when its restart
+        policy starts it now."""
+        rec, state = c.rec, c.state
+        try:
+            rt = self.runtime.record(rec.id)
+        except (NoSuchContainer, CorralError):
+            rt = None
+        if state.status == "restarting":
+            c.exited.set()  # it was waiting out its backoff: wait the rest
+            left = max(0.0, (state.next_restart_nano - time.time_ns()) / 1e9)
+            self._schedule_restart(c, state.restart_delay, wait=left)
+            return False
+        if not c.running:
+            c.exited.set()
+            try:  # also one whose creation a crash cut short (no record)
+                self.runtime.delete(rec.id, force=True)
+            except NoSuchContainer:
+                pass
+            return state.status == "exited" and restart.start_on_daemon_start(
+                restart.parse_policy(c.config.restart),
+                stopped_by_user=state.stopped_by_user,
+                exit_code=state.exit_code,
+                restart_count=state.restart_count,
+                died_while_down=False,
+            )
+        if rt is None:
+            try:  # what a creation cut short left (a monitor, a waiting child)
+                self.runtime.delete(rec.id, force=True)
+            except NoSuchContainer:
+                pass
+            state.error = "its runtime state is gone (was the host restarted?)"
+            self._record_exit(c, 255, False, time.time_ns())
+            self._settle(c)
+            return False
+        status = self.runtime.status(rec.id, rt)
+        if status == "stopped":
+            self._finish(c)  # exited while the daemon was away
+            return False
+        try:
+            pidfd = os.pidfd_open(rt.monitor_pid)
+        except ProcessLookupError:
+            self._finish(c)
+            return False
+        if not alive(rt.monitor_pid, rt.monitor_start):
+            os.close(pidfd)
+            self._finish(c)
+            return False
+        state.status = "paused" if status == "paused" else "running"
+        state.pid = rt.pid
+        self.store.save_state(c.id, state)
+        if c.config.open_stdin:  # the monitor kept its stdin open for us
+            try:
+                c.stdin_w = self.runtime.stdin_writer(c.id)
+            except CorralError as e:
+                log.error("fleet.stdin_lost", container=c.id[:12], error=str(e))
+        log.info("fleet.adopted", container=c.id[:12], name=c.name, pid=rt.pid)
+        self._spawn_watch(c, pidfd, ours=False)
+        if c.config.ports:  # the proxies died with the last daemon: again
+            c.state.ports = {}
+            try:
+                self._publish(c)
+            except CorralError as e:
+                log.error("fleet.republish_failed", container=c.id[:12], error=str(e))
+        return False
 
     def _spawn_watch(self, c: Container, pidfd: int, *, ours: bool) -> None:
         assert self._nursery is not None

@@ -562,6 +562,10 @@ class Runtime:
                 cgroup.thaw()
         _wait_gone(rec.monitor_pid, rec.monitor_start, timeout)
         if cgroup.exists():
+            # "stopped" with processes left: its monitor died (kill -9) and the
+            # container went on, reparented to init. They are found through
+            # the cgroup and killed, or the cgroup could never be removed.
+            _kill_cgroup(cgroup, timeout)
             cgroup.destroy()
         self._cgroups.pop(id, None)
         _remove_with_poststop(state_dir, rec)
@@ -758,6 +762,23 @@ def _signal(pid: int, start: int, sig: int) -> None:
         raise InvalidState(f"process {pid} has exited") from None
     finally:
         os.close(pidfd)
+
+
+def _kill_cgroup(cgroup, timeout: float) -> None:
+    """SIGKILL whatever is still in `cgroup` (thawed, should it be frozen) and
+    wait until it is empty."""
+    if not cgroup.pids():
+        return
+    cgroup.kill_all()
+    if cgroup.frozen():
+        cgroup.thaw()
+    deadline = time.monotonic() + timeout
+    while cgroup.pids():
+        if time.monotonic() > deadline:
+            raise InvalidState(
+                f"processes in cgroup {cgroup.cgroups_path} still run {timeout} s after SIGKILL"
+            )
+        time.sleep(0.002)
 
 
 def _wait_gone(pid: int, start: int, timeout: float) -> None:
