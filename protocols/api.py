@@ -58,8 +58,12 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     open_stdin: bool = False
     auto_remove: bool = False
     network: str = ""  # "": the daemon's default network ("bridge")
-    log_max_size: int = 0  # bytes; 0: no rotation
-    log_max_files: int = 1
+    # --log-opt max-size, max-file. Asked: 0 is the daemon's default (its own
+    # --log-opt, Docker's local driver's 20m x 5 unless set), -1 no limit.
+    # Stored (resolved at create): the bytes per file, or -1 (or 0, before
+    # defaults existed) for no rotation; files kept, 0 as asked: the default.
+    log_max_size: int = 0
+    log_max_files: int = 0
     # Restart policy: no | on-failure[:N] | always | unless-stopped; backoff in
     # seconds (None: the daemon's defaults, themselves Docker's by default).
     restart: str = "no"

@@ -71,7 +71,7 @@ class ContainerConfig(Lite):
         ("auto_remove", False),
         ("network", ""),
         ("log_max_size", 0),
-        ("log_max_files", 1),
+        ("log_max_files", 0),
         ("restart", "no"),
         ("restart_delay", None),
         ("restart_max_delay", None),

@@ -138,7 +138,13 @@ def _container_flags(p: cmdline.ArgumentParser) -> None:
     p.add_argument(
         "-P", "--publish-all", action="store_true", help="exposed ports on free host ports"
     )
-    p.add_argument("--log-opt", action="append", default=[], help="max-size=10m, max-file=3")
+    p.add_argument(
+        "--log-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="log rotation: max-size=10m (-1: none), max-file=3 (default: the daemon's, 20m x 5)",
+    )
     p.add_argument(
         "--log-driver",
         default="json-file",
@@ -246,18 +252,18 @@ def config_from(args: Namespace) -> api.ContainerConfig:
     ]:
         k, _, v = label.partition("=")
         labels[k] = v
-    opts = dict(o.split("=", 1) for o in args.log_opt if "=" in o)
-    unknown = set(opts) - {"max-size", "max-file"}
-    if unknown:
-        raise SystemExit(f"corral: unknown --log-opt {sorted(unknown)}")
+    try:
+        log_max_size, log_max_files = units.parse_log_opts(args.log_opt)
+    except ValueError as e:
+        raise UsageError(f"{e}") from None
     mem = args.memory
     if args.restart != "no" and args.rm:
-        raise SystemExit("corral: conflicting options: --restart and --rm")
+        raise UsageError("conflicting options: --restart and --rm")
     health = [] if args.no_healthcheck or not args.health_cmd else ["sh", "-c", args.health_cmd]
     image, cmd = "", list(args.command)
     if not args.rootfs:
         if not cmd:
-            raise SystemExit("corral: an image (or --rootfs DIR) is required")
+            raise UsageError("an image (or --rootfs DIR) is required")
         image, cmd = cmd[0], cmd[1:]
     entrypoint = None
     if args.entrypoint is not None:
@@ -290,8 +296,8 @@ def config_from(args: Namespace) -> api.ContainerConfig:
         ports=args.publish,
         expose=args.expose,
         publish_all=args.publish_all,
-        log_max_size=parse_size(opts["max-size"]) if "max-size" in opts else 0,
-        log_max_files=int(opts.get("max-file", "1")),
+        log_max_size=log_max_size,
+        log_max_files=log_max_files,
         restart=args.restart,
         restart_delay=args.restart_delay,
         restart_max_delay=args.restart_max_delay,

@@ -30,3 +30,47 @@ def parse_size(value: str) -> int:
     if not is_decimal(number) or rest[len(unit) :] not in ("", "i", "b", "ib"):
         raise ValueError(f"invalid size: {value!r} (examples: 1024, 100k, 64m, 1g)")
     return int(float(number) * _UNITS[unit])
+
+
+LOG_OPTS = ("max-size", "max-file")
+DEFAULT_LOG_MAX_SIZE = 20 * 1024**2  # Docker's `local` log driver: 20m x 5 files
+DEFAULT_LOG_MAX_FILES = 5
+
+
+def parse_log_opts(opts: list[str]) -> tuple[int, int]:
+    """--log-opt KEY=VALUE... to (max-size, max-file) as ContainerConfig holds
+    them: 0 where not given (the daemon's default), max-size -1 for no limit.
+    ValueError names the option and what it takes."""
+    size, files = 0, 0
+    for opt in opts:
+        key, eq, value = opt.partition("=")
+        if not eq:
+            raise ValueError(f"invalid --log-opt {opt!r}: KEY=VALUE ({', '.join(LOG_OPTS)})")
+        if key == "max-size":
+            if value.strip() == "-1":
+                size = -1
+                continue
+            try:
+                size = parse_size(value)
+            except ValueError:
+                size = -2
+            if size <= 0:
+                raise ValueError(
+                    f"invalid --log-opt max-size={value!r}: a positive size (10m, 1g) or -1"
+                )
+        elif key == "max-file":
+            if not (value.isascii() and value.isdigit()) or int(value) < 1:
+                raise ValueError(f"invalid --log-opt max-file={value!r}: a positive number")
+            files = int(value)
+        else:
+            raise ValueError(f"unknown --log-opt {key!r}: one of {', '.join(LOG_OPTS)}")
+    check_log_limits(size, files)
+    return size, files
+
+
+def check_log_limits(size: int, files: int) -> None:
+    """The rules on (max-size, max-file) as asked; ValueError says which."""
+    if size < -1 or files < 0 or files > 1000:
+        raise ValueError(f"invalid log limits: max-size {size}, max-file {files}")
+    if size == -1 and files > 1:
+        raise ValueError("max-file cannot be greater than 1 when max-size is -1 (no limit)")

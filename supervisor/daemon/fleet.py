@@ -28,6 +28,7 @@ import trio
 
 from protocols import oci
 from protocols.api import ContainerConfig
+from supervisor import units
 from supervisor.daemon import health, imageconfig, ocispec, restart
 from supervisor.daemon.fleet_exec import FleetExec
 from supervisor.daemon.fleet_info import FleetInfo
@@ -156,6 +157,9 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
     ) -> None:
         self.store = Store(root)
         self.max_downloads = 0  # layers a pull fetches at once (0: transfer's default)
+        # A container's log rotation when it asks for none: (bytes per file or
+        # -1 for no limit, files kept). The daemon's --log-opt.
+        self.log_limits = (units.DEFAULT_LOG_MAX_SIZE, units.DEFAULT_LOG_MAX_FILES)
         self.volumes = VolumeStore(root)
         self.images = ImageStore(root)
         self.image_gate = ImageGate()  # rmi and prune apart from pulls, loads, commits
@@ -516,6 +520,7 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
         if cfg.health_cmd and (cfg.health_interval <= 0 or cfg.health_retries < 1):
             raise SpecError("--health-interval", "interval must be positive, retries at least 1")
         cfg = self._resolve_mounts(cfg)
+        cfg = self._resolve_log_limits(cfg)
         id = secrets.token_hex(32)
         if cfg.name:
             if not _NAME.match(cfg.name):
@@ -537,6 +542,17 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
         self.names[name] = id
         self.emit(c, "create")
         return c
+
+    def _resolve_log_limits(self, cfg: ContainerConfig) -> ContainerConfig:
+        """The rotation the container keeps for life: as asked, or the daemon's."""
+        size, files = cfg.log_max_size, cfg.log_max_files
+        try:
+            units.check_log_limits(size, files)
+        except ValueError as e:
+            raise SpecError("--log-opt", str(e)) from None
+        if size == 0:
+            size, files = self.log_limits[0], files or self.log_limits[1]
+        return msgspec.structs.replace(cfg, log_max_size=size, log_max_files=files or 1)
 
     def _resolve_mounts(self, cfg: ContainerConfig) -> ContainerConfig:
         """--volumes-from copied in; bind sources checked; volumes created (an
@@ -703,8 +719,8 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
                 spec=spec,
                 stdin_fifo=cfg.open_stdin,  # held by the monitor: it outlives us
                 overlay=(self.lower_dirs(cfg), str(c.path / "upper"), str(c.path / "work")),
-                log_max_size=cfg.log_max_size,
-                log_max_files=cfg.log_max_files,
+                log_max_size=max(cfg.log_max_size, 0),  # -1 (and 0, stored before
+                log_max_files=max(cfg.log_max_files, 1),  # defaults): no rotation
                 log_file=str(c.log_path),
             )
             if on_network:

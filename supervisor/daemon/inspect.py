@@ -259,8 +259,8 @@ def inspect(c: Container, networks: dict[str, Network] | None = None) -> dict:
             "LogConfig": {
                 "Type": "cri",
                 "Config": {"max-size": str(cfg.log_max_size), "max-file": str(cfg.log_max_files)}
-                if cfg.log_max_size
-                else {},
+                if cfg.log_max_size > 0
+                else {"max-size": "-1"},
             },
         },
         "NetworkSettings": network_settings(c, networks or {}),

@@ -11,11 +11,9 @@ new file: no line is read twice or skipped.
 from __future__ import annotations
 
 import calendar
-import io
 import os
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import trio
@@ -56,38 +54,146 @@ def log_files(path: Path) -> list[Path]:
     return [p for _, p in sorted(rotated, reverse=True)] + ([path] if path.exists() else [])
 
 
-def _records(f, since_nano: int | None, until_nano: int | None) -> Iterator[Output]:
-    for line in f:
-        if not line.endswith(b"\n"):
-            break  # a record still being written
-        rec = parse_line(line[:-1])
-        if rec is None or (since_nano is not None and rec.time_nano < since_nano):
-            continue
-        if until_nano is not None and rec.time_nano > until_nano:
-            continue
-        yield rec
+CHUNK = 1 << 20  # bytes read (and records held) at a time
+# Reads of a log run in worker threads, a few at a time: a client asking for
+# a 4 GB log must not hold the event loop (nor every thread) for its length.
+_READERS = trio.CapacityLimiter(4)
 
 
-def read_existing(
+def _in_window(rec: Output, since_nano: int | None, until_nano: int | None) -> bool:
+    return (since_nano is None or rec.time_nano >= since_nano) and (
+        until_nano is None or rec.time_nano <= until_nano
+    )
+
+
+def _parse_block(block: bytes, since_nano: int | None, until_nano: int | None) -> list[Output]:
+    """The records of whole lines in `block`, within the time window."""
+    out = []
+    for line in block.split(b"\n"):
+        rec = parse_line(line)
+        if rec is not None and _in_window(rec, since_nano, until_nano):
+            out.append(rec)
+    return out
+
+
+def _read_block(path: Path, offset: int, end: int | None) -> tuple[bytes, int]:
+    """Up to CHUNK bytes of whole lines from `offset` (not past `end`); the
+    bytes and the offset after them. A line longer than CHUNK is read whole."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        want = CHUNK if end is None else min(CHUNK, end - offset)
+        data = f.read(max(want, 0))
+        cut = data.rfind(b"\n")
+        while cut < 0 and data and (end is None or offset + len(data) < end):
+            more = f.read(CHUNK if end is None else min(CHUNK, end - offset - len(data)))
+            if not more:
+                break
+            data += more
+            cut = data.rfind(b"\n")
+    if cut < 0:
+        return b"", offset  # no whole line (yet): a record still being written
+    return data[:cut], offset + cut + 1
+
+
+def _tail_start(
+    files: list[Path],
+    ends: list[int | None],
+    tail: int,
+    since_nano: int | None,
+    until_nano: int | None,
+) -> tuple[int, int]:
+    """Where the last `tail` records in the window begin: (index into `files`,
+    offset). Reads backwards from the end, a block at a time, so that `--tail 2`
+    of a 4 GB log reads kilobytes."""
+    if tail <= 0:
+        return len(files), 0
+    found = 0
+    for i in range(len(files) - 1, -1, -1):
+        try:
+            with open(files[i], "rb") as f:
+                end = f.seek(0, os.SEEK_END) if ends[i] is None else ends[i]
+                for line, at in _lines_backwards(f, _last_line_end(f, end)):
+                    rec = parse_line(line)
+                    if rec is not None and _in_window(rec, since_nano, until_nano):
+                        found += 1
+                        if found == tail:
+                            return i, at
+        except FileNotFoundError:
+            continue  # rotated away while we read
+    return 0, 0
+
+
+_BACK = 64 * 1024  # bytes read per step backwards
+
+
+def _last_line_end(f, end: int) -> int:
+    """The offset just past the last newline before `end` (0: none): what
+    follows it is a record still being written."""
+    pos = end
+    while pos > 0:
+        start = max(0, pos - _BACK)
+        f.seek(start)
+        cut = f.read(pos - start).rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        pos = start
+    return 0
+
+
+def _lines_backwards(f, end: int):
+    """(line, its offset) of the whole lines before `end` (which follows a
+    newline), last first."""
+    carry = b""  # the start of a line that began in an earlier block
+    pos = end
+    while pos > 0:
+        start = max(0, pos - _BACK)
+        f.seek(start)
+        data = f.read(pos - start)
+        if pos == end:
+            data = data[:-1]  # the newline ending the last line
+        lines = (data + carry).split(b"\n")
+        carry = lines.pop(0) if start > 0 else b""
+        offset = start + (len(carry) + 1 if start > 0 else 0)
+        starts = []
+        for line in lines:
+            starts.append(offset)
+            offset += len(line) + 1
+        yield from zip(reversed(lines), reversed(starts), strict=True)
+        pos = start
+
+
+async def read_existing(
     path: Path,
     since_nano: int | None,
     tail: int | None,
     upto: int | None = None,
     until_nano: int | None = None,
-) -> list[Output]:
-    """The records already written (between since and until, the last `tail` of
-    them); of the current file only its first `upto` bytes, so that a follower
+) -> AsyncIterator[list[Output]]:
+    """The records already written (between since and until; the last `tail`
+    of them), in batches of at most CHUNK bytes of log, read in worker threads;
+    of the current file only its first `upto` bytes, so that a follower
     starting at `upto` neither repeats nor skips."""
-    out: deque[Output] = deque(maxlen=tail if tail is not None and tail >= 0 else None)
-    for p in log_files(path):
-        try:
-            with open(p, "rb") as f:
-                if p == path and upto is not None:
-                    f = io.BytesIO(f.read(upto))
-                out.extend(_records(f, since_nano, until_nano))
-        except FileNotFoundError:
-            continue  # rotated away while we read
-    return list(out)
+    files = log_files(path)
+    ends = [upto if p == path else None for p in files]
+    first, offset = 0, 0
+    if tail is not None and tail >= 0:
+        first, offset = await trio.to_thread.run_sync(
+            _tail_start, files, ends, tail, since_nano, until_nano, limiter=_READERS
+        )
+    for i in range(first, len(files)):
+        pos = offset if i == first else 0
+        while True:
+            try:
+                block, pos = await trio.to_thread.run_sync(
+                    _read_block, files[i], pos, ends[i], limiter=_READERS
+                )
+            except FileNotFoundError:
+                break  # rotated away while we read
+            if not block:
+                break
+            batch = _parse_block(block, since_nano, until_nano)
+            if batch:
+                yield batch
 
 
 def end_offset(path: Path) -> int:

@@ -25,8 +25,13 @@ import trio
 from supervisor.daemon.fleet import Fleet
 from supervisor.daemon.journal import Journal
 from supervisor.daemon.restart import Backoff, parse_duration
-from supervisor.daemon.server import Connection, disconnected
-from supervisor.units import parse_size
+from supervisor.daemon.server import Connection, InputBudget, Limits, disconnected
+from supervisor.units import (
+    DEFAULT_LOG_MAX_FILES,
+    DEFAULT_LOG_MAX_SIZE,
+    parse_log_opts,
+    parse_size,
+)
 
 log = structlog.get_logger("corral.daemon")
 
@@ -91,12 +96,38 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=0,
         help="layers a pull fetches at once (default: half the CPUs, 1 to 3)",
     )
+    p.add_argument(
+        "--log-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="containers' default log rotation, as dockerd's: max-size=20m max-file=5 "
+        "(max-size=-1: none)",
+    )
+    p.add_argument(
+        "--handshake-timeout",
+        default="10s",
+        help="a connection that has not said Hello by then is closed (10s)",
+    )
+    p.add_argument(
+        "--max-buffered",
+        type=_size_flag,
+        default="256m",
+        help="unfinished messages all connections may hold together (256m)",
+    )
     p.add_argument("--restart-delay", default="100ms", help="first restart backoff (100ms)")
     p.add_argument("--restart-max-delay", default="1m", help="longest restart backoff (1m)")
     p.add_argument(
         "--restart-reset-after", default="10s", help="a run this long resets the backoff (10s)"
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:
+        size, files = parse_log_opts(args.log_opt)
+    except ValueError as e:
+        p.error(str(e))
+    args.log_max_size = size or DEFAULT_LOG_MAX_SIZE
+    args.log_max_files = files or (1 if size else DEFAULT_LOG_MAX_FILES)
+    return args
 
 
 def bind_socket(path: Path) -> trio.socket.SocketType:
@@ -148,12 +179,18 @@ async def serve(args: argparse.Namespace) -> None:
         bridge=args.bridge,
     )
     fleet.max_downloads = args.max_concurrent_downloads
+    fleet.log_limits = (args.log_max_size, args.log_max_files)
     sock_path = Path(args.socket or run_root / "corral.sock")
     sock = bind_socket(sock_path)
     listener = trio.SocketListener(sock)
 
+    limits = Limits(
+        handshake_timeout=parse_duration(args.handshake_timeout),
+        budget=InputBudget(args.max_buffered),
+    )
+
     async def handle(stream: trio.SocketStream) -> None:
-        conn = Connection(stream, fleet)
+        conn = Connection(stream, fleet, limits)
         try:
             await conn.serve()
         except Exception as e:  # one connection never takes the daemon down

@@ -62,32 +62,92 @@ _DECODER = msgspec.msgpack.Decoder(api.Request)
 _ENCODER = msgspec.msgpack.Encoder()
 
 
+# Before its Hello a connection may buffer only this much: a Hello is tens of
+# bytes, and a client that has not said who it is gets no 16 MiB frames.
+HELLO_MAX = 64 * 1024
+
+
+class InputBudget:
+    """The bytes of partial frames all connections hold together. A connection
+    whose next read would take the total past the limit is told so and closed:
+    fifty clients each parked on a 16 MiB frame must not cost the daemon
+    800 MB."""
+
+    def __init__(self, limit: int = 256 * 1024 * 1024) -> None:
+        self.limit, self.used = limit, 0
+
+    def take(self, n: int) -> bool:
+        if self.used + n > self.limit:
+            return False
+        self.used += n
+        return True
+
+    def give(self, n: int) -> None:
+        self.used -= n
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Every connection's bounds (the daemon's --handshake-timeout, --max-buffered):
+    one for the daemon, so that the budget is shared."""
+
+    handshake_timeout: float = 10.0  # seconds for a Hello to arrive whole
+    budget: InputBudget = dataclasses.field(default_factory=InputBudget)
+
+
 class Connection:
-    def __init__(self, stream: trio.SocketStream, fleet: Fleet) -> None:
+    def __init__(self, stream: trio.SocketStream, fleet: Fleet, limits: Limits | None = None):
         self.stream = stream
         self.fleet = fleet
         self.peer = secrets.token_hex(3)
+        self.limits = limits or Limits()
 
     async def send(self, msg: msgspec.Struct) -> None:
         await self.stream.send_all(frame(_ENCODER.encode(msg)))
 
+    async def send_many(self, msgs: list) -> None:
+        """Several messages in one write (each its own frame)."""
+        await self.stream.send_all(b"".join(frame(_ENCODER.encode(m)) for m in msgs))
+
     async def _reader(self, out: trio.MemorySendChannel) -> None:
-        buf = FrameBuffer()
-        async with out:
-            while True:
-                data = await self.stream.receive_some(1 << 16)
-                if not data:
-                    return
-                try:
-                    payloads = buf.feed(data)
-                except FrameError as e:
-                    await out.send(BadMessage(str(e), fatal=True))
-                    return
-                for payload in payloads:
+        buf = FrameBuffer(max_frame=HELLO_MAX)  # until the first frame, the Hello
+        budget, held = self.limits.budget, 0
+        try:
+            async with out:
+                while True:
+                    data = await self.stream.receive_some(1 << 16)
+                    if not data:
+                        return
+                    if not budget.take(len(data)):
+                        await out.send(
+                            BadMessage(
+                                "the daemon holds too many unfinished messages "
+                                f"({budget.used} bytes): try again",
+                                fatal=True,
+                            )
+                        )
+                        return
+                    held += len(data)
                     try:
-                        await out.send(_DECODER.decode(payload))
-                    except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                        await out.send(BadMessage(f"malformed message: {e}", fatal=False))
+                        payloads = buf.feed(data)
+                    except FrameError as e:
+                        await out.send(BadMessage(str(e), fatal=True))
+                        return
+                    budget.give(held - buf.pending)  # what is parsed is no longer held
+                    held = buf.pending
+                    if payloads:
+                        buf.max_frame = MAX_FRAME
+                    await self._deliver(out, payloads)
+        finally:
+            budget.give(held)
+
+    @staticmethod
+    async def _deliver(out: trio.MemorySendChannel, payloads: list[bytes]) -> None:
+        for payload in payloads:
+            try:
+                await out.send(_DECODER.decode(payload))
+            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                await out.send(BadMessage(f"malformed message: {e}", fatal=False))
 
     async def serve(self) -> None:
         send_ch, recv_ch = trio.open_memory_channel(16)
@@ -282,8 +342,8 @@ class Connection:
         c = self.fleet.get(req.id)
         upto = logs.end_offset(c.log_path)
         until = req.until_nano
-        for rec in logs.read_existing(c.log_path, req.since_nano, req.tail, upto, until):
-            await self.send(rec)
+        async for batch in logs.read_existing(c.log_path, req.since_nano, req.tail, upto, until):
+            await self.send_many(batch)
         if req.follow and (until is None or until > time.time_ns()):
             # With --until in the future, following ends then (Docker's -f --until).
             deadline = (
