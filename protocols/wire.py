@@ -31,15 +31,15 @@ class FrameBuffer:
 
     def __init__(self, max_frame: int = MAX_FRAME) -> None:
         self._buf = bytearray()
-        self._max = max_frame
+        self.max_frame = max_frame  # a larger frame is refused (FrameError)
 
     def feed(self, data: bytes) -> list[bytes]:
         self._buf += data
         out = []
         while len(self._buf) >= 4:
             (n,) = HEADER.unpack_from(self._buf)
-            if n > self._max:
-                raise FrameError(f"frame of {n} bytes is above the {self._max}-byte limit")
+            if n > self.max_frame:
+                raise FrameError(f"frame of {n} bytes is above the {self.max_frame}-byte limit")
             if len(self._buf) < 4 + n:
                 break
             out.append(bytes(self._buf[4 : 4 + n]))

@@ -9,6 +9,7 @@ way the daemon goes on serving everyone else.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import secrets
@@ -23,7 +24,7 @@ import trio
 
 from protocols import api
 from protocols.events import Gap, matches
-from protocols.wire import PROTOCOL_VERSION, FrameBuffer, FrameError, frame
+from protocols.wire import MAX_FRAME, PROTOCOL_VERSION, FrameBuffer, FrameError, frame
 from supervisor import __version__, _native
 from supervisor.daemon import copy as copying
 from supervisor.daemon import fleet_info, logs
@@ -159,7 +160,11 @@ class Connection:
                 nursery.cancel_scope.cancel()
 
     async def _session(self, inbox: trio.MemoryReceiveChannel) -> None:
-        hello = await _next(inbox)
+        hello = None
+        with trio.move_on_after(self.limits.handshake_timeout):
+            hello = await _next(inbox)
+        if hello is None:
+            return  # no Hello in time (or the client left): the connection closes
         if not isinstance(hello, api.Hello):
             msg = hello.message if isinstance(hello, BadMessage) else "expected Hello first"
             await self.send(api.Error(kind="protocol", message=msg))

@@ -27,6 +27,7 @@ class Daemon:
         self.proc: subprocess.Popen | None = None
         self.env = {**os.environ, "CORRAL_SOCKET": self.socket}
         self.clients: list[Client] = []
+        self.extra_args: list[str] = []  # more `corral daemon` flags, for a test's own daemon
 
     def start(self) -> None:
         exe = [
@@ -44,6 +45,7 @@ class Daemon:
             self.bridge,
             "--log-level",
             "debug",
+            *self.extra_args,
         ]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(exe, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
