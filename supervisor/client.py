@@ -32,6 +32,11 @@ class Unreachable(Exception):
     pass
 
 
+class UsageError(Exception):
+    """A flag or value the command cannot take: said before anything is asked
+    of the daemon, and the command exits 125, as Docker's do."""
+
+
 def socket_path(flag: str | None = None) -> str:
     return flag or os.environ.get("CORRAL_SOCKET") or DEFAULT_SOCKET
 

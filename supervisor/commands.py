@@ -15,7 +15,7 @@ import time
 from protocols import api_lite as api
 from protocols import lite
 from protocols.wire import PROTOCOL_VERSION
-from supervisor.client import Client, DaemonError, Unreachable, socket_path
+from supervisor.client import Client, DaemonError, Unreachable, UsageError, socket_path
 from supervisor.commands_attach import attach, cmd_attach, parse_detach_keys, pump, terminal_size
 from supervisor.commands_flags import (
     config_from,
@@ -28,7 +28,10 @@ from supervisor.tables import columns
 
 
 def main(argv: list[str]) -> int:
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except SystemExit as e:  # the parser said why; a flag it cannot take is Docker's 125
+        return 125 if e.code == 2 else e.code if isinstance(e.code, int) else 0
     try:
         client = Client(socket_path(args.socket))
     except Unreachable as e:
@@ -36,6 +39,9 @@ def main(argv: list[str]) -> int:
         return 125
     try:
         return COMMANDS[args.cmd](client, args)
+    except UsageError as e:
+        print(f"corral: {e}", file=sys.stderr)
+        return 125
     except DaemonError as e:
         print(f"corral: Error response from daemon: {e}", file=sys.stderr)
         return e.exit_code if args.cmd in ("run", "exec") else 1
@@ -56,8 +62,8 @@ def _create(c: Client, args) -> api.Created:
     it is missing); the pull's progress goes to stderr, as Docker's does."""
     cfg = config_from(args)
     if args.cidfile and os.path.exists(args.cidfile):  # Docker's check, before anything
-        raise SystemExit(
-            f"corral: container ID file found, make sure the other container isn't "
+        raise UsageError(
+            f"container ID file found, make sure the other container isn't "
             f"running or delete {args.cidfile}"
         )
     if cfg.image and args.pull == "always":
@@ -75,7 +81,7 @@ def _create(c: Client, args) -> api.Created:
             with open(args.cidfile, "x") as f:
                 f.write(created.id)
         except OSError as e:
-            raise SystemExit(f"corral: --cidfile {args.cidfile}: {e.strerror}") from None
+            raise UsageError(f"--cidfile {args.cidfile}: {e.strerror}") from None
     return created
 
 
@@ -275,7 +281,7 @@ def _templated(fmt: str, rows: list, headers: dict[str, str]) -> None:
         else:
             lines = [templates.render(fmt, r) for r in rows]
     except templates.TemplateError as e:
-        raise SystemExit(f"corral: --format: {e}") from None
+        raise UsageError(f"--format: {e}") from None
     for line in lines:
         print(line)
 
@@ -301,7 +307,7 @@ def cmd_cp(c: Client, args) -> int:
         return 0
     if src == "-":  # a tar on stdin, unpacked into the container's directory
         if ":" not in dest:
-            raise SystemExit("corral: cp - needs CONTAINER:DIR")
+            raise UsageError("cp - needs CONTAINER:DIR")
         ref, path = dest.split(":", 1)
         c.send(api.CopyTo(id=ref, path=path.rstrip("/") + "/" if path != "/" else path))
         while chunk := sys.stdin.buffer.read(1 << 20):
@@ -757,7 +763,7 @@ def _render_one(fmt: str, obj: object) -> str:
     try:
         return templates.render(fmt, obj)
     except templates.TemplateError as e:
-        raise SystemExit(f"corral: --format: {e}") from None
+        raise UsageError(f"--format: {e}") from None
 
 
 def cmd_version(c: Client, args) -> int:

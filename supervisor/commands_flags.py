@@ -11,6 +11,7 @@ import time
 
 from protocols import api_lite as api
 from supervisor import cmdline, units
+from supervisor.client import UsageError
 from supervisor.cmdline import ArgumentTypeError, Namespace
 
 _DUR_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
@@ -77,7 +78,7 @@ def _lines(path: str, flag: str) -> list[str]:
         with open(path) as f:
             text = f.read()
     except OSError as e:
-        raise SystemExit(f"corral: {flag} {path}: {e.strerror}") from None
+        raise UsageError(f"{flag} {path}: {e.strerror}") from None
     return [s for line in text.splitlines() if (s := line.strip()) and not s.startswith("#")]
 
 
@@ -230,7 +231,7 @@ def _mounts(args: Namespace) -> list[api.MountSpec]:
             + [parse_tmpfs(t) for t in args.tmpfs]
         )
     except MountError as e:
-        raise SystemExit(f"corral: {e}") from None
+        raise UsageError(f"{e}") from None
 
 
 def _duration(value: str) -> float:
@@ -343,7 +344,7 @@ def config_from(args: Namespace) -> api.ContainerConfig:
 def _key_value(text: str, flag: str) -> tuple[str, str]:
     key, eq, value = text.partition("=")
     if not eq or not key:
-        raise SystemExit(f"corral: {flag} {text!r}: KEY=VALUE")
+        raise UsageError(f"{flag} {text!r}: KEY=VALUE")
     return key.strip(), value
 
 
@@ -354,9 +355,9 @@ def _ulimit(text: str) -> tuple[str, tuple[int, int]]:
     try:
         limits = tuple((2**64 - 1) if v == "-1" else int(v) for v in (soft, hard or soft))
     except ValueError:
-        raise SystemExit(f"corral: --ulimit {text!r}: NAME=SOFT[:HARD], numbers") from None
+        raise UsageError(f"--ulimit {text!r}: NAME=SOFT[:HARD], numbers") from None
     if not eq or not name or limits[0] > limits[1]:
-        raise SystemExit(f"corral: --ulimit {text!r}: NAME=SOFT[:HARD], soft <= hard")
+        raise UsageError(f"--ulimit {text!r}: NAME=SOFT[:HARD], soft <= hard")
     return name, limits  # type: ignore[return-value]
 
 
@@ -370,7 +371,7 @@ def _security_opt(opt: str) -> str:
         with open(value, encoding="utf-8") as f:
             return "seccomp=" + f.read()
     except OSError as e:
-        raise SystemExit(f"corral: --security-opt {opt}: {e.strerror}") from None
+        raise UsageError(f"--security-opt {opt}: {e.strerror}") from None
 
 
 class _Unbuilt:

@@ -8,7 +8,7 @@ import sys
 
 from protocols import api_lite as api
 from protocols import lite
-from supervisor.client import Client, DaemonError
+from supervisor.client import Client, DaemonError, UsageError
 
 
 def _human_size(n: float) -> str:
@@ -128,7 +128,7 @@ def cmd_save(c: Client, args) -> int:
         c.call(api.ImageSave(ref=args.image, path=os.path.abspath(args.output)))
         return 0
     if sys.stdout.isatty():
-        raise SystemExit("corral: cowardly refusing to save to a terminal: use -o or redirect")
+        raise UsageError("cowardly refusing to save to a terminal: use -o or redirect")
     for msg in c.stream(api.ImageSave(ref=args.image, path="")):
         sys.stdout.buffer.write(msg.data)
     sys.stdout.buffer.flush()
@@ -143,7 +143,7 @@ def _image_filters(images: list, filters: list[str]) -> list:
     wanted = parse_filters(filters)
     for key in wanted:
         if key not in ("dangling", "reference"):
-            raise SystemExit(f"corral: images --filter: unknown filter {key!r}")
+            raise UsageError(f"images --filter: unknown filter {key!r}")
     out = []
     for im in images:
         if "dangling" in wanted and (not im.tags) != (wanted["dangling"][-1] == "true"):

@@ -162,7 +162,7 @@ def test_exec_detached_runs_on_and_its_end_is_an_event(daemon, rootfs):
 @pytest.mark.parametrize("value", ["maybe", ""])
 def test_sig_proxy_takes_docker_booleans_only(daemon, rootfs, value):
     p = daemon.cli("run", f"--sig-proxy={value}", "--rootfs", str(rootfs), "true")
-    assert p.returncode == 2 and "invalid boolean" in p.stderr, p.stderr
+    assert p.returncode == 125 and "invalid boolean" in p.stderr, p.stderr
 
 
 def test_terminal_size_at_start_and_on_resize(daemon, rootfs):

@@ -309,7 +309,7 @@ def test_bad_requests_get_clear_errors(daemon, rootfs, tmp_path):
     p = daemon.cli("run", "--rootfs", str(rootfs), "no-such-program")
     assert p.returncode == 127 and "not found" in p.stderr
     p = daemon.cli("run", "--bogus-flag", "--rootfs", str(rootfs), "true")
-    assert p.returncode == 2 and "unrecognized arguments" in p.stderr
+    assert p.returncode == 125 and "unrecognized arguments" in p.stderr
     daemon.cli("create", "--name", "dup", "--rootfs", str(rootfs), "true")
     p = daemon.cli("create", "--name", "dup", "--rootfs", str(rootfs), "true")
     assert p.returncode == 1 and "already in use" in p.stderr
