@@ -10,7 +10,7 @@ import os
 import time
 
 from protocols import api_lite as api
-from supervisor import cmdline, units
+from supervisor import checks, cmdline, units
 from supervisor.client import UsageError
 from supervisor.cmdline import ArgumentTypeError, Namespace
 
@@ -161,13 +161,27 @@ def _container_flags(p: cmdline.ArgumentParser) -> None:
         help="a run this long resets the backoff (default 10s)",
     )
     p.add_argument("--health-cmd", help="a shell command that exits 0 when healthy")
-    p.add_argument("--health-interval", type=_duration, default=30.0)
-    p.add_argument("--health-timeout", type=_duration, default=30.0)
-    p.add_argument("--health-retries", type=int, default=3)
-    p.add_argument("--health-start-period", type=_duration, default=0.0)
-    p.add_argument("--no-healthcheck", action="store_true")
     p.add_argument(
-        "--health-on-failure", default="none", choices=("none", "kill", "restart", "stop")
+        "--health-interval", type=_duration, default=30.0, help="time between checks (30s)"
+    )
+    p.add_argument(
+        "--health-timeout", type=_duration, default=30.0, help="a check's longest run (30s)"
+    )
+    p.add_argument(
+        "--health-retries", type=int, default=3, help="failures in a row that mean unhealthy"
+    )
+    p.add_argument(
+        "--health-start-period",
+        type=_duration,
+        default=0.0,
+        help="failures in this first time do not count (0s)",
+    )
+    p.add_argument("--no-healthcheck", action="store_true", help="no check, not even the image's")
+    p.add_argument(
+        "--health-on-failure",
+        default="none",
+        choices=("none", "kill", "restart", "stop"),
+        help="what to do once unhealthy (Podman's flag; default none)",
     )
     p.add_argument(
         "-v",
@@ -246,18 +260,14 @@ def _duration(value: str) -> float:
 
 def config_from(args: Namespace) -> api.ContainerConfig:
     env = env_from(args)
-    labels = {}
-    for label in [
-        *(line for f in args.label_file for line in _lines(f, "--label-file")),
-        *args.label,
-    ]:
-        k, _, v = label.partition("=")
-        labels[k] = v
+    labels = labels_from(
+        [*(line for f in args.label_file for line in _lines(f, "--label-file")), *args.label]
+    )
     try:
         log_max_size, log_max_files = units.parse_log_opts(args.log_opt)
     except ValueError as e:
         raise UsageError(f"{e}") from None
-    mem = args.memory
+    mem = args.memory or None  # -m 0: no limit, as Docker reads it
     if args.restart != "no" and args.rm:
         raise UsageError("conflicting options: --restart and --rm")
     health = [] if args.no_healthcheck or not args.health_cmd else ["sh", "-c", args.health_cmd]
@@ -339,6 +349,11 @@ def config_from(args: Namespace) -> api.ContainerConfig:
         dns_search=args.dns_search,
         dns_options=args.dns_option,
     )
+    try:
+        checks.container(cfg)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return cfg
 
 
 def _key_value(text: str, flag: str) -> tuple[str, str]:

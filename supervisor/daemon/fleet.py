@@ -28,7 +28,7 @@ import trio
 
 from protocols import oci
 from protocols.api import ContainerConfig
-from supervisor import units
+from supervisor import checks, units
 from supervisor.daemon import health, imageconfig, ocispec, restart
 from supervisor.daemon.fleet_exec import FleetExec
 from supervisor.daemon.fleet_info import FleetInfo
@@ -66,7 +66,6 @@ from supervisor.volumes.store import VolumeError, VolumeStore
 
 log = structlog.get_logger("corral.fleet")
 
-_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _ADJ = (
     "brave",
     "calm",
@@ -107,6 +106,22 @@ _NOUN = (
     "quokka",
     "raven",
 )
+
+
+def _no_nul(value: object) -> None:
+    """ValueError naming the first string with a NUL byte in a configuration
+    (as msgspec.to_builtins gives it): the kernel would cut it there."""
+    todo: list[tuple[str, object]] = [("", value)]
+    while todo:
+        path, v = todo.pop()
+        if isinstance(v, str):
+            checks.no_nul(path or "config", v)
+        elif isinstance(v, dict):
+            todo += [(f"{path}.{k}" if path else str(k), x) for k, x in v.items()]
+            for k in v:
+                checks.no_nul(f"{path} key" if path else "key", str(k))
+        elif isinstance(v, list | tuple):
+            todo += [(f"{path}[{i}]", x) for i, x in enumerate(v)]
 
 
 class Container:
@@ -441,6 +456,14 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
     # -- lifecycle ------------------------------------------------------------------------
 
     def create(self, cfg: ContainerConfig) -> Container:
+        # The client checked these too; any client may send anything.
+        try:
+            checks.container(cfg, os.cpu_count())
+            _no_nul(msgspec.to_builtins(cfg))
+        except ValueError as e:
+            raise SpecError("config", str(e)) from None
+        if cfg.memory == 0:  # -m 0: no limit, as Docker reads it
+            cfg = msgspec.structs.replace(cfg, memory=None)
         if cfg.image:
             try:
                 image_id = self.images.resolve(cfg.image)
@@ -523,9 +546,7 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
         cfg = self._resolve_log_limits(cfg)
         id = secrets.token_hex(32)
         if cfg.name:
-            if not _NAME.match(cfg.name):
-                raise SpecError("--name", f"invalid name {cfg.name!r}: [a-zA-Z0-9][a-zA-Z0-9_.-]+")
-            name = cfg.name.lstrip("/")
+            name = checks.name(cfg.name)  # checked above: a valid name
             if name in self.names:
                 raise Conflict(
                     f'the name "{name}" is already in use by container '

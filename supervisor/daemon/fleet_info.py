@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import trio
 
-from supervisor import fstree
+from supervisor import checks, fstree
 from supervisor.daemon.fleet_networks import PLACEHOLDERS
 from supervisor.errors import Conflict, InvalidState, SpecError
 from supervisor.images.store import empty_file_among
@@ -40,11 +40,10 @@ class FleetInfo:
     store: Store
 
     def rename(self, c: Container, new: str) -> None:
-        from supervisor.daemon.fleet import _NAME  # the one rule for names
-
-        name = new.lstrip("/")
-        if not _NAME.match(new):
-            raise SpecError("name", f"invalid name {new!r}: [a-zA-Z0-9][a-zA-Z0-9_.-]+")
+        try:
+            name = checks.name(new)
+        except ValueError as e:
+            raise SpecError("name", str(e)) from None
         if name == c.name:
             return
         if name in self.names:
@@ -184,6 +183,10 @@ class FleetInfo:
                 f"({swap} bytes): give --memory-swap too",
             )
         new = msgspec.structs.replace(cfg, **changes)
+        try:
+            checks.container(new, os.cpu_count())
+        except ValueError as e:
+            raise SpecError("update", str(e)) from None
         ocispec.check_modes(new)
         if c.running:
             limits = plan.limits_from_spec(ocispec.resources(new))

@@ -16,6 +16,7 @@ import socket
 
 import trio
 
+from supervisor import checks
 from supervisor.errors import CorralError
 
 UDP_IDLE = 90.0  # seconds a client's UDP flow lives without traffic (as Docker's proxy)
@@ -27,33 +28,18 @@ class PortError(CorralError):
 
 def parse(spec: str) -> tuple[str, int, int, str]:
     """'8080:80', '127.0.0.1:8080:80/tcp', '80' -> (host ip, host port, port, proto)."""
-    body, _, proto = spec.partition("/")
-    proto = proto or "tcp"
-    if proto not in ("tcp", "udp"):
-        raise PortError(f"-p {spec}: protocol {proto!r} is not tcp or udp")
-    parts = body.rsplit(":", 2)
     try:
-        if len(parts) == 1:
-            return "0.0.0.0", 0, int(parts[0]), proto
-        if len(parts) == 2:
-            return "0.0.0.0", int(parts[0] or 0), int(parts[1]), proto
-        return parts[0] or "0.0.0.0", int(parts[1] or 0), int(parts[2]), proto
-    except ValueError:
-        raise PortError(f"-p {spec}: expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp]") from None
+        return checks.publish(spec)
+    except ValueError as e:
+        raise PortError(str(e)) from None
 
 
 def parse_expose(spec: str) -> list[str]:
     """'80', '53/udp', '8000-8002/tcp' -> ['80/tcp'] ... (one entry per port)."""
-    body, _, proto = spec.partition("/")
-    proto = proto or "tcp"
-    first, _, last = body.partition("-")
     try:
-        lo, hi = int(first), int(last or first)
-    except ValueError:
-        raise PortError(f"--expose {spec}: expected PORT[-PORT][/tcp|udp]") from None
-    if proto not in ("tcp", "udp") or not 0 < lo <= hi < 65536:
-        raise PortError(f"--expose {spec}: expected PORT[-PORT][/tcp|udp], ports 1-65535")
-    return [f"{p}/{proto}" for p in range(lo, hi + 1)]
+        return checks.expose(spec)
+    except ValueError as e:
+        raise PortError(str(e)) from None
 
 
 def bind(host: str, port: int, proto: str = "tcp") -> socket.socket:
