@@ -37,6 +37,18 @@ class UsageError(Exception):
     of the daemon, and the command exits 125, as Docker's do."""
 
 
+def confirm(args, warning: str) -> bool:
+    """Docker's prompt before a prune: WARNING, then [y/N] on stdin; -f skips it."""
+    import sys
+
+    if getattr(args, "force", False):
+        return True
+    sys.stdout.write(f"WARNING! {warning}\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
 def socket_path(flag: str | None = None) -> str:
     return flag or os.environ.get("CORRAL_SOCKET") or DEFAULT_SOCKET
 
@@ -66,13 +78,19 @@ class Client:
         return self.sock.fileno()
 
     def send(self, msg: lite.Lite) -> None:
-        self.sock.sendall(frame(lite.encode(msg)))
+        try:
+            self.sock.sendall(frame(lite.encode(msg)))
+        except (BrokenPipeError, ConnectionResetError):
+            raise Unreachable("the daemon closed the connection (did it stop?)") from None
 
     def recv(self):
         while not self.pending:
-            data = self.sock.recv(1 << 16)
+            try:
+                data = self.sock.recv(1 << 16)
+            except ConnectionResetError:
+                data = b""
             if not data:
-                raise Unreachable("the daemon closed the connection")
+                raise Unreachable("the daemon closed the connection (did it stop?)")
             self.pending.extend(self.buf.feed(data))
         msg = lite.decode(self.pending.pop(0))
         if isinstance(msg, api.Error):

@@ -15,7 +15,14 @@ import time
 from protocols import api_lite as api
 from protocols import lite
 from protocols.wire import PROTOCOL_VERSION
-from supervisor.client import Client, DaemonError, Unreachable, UsageError, socket_path
+from supervisor.client import (
+    Client,
+    DaemonError,
+    Unreachable,
+    UsageError,
+    confirm,
+    socket_path,
+)
 from supervisor.commands_attach import attach, cmd_attach, parse_detach_keys, pump, terminal_size
 from supervisor.commands_flags import (
     config_from,
@@ -34,6 +41,8 @@ def main(argv: list[str]) -> int:
         return 125 if e.code == 2 else e.code if isinstance(e.code, int) else 0
     try:
         client = Client(socket_path(args.socket))
+    except KeyboardInterrupt:
+        return 130
     except Unreachable as e:
         print(f"corral: {e}", file=sys.stderr)
         return 125
@@ -42,6 +51,9 @@ def main(argv: list[str]) -> int:
     except UsageError as e:
         print(f"corral: {e}", file=sys.stderr)
         return 125
+    except NotATty:
+        print("the input device is not a TTY", file=sys.stderr)
+        return 1
     except DaemonError as e:
         print(f"corral: Error response from daemon: {e}", file=sys.stderr)
         return e.exit_code if args.cmd in ("run", "exec") else 1
@@ -50,6 +62,8 @@ def main(argv: list[str]) -> int:
         return 125
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:  # Ctrl-C on a stream (logs -f, events, stats, wait): quietly
+        return 130
     finally:
         client.close()
 
@@ -57,10 +71,10 @@ def main(argv: list[str]) -> int:
 # -- commands ---------------------------------------------------------------------------
 
 
-def _create(c: Client, args) -> api.Created:
+def _create(c: Client, args, cfg: api.ContainerConfig | None = None) -> api.Created:
     """Create, pulling the image first as `--pull` says (Docker's default: when
     it is missing); the pull's progress goes to stderr, as Docker's does."""
-    cfg = config_from(args)
+    cfg = cfg or config_from(args)
     if args.cidfile and os.path.exists(args.cidfile):  # Docker's check, before anything
         raise UsageError(
             f"container ID file found, make sure the other container isn't "
@@ -105,8 +119,22 @@ def cmd_create(c: Client, args) -> int:
     return 0
 
 
+def _needs_a_tty(args) -> None:
+    """-it with a stdin that is no terminal: Docker's refusal (the container
+    would wait for a terminal that never comes)."""
+    if args.interactive and args.tty and not args.__dict__.get("detach") and not os.isatty(0):
+        raise NotATty
+
+
+class NotATty(Exception):
+    pass
+
+
 def cmd_run(c: Client, args) -> int:
-    created = _create(c, args)
+    keys = parse_detach_keys(args.detach_keys)
+    cfg = config_from(args)  # every flag and value checked before the terminal is
+    _needs_a_tty(args)
+    created = _create(c, args, cfg)
     if args.detach:
         c.call(api.Start(id=created.id))
         print(created.id)
@@ -118,7 +146,7 @@ def cmd_run(c: Client, args) -> int:
         tty=args.tty,
         start=True,
         sig_proxy=args.sig_proxy,
-        detach_keys=parse_detach_keys(args.detach_keys),
+        detach_keys=keys,
     )
 
 
@@ -380,6 +408,8 @@ def cmd_export(c: Client, args) -> int:
 
 
 def cmd_container(c: Client, args) -> int:
+    if not confirm(args, "This will remove all stopped containers."):
+        return 0
     gone = c.call(api.ContainerPrune()).ids
     for i in gone:
         print(i)
@@ -422,6 +452,17 @@ def cmd_system(c: Client, args) -> int:
     if args.scmd == "df":
         return _system_df(c, args)
     from supervisor.commands_images import _human_size
+
+    what = [
+        "all stopped containers",
+        "all networks not used by at least one container",
+        *(["all anonymous volumes not used by at least one container"] if args.volumes else []),
+        "all images without at least one container associated to them"
+        if args.all
+        else "all dangling images",
+    ]
+    if not confirm(args, "This will remove:\n" + "".join(f"  - {w}\n" for w in what)):
+        return 0
 
     containers = c.call(api.ContainerPrune()).ids
     networks = c.call(api.NetworkPrune()).removed
@@ -590,6 +631,7 @@ def cmd_wait(c: Client, args) -> int:
 
 
 def cmd_exec(c: Client, args) -> int:
+    _needs_a_tty(args)
     h, w = terminal_size() if args.tty else (0, 0)
     req = api.Exec(
         id=args.container,
@@ -652,14 +694,14 @@ def _stats_fields(s: api.StatsSample) -> dict:
 def cmd_stats(c: Client, args) -> int:
     """Docker's columns; streamed, the table is drawn again each second (a
     block per second when the output is not a terminal)."""
-    req = api.Stats(ids=args.containers, stream=not args.no_stream)
+    req = api.Stats(ids=args.containers, stream=not args.no_stream, all=args.all)
     fmt = STATS_TABLE if args.format == "table" else args.format
     tty = sys.stdout.isatty()
     batch: list[api.StatsSample] = []
     seen: set[str] = set()
 
     def flush() -> None:
-        if fmt == "json" or not batch:
+        if fmt == "json" or (not batch and not fmt.startswith("table")):
             return
         if tty and req.stream:
             sys.stdout.write("\x1b[2J\x1b[H")  # Docker redraws in place
@@ -681,8 +723,12 @@ def cmd_stats(c: Client, args) -> int:
 
 
 def format_event(ev: api.Event) -> str:
+    """Docker's line: local time with its zone (...T10:00:00.000000000+01:00)."""
     secs, frac = divmod(ev.time_nano, 10**9)
-    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(secs)) + f".{frac:09d}"
+    local = time.localtime(secs)
+    zone = time.strftime("%z", local)  # Go's Z07:00: "Z" for UTC
+    zone = "Z" if zone in ("+0000", "-0000") else f"{zone[:3]}:{zone[3:]}"
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S", local) + f".{frac:09d}{zone}"
     attrs = ", ".join(f"{k}={v}" for k, v in sorted(ev.attributes.items()))
     return f"{ts} {ev.type} {ev.action} {ev.id} ({attrs})"
 

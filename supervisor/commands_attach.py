@@ -128,6 +128,11 @@ def pump(
         ttymod.setraw(0, termios.TCSANOW)  # TCSAFLUSH, its default, drops type-ahead
     out, err = sys.stdout.buffer, sys.stderr.buffer
     try:
+        if stdin and not _pollable(0):
+            # A regular file or /dev/null: epoll refuses them (they are always
+            # ready). A thread copies it to the daemon while we read the output.
+            _send_file_stdin(c)
+            stdin = False
         if not stdin:  # only the daemon to read: no selector (nor its import)
             while True:
                 if (code := _handle(c.recv(), out, err, exec_id)) is not None:
@@ -165,6 +170,32 @@ def pump(
             import termios
 
             termios.tcsetattr(0, termios.TCSADRAIN, restore)
+
+
+def _pollable(fd: int) -> bool:
+    """Whether epoll takes `fd`: pipes, sockets and terminals; not regular
+    files, nor character devices other than terminals (/dev/null)."""
+    import stat
+
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISBLK(mode):
+        return False
+    return not stat.S_ISCHR(mode) or os.isatty(fd)
+
+
+def _send_file_stdin(c: Client) -> None:
+    """Copy our stdin (a file) to the daemon from a thread, then close it."""
+    import threading
+
+    def copy() -> None:
+        try:
+            while data := os.read(0, 1 << 16):
+                c.send(api.StdinData(data=data))
+            c.send(api.StdinClose())
+        except (Unreachable, OSError):
+            pass  # the stream has ended: the main thread reports how
+
+    threading.Thread(target=copy, daemon=True).start()
 
 
 def _partial_keys(data: bytes, keys: bytes) -> bytes:

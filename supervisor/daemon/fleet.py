@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import secrets
 import signal
 import time
@@ -319,7 +318,7 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
                 c.stdin_w = self.runtime.stdin_writer(c.id)
             except CorralError as e:
                 log.error("fleet.stdin_lost", container=c.id[:12], error=str(e))
-        log.info("fleet.adopted", container=c.id[:12], name=c.name, pid=rt.pid)
+        log.debug("fleet.adopted", container=c.id[:12], name=c.name, pid=rt.pid)
         self._spawn_watch(c, pidfd, ours=False)
         if c.config.ports:  # the proxies died with the last daemon: again
             c.state.ports = {}
@@ -406,7 +405,7 @@ class Fleet(FleetNetworks, FleetRestarts, FleetExec, FleetInfo):
                 self.emit_volume(m.source, "unmount", container=c.id)
         c.exited.set()
         c.unsettled = True
-        log.info("fleet.died", container=c.id[:12], name=c.name, exit_code=code, oom=oom)
+        log.debug("fleet.died", container=c.id[:12], name=c.name, exit_code=code, oom=oom)
 
     def _settle(self, c: Container) -> None:
         """After the exit is reported: make it durable, remove what the runtime

@@ -136,7 +136,7 @@ def _record(fleet: Fleet, c: Container, result: HealthResult, *, in_start_period
     fleet.store.save_state(c.id, st)
     if st.health_status != before:
         fleet.emit(c, f"health_status: {st.health_status}")
-        log.info("health.changed", container=c.id[:12], name=c.name, status=st.health_status)
+        log.debug("health.changed", container=c.id[:12], name=c.name, status=st.health_status)
 
 
 async def _act(fleet: Fleet, c: Container) -> None:
