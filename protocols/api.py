@@ -311,6 +311,7 @@ class Unpause(_Msg):
 class Stats(_Msg):
     ids: list[str] = []  # empty: every running container
     stream: bool = True
+    all: bool = False  # with no ids: every container (stopped ones as zeros)
 
 
 class Events(_Msg):
@@ -369,7 +370,7 @@ class ImageCommit(_Msg):
 
 
 class ImageList(_Msg):
-    pass
+    filters: dict[str, list[str]] = {}  # dangling, label, reference, before, since
 
 
 class ImageTag(_Msg):
@@ -417,10 +418,11 @@ class NetworkCreate(_Msg):
     name: str
     subnet: str = ""
     gateway: str = ""
+    labels: dict[str, str] = {}
 
 
 class NetworkList(_Msg):
-    pass
+    filters: dict[str, list[str]] = {}  # name, id, label, driver, type, scope, dangling
 
 
 class NetworkInspect(_Msg):
@@ -678,6 +680,7 @@ class NetworkInfo(msgspec.Struct, frozen=True, kw_only=True):
     names: dict[str, str] = {}  # container id -> name
     created_nano: int = 0
     labels: dict[str, str] = {}
+    driver: str = "bridge"  # host and none (listed too) are "host" and "null"
 
 
 class NetworkResult(_Msg):

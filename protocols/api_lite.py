@@ -414,12 +414,13 @@ class Unpause(Lite):
 
 
 class Stats(Lite):
-    __slots__ = ("ids", "stream")
+    __slots__ = ("ids", "stream", "all")
     _tagged = True
     _omit_defaults = True
     _fields = (
         ("ids", list),
         ("stream", True),
+        ("all", False),
     )
 
 
@@ -526,9 +527,12 @@ class ImageCommit(Lite):
 
 
 class ImageList(Lite):
-    __slots__ = ()
+    __slots__ = ("filters",)
     _tagged = True
     _omit_defaults = True
+    _fields = (
+        ("filters", dict),
+    )
 
 
 class ImageTag(Lite):
@@ -611,20 +615,24 @@ class Logout(Lite):
 
 
 class NetworkCreate(Lite):
-    __slots__ = ("name", "subnet", "gateway")
+    __slots__ = ("name", "subnet", "gateway", "labels")
     _tagged = True
     _omit_defaults = True
     _fields = (
         ("name", REQUIRED),
         ("subnet", ""),
         ("gateway", ""),
+        ("labels", dict),
     )
 
 
 class NetworkList(Lite):
-    __slots__ = ()
+    __slots__ = ("filters",)
     _tagged = True
     _omit_defaults = True
+    _fields = (
+        ("filters", dict),
+    )
 
 
 class NetworkInspect(Lite):
@@ -933,7 +941,7 @@ class ImagesDone(Lite):
 
 
 class NetworkInfo(Lite):
-    __slots__ = ("name", "subnet", "gateway", "bridge", "containers", "names", "created_nano", "labels")
+    __slots__ = ("name", "subnet", "gateway", "bridge", "containers", "names", "created_nano", "labels", "driver")
     _fields = (
         ("name", REQUIRED),
         ("subnet", REQUIRED),
@@ -943,6 +951,7 @@ class NetworkInfo(Lite):
         ("names", dict),
         ("created_nano", 0),
         ("labels", dict),
+        ("driver", "bridge"),
     )
 
 

@@ -29,7 +29,8 @@ class Gap(msgspec.Struct, frozen=True, tag=True, tag_field="msg", kw_only=True):
 
 
 def matches(ev: Event, filters: dict[str, list[str]]) -> bool:
-    """Docker's filter rules: OR within a key, AND across keys."""
+    """Docker's filter rules: OR within a key, AND across keys; every label
+    filter must match."""
     for key, values in filters.items():
         if not values:
             continue
@@ -40,7 +41,7 @@ def matches(ev: Event, filters: dict[str, list[str]]) -> bool:
         elif key == "container":
             ok = any(v == ev.name or ev.id.startswith(v) for v in values)
         elif key == "label":
-            ok = any(_label_ok(ev.attributes, v) for v in values)
+            ok = all(_label_ok(ev.attributes, v) for v in values)
         else:
             ok = ev.attributes.get(key) in values
         if not ok:

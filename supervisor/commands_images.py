@@ -8,7 +8,7 @@ import sys
 
 from protocols import api_lite as api
 from protocols import lite
-from supervisor.client import Client, DaemonError, UsageError
+from supervisor.client import Client, DaemonError, UsageError, confirm
 
 
 def _human_size(n: float) -> str:
@@ -135,33 +135,10 @@ def cmd_save(c: Client, args) -> int:
     return 0
 
 
-def _image_filters(images: list, filters: list[str]) -> list:
-    """images -f dangling=true|false, reference=PATTERN (Docker's glob on repo:tag
-    or repo), label is not kept for images here: refused by name."""
+def cmd_images(c: Client, args) -> int:
     from supervisor.commands_flags import parse_filters
 
-    wanted = parse_filters(filters)
-    for key in wanted:
-        if key not in ("dangling", "reference"):
-            raise UsageError(f"images --filter: unknown filter {key!r}")
-    out = []
-    for im in images:
-        if "dangling" in wanted and (not im.tags) != (wanted["dangling"][-1] == "true"):
-            continue
-        if "reference" in wanted:
-            import fnmatch
-
-            names = [n for t in im.tags for n in (t, t.rpartition(":")[0])]
-            if not any(fnmatch.fnmatchcase(n, p) for p in wanted["reference"] for n in names):
-                continue
-        out.append(im)
-    return out
-
-
-def cmd_images(c: Client, args) -> int:
-    images = c.call(api.ImageList()).images
-    if args.filter:
-        images = _image_filters(images, args.filter)
+    images = c.call(api.ImageList(filters=parse_filters(args.filter))).images
     if args.quiet:
         for im in images:
             print(im.id.removeprefix("sha256:")[:12])
@@ -300,6 +277,13 @@ def cmd_image(c: Client, args) -> int:
         return cmd_rmi(c, args)
     if args.icmd == "history":
         return cmd_history(c, args)
+    what = (
+        "This will remove all images without at least one container associated to them."
+        if args.all
+        else "This will remove all dangling images."
+    )
+    if not confirm(args, what):
+        return 0
     done = c.call(api.ImagePrune(all=args.all))
     if done.ids:  # Docker's report
         print("Deleted Images:")

@@ -7,14 +7,16 @@ import time
 
 from protocols import api_lite as api
 from protocols import lite
-from supervisor.client import Client, DaemonError
+from supervisor.client import Client, DaemonError, confirm
 from supervisor.commands import _each
 from supervisor.commands_flags import parse_filters
 
 
 def cmd_volume(c: Client, args) -> int:
     if args.vcmd == "create":
-        labels = dict(lbl.partition("=")[::2] for lbl in args.label)
+        from supervisor.commands_flags import labels_from
+
+        labels = labels_from(args.label)
         print(c.call(api.VolumeCreate(name=args.name, labels=labels)).volume.name)
         return 0
     if args.vcmd == "ls":
@@ -45,6 +47,9 @@ def cmd_volume(c: Client, args) -> int:
     if args.vcmd == "rm":
         return _each(c, args.names, lambda n: api.VolumeRemove(name=n, force=args.force))
     if args.vcmd == "prune":
+        which = "all local volumes" if args.all else "anonymous local volumes"
+        if not confirm(args, f"This will remove {which} not used by at least one container."):
+            return 0
         filters = {"all": ["true"]} if args.all else {}
         res = c.call(api.VolumePrune(filters=filters))
         for name in res.removed:
@@ -58,14 +63,24 @@ def cmd_volume(c: Client, args) -> int:
 
 def cmd_network(c: Client, args) -> int:
     if args.ncmd == "create":
+        from supervisor.commands_flags import labels_from
+        from supervisor.network import network_id
+
         n = c.call(
-            api.NetworkCreate(name=args.name, subnet=args.subnet, gateway=args.gateway)
+            api.NetworkCreate(
+                name=args.name,
+                subnet=args.subnet,
+                gateway=args.gateway,
+                labels=labels_from(args.label),
+            )
         ).network
-        print(n.name)
+        print(network_id(n.name, n.created_nano))  # Docker prints the id
         return 0
     if args.ncmd == "ls":
-        nets = c.call(api.NetworkList()).networks
+        from supervisor.commands_flags import parse_filters
         from supervisor.network import network_id
+
+        nets = c.call(api.NetworkList(filters=parse_filters(args.filter))).networks
 
         ids = {n.name: network_id(n.name, n.created_nano) for n in nets}
         if args.quiet:  # Docker's -q: ids, which rm, inspect and connect take too
@@ -76,7 +91,7 @@ def cmd_network(c: Client, args) -> int:
             {
                 "ID": ids[n.name] if args.no_trunc else ids[n.name][:12],
                 "Name": n.name,
-                "Driver": "bridge",
+                "Driver": n.driver,
                 "Scope": "local",
                 "Subnet": n.subnet,
                 "Gateway": n.gateway,
@@ -108,6 +123,10 @@ def cmd_network(c: Client, args) -> int:
         _print_inspect(out, args.format)
         return rc
     if args.ncmd == "prune":
+        if not confirm(
+            args, "This will remove all custom networks not used by at least one container."
+        ):
+            return 0
         for name in c.call(api.NetworkPrune()).removed:
             print(name)
         return 0

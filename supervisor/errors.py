@@ -2,6 +2,7 @@
 
 CorralError                 anything Corral refuses or fails to do
 ├── SpecError               an invalid config.json / request (names the field)
+├── InvalidArgument         a request's argument refused, in Docker's words as they are
 ├── ContainerError          a lifecycle request that does not fit the state
 │   ├── NoSuchContainer
 │   ├── ContainerExists
@@ -27,6 +28,11 @@ class SpecError(CorralError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"invalid config: {field}: {message}")
         self.field = field
+
+
+class InvalidArgument(CorralError):
+    """An argument of a request refused as it stands ("invalid filter 'colour'"):
+    the message is the whole of what is said, as Docker says it."""
 
 
 class ContainerError(CorralError):

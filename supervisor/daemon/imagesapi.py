@@ -11,6 +11,7 @@ import trio
 
 from protocols import api
 from protocols.image import RunConfig
+from supervisor.daemon import filters
 from supervisor.daemon.fleet import Conflict, Fleet
 from supervisor.daemon.fleet_networks import PLACEHOLDERS
 from supervisor.errors import SpecError
@@ -76,8 +77,19 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                 st.tag(image_id, target)
             f.journal.append("image", "commit", image_id, target, {"container": c.id})
             return api.ImagesDone(ids=[image_id], tags=[target] if target else [])
-        case api.ImageList():
-            images = [image_summary(f, i) for i in st.images()]
+        case api.ImageList(filters=wanted):
+            filters.check_keys(wanted, filters.IMAGE_KEYS)
+            bounds = {
+                k: [st.config(st.resolve(v)).created for v in wanted.get(k, [])]
+                for k in ("before", "since")
+            }
+            images = [
+                im
+                for i in st.images()
+                if filters.image(
+                    im := image_summary(f, i), st.config(i).config.labels or {}, wanted, bounds
+                )
+            ]
             images.sort(key=lambda im: im.created, reverse=True)  # newest first, as Docker's
             return api.ImageListResult(images=images)
         case api.ImageTag(source=source, target=target):
@@ -172,7 +184,9 @@ async def registry_login(registry: str, user: str, password: str) -> None:
 
 def image_summary(f: Fleet, image_id: str) -> api.ImageSummary:
     st = f.images
-    size = sum(du(d) for d in st.layer_dirs(image_id))
+    # What its layers take on disk: the files and the blob each came as (kept
+    # for save and push), as `system df` counts them (shared layers once there).
+    size = sum(du(d) + _blob_size(d) for d in st.layer_dirs(image_id))
     return api.ImageSummary(
         id=image_id,
         tags=st.tags(image_id),
@@ -181,6 +195,13 @@ def image_summary(f: Fleet, image_id: str) -> api.ImageSummary:
         size=size,
         containers=len(f.image_users(image_id)),
     )
+
+
+def _blob_size(layer_dir: Path) -> int:
+    try:
+        return (layer_dir.parent / "blob").stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def run_config_of(cfg: api.ContainerConfig, st, image_id: str) -> RunConfig:

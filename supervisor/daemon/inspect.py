@@ -60,11 +60,7 @@ def status_words(c: Container, now_nano: int | None = None) -> str:
     if st.status == "paused":
         return f"Up {human_duration((now - st.started_nano) / 1e9)} (Paused)"
     if st.status == "restarting":
-        nxt = max(0.0, (st.next_restart_nano - now) / 1e9)
-        return (
-            f"Restarting ({st.exit_code}) {human_duration((now - st.finished_nano) / 1e9)}"
-            f" ago, restart {st.restart_count + 1} in {nxt:.1f}s"
-        )
+        return f"Restarting ({st.exit_code}) {human_duration((now - st.finished_nano) / 1e9)} ago"
     if st.status == "exited":
         return f"Exited ({st.exit_code}) {human_duration((now - st.finished_nano) / 1e9)} ago"
     if st.status == "dead":

@@ -5,9 +5,10 @@ from __future__ import annotations
 import msgspec
 
 from protocols import api
+from supervisor.daemon import filters
 from supervisor.daemon.fleet import Conflict, Fleet
 from supervisor.errors import SpecError
-from supervisor.network import links
+from supervisor.network import links, network_id
 from supervisor.network.store import Network, NetworkError
 
 
@@ -27,18 +28,43 @@ def info(n: Network, f: Fleet | None = None) -> api.NetworkInfo:
     )
 
 
+# Docker lists these two beside the bridge: --network host and none.
+BUILTIN = (
+    api.NetworkInfo(name="host", subnet="", gateway="", bridge="", driver="host"),
+    api.NetworkInfo(name="none", subnet="", gateway="", bridge="", driver="null"),
+)
+_BUILTIN_NAMES = {n.name: n for n in BUILTIN}
+
+
 async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
     match req:
-        case api.NetworkCreate(name=name, subnet=subnet, gateway=gateway):
+        case api.NetworkCreate(name=name, subnet=subnet, gateway=gateway, labels=labels):
             try:
-                n = f.networks.create(name, subnet or None, gateway or None, links.host_routes())
+                n = f.networks.create(
+                    name, subnet or None, gateway or None, links.host_routes(), labels=labels
+                )
             except NetworkError as e:
                 raise SpecError("network", str(e)) from None
             await f.start_network(name)
             f.journal.append("network", "create", n.name, n.name, {"subnet": n.subnet})
             return api.NetworkResult(network=info(n))
-        case api.NetworkList():
-            return api.NetworkListResult(networks=[info(n) for n in f.networks.networks.values()])
+        case api.NetworkList(filters=wanted):
+            filters.check_keys(wanted, filters.NETWORK_KEYS)
+            every = [info(n) for n in f.networks.networks.values()] + list(BUILTIN)
+            return api.NetworkListResult(
+                networks=[
+                    n
+                    for n in every
+                    if filters.network(
+                        n,
+                        network_id(n.name, n.created_nano),
+                        n.name in f.networks.networks and bool(f.network_users(n.name)),
+                        wanted,
+                    )
+                ]
+            )
+        case api.NetworkInspect(name=name) if name in _BUILTIN_NAMES:
+            return api.NetworkResult(network=_BUILTIN_NAMES[name])
         case api.NetworkInspect(name=name):
             n = f.networks.get(f.networks.resolve(name))  # NoSuchNetwork
             return api.NetworkResult(network=info(n, f))
@@ -52,6 +78,8 @@ async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                 f.journal.append("network", "destroy", n.name, n.name)
                 removed.append(n.name)
             return api.PruneResult(removed=removed)
+        case api.NetworkRemove(name=name) if name in _BUILTIN_NAMES:
+            raise Conflict(f"{name} is a pre-defined network and cannot be removed")
         case api.NetworkRemove(name=name):
             name = f.networks.resolve(name)
             try:

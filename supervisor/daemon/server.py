@@ -27,7 +27,7 @@ from protocols.events import Gap, matches
 from protocols.wire import MAX_FRAME, PROTOCOL_VERSION, FrameBuffer, FrameError, frame
 from supervisor import __version__, _native
 from supervisor.daemon import copy as copying
-from supervisor.daemon import fleet_info, logs
+from supervisor.daemon import filters, fleet_info, logs
 from supervisor.daemon import inspect as shapes
 from supervisor.daemon.fleet import Conflict, Container, Fleet
 from supervisor.daemon.imagesapi import images_request, registry_login
@@ -37,6 +37,7 @@ from supervisor.daemon.volumesapi import NoSuchVolume, volumes_request
 from supervisor.errors import (
     ContainerExists,
     CorralError,
+    InvalidArgument,
     InvalidState,
     NoSuchContainer,
     SetupError,
@@ -47,6 +48,7 @@ from supervisor.images import transfer
 from supervisor.images.layer import LayerError
 from supervisor.images.store import ImageError, NoSuchImage
 from supervisor.network.store import NoSuchNetwork
+from supervisor.runtime.cgroups import Stats
 from supervisor.runtime.signals import parse_signal
 
 log = structlog.get_logger("corral.server")
@@ -609,56 +611,70 @@ class Connection:
 
     async def _stats(self, req: api.Stats) -> None:
         """Samples each second; CPU % needs two readings, so the first sample comes
-        after half a second (Docker's stats waits for a second reading too)."""
+        after half a second (Docker's stats waits for a second reading too). The
+        containers named, or every running one (-a: every one); one that is not
+        running gets a row of zeros, as Docker's does."""
         f = self.fleet
         host_memory = fleet_info.host_memory()
         prev: dict[str, tuple[int, int]] = {}  # id -> (time, CPU ns) of its last reading
+        first = True
         while True:
-            targets = (
-                [f.get(i) for i in req.ids]
-                if req.ids
-                else [c for c in f.containers.values() if c.running]
-            )
-            readings = []
+            if req.ids:
+                targets = [f.get(i) for i in req.ids]
+            else:
+                targets = [c for c in f.containers.values() if req.all or c.running]
+            readings: list[tuple[Container, int, Stats | None]] = []
             for c in targets:
-                if not c.running:
-                    continue
-                try:
-                    readings.append((c, time.time_ns(), f.runtime.stats(c.id)))
-                except (CorralError, OSError):
-                    continue
-            if not prev and readings:
-                prev = {c.id: (now, s.cpu_usage_ns) for c, now, s in readings}
+                s = None
+                if c.running:
+                    try:
+                        s = f.runtime.stats(c.id)
+                    except (CorralError, OSError):
+                        pass  # it exited meanwhile: a row of zeros
+                readings.append((c, time.time_ns(), s))
+            if first and any(s for _, _, s in readings):
+                first = False
+                prev = {c.id: (now, s.cpu_usage_ns) for c, now, s in readings if s}
                 await trio.sleep(0.5)
                 continue
-            for c, now, s in readings:
-                then, cpu = prev.get(c.id, (now, s.cpu_usage_ns))
-                prev[c.id] = (now, s.cpu_usage_ns)
-                limit = s.memory_limit or host_memory
-                rx, tx = fleet_info.net_io(c.state.pid)
-                await self.send(
-                    api.StatsSample(
-                        id=c.id,
-                        name=c.name,
-                        time_nano=now,
-                        cpu_usage_ns=s.cpu_usage_ns,
-                        memory_usage=s.memory_usage,
-                        memory_limit=limit,
-                        pids=s.pids,
-                        cpu_percent=100 * (s.cpu_usage_ns - cpu) / (now - then)
-                        if now > then
-                        else 0.0,
-                        memory_percent=100 * s.memory_usage / limit if limit else 0.0,
-                        net_rx=rx,
-                        net_tx=tx,
-                        block_read=s.block_read,
-                        block_written=s.block_written,
-                    )
-                )
+            first = False
+            await self.send_many(
+                [self._sample(c, now, s, prev, host_memory) for c, now, s in readings]
+            )
             if not req.stream:
                 break
             await trio.sleep(1)
         await self.send(api.End())
+
+    @staticmethod
+    def _sample(c, now: int, s, prev: dict[str, tuple[int, int]], host_memory: int):
+        if s is None:
+            prev.pop(c.id, None)
+            return api.StatsSample(
+                id=c.id, name=c.name, time_nano=now, cpu_usage_ns=0, memory_usage=0,
+                memory_limit=0, pids=0,
+            )  # fmt: skip
+        then, cpu = prev.get(c.id, (now, s.cpu_usage_ns))
+        if s.cpu_usage_ns < cpu:  # restarted since: a new cgroup counts from zero
+            then, cpu = now, s.cpu_usage_ns
+        prev[c.id] = (now, s.cpu_usage_ns)
+        limit = s.memory_limit or host_memory
+        rx, tx = fleet_info.net_io(c.state.pid)
+        return api.StatsSample(
+            id=c.id,
+            name=c.name,
+            time_nano=now,
+            cpu_usage_ns=s.cpu_usage_ns,
+            memory_usage=s.memory_usage,
+            memory_limit=limit,
+            pids=s.pids,
+            cpu_percent=100 * (s.cpu_usage_ns - cpu) / (now - then) if now > then else 0.0,
+            memory_percent=100 * s.memory_usage / limit if limit else 0.0,
+            net_rx=rx,
+            net_tx=tx,
+            block_read=s.block_read,
+            block_written=s.block_written,
+        )
 
     async def _events(self, req: api.Events) -> None:
         j = self.fleet.journal
@@ -712,6 +728,7 @@ class Connection:
 
 
 async def list_containers(f: Fleet, req: api.List) -> list[api.ContainerSummary]:
+    filters.check_keys(req.filters, filters.CONTAINER_KEYS)
     listed = []
     # before=/since= name containers: their creation times bound the list.
     bounds = {
@@ -721,7 +738,7 @@ async def list_containers(f: Fleet, req: api.List) -> list[api.ContainerSummary]
         every = req.all or {"status", "exited"} & set(req.filters)
         if not every and not c.running:
             continue
-        if not _filter_ok(c, req.filters, bounds):
+        if not filters.container(c, req.filters, bounds):
             continue
         listed.append(c)
     if not req.size:
@@ -730,47 +747,6 @@ async def list_containers(f: Fleet, req: api.List) -> list[api.ContainerSummary]
     paths = [shapes.size_paths(c, f) for c in listed]
     sizes = await trio.to_thread.run_sync(shapes.measure, paths)
     return [shapes.summary(c, s) for c, s in zip(listed, sizes, strict=True)]
-
-
-def _filter_ok(c: Container, filters: dict[str, list[str]], bounds: dict[str, list[int]]) -> bool:
-    """Docker's ps filters: OR within a key, AND across keys."""
-    cfg = c.config
-    for key, values in filters.items():
-        if key == "exited":
-            ok = c.state.status == "exited" and str(c.state.exit_code) in values
-        elif key == "ancestor":  # the image, by any of its names or its id
-            ok = any(
-                v in (cfg.image, cfg.image_id) or cfg.image_id.startswith("sha256:" + v)
-                for v in values
-            )
-        elif key == "network":
-            ok = cfg.network in values or any(n in values for n in c.state.networks)
-        elif key == "volume":
-            ok = any(m.source in values or m.target in values for m in cfg.mounts)
-        elif key == "health":
-            ok = (c.state.health_status or "none") in values
-        elif key == "before":
-            ok = all(c.rec.created_nano < t for t in bounds["before"])
-        elif key == "since":
-            ok = all(c.rec.created_nano > t for t in bounds["since"])
-        elif key == "status":
-            ok = c.state.status in values
-        elif key == "name":
-            ok = any(v.lstrip("/") in c.name for v in values)
-        elif key == "id":
-            ok = any(c.id.startswith(v) for v in values)
-        elif key == "label":
-            ok = any(
-                (lambda k, eq, v: k in c.config.labels and (not eq or c.config.labels[k] == v))(
-                    *want.partition("=")
-                )
-                for want in values
-            )
-        else:
-            raise SpecError("--filter", f"unknown filter {key!r}")
-        if not ok:
-            return False
-    return True
 
 
 async def _next(inbox: trio.MemoryReceiveChannel):
@@ -813,7 +789,7 @@ def error_for(e: BaseException, req: msgspec.Struct) -> api.Error:
         return api.Error(kind="not_found", message=f"No such container: {e.id}")
     if isinstance(e, Conflict | InvalidState | ContainerExists):
         return api.Error(kind="conflict", message=str(e))
-    if isinstance(e, SpecError):
+    if isinstance(e, SpecError | InvalidArgument):
         return api.Error(kind="invalid", message=str(e))
     if isinstance(e, SetupError):
         return api.Error(kind="failed", message=str(e), exit_code=e.exit_code)

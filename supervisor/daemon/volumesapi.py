@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from protocols import api
+from supervisor.daemon import filters
 from supervisor.daemon.fleet import Conflict, Fleet
 from supervisor.errors import NoSuchContainer, SpecError
 from supervisor.volumes.store import VolumeError
@@ -20,8 +21,8 @@ def volumes_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             if new:
                 f.emit_volume(meta.name, "create", driver="local")
             return api.VolumeResult(volume=volume_info(f, meta.name))
-        case api.VolumeList(filters=filters):
-            return api.VolumeListResult(volumes=list_volumes(f, filters))
+        case api.VolumeList(filters=wanted):
+            return api.VolumeListResult(volumes=list_volumes(f, wanted))
         case api.VolumeInspect(name=name):
             return api.VolumeResult(volume=volume_info(f, name))
         case api.VolumeRemove(name=name, force=force):
@@ -35,8 +36,8 @@ def volumes_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             f.volumes.remove(name)
             f.emit_volume(name, "destroy")
             return api.Ok()
-        case api.VolumePrune(filters=filters):
-            everything = "true" in filters.get("all", [])
+        case api.VolumePrune(filters=wanted):
+            everything = "true" in wanted.get("all", [])
             removed, size = [], 0
             for v in list_volumes(f, {"dangling": ["true"]}):
                 if v.anonymous or everything:
@@ -65,27 +66,7 @@ def volume_info(f: Fleet, name: str) -> api.Volume:
     )
 
 
-def list_volumes(f: Fleet, filters: dict[str, list[str]]) -> list[api.Volume]:
-    out = []
-    for name in sorted(f.volumes.volumes):
-        v = volume_info(f, name)
-        ok = True
-        for key, values in filters.items():
-            if key == "name":
-                ok = any(x in name for x in values)
-            elif key == "label":
-                ok = any(
-                    (lambda k, eq, val: k in v.labels and (not eq or v.labels[k] == val))(
-                        *w.partition("=")
-                    )
-                    for w in values
-                )
-            elif key == "dangling":
-                ok = (not v.in_use_by) == ("true" in values)
-            elif key != "all":
-                raise SpecError("--filter", f"unknown volume filter {key!r}")
-            if not ok:
-                break
-        if ok:
-            out.append(v)
-    return out
+def list_volumes(f: Fleet, wanted: dict[str, list[str]]) -> list[api.Volume]:
+    filters.check_keys(wanted, filters.VOLUME_KEYS)
+    infos = (volume_info(f, name) for name in sorted(f.volumes.volumes))
+    return [v for v in infos if filters.volume(v, wanted)]

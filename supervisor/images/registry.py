@@ -41,6 +41,8 @@ INDEX_TYPES = (
 )
 ACCEPT = ", ".join(MANIFEST_TYPES + INDEX_TYPES)
 DEFAULT_REGISTRY = "registry-1.docker.io"
+# What users call Docker Hub in a reference; all mean DEFAULT_REGISTRY.
+HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 
 
 class RegistryError(CorralError):
@@ -53,7 +55,11 @@ class Reference:
     def __init__(self, text: str) -> None:
         name, _, digest = text.partition("@")
         first, slash, rest = name.partition("/")
-        if slash and ("." in first or ":" in first or first == "localhost"):
+        if slash and first in HUB_NAMES:  # Docker Hub by any of its names
+            self.registry, path = DEFAULT_REGISTRY, rest
+            if "/" not in path:
+                path = "library/" + path
+        elif slash and ("." in first or ":" in first or first == "localhost"):
             self.registry, path = first, rest
         else:
             self.registry, path = DEFAULT_REGISTRY, name

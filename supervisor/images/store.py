@@ -103,8 +103,10 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
 def normalize(ref: str) -> str:
     """'busybox' -> 'busybox:latest'; Docker Hub's official prefix is dropped
     ('docker.io/library/bb:v1' -> 'bb:v1'), as Docker shows it."""
-    for prefix in ("docker.io/library/", "docker.io/"):
-        ref = ref.removeprefix(prefix)
+    for hub in ("docker.io/", "index.docker.io/", "registry-1.docker.io/"):
+        if ref.startswith(hub):
+            ref = ref.removeprefix(hub).removeprefix("library/")
+            break
     last = ref.rsplit("/", 1)[-1]
     return ref if ":" in last or "@" in ref else f"{ref}:latest"
 

@@ -90,6 +90,7 @@ class NetworkStore:
         bridge: str | None = None,
         pool: ipaddress.IPv4Network = POOL,
         prefix: int = 24,
+        labels: dict[str, str] | None = None,
     ) -> Network:
         reserved = ("none", "host", "default") + (() if bridge else ("bridge",))
         if not _NAME.match(name) or name in reserved:
@@ -125,6 +126,7 @@ class NetworkStore:
             gateway=str(gw),
             bridge=bridge or "crl-" + name[:11],
             created_nano=time.time_ns(),
+            labels=dict(labels or {}),
         )
         self.save(n)
         self.networks[name] = n

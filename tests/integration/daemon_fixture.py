@@ -122,7 +122,7 @@ class Daemon:
                 except Exception as e:  # keep cleaning
                     print(f"cleanup: {s.id[:12]}: {e}", file=sys.stderr)
             for n in c.call(api.NetworkList()).networks:  # their bridges go with them
-                if n.name == "bridge":
+                if n.name in ("bridge", "host", "none"):
                     continue  # the default network's goes when the daemon stops
                 try:
                     c.call(api.NetworkRemove(name=n.name))
