@@ -85,6 +85,9 @@ class SubParsers:
         self.helps: dict[str, str] = {}
 
     def add_parser(self, name: str, *, help: str | None = None, aliases=(), **kw) -> ArgumentParser:
+        kw.setdefault("docker_help", self.parent.docker_help)
+        if help and "description" not in kw:
+            kw["description"] = help[:1].upper() + help[1:]
         p = ArgumentParser(prog=f"{self.parent.prog} {name}", **kw)
         for n in (name, *aliases):
             self.choices[n] = p
@@ -111,10 +114,17 @@ class ArgumentParser:
         *,
         add_help: bool = True,
         description: str | None = None,
+        usage: str | None = None,
+        docker_help: bool = False,
         **_ignored: object,  # formatter_class and the like: nothing to format with
     ) -> None:
         self.prog = prog or os.path.basename(sys.argv[0])
         self.description = description
+        # Docker's help: "Usage:  corral run [OPTIONS] IMAGE [COMMAND] [ARG...]",
+        # the description, then "Options:" (`usage` replaces what follows the
+        # command's name). argparse's layout otherwise.
+        self.usage = usage
+        self.docker_help = docker_help
         self._args: list[_Arg] = []
         self._options: dict[str, _Arg] = {}
         self._positionals: list[_Arg] = []
@@ -331,6 +341,8 @@ class ArgumentParser:
         sys.exit(2)
 
     def format_usage(self) -> str:
+        if self.docker_help:
+            return f"Usage:  {self.prog} {self.usage or self._docker_usage()}\n"
         parts = []
         for a in self._args:
             if a.option:
@@ -355,7 +367,49 @@ class ArgumentParser:
     def print_usage(self, file=None) -> None:
         (file or sys.stdout).write(self.format_usage())
 
+    def _docker_usage(self) -> str:
+        """[OPTIONS] and the positionals by name: CONTAINER [CONTAINER...]."""
+        parts = ["[OPTIONS]"] if any(a.option and a.action != "help" for a in self._args) else []
+        for a in self._positionals:
+            name = (a.metavar or a.dest).upper()
+            one = name[:-1] if a.nargs in ("+", "*") and name.endswith("S") else name
+            parts.append(
+                {
+                    None: name,
+                    "?": f"[{name}]",
+                    "*": f"[{one}...]",
+                    "+": f"{one} [{one}...]",
+                    REMAINDER: "[COMMAND] [ARG...]",
+                }[a.nargs]
+            )
+        if self._sub is not None:
+            parts.append("COMMAND")
+        return " ".join(parts)
+
+    def _format_docker_help(self) -> str:
+        out = [self.format_usage()]
+        if self.description:
+            out.append(f"\n{self.description}\n")
+        if self._sub is not None:
+            rows = [(n, h[:1].upper() + h[1:]) for n, h in self._sub.helps.items()]
+            out.append("\nCommands:\n" + _table(rows))
+        opts = []
+        for a in self._args:
+            if not a.option:
+                continue
+            shorts = [n for n in a.names if not n.startswith("--")]
+            longs = [n for n in a.names if n.startswith("--")]
+            names = ", ".join(shorts + longs) if shorts else "    " + ", ".join(longs)
+            left = f"{names} {a.value_name()}" if a.takes_value else names
+            text = a.help or ""
+            opts.append((left, text[:1].upper() + text[1:]))
+        if opts:
+            out.append("\nOptions:\n" + _table(opts, col=34))
+        return "".join(out)
+
     def format_help(self) -> str:
+        if self.docker_help:
+            return self._format_docker_help()
         out = [self.format_usage()]
         if self.description:
             out.append(f"\n{self.description}\n")
@@ -401,8 +455,7 @@ def _wrap(words: list[str], width: int, indent: str) -> str:
     return ("\n" + indent).join(lines)
 
 
-def _table(rows: list[tuple[str, str]]) -> str:
-    col = 24
+def _table(rows: list[tuple[str, str]], col: int = 24) -> str:
     out = []
     for left, text in rows:
         head = "  " + left

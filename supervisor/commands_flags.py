@@ -66,6 +66,17 @@ def parse_filters(values: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def labels_from(entries: list[str]) -> dict[str, str]:
+    """--label KEY=VALUE (or KEY, an empty value), later ones winning."""
+    out = {}
+    for entry in entries:
+        key, _, value = entry.partition("=")
+        if not key:
+            raise UsageError(f"invalid label {entry!r}: KEY=VALUE")
+        out[key] = value
+    return out
+
+
 def env_from(args: Namespace) -> list[str]:
     """--env-file then -e, as Docker reads them: a bare NAME takes the client's value."""
     given = [line for f in args.env_file for line in _lines(f, "--env-file")] + args.env
@@ -84,30 +95,36 @@ def _lines(path: str, flag: str) -> list[str]:
 
 def _resource_flags(p: cmdline.ArgumentParser) -> None:
     """The limits run/create set and update changes."""
-    p.add_argument("-m", "--memory", type=parse_size)
-    p.add_argument("--memory-swap", type=lambda v: -1 if v == "-1" else parse_size(v))
+    p.add_argument("-m", "--memory", type=parse_size, help="memory limit: 64m, 1g (0: none)")
+    p.add_argument(
+        "--memory-swap",
+        type=lambda v: -1 if v == "-1" else parse_size(v),
+        help="memory plus swap limit (-1: unlimited swap; default twice --memory)",
+    )
     p.add_argument(
         "--memory-reservation", type=parse_size, help="a soft limit, kept under pressure"
     )
-    p.add_argument("--cpus", type=float)
+    p.add_argument("--cpus", type=float, help="number of CPUs: 1.5")
     p.add_argument("-c", "--cpu-shares", type=int, help="relative CPU weight (default 1024)")
     p.add_argument("--cpuset-cpus", default="", help="CPUs it may use: 0-3, 0,2")
     p.add_argument("--cpuset-mems", default="", help="memory nodes it may use: 0-1")
-    p.add_argument("--pids-limit", type=int)
+    p.add_argument("--pids-limit", type=int, help="most processes at once (-1: unlimited)")
 
 
 def _container_flags(p: cmdline.ArgumentParser) -> None:
-    p.add_argument("--name")
+    p.add_argument("--name", help="a name for the container")
     p.add_argument(
         "--rootfs", help="a root filesystem directory (copy-on-write) instead of an image"
     )
     p.add_argument("--entrypoint", help="override the image's ENTRYPOINT")
-    p.add_argument("-e", "--env", action="append", default=[])
-    p.add_argument("--env-file", action="append", default=[])
-    p.add_argument("-w", "--workdir", default="")
-    p.add_argument("-u", "--user", default="")
-    p.add_argument("-h", "--hostname", default="")
-    p.add_argument("-l", "--label", action="append", default=[])
+    p.add_argument(
+        "-e", "--env", action="append", default=[], help="KEY=VALUE, or KEY (its value here)"
+    )
+    p.add_argument("--env-file", action="append", default=[], help="a file of KEY=VALUE lines")
+    p.add_argument("-w", "--workdir", default="", help="working directory inside the container")
+    p.add_argument("-u", "--user", default="", help="USER[:GROUP], names or ids")
+    p.add_argument("-h", "--hostname", default="", help="the container's host name")
+    p.add_argument("-l", "--label", action="append", default=[], help="KEY=VALUE metadata")
     _resource_flags(p)
     p.add_argument("--oom-score-adj", type=int, help="-1000 (never killed) .. 1000")
     p.add_argument("--group-add", action="append", default=[], help="another group: name or gid")
@@ -116,18 +133,26 @@ def _container_flags(p: cmdline.ArgumentParser) -> None:
     p.add_argument("--ipc", default="", help="private, shareable, none, host, container:NAME")
     p.add_argument("--cidfile", help="write the container's id to this (new) file")
     p.add_argument("--label-file", action="append", default=[], help="a file of KEY=VALUE lines")
-    p.add_argument("--stop-signal", default="")
-    p.add_argument("--stop-timeout", type=int, default=10)
-    p.add_argument("-i", "--interactive", action="store_true")
-    p.add_argument("-t", "--tty", action="store_true")
-    p.add_argument("--rm", action="store_true")
+    p.add_argument(
+        "--stop-signal", default="", help="signal to stop it (default: the image's, SIGTERM)"
+    )
+    p.add_argument(
+        "--stop-timeout", type=int, default=10, help="seconds from the stop signal to SIGKILL"
+    )
+    p.add_argument(
+        "-i", "--interactive", action="store_true", help="keep stdin open and pass it on"
+    )
+    p.add_argument("-t", "--tty", action="store_true", help="a pseudo-terminal")
+    p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument(
         "--network",
         default="",
         help="bridge (the default), none, host, container:NAME, or a network made with "
         "`network create`",
     )
-    p.add_argument("--network-alias", action="append", default=[])
+    p.add_argument(
+        "--network-alias", action="append", default=[], help="another name on its network"
+    )
     p.add_argument("--ip", default="", help="its IPv4 address on a user network")
     p.add_argument("--dns", action="append", default=[], help="a DNS server for other names")
     p.add_argument("--dns-search", action="append", default=[], help="a search domain")
@@ -230,7 +255,7 @@ def _container_flags(p: cmdline.ArgumentParser) -> None:
         default=[],
         help="seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false]",
     )
-    p.add_argument("command", nargs=cmdline.REMAINDER)
+    p.add_argument("command", nargs=cmdline.REMAINDER, help="IMAGE [COMMAND] [ARG...]")
 
 
 def _mounts(args: Namespace) -> list[api.MountSpec]:
@@ -279,7 +304,7 @@ def config_from(args: Namespace) -> api.ContainerConfig:
     entrypoint = None
     if args.entrypoint is not None:
         entrypoint = [args.entrypoint] if args.entrypoint else []
-    return api.ContainerConfig(
+    cfg = api.ContainerConfig(
         name=args.name,
         rootfs=os.path.abspath(args.rootfs) if args.rootfs else "",
         image=image,
@@ -508,9 +533,15 @@ def _sig_proxy_flag(p) -> None:
 
 
 def _images_flags(s) -> None:
-    s.add_argument("-q", "--quiet", action="store_true")
+    s.add_argument("-q", "--quiet", action="store_true", help="ids only")
     s.add_argument("--digests", action="store_true", help="a DIGEST column")
-    s.add_argument("-f", "--filter", action="append", default=[], help="dangling=true, reference=")
+    s.add_argument(
+        "-f",
+        "--filter",
+        action="append",
+        default=[],
+        help="dangling=true, reference=, label=, before=, since=",
+    )
     s.add_argument("--format", default="table", help="table, json, or a Go template")
 
 
@@ -537,21 +568,33 @@ def _device_rate_ops(text: str) -> str:
 def _history_flags(s) -> None:
     s.add_argument("-q", "--quiet", action="store_true", help="image ids only")
     s.add_argument("--no-trunc", action="store_true", help="CREATED BY in full")
-    s.add_argument("image")
+    s.add_argument("image", help="NAME[:TAG] or id")
+
+
+def _docker_help(engine) -> dict:
+    """Docker's help layout, which only cmdline draws (argparse keeps its own)."""
+    return {"docker_help": True} if engine is cmdline else {}
 
 
 def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentParser:
     """The whole command line, or only the parser of command `only`; `engine`
     is cmdline, or argparse itself (tests compare the two)."""
-    p = engine.ArgumentParser(prog="corral", add_help=True)
+    p = engine.ArgumentParser(prog="corral", add_help=True, **_docker_help(engine))
     p.add_argument("-H", "--socket", help="daemon socket (or $CORRAL_SOCKET)")
     subparsers = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     sub = _OneCommand(subparsers, only)
     for name in ("run", "create"):
-        s = sub.add_parser(name, add_help=False, help=f"{name} a container")
-        s.add_argument("--help", action="help")
+        s = sub.add_parser(
+            name,
+            add_help=False,
+            help="create and run a new container" if name == "run" else "create a container",
+            usage="[OPTIONS] (IMAGE | --rootfs DIR) [COMMAND] [ARG...]",
+        )
+        s.add_argument("--help", action="help", help="show this help and exit")
         if name == "run":
-            s.add_argument("-d", "--detach", action="store_true")
+            s.add_argument(
+                "-d", "--detach", action="store_true", help="run in the background; print the id"
+            )
             _sig_proxy_flag(s)
             _detach_keys_flag(s)
         s.add_argument(
@@ -566,27 +609,36 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("--no-stdin", action="store_true", help="do not attach stdin")
     _sig_proxy_flag(s)
     _detach_keys_flag(s)
-    s.add_argument("container")
+    s.add_argument("container", help="the container: name or id")
     s = sub.add_parser("start", help="start containers")
-    s.add_argument("-a", "--attach", action="store_true")
-    s.add_argument("containers", nargs="+")
+    s.add_argument("-a", "--attach", action="store_true", help="attach its output; its exit status")
+    s.add_argument("containers", nargs="+", help="containers: names or ids")
     for name in ("stop", "restart"):
         s = sub.add_parser(name, help=f"{name} containers")
-        s.add_argument("-t", "--time", type=int)
+        s.add_argument(
+            "-t", "--time", type=int, help="seconds to wait before SIGKILL (its --stop-timeout)"
+        )
         s.add_argument("-s", "--signal", default="", help="instead of its stop signal")
-        s.add_argument("containers", nargs="+")
+        s.add_argument("containers", nargs="+", help="containers: names or ids")
     s = sub.add_parser("kill", help="signal containers")
-    s.add_argument("-s", "--signal", default="SIGKILL")
-    s.add_argument("containers", nargs="+")
+    s.add_argument("-s", "--signal", default="SIGKILL", help="the signal (SIGKILL)")
+    s.add_argument("containers", nargs="+", help="containers: names or ids")
     s = sub.add_parser("rm", help="remove containers")
-    s.add_argument("-f", "--force", action="store_true")
-    s.add_argument("-v", "--volumes", action="store_true")
-    s.add_argument("containers", nargs="+")
+    s.add_argument("-f", "--force", action="store_true", help="kill a running one first")
+    s.add_argument("-v", "--volumes", action="store_true", help="its anonymous volumes too")
+    s.add_argument("containers", nargs="+", help="containers: names or ids")
     s = sub.add_parser("ps", help="list containers")
-    s.add_argument("-a", "--all", action="store_true")
-    s.add_argument("-q", "--quiet", action="store_true")
-    s.add_argument("--no-trunc", action="store_true")
-    s.add_argument("-f", "--filter", action="append", default=[])
+    s.add_argument("-a", "--all", action="store_true", help="all of them (default: running)")
+    s.add_argument("-q", "--quiet", action="store_true", help="ids only")
+    s.add_argument("--no-trunc", action="store_true", help="whole ids and commands")
+    s.add_argument(
+        "-f",
+        "--filter",
+        action="append",
+        default=[],
+        help="status=, name=, id=, label=, exited=, ancestor=, network=, volume=, health=, "
+        "before=, since=",
+    )
     s.add_argument("--format", default="table", help="table, json, or a Go template")
     s.add_argument("-n", "--last", type=int, default=-1, help="the N last created (all states)")
     s.add_argument("-l", "--latest", action="store_true", help="the last created (all states)")
@@ -596,12 +648,12 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("dest", help="CONTAINER:PATH or HOSTPATH: a directory to copy into, or a name")
     s = sub.add_parser("export", help="a running container's filesystem as a tar")
     s.add_argument("-o", "--output", help="a file (default: stdout)")
-    s.add_argument("container")
+    s.add_argument("container", help="the container: name or id")
     ct = sub.add_parser("container", help="manage containers").add_subparsers(
         dest="ccmd", required=True
     )
     s = ct.add_parser("prune", help="remove every container that is not running")
-    s.add_argument("-f", "--force", action="store_true", help="(no prompt: none is asked)")
+    s.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     sy = sub.add_parser("system", help="the engine as a whole").add_subparsers(
         dest="scmd", required=True
     )
@@ -610,50 +662,64 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s = sy.add_parser("prune", help="stopped containers, unused images (-a) and volumes")
     s.add_argument("-a", "--all", action="store_true", help="every unused image, not only untagged")
     s.add_argument("--volumes", action="store_true", help="unused anonymous volumes too")
-    s.add_argument("-f", "--force", action="store_true", help="(no prompt: none is asked)")
+    s.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     s = sub.add_parser("update", help="change a container's resource limits or restart policy")
     _resource_flags(s)
-    s.add_argument("--restart", default="", help="no, on-failure[:N], always, unless-stopped")
-    s.add_argument("containers", nargs="+")
+    s.add_argument(
+        "--restart", default="", help="new policy: no, on-failure[:N], always, unless-stopped"
+    )
+    s.add_argument("containers", nargs="+", help="containers: names or ids")
     s = sub.add_parser("info", help="the engine and its host")
     s.add_argument("-f", "--format", help="a Go template, e.g. '{{.CgroupVersion}}'")
     s = sub.add_parser("rename", help="a container's new name")
-    s.add_argument("container")
-    s.add_argument("name")
+    s.add_argument("container", help="the container: name or id")
+    s.add_argument("name", help="the new name")
     s = sub.add_parser("top", help="a container's processes")
-    s.add_argument("container")
+    s.add_argument("container", help="the container: name or id")
     s = sub.add_parser("diff", help="what a container changed in its root")
-    s.add_argument("container")
+    s.add_argument("container", help="the container: name or id")
     s = sub.add_parser("inspect", help="low-level information, as JSON")
     s.add_argument("-f", "--format", help="a Go template, e.g. '{{.State.Pid}}'")
-    s.add_argument("--type", choices=("container", "image", "network", "volume"))
-    s.add_argument("containers", nargs="+")
+    s.add_argument(
+        "--type",
+        choices=("container", "image", "network", "volume"),
+        help="what the names are (default: the first kind that has it)",
+    )
+    s.add_argument("containers", nargs="+", help="containers: names or ids")
     s = sub.add_parser("logs", help="a container's output")
-    s.add_argument("-f", "--follow", action="store_true")
-    s.add_argument("--since", type=parse_time)
+    s.add_argument("-f", "--follow", action="store_true", help="go on with what it writes")
+    s.add_argument(
+        "--since", type=parse_time, help="only what was written since: 10m, a time, a timestamp"
+    )
     s.add_argument("--until", type=parse_time, help="only what was written before this time")
-    s.add_argument("-n", "--tail", default="all")
-    s.add_argument("-t", "--timestamps", action="store_true")
-    s.add_argument("container")
+    s.add_argument("-n", "--tail", default="all", help="the last N lines (all)")
+    s.add_argument("-t", "--timestamps", action="store_true", help="each line's time")
+    s.add_argument("container", help="the container: name or id")
     s = sub.add_parser("wait", help="wait for containers to stop; print their exit codes")
-    s.add_argument("containers", nargs="+")
-    s = sub.add_parser("exec", add_help=False, help="run a command in a running container")
-    s.add_argument("--help", action="help")
-    s.add_argument("-e", "--env", action="append", default=[])
-    s.add_argument("--env-file", action="append", default=[])
-    s.add_argument("-w", "--workdir", default="")
-    s.add_argument("-u", "--user", default="")
-    s.add_argument("-i", "--interactive", action="store_true")
-    s.add_argument("-t", "--tty", action="store_true")
-    s.add_argument("-d", "--detach", action="store_true")
+    s.add_argument("containers", nargs="+", help="containers: names or ids")
+    s = sub.add_parser(
+        "exec",
+        add_help=False,
+        help="run a command in a running container",
+        usage="[OPTIONS] CONTAINER COMMAND [ARG...]",
+    )
+    s.add_argument("--help", action="help", help="show this help and exit")
+    s.add_argument("-e", "--env", action="append", default=[], help="KEY=VALUE, or KEY")
+    s.add_argument("--env-file", action="append", default=[], help="a file of KEY=VALUE lines")
+    s.add_argument("-w", "--workdir", default="", help="working directory (the container's)")
+    s.add_argument("-u", "--user", default="", help="USER[:GROUP] (the container's)")
+    s.add_argument("-i", "--interactive", action="store_true", help="pass stdin on")
+    s.add_argument("-t", "--tty", action="store_true", help="a pseudo-terminal")
+    s.add_argument("-d", "--detach", action="store_true", help="in the background")
     _detach_keys_flag(s)
-    s.add_argument("container")
-    s.add_argument("command", nargs=cmdline.REMAINDER)
+    s.add_argument("container", help="the container: name or id")
+    s.add_argument("command", nargs=cmdline.REMAINDER, help="COMMAND [ARG...]")
     for name in ("pause", "unpause"):
         s = sub.add_parser(name, help=f"{name} containers")
-        s.add_argument("containers", nargs="+")
+        s.add_argument("containers", nargs="+", help="containers: names or ids")
     s = sub.add_parser("stats", help="resource usage")
-    s.add_argument("--no-stream", action="store_true")
+    s.add_argument("-a", "--all", action="store_true", help="all containers (default: running)")
+    s.add_argument("--no-stream", action="store_true", help="one sample, then exit")
     s.add_argument(
         "--format",
         default="table",
@@ -661,9 +727,15 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     )
     s.add_argument("containers", nargs="*")
     s = sub.add_parser("events", help="the event stream")
-    s.add_argument("-f", "--filter", action="append", default=[])
-    s.add_argument("--since")
-    s.add_argument("--until")
+    s.add_argument(
+        "-f",
+        "--filter",
+        action="append",
+        default=[],
+        help="type=, container=, event=, label=, image=, network=, volume=",
+    )
+    s.add_argument("--since", help="replay from: 10m, a time, a timestamp")
+    s.add_argument("--until", help="stop at: 0s (now), a time, a timestamp")
     s.add_argument(
         "--format",
         default="text",
@@ -672,102 +744,121 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s = sub.add_parser("version", help="client and daemon versions")
     s.add_argument("-f", "--format", help="a Go template, e.g. '{{.Server.Version}}'")
     s = sub.add_parser("port", help="a container's published ports")
-    s.add_argument("container")
+    s.add_argument("container", help="the container: name or id")
     s = sub.add_parser("pull", help="an image from a registry")
-    s.add_argument("--platform", default="linux/amd64")
+    s.add_argument("--platform", default="linux/amd64", help="which of a multi-platform image")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress: the name only")
     s.add_argument("--insecure", action="store_true", help="plain HTTP (always for localhost)")
-    s.add_argument("ref")
+    s.add_argument("ref", help="NAME[:TAG|@DIGEST]")
     s = sub.add_parser("push", help="an image to a registry")
-    s.add_argument("--insecure", action="store_true")
-    s.add_argument("ref")
+    s.add_argument("--insecure", action="store_true", help="plain HTTP (always for localhost)")
+    s.add_argument("ref", help="NAME[:TAG]")
     s = sub.add_parser("logout", help="forget a registry's credentials")
-    s.add_argument("registry")
+    s.add_argument("registry", help="HOST[:PORT]")
     s = sub.add_parser("login", help="credentials for a registry")
-    s.add_argument("-u", "--username", required=True)
-    s.add_argument("-p", "--password")
-    s.add_argument("--password-stdin", action="store_true")
-    s.add_argument("registry")
+    s.add_argument("-u", "--username", required=True, help="the user name")
+    s.add_argument("-p", "--password", help="the password (--password-stdin is safer)")
+    s.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    s.add_argument("registry", help="HOST[:PORT]")
     s = sub.add_parser("import", help="a root filesystem tar as an image")
-    s.add_argument("file")
-    s.add_argument("ref", nargs="?", default="")
+    s.add_argument("file", help="a tar of a root filesystem")
+    s.add_argument("ref", nargs="?", default="", help="NAME[:TAG] for it")
     s = sub.add_parser("load", help="images from a docker-save archive or an OCI layout")
     s.add_argument("-i", "--input", help="a file or OCI layout (default: the archive on stdin)")
     s = sub.add_parser("save", help="an image as a docker-save archive")
     s.add_argument("-o", "--output", help="a file (default: stdout)")
-    s.add_argument("image")
+    s.add_argument("image", help="NAME[:TAG] or id")
     _images_flags(sub.add_parser("images", help="list images"))
     s = sub.add_parser("tag", help="another name for an image")
-    s.add_argument("source")
-    s.add_argument("target")
+    s.add_argument("source", help="an image: NAME[:TAG] or id")
+    s.add_argument("target", help="its new NAME[:TAG]")
     s = sub.add_parser("rmi", help="remove images")
-    s.add_argument("-f", "--force", action="store_true")
-    s.add_argument("images", nargs="+")
+    s.add_argument("-f", "--force", action="store_true", help="its tags even while it is used")
+    s.add_argument("images", nargs="+", help="NAME[:TAG] or ids")
     s = sub.add_parser("history", help="an image's history")
     _history_flags(s)
     s = sub.add_parser("commit", help="a new image from a container's changes")
-    s.add_argument("-m", "--message", default="")
+    s.add_argument("-m", "--message", default="", help="a commit message")
     s.add_argument(
         "-c", "--change", action="append", default=[], help="a Dockerfile instruction: 'CMD [..]'"
     )
-    s.add_argument("-a", "--author", default="")
-    s.add_argument("-p", "--pause", type=_boolean, default=True, metavar="BOOL")
-    s.add_argument("container")
-    s.add_argument("ref", nargs="?", default="")
+    s.add_argument("-a", "--author", default="", help="the image's author")
+    s.add_argument(
+        "-p",
+        "--pause",
+        type=_boolean,
+        default=True,
+        metavar="BOOL",
+        help="pause it while its files are read (true)",
+    )
+    s.add_argument("container", help="the container: name or id")
+    s.add_argument("ref", nargs="?", default="", help="NAME[:TAG] for the image")
     im = sub.add_parser("image", help="manage images").add_subparsers(dest="icmd", required=True)
-    s = im.add_parser("inspect")
+    s = im.add_parser("inspect", help="image details, as JSON")
     s.add_argument("-f", "--format", help="a Go template, e.g. '{{.Config.Cmd}}'")
-    s.add_argument("images", nargs="+")
-    _images_flags(im.add_parser("ls"))
-    s = im.add_parser("rm")
-    s.add_argument("-f", "--force", action="store_true")
-    s.add_argument("images", nargs="+")
-    s = im.add_parser("prune")
-    s.add_argument("-a", "--all", action="store_true")
-    s.add_argument("-f", "--force", action="store_true")
-    _history_flags(im.add_parser("history"))
+    s.add_argument("images", nargs="+", help="NAME[:TAG] or ids")
+    _images_flags(im.add_parser("ls", help="list images"))
+    s = im.add_parser("rm", help="remove images")
+    s.add_argument("-f", "--force", action="store_true", help="its tags even while it is used")
+    s.add_argument("images", nargs="+", help="NAME[:TAG] or ids")
+    s = im.add_parser("prune", help="remove unused images")
+    s.add_argument("-a", "--all", action="store_true", help="every unused one, not only untagged")
+    s.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    _history_flags(im.add_parser("history", help="an image's history"))
     nw = sub.add_parser("network", help="manage networks").add_subparsers(
         dest="ncmd", required=True
     )
     s = nw.add_parser("create", help="a bridge network")
-    s.add_argument("-d", "--driver", default="bridge", choices=("bridge",))
-    s.add_argument("--subnet", default="")
-    s.add_argument("--gateway", default="")
-    s.add_argument("name")
+    s.add_argument(
+        "-d", "--driver", default="bridge", choices=("bridge",), help="bridge (the only one)"
+    )
+    s.add_argument("--subnet", default="", help="its IPv4 subnet, CIDR (default: a free /24)")
+    s.add_argument("--gateway", default="", help="the bridge's address (default: the first)")
+    s.add_argument("--label", action="append", default=[], help="KEY=VALUE metadata")
+    s.add_argument("name", help="the network's name")
     s = nw.add_parser("ls", help="list networks")
     s.add_argument("-q", "--quiet", action="store_true", help="ids only")
     s.add_argument("--no-trunc", action="store_true", help="whole ids")
+    s.add_argument(
+        "-f",
+        "--filter",
+        action="append",
+        default=[],
+        help="name=, id=, label=, driver=, type=custom|builtin, dangling=true",
+    )
     s.add_argument("--format", help="a Go template: {{.ID}} {{.Name}} {{.Driver}} {{.Subnet}}")
     s = nw.add_parser("inspect", help="network details, as JSON")
     s.add_argument("-f", "--format", help="a Go template, e.g. '{{.IPAM.Config}}'")
-    s.add_argument("names", nargs="+")
+    s.add_argument("names", nargs="+", help="names or ids")
     s = nw.add_parser("rm", help="remove networks")
-    s.add_argument("names", nargs="+")
+    s.add_argument("names", nargs="+", help="names or ids")
     s = nw.add_parser("prune", help="remove every network no container uses")
-    s.add_argument("-f", "--force", action="store_true", help="(no prompt: none is asked)")
+    s.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     for verb in ("connect", "disconnect"):
         s = nw.add_parser(verb, help=f"{verb} a container (as ethN; eth0 stays)")
         if verb == "connect":
             s.add_argument("--ip", default="", help="its address on that network")
             s.add_argument("--alias", action="append", default=[], help="a name there")
         s.add_argument("network")
-        s.add_argument("container")
+        s.add_argument("container", help="the container: name or id")
     v = sub.add_parser("volume", help="manage volumes").add_subparsers(dest="vcmd", required=True)
     s = v.add_parser("create", help="create a volume")
-    s.add_argument("--label", action="append", default=[])
-    s.add_argument("name", nargs="?", default="")
+    s.add_argument("--label", action="append", default=[], help="KEY=VALUE metadata")
+    s.add_argument("name", nargs="?", default="", help="its name (default: a random one)")
     s = v.add_parser("ls", help="list volumes")
-    s.add_argument("-q", "--quiet", action="store_true")
-    s.add_argument("-f", "--filter", action="append", default=[])
-    s.add_argument("--format", choices=("table", "json"), default="table")
+    s.add_argument("-q", "--quiet", action="store_true", help="names only")
+    s.add_argument(
+        "-f", "--filter", action="append", default=[], help="name=, label=, dangling=, driver="
+    )
+    s.add_argument("--format", choices=("table", "json"), default="table", help="table or json")
     s = v.add_parser("inspect", help="volume details, as JSON")
     s.add_argument("-f", "--format", help="a Go template, e.g. '{{.Mountpoint}}'")
-    s.add_argument("names", nargs="+")
+    s.add_argument("names", nargs="+", help="volume names")
     s = v.add_parser("rm", help="remove volumes")
-    s.add_argument("-f", "--force", action="store_true")
-    s.add_argument("names", nargs="+")
+    s.add_argument("-f", "--force", action="store_true", help="even while containers use them")
+    s.add_argument("names", nargs="+", help="volume names")
     s = v.add_parser("prune", help="remove unused anonymous volumes (-a: named too)")
-    s.add_argument("-a", "--all", action="store_true")
-    s.add_argument("-f", "--force", action="store_true")
+    s.add_argument("-a", "--all", action="store_true", help="named ones too")
+    s.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     p.has_command = bool(subparsers.choices)  # type: ignore[attr-defined]
     return p

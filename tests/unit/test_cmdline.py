@@ -105,7 +105,7 @@ def test_help_lists_flags_and_exits_0(capsys) -> None:
         build_parser(engine=cmdline).parse_args(["run", "--help"])
     out = capsys.readouterr().out
     assert e.value.code == 0
-    assert out.startswith("usage: corral run [--help]")
+    assert out.startswith("Usage:  corral run [OPTIONS] (IMAGE | --rootfs DIR) [COMMAND] [ARG...]")
     assert "-m, --memory MEMORY" in out and "--pull {missing,always,never}" in out
     with pytest.raises(SystemExit):
         build_parser(engine=cmdline).parse_args(["image", "--help"])
