@@ -546,6 +546,11 @@ class Runtime:
             self._delete_unreadable(id, state_dir)
             return
         status = self.status(id, rec)
+        if status == "running" and not force and not alive(rec.pid, rec.pid_start):
+            # Its process has exited (`kill ... KILL; delete`): the monitor is
+            # recording it this moment. Stopped, then, once recorded.
+            _wait_gone(rec.monitor_pid, rec.monitor_start, timeout)
+            status = self.status(id, rec)
         if status in ("running", "paused") and not force:
             raise InvalidState(
                 f"cannot delete container {id!r}: it is {status} (stop it, or use --force)"
