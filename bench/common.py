@@ -72,6 +72,21 @@ def log(*a: object) -> None:
     print(*a, file=sys.stderr, flush=True)
 
 
+def monitor_pids(run_root: Path) -> list[int]:
+    """The monitors of one daemon's containers (from its runtime state files),
+    not every corral-monitor on the machine: other engines, checkouts and
+    benches run their own."""
+    import json
+
+    pids = []
+    for state in (run_root / "runtime").glob("*/state.json"):
+        try:
+            pids.append(json.loads(state.read_text())["monitor_pid"])
+        except (OSError, ValueError, KeyError):
+            continue  # being created or removed meanwhile
+    return pids
+
+
 UNIFIED = "/sys/fs/cgroup/unified/cgroup.controllers"
 
 
@@ -163,6 +178,14 @@ def podman_cli(base: Path) -> list[str] | None:
 
     exe = shutil.which("podman")
     if exe is None:
+        log("podman: not installed (apt-get install podman): left out of this run")
+        return None
+    runroot = base / "podman-run"
+    if len(str(runroot)) > 50:  # podman refuses a longer runroot, and says little
+        log(
+            f"podman: its run root {runroot} is over the 50 characters podman takes: "
+            "left out of this run (set TMPDIR to a shorter directory, e.g. /tmp)"
+        )
         return None
     return [
         exe,
@@ -181,6 +204,7 @@ def start_dockerd(base: Path) -> tuple[subprocess.Popen, list[str]] | None:
     """Debian's dockerd under `base` (its own data root and socket, no iptables,
     no bridge), for comparisons; (process, docker CLI argv) or None."""
     if not shutil.which("dockerd") or not shutil.which("docker"):
+        log("docker: dockerd or the docker CLI is not installed (apt-get install docker.io)")
         return None
     sock = base / "docker.sock"
     logf = open(base / "dockerd.log", "ab")  # noqa: SIM115
@@ -207,4 +231,6 @@ def start_dockerd(base: Path) -> tuple[subprocess.Popen, list[str]] | None:
             return proc, cli
         time.sleep(0.1)
     proc.terminate()
+    proc.wait()
+    log(f"docker: dockerd did not answer within 30 s (see {base / 'dockerd.log'})")
     return None

@@ -27,6 +27,7 @@ from bench.common import (
     fresh_bytecode,
     log,
     make_bundle,
+    monitor_pids,
     podman_cli,
     reexec_in_private_mountns,
 )
@@ -90,13 +91,13 @@ def main() -> None:
         ps_ms = (time.perf_counter() - t) * 1000
         assert len(listed) == args.containers
         after = pss_kib(daemon.proc.pid)
-        monitors = [
-            int(p)
-            for p in subprocess.run(
-                ["pgrep", "-x", "corral-monitor"], capture_output=True, text=True
-            ).stdout.split()
-        ]
-        mon_kib = sum(pss_kib(p) for p in monitors)
+        monitors = monitor_pids(base / "d" / "run")
+        mon_kib = 0
+        for pid in monitors:
+            try:
+                mon_kib += pss_kib(pid)
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # exited meanwhile
         per = (after - before + mon_kib) / args.containers / 1024
         print(
             "| containers | start all (one after another) | per container | daemon PSS "

@@ -99,7 +99,7 @@ def main() -> None:
             subprocess.run(
                 [*dockerd[1], "import", str(tar), "bench-busybox"], check=True, capture_output=True
             )
-        print(f"| workload | engine | MB/s (median) | p10 - p90 | rounds |")
+        print("| workload | engine | MB/s (median) | p10 - p90 | rounds |")
         print("| --- | --- | --- | --- | --- |")
         for name, script in WORKLOADS.items():
             script = script.format(n=n)

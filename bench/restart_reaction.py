@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import DaemonProc, log, make_bundle, summary
 from protocols import api_lite as api
+from protocols import lite
 
 
 def timeline(c, name: str) -> list[api.Event]:
@@ -175,7 +176,7 @@ def main() -> None:
                 data = sub.sock.recv(1 << 20)
                 now = time.time_ns()
                 for payload in sub.buf.feed(data):
-                    ev = sub.codec.decode(payload)
+                    ev = lite.decode(payload)
                     if isinstance(ev, api.Event):
                         die_ms.append((now - int(ev.attributes["finishedAt"])) / 1e6)
         cpu = (cpu_seconds(daemon.proc.pid) - cpu0) / (time.monotonic() - t0)
