@@ -41,8 +41,16 @@ def _in_private_mount_ns(argv: list[str]) -> dict:
     """Run `argv` inside a private mount namespace of its own (so that a
     pivot_root gone wrong harms only it) and report whether its root moved."""
     p = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", sys.executable, "-c", _PROBE_ROOT]
-        + argv,
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            sys.executable,
+            "-c",
+            _PROBE_ROOT,
+            *argv,
+        ],
         capture_output=True,
         text=True,
         timeout=60,
