@@ -28,6 +28,9 @@ class Gap(msgspec.Struct, frozen=True, tag=True, tag_field="msg", kw_only=True):
     resume_from: int
 
 
+FILTER_KEYS = ("type", "event", "container", "label", "image", "network", "volume", "scope")
+
+
 def matches(ev: Event, filters: dict[str, list[str]]) -> bool:
     """Docker's filter rules: OR within a key, AND across keys; every label
     filter must match."""
@@ -42,6 +45,12 @@ def matches(ev: Event, filters: dict[str, list[str]]) -> bool:
             ok = any(v == ev.name or ev.id.startswith(v) for v in values)
         elif key == "label":
             ok = all(_label_ok(ev.attributes, v) for v in values)
+        elif key in ("image", "network", "volume"):  # the thing itself, or an attribute
+            ok = (
+                ev.type == key and any(v in (ev.id, ev.name) or ev.id.startswith(v) for v in values)
+            ) or ev.attributes.get(key) in values
+        elif key == "scope":
+            ok = "local" in values  # no swarm: every event is local
         else:
             ok = ev.attributes.get(key) in values
         if not ok:

@@ -23,7 +23,7 @@ import structlog
 import trio
 
 from protocols import api
-from protocols.events import Gap, matches
+from protocols.events import FILTER_KEYS, Gap, matches
 from protocols.wire import MAX_FRAME, PROTOCOL_VERSION, FrameBuffer, FrameError, frame
 from supervisor import __version__, _native
 from supervisor.daemon import copy as copying
@@ -677,6 +677,7 @@ class Connection:
         )
 
     async def _events(self, req: api.Events) -> None:
+        filters.check_keys(req.filters, FILTER_KEYS)
         j = self.fleet.journal
         if req.since_seq is not None:
             start = req.since_seq
