@@ -120,6 +120,11 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     device_write_bps: list[str] = []
     device_read_iops: list[str] = []
     device_write_iops: list[str] = []
+    # The start limit (systemd's StartLimitBurst, s6's "permanently failed"):
+    # this many exits within restart_window seconds and the restart policy gives
+    # up, the container stays exited. 0: no limit (Docker's behaviour).
+    restart_burst: int = 0
+    restart_window: float = 10.0
 
 
 # -- requests ------------------------------------------------------------------------------

@@ -181,6 +181,18 @@ def _container_flags(p: cmdline.ArgumentParser) -> None:
     p.add_argument("--restart-delay", type=_duration, help="first backoff wait (default 100ms)")
     p.add_argument("--restart-max-delay", type=_duration, help="longest wait (default 1m)")
     p.add_argument(
+        "--restart-burst",
+        type=int,
+        default=0,
+        help="this many exits within --restart-window and the policy gives up (0: never)",
+    )
+    p.add_argument(
+        "--restart-window",
+        type=_duration,
+        default=10.0,
+        help="the window of --restart-burst (default 10s)",
+    )
+    p.add_argument(
         "--restart-reset-after",
         type=_duration,
         help="a run this long resets the backoff (default 10s)",
@@ -261,7 +273,7 @@ def _container_flags(p: cmdline.ArgumentParser) -> None:
 def _mounts(args: Namespace) -> list[api.MountSpec]:
     if not (args.volume or args.mount or args.tmpfs):
         return []  # without importing the parsers (and re, ~5 ms)
-    from supervisor.volumes.spec import MountError, parse_mount, parse_tmpfs, parse_volume
+    from supervisor.mounts import MountError, parse_mount, parse_tmpfs, parse_volume
 
     try:
         return (
@@ -338,6 +350,8 @@ def config_from(args: Namespace) -> api.ContainerConfig:
         restart_delay=args.restart_delay,
         restart_max_delay=args.restart_max_delay,
         restart_reset_after=args.restart_reset_after,
+        restart_burst=args.restart_burst,
+        restart_window=args.restart_window,
         health_cmd=health,
         health_interval=args.health_interval,
         health_timeout=args.health_timeout,

@@ -1,15 +1,32 @@
-"""Corral's exceptions: one small hierarchy, each naming what failed.
+"""Corral's exceptions: one small hierarchy, each naming what failed. Every
+module raises these (and defines none of its own), so this is the whole list.
 
 CorralError                 anything Corral refuses or fails to do
 ├── SpecError               an invalid config.json / request (names the field)
 ├── InvalidArgument         a request's argument refused, in Docker's words as they are
-├── ContainerError          a lifecycle request that does not fit the state
+├── NotFound                a thing no one has (the client's `not_found`)
 │   ├── NoSuchContainer
+│   ├── NoSuchImage         (an ImageError too)
+│   ├── NoSuchNetwork       (a NetworkError too)
+│   └── NoSuchVolume        (a VolumeError too)
+├── Conflict                a request that does not fit the state or the names
+├── ContainerError          a runtime container that does not fit the request
 │   ├── ContainerExists
-│   └── InvalidState
+│   ├── InvalidState
+│   └── HookError           an OCI hook before the process failed
 ├── SetupError              the kernel refused a step of container setup
 │                           (carries step, errno, path)
-└── CgroupError             a cgroup write or read failed (path, errno)
+├── CgroupError             a cgroup write or read failed (path, errno)
+├── CorruptState            a runtime state file that cannot be read
+├── ImpossibleTransition    a bug: a change of status the lifecycle lacks
+├── ImageError              an image or a store that cannot do what is asked
+│   ├── LayerError          a layer that cannot be unpacked safely (names the entry)
+│   └── RegistryError       a registry's refusal or a malformed answer
+├── NetworkError            a network that cannot do what is asked
+│   ├── LinkError           a netlink step failed (names the link)
+│   └── PortError           a port that cannot be published
+├── VolumeError
+└── CopyError               cp/export: names the step, the path and errno
 """
 
 from __future__ import annotations
@@ -35,11 +52,15 @@ class InvalidArgument(CorralError):
     the message is the whole of what is said, as Docker says it."""
 
 
+class NotFound(CorralError):
+    """A thing no one has: the client's `not_found` (and Docker's 404)."""
+
+
 class ContainerError(CorralError):
     pass
 
 
-class NoSuchContainer(ContainerError):
+class NoSuchContainer(NotFound, ContainerError):
     def __init__(self, id: str) -> None:
         super().__init__(f"container {id!r} does not exist")
         self.id = id
@@ -113,3 +134,66 @@ class CgroupError(CorralError):
 
 class Conflict(CorralError):
     """The request does not fit the container's state or the fleet's names."""
+
+
+class CorruptState(CorralError):
+    def __init__(self, path: str | os.PathLike[str], why: str) -> None:
+        super().__init__(f"state file {path} is unreadable: {why}")
+        self.path = path
+
+
+class ImpossibleTransition(CorralError):
+    """A bug: a change of status the lifecycle does not have (lifecycle.py)."""
+
+
+class ImageError(CorralError):
+    pass
+
+
+class NoSuchImage(NotFound, ImageError):
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"No such image: {ref}")
+        self.ref = ref
+
+
+class LayerError(ImageError):
+    """A layer that cannot be unpacked safely; the message names the entry."""
+
+
+class RegistryError(ImageError):
+    pass
+
+
+class NetworkError(CorralError):
+    pass
+
+
+class NoSuchNetwork(NotFound, NetworkError):
+    """A name no network has."""
+
+
+class LinkError(NetworkError):
+    pass
+
+
+class PortError(NetworkError):
+    pass
+
+
+class VolumeError(CorralError):
+    pass
+
+
+class NoSuchVolume(NotFound, VolumeError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"No such volume: {name}")
+        self.id = name
+
+
+class CopyError(CorralError):
+    """cp or export could not do a step: it names the step, the path and errno."""
+
+    def __init__(self, step: str, path: str, err: int = 0) -> None:
+        what = f": {_errno.errorcode.get(err, err)}: {os.strerror(err)}" if err else ""
+        super().__init__(f"{step} {path}{what}")
+        self.step, self.path, self.errno = step, path, err

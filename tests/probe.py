@@ -27,6 +27,23 @@ CGROUP_VERSION = _cgroup_version()
 UNIFIED_MOUNTS = [m.path for m in cgroups.mounts() if m.fstype == "cgroup2"]
 BUSYBOX = shutil.which("busybox")
 
+
+def _native_built() -> bool:
+    try:
+        import supervisor._corral_native  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# Unit tests of what the C core holds (the plan's encoding, seccomp's and the
+# device program's BPF, the kernel's constants): skipped, saying why, where the
+# C build is missing; every other unit test runs without it, and without root.
+NATIVE = _native_built()
+needs_native = pytest.mark.skipif(
+    not NATIVE, reason="the C core is not built (bash scripts/install.sh builds it)"
+)
+
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root: real namespaces, mounts, cgroups")
 needs_busybox = pytest.mark.skipif(BUSYBOX is None, reason="busybox-static is not installed")
 needs_v2_hierarchy = pytest.mark.skipif(

@@ -22,14 +22,10 @@ from pathlib import Path
 from typing import IO
 
 from supervisor import _native, fstree
-from supervisor.errors import CorralError, SpecError
+from supervisor.errors import CopyError, SpecError
 
 CHUNK = 1 << 20
 _MS_NOSUID, _MS_NODEV = _native.MS["nosuid"], _native.MS["nodev"]
-
-
-class CopyError(CorralError):
-    pass
 
 
 def proc_root(pid: int) -> str:
@@ -48,7 +44,7 @@ def stopped_root(mount_dir: Path, lowerdirs: str, upper: Path, work: Path) -> It
         _native.mount("overlay", str(mount_dir), "overlay", _MS_NOSUID | _MS_NODEV, data)
     except OSError as e:
         mount_dir.rmdir()
-        raise CopyError(f"mounting the container's root: {e.strerror}") from None
+        raise CopyError("mounting the container's root at", str(mount_dir), e.errno or 0) from None
     try:
         yield str(mount_dir)
     finally:
@@ -71,7 +67,7 @@ def _open(root: str, path: str, flags: int) -> int:
     try:
         return _native.open_in_root(root, path, flags | os.O_CLOEXEC)
     except OSError as e:
-        raise CopyError(f"{path} in the container: {e.strerror}") from None
+        raise CopyError("opening in the container", path, e.errno or 0) from None
 
 
 def archive(root: str, path: str, *, one_fs: bool = False) -> IO[bytes]:
@@ -96,7 +92,7 @@ def archive(root: str, path: str, *, one_fs: bool = False) -> IO[bytes]:
                     _add_tree(tar, parent, name, name + "/", one_fs)
     except FileNotFoundError:
         out.close()
-        raise CopyError(f"{path} in the container: No such file or directory") from None
+        raise CopyError("reading in the container", path, errno.ENOENT) from None
     except BaseException:
         out.close()
         raise
@@ -166,7 +162,7 @@ def extract(root: str, dest: str, data: IO[bytes]) -> int:
     except (tarfile.TarError, EOFError) as e:
         raise SpecError("cp", f"not a tar archive: {e}") from None
     except OSError as e:
-        raise CopyError(f"writing into {dest} in the container: {e.strerror}") from None
+        raise CopyError("writing into the container at", dest, e.errno or 0) from None
     return n
 
 
@@ -178,12 +174,12 @@ def _destination(root: str, dest: str) -> tuple[str, str | None]:
         return dest, None
     except OSError as e:
         if e.errno not in (errno.ENOENT, errno.ENOTDIR):
-            raise CopyError(f"{dest} in the container: {e.strerror}") from None
+            raise CopyError("opening in the container", dest, e.errno or 0) from None
         if dest.endswith("/") or (e.errno == errno.ENOTDIR and not _is_file(root, dest)):
-            raise CopyError(f"{dest} in the container: {e.strerror}") from None
+            raise CopyError("opening in the container", dest, e.errno or 0) from None
     parent, name = os.path.split(dest.rstrip("/"))
     if not name or name in (".", ".."):
-        raise CopyError(f"{dest} in the container: not a name to copy to")
+        raise CopyError("copying to: not a name to copy to", dest)
     os.close(_open(root, parent or "/", os.O_PATH | os.O_DIRECTORY))  # it must exist
     return parent or "/", name
 

@@ -16,15 +16,16 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
+import msgspec
 import structlog
 import trio
 
-from supervisor import _native
+from supervisor.daemon.lifecycle import Status
 from supervisor.daemon.store import HealthResult
 from supervisor.errors import CorralError
 
 if TYPE_CHECKING:
-    from supervisor.daemon.fleet import Container, Fleet
+    from supervisor.daemon.unit import Unit
 
 log = structlog.get_logger("corral.health")
 
@@ -32,38 +33,60 @@ OUTPUT_MAX = 4096  # bytes of a check's output kept, as Docker keeps
 LOG_KEEP = 5  # results kept
 
 
-async def check_loop(fleet: Fleet, c: Container, scope: trio.CancelScope) -> None:
-    cfg = c.config
-    with scope:
-        started = trio.current_time()
-        while True:
-            await trio.sleep(cfg.health_interval)
-            if not c.running:
-                return
-            if c.state.status == "paused":
-                continue
-            result = await probe(fleet, c)
-            _record(
-                fleet,
-                c,
-                result,
-                in_start_period=(trio.current_time() - started < cfg.health_start_period),
-            )
-            st = c.state
-            if st.health_status == "unhealthy" and st.failing_streak == cfg.health_retries:
-                await _act(fleet, c)  # once, as it turns unhealthy
+class HealthCheck(msgspec.Struct, frozen=True, kw_only=True):
+    """A container's health check, as its configuration asks (parsed once)."""
+
+    cmd: list[str]
+    interval: float
+    timeout: float
+    retries: int
+    start_period: float
+    on_failure: str = "none"  # none | kill | restart | stop
 
 
-async def probe(fleet: Fleet, c: Container) -> HealthResult:
-    """Run the check once; its exit code and the first 4 KiB of its output."""
-    cfg = c.config
+def check_of(cfg) -> HealthCheck | None:
+    if not cfg.health_cmd:
+        return None
+    return HealthCheck(
+        cmd=list(cfg.health_cmd),
+        interval=cfg.health_interval,
+        timeout=cfg.health_timeout,
+        retries=cfg.health_retries,
+        start_period=cfg.health_start_period,
+        on_failure=cfg.health_on_failure,
+    )
+
+
+async def check_loop(u: Unit) -> None:
+    """A run's checks, in the run's own nursery: its end ends them."""
+    hc = u.health_check
+    if hc is None:
+        return
+    started = trio.current_time()
+    while True:
+        await trio.sleep(hc.interval)
+        if not u.running:
+            return
+        if u.state.status == Status.PAUSED:
+            continue
+        result = await u.launcher.probe(u, hc.cmd, hc.timeout)
+        _record(u, hc, result, in_start_period=(trio.current_time() - started < hc.start_period))
+        st = u.state
+        if st.health_status == "unhealthy" and st.failing_streak == hc.retries:
+            _act(u, hc)  # once, as it turns unhealthy
+
+
+async def probe(runtime, container_id: str, process, timeout: float) -> HealthResult:
+    """Run the check once (`process` in the container, as exec runs one); its
+    exit code and the first 4 KiB of its output."""
+    from supervisor import _native
+
     start = time.time_ns()
     try:
-        process = fleet.exec_process(c, cfg.health_cmd, [], "", "", False)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            _mpid, pidfd, child = fleet.runtime.exec(c.id, process, (devnull, out_w, out_w))
+            _mpid, pidfd, child = runtime.exec(container_id, process, (devnull, out_w, out_w))
         finally:
             os.close(out_w)
             os.close(devnull)
@@ -82,7 +105,7 @@ async def probe(fleet: Fleet, c: Container) -> HealthResult:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_read_output, out_r, output)
             timed_out = True
-            with trio.move_on_after(cfg.health_timeout):
+            with trio.move_on_after(timeout):
                 await trio.lowlevel.wait_readable(pidfd)
                 timed_out = False
             if timed_out:
@@ -90,7 +113,7 @@ async def probe(fleet: Fleet, c: Container) -> HealthResult:
                 await trio.lowlevel.wait_readable(pidfd)
             code = _native.reap(pidfd)
             if timed_out:
-                output[:] = f"Health check exceeded timeout ({cfg.health_timeout}s)".encode()
+                output[:] = f"Health check exceeded timeout ({timeout}s)".encode()
                 code = -1
     finally:
         os.close(pidfd)
@@ -122,8 +145,8 @@ def _kill(pid: int) -> None:
         os.close(fd)
 
 
-def _record(fleet: Fleet, c: Container, result: HealthResult, *, in_start_period: bool) -> None:
-    st = c.state
+def _record(u: Unit, hc: HealthCheck, result: HealthResult, *, in_start_period: bool) -> None:
+    st = u.state
     st.health_log = [*st.health_log, result][-LOG_KEEP:]
     before = st.health_status
     if result.exit_code == 0:
@@ -131,21 +154,20 @@ def _record(fleet: Fleet, c: Container, result: HealthResult, *, in_start_period
         st.health_status = "healthy"
     elif not (in_start_period and st.health_status == "starting"):
         st.failing_streak += 1
-        if st.failing_streak >= c.config.health_retries:
+        if st.failing_streak >= hc.retries:
             st.health_status = "unhealthy"
-    fleet.store.save_state(c.id, st)
+    u.lifecycle.save(u)
     if st.health_status != before:
-        fleet.emit(c, f"health_status: {st.health_status}")
-        log.debug("health.changed", container=c.id[:12], name=c.name, status=st.health_status)
+        u.lifecycle.note(u, f"health_status: {st.health_status}")
+        log.debug("health.changed", container=u.id[:12], name=u.name, status=st.health_status)
 
 
-async def _act(fleet: Fleet, c: Container) -> None:
-    action = c.config.health_on_failure
-    if action == "none" or not c.running:
+def _act(u: Unit, hc: HealthCheck) -> None:
+    if hc.on_failure == "none" or not u.running:
         return
-    log.info("health.acting", container=c.id[:12], name=c.name, action=action)
-    if action == "kill":
-        fleet.kill(c, signal.SIGKILL, by_user=False)
-    elif action in ("stop", "restart"):
-        # In the fleet's nursery, not here: the container's exit ends this loop.
-        fleet.spawn(fleet.stop_unhealthy if action == "stop" else fleet.restart_unhealthy, c)
+    log.info("health.acting", container=u.id[:12], name=u.name, action=hc.on_failure)
+    if hc.on_failure == "kill":
+        u.kill(signal.SIGKILL, by_user=False)
+    else:
+        # In the unit's nursery, not this run's: the stop ends this run.
+        u.spawn(u.stop_unhealthy if hc.on_failure == "stop" else u.restart_unhealthy)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from protocols.api import ContainerSummary
-from supervisor.daemon.fleet import Container, Fleet
 from supervisor.network.store import Network
+
+if TYPE_CHECKING:
+    from supervisor.daemon.fleet import Fleet
+    from supervisor.daemon.unit import Unit as Container
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -174,6 +178,8 @@ def inspect(c: Container, networks: dict[str, Network] | None = None) -> dict:
             if st.status == "restarting"
             else ZERO_TIME,
             "RestartDelay": st.restart_delay,
+            # The start limit (--restart-burst): the restart policy gave up.
+            "Failed": st.gave_up,
         },
         "Image": cfg.image_id or cfg.rootfs,  # Docker's: the image's id
         "LogPath": str(c.log_path),

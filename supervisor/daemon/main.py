@@ -22,10 +22,7 @@ from pathlib import Path
 import structlog
 import trio
 
-from supervisor.daemon.fleet import Fleet
-from supervisor.daemon.journal import Journal
 from supervisor.daemon.restart import Backoff, parse_duration
-from supervisor.daemon.server import Connection, InputBudget, Limits, disconnected
 from supervisor.units import (
     DEFAULT_LOG_MAX_FILES,
     DEFAULT_LOG_MAX_SIZE,
@@ -156,6 +153,12 @@ def bind_socket(path: Path) -> trio.socket.SocketType:
 
 
 async def serve(args: argparse.Namespace) -> None:
+    # Here, not at the top: `corral daemon --help` (and its flags' tests) need
+    # none of the daemon, nor the C core it loads.
+    from supervisor.daemon.fleet import Fleet
+    from supervisor.daemon.journal import Journal
+    from supervisor.daemon.server import Connection, InputBudget, Limits, disconnected
+
     root, run_root = Path(args.root), Path(args.run_root)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     run_root.mkdir(parents=True, exist_ok=True, mode=0o711)
@@ -208,7 +211,7 @@ async def serve(args: argparse.Namespace) -> None:
                     "daemon.ready",
                     socket=str(sock_path),
                     root=str(root),
-                    containers=len(fleet.containers),
+                    containers=len(fleet.units),
                     last_event=journal.last_seq,
                 )
                 async for signum in signals:

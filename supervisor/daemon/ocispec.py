@@ -13,10 +13,9 @@ import msgspec
 
 from protocols import oci
 from protocols.api import ContainerConfig
-from supervisor import _native
 from supervisor.errors import SpecError
-from supervisor.runtime import seccomp, users
 from supervisor.runtime import spec as specs
+from supervisor.runtime import users
 
 CPU_PERIOD = 100_000  # microseconds, Docker's
 
@@ -116,6 +115,8 @@ def capabilities(cfg: ContainerConfig) -> list[str]:
     """Docker's default set, with --cap-drop then --cap-add applied (ALL works in
     both), or with --privileged every capability we hold (what the kernel has and
     our bounding set keeps: a container cannot be given more)."""
+    from supervisor import _native  # the kernel's capability numbers, from its headers
+
     known = {n: b for n, b in _native.CAPS.items() if _bounding() >> b & 1}
     if cfg.privileged:
         return sorted(known, key=known.__getitem__)
@@ -200,6 +201,8 @@ def _is_device(path: str) -> bool:
 
 def security(cfg: ContainerConfig, process: oci.Process) -> tuple[bool, oci.Seccomp | None]:
     """--security-opt: (no_new_privileges, the seccomp profile or None)."""
+    from supervisor.runtime import seccomp  # the syscall table: the C build's headers
+
     nnp = process.no_new_privileges
     caps = (process.capabilities.bounding or []) if process.capabilities else []
     profile: oci.Seccomp | None = None if cfg.privileged else seccomp.default_profile(caps)
@@ -360,6 +363,8 @@ def build(
 
 
 def _init_mount(cfg: ContainerConfig) -> list[oci.Mount]:
+    from supervisor import _native
+
     """--init: the static corral-init, read-only at /dev/init (in the container's
     own /dev, so a read-only root or one without /sbin takes it too)."""
     if not cfg.init:

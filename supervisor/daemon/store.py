@@ -24,6 +24,7 @@ import structlog
 
 from protocols.api import ContainerConfig
 from supervisor import fstree
+from supervisor.daemon.lifecycle import Status
 from supervisor.runtime.state import atomic_write
 
 log = structlog.get_logger("corral.store")
@@ -48,7 +49,7 @@ class HealthResult(msgspec.Struct, frozen=True, kw_only=True):
 class RunState(msgspec.Struct, kw_only=True):
     """Mutable: the daemon updates it and writes it back."""
 
-    status: str = "created"  # created running paused restarting exited dead
+    status: Status = Status.CREATED  # changed by lifecycle.py alone
     pid: int = 0
     exit_code: int = 0
     oom_killed: bool = False
@@ -67,6 +68,7 @@ class RunState(msgspec.Struct, kw_only=True):
     # `network connect --ip/--alias`: per network joined, its chosen address and names.
     network_ips: dict[str, str] = {}
     network_aliases: dict[str, list[str]] = {}
+    gave_up: bool = False  # its restart policy's start limit was hit (restart.py)
 
 
 class Store:
@@ -147,6 +149,6 @@ class Store:
                 state = RunState()
             except (OSError, msgspec.DecodeError, msgspec.ValidationError) as e:
                 log.error("store.state_unreadable", container=d.name, error=str(e))
-                state = RunState(status="dead", error=f"state file unreadable: {e}")
+                state = RunState(status=Status.DEAD, error=f"state file unreadable: {e}")
             out.append((rec, state))
         return out

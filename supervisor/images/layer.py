@@ -25,15 +25,11 @@ import zlib
 from pathlib import Path
 from typing import IO
 
-from supervisor import _native, fstree
-from supervisor.errors import CorralError
+from supervisor import fstree
+from supervisor.errors import LayerError
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
-
-
-class LayerError(CorralError):
-    """A layer that cannot be unpacked safely; the message names the entry."""
 
 
 def clean_path(name: str) -> str:
@@ -53,6 +49,8 @@ class _Layer:
         self.root = str(root)
 
     def open_dir(self, rel: str) -> int:
+        from supervisor import _native  # the C core, once a layer is unpacked
+
         return _native.open_in_root(self.root, rel or "/", os.O_PATH | os.O_DIRECTORY)
 
     def parent_fd(self, rel: str) -> tuple[int, str]:
@@ -212,6 +210,8 @@ def _entry(layer: _Layer, tar: tarfile.TarFile, m: tarfile.TarInfo, rel: str) ->
 
 
 def _hardlink(layer: _Layer, m: tarfile.TarInfo, rel: str) -> None:
+    from supervisor import _native
+
     target = clean_path(m.linkname)
     try:
         tfd = _native.open_in_root(layer.root, target, os.O_PATH | os.O_NOFOLLOW)

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpcore
 import httpx
 
-from supervisor.errors import CorralError
+from supervisor.errors import RegistryError
 
 # httpcore reads a response 64 KiB at a time, and each read is a trip through
 # h11, httpcore, anyio and trio in the daemon's thread, which the unpacking
@@ -43,10 +43,6 @@ ACCEPT = ", ".join(MANIFEST_TYPES + INDEX_TYPES)
 DEFAULT_REGISTRY = "registry-1.docker.io"
 # What users call Docker Hub in a reference; all mean DEFAULT_REGISTRY.
 HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
-
-
-class RegistryError(CorralError):
-    pass
 
 
 class Reference:

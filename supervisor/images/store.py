@@ -51,15 +51,11 @@ from protocols.image import (
     RunConfig,
 )
 from supervisor import fstree
-from supervisor.errors import CorralError
+from supervisor.errors import ImageError, NoSuchImage
 from supervisor.images.layer import LayerError, compression, decompressed, unpack
 from supervisor.runtime.state import atomic_write
 
 log = structlog.get_logger("corral.images")
-
-
-class ImageError(CorralError):
-    pass
 
 
 LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
@@ -83,12 +79,6 @@ class LayerBlob(msgspec.Struct, frozen=True):
         if "gzip" in self.media_type:
             return "gzip"
         return "zstd" if "zstd" in self.media_type else ""
-
-
-class NoSuchImage(ImageError):
-    def __init__(self, ref: str) -> None:
-        super().__init__(f"No such image: {ref}")
-        self.ref = ref
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:

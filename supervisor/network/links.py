@@ -20,27 +20,23 @@ from collections.abc import Iterator
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from supervisor import _native
-from supervisor.errors import CorralError
-
-NEWNET = _native.NS_FLAGS["network"]
-
-
-class LinkError(CorralError):
-    pass
+from supervisor.errors import LinkError
 
 
 @contextlib.contextmanager
 def in_netns(path: str) -> Iterator[None]:
     """Run the block with this thread in the network namespace at `path`."""
+    from supervisor import _native  # setns: the C core, loaded when first needed
+
+    newnet = _native.NS_FLAGS["network"]
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _native.setns(target, NEWNET)
+        _native.setns(target, newnet)
         try:
             yield
         finally:
-            _native.setns(own, NEWNET)
+            _native.setns(own, newnet)
     finally:
         os.close(target)
         os.close(own)

@@ -17,13 +17,9 @@ import socket
 import trio
 
 from supervisor import checks
-from supervisor.errors import CorralError
+from supervisor.errors import PortError
 
 UDP_IDLE = 90.0  # seconds a client's UDP flow lives without traffic (as Docker's proxy)
-
-
-class PortError(CorralError):
-    pass
 
 
 def parse(spec: str) -> tuple[str, int, int, str]:

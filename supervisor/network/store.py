@@ -11,7 +11,7 @@ from pathlib import Path
 
 import msgspec
 
-from supervisor.errors import CorralError
+from supervisor.errors import NetworkError, NoSuchNetwork
 from supervisor.network import network_id
 from supervisor.runtime.state import atomic_write
 
@@ -21,14 +21,6 @@ POOL = ipaddress.ip_network("10.89.0.0/16")  # default subnets are /24s from her
 # (10.89, the user networks' pool, is passed as taken).
 DEFAULT_POOL = ipaddress.ip_network("10.88.0.0/13")
 DEFAULT_NETWORK = "bridge"
-
-
-class NetworkError(CorralError):
-    pass
-
-
-class NoSuchNetwork(NetworkError):
-    """A name no network has."""
 
 
 class Network(msgspec.Struct, kw_only=True):

@@ -12,7 +12,6 @@ import os
 import resource
 
 from protocols import lite, minijson, oci_lite
-from supervisor import _native
 from supervisor.errors import SpecError
 
 TYPE_CHECKING = False
@@ -172,6 +171,8 @@ def validate(spec: oci.Spec) -> None:
 
 def validate_process(p: oci.Process) -> None:
     """The process part of validation, shared by exec."""
+    from supervisor import _native  # the kernel's names, from the C build
+
     if not p.args:
         raise SpecError("process.args", "must name at least the program to run")
     if not p.cwd.startswith("/"):
@@ -243,6 +244,8 @@ def _validate_without_mount_ns(spec: oci.Spec, linux) -> None:
 
 
 def _validate_rest(spec: oci.Spec) -> None:
+    from supervisor import _native  # the kernel's names, from the C build
+
     if spec.root is None or not spec.root.path:
         raise SpecError("root.path", "missing: the container needs a root filesystem")
     if getattr(spec, "hooks", None) is not None:

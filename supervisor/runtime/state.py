@@ -19,7 +19,7 @@ import errno
 import os
 
 from protocols import lite, minijson
-from supervisor.errors import CorralError, SetupError
+from supervisor.errors import CorruptState, SetupError
 
 # Records are Lite classes, not msgspec Structs: `corral runtime run` writes
 # and reads them, and importing msgspec is ~20 ms of its start.
@@ -60,12 +60,6 @@ class ExitRecord(lite.Lite):
 
     def setup_error(self) -> SetupError | None:
         return SetupError(self.step, self.errno, self.path, self.detail) if self.step else None
-
-
-class CorruptState(CorralError):
-    def __init__(self, path: str | os.PathLike[str], why: str) -> None:
-        super().__init__(f"state file {path} is unreadable: {why}")
-        self.path = path
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, *, durable: bool = False) -> None:

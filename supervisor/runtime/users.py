@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 
-from supervisor import _native
 from supervisor.errors import SpecError
 
 
 def _read(root: str, path: str) -> str:
+    from supervisor import _native  # lazily: the daemon's pure paths import this module
+
     try:
         fd = _native.open_in_root(root, path)
     except OSError:

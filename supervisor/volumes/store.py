@@ -18,9 +18,9 @@ import msgspec
 import structlog
 
 from supervisor import _native, fstree
-from supervisor.errors import CorralError
+from supervisor.errors import VolumeError
+from supervisor.mounts import valid_volume_name
 from supervisor.runtime.state import atomic_write
-from supervisor.volumes.spec import valid_volume_name
 
 log = structlog.get_logger("corral.volumes")
 
@@ -31,10 +31,6 @@ class VolumeMeta(msgspec.Struct, kw_only=True):
     labels: dict[str, str] = {}
     anonymous: bool = False
     filled: bool = False  # already given the image's content once (or had data)
-
-
-class VolumeError(CorralError):
-    pass
 
 
 class VolumeStore:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from protocols import api_lite as api
 from supervisor.client import Client
-from tests.conftest import RUN, _drop_cgroup_parent
+from tests.integration.conftest import RUN, _drop_cgroup_parent
 
 
 class Daemon:

@@ -11,7 +11,7 @@ import pytest
 from supervisor.runtime import Runtime
 from supervisor.runtime.cgroups import open_cgroup
 from supervisor.runtime.container import _wait_child
-from tests.conftest import RUN, _cgroup_leftovers, _drop_cgroup_parent, run_captured
+from tests.integration.conftest import RUN, _cgroup_leftovers, _drop_cgroup_parent, run_captured
 from tests.probe import UNIFIED_MOUNTS, needs_busybox, needs_root, needs_v2_hierarchy
 
 pytestmark = [needs_root, needs_busybox]

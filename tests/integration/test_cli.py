@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RUN, _drop_cgroup_parent, cli
+from tests.integration.conftest import RUN, _drop_cgroup_parent, cli
 from tests.probe import needs_busybox, needs_root
 
 pytestmark = [needs_root, needs_busybox]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.runtime import spec as specs
-from tests.conftest import run_captured
+from tests.integration.conftest import run_captured
 from tests.probe import needs_busybox, needs_root
 
 pytestmark = [needs_root, needs_busybox]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.errors import InvalidState, NoSuchContainer, SetupError, SpecError
-from tests.conftest import RUN, _cgroup_leftovers, _drop_cgroup_parent, run_captured
+from tests.integration.conftest import RUN, _cgroup_leftovers, _drop_cgroup_parent, run_captured
 from tests.probe import needs_busybox, needs_root
 
 pytestmark = [needs_root, needs_busybox]

@@ -82,7 +82,7 @@ def _answer_prompts(proc: subprocess.Popen, out: Path, master: int, deadline: fl
 def test_the_tour_runs_as_written(daemon, tmp_path):
     import pty
 
-    from tests.conftest import RUN, _drop_cgroup_parent
+    from tests.integration.conftest import RUN, _drop_cgroup_parent
 
     rt_parent = f"/{RUN}-readme"
     script = tmp_path / "tour.sh"

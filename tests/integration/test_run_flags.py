@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from tests.conftest import RUN
+from tests.integration.conftest import RUN
 from tests.integration.test_daemon import wait_until
 from tests.probe import needs_busybox, needs_root
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from protocols import lite, oci, oci_lite
 from supervisor.runtime import spec as specs
 from supervisor.runtime.container import _wait_child
-from tests.conftest import run_captured
+from tests.integration.conftest import run_captured
 from tests.probe import needs_busybox, needs_root
 
 pytestmark = [needs_root, needs_busybox]

@@ -5,6 +5,11 @@ import struct
 
 import pytest
 
+# What this tests lives in the C core (its constants, its checks).
+pytest.importorskip(
+    "supervisor._corral_native", reason="the C core is not built (bash scripts/install.sh)"
+)
+
 from supervisor.runtime.cgroups import DeviceRule
 from supervisor.runtime.cgroups.devices import program
 from supervisor.runtime.plan import ALLOWED_DEVICES

@@ -11,7 +11,7 @@ from protocols import api_lite as api
 from supervisor import commands, templates
 from supervisor.commands_flags import _go_duration, parse_time
 from supervisor.daemon import ocispec
-from supervisor.daemon.fleet_networks import resolv_conf
+from supervisor.daemon.networking import resolv_conf
 from supervisor.errors import SpecError
 from supervisor.network.store import Network, NetworkError, check_address
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.volumes.spec import (
+from supervisor.mounts import (
     MountError,
     check_targets,
     parse_mount,

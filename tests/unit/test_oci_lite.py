@@ -16,6 +16,11 @@ import subprocess
 import msgspec
 import pytest
 
+# What this tests lives in the C core (its constants, its checks).
+pytest.importorskip(
+    "supervisor._corral_native", reason="the C core is not built (bash scripts/install.sh)"
+)
+
 from protocols import lite, minijson, oci, oci_lite
 from supervisor.runtime import seccomp
 from supervisor.runtime import spec as specs

@@ -6,6 +6,11 @@ import struct
 
 import pytest
 
+# What this tests lives in the C core (its constants, its checks).
+pytest.importorskip(
+    "supervisor._corral_native", reason="the C core is not built (bash scripts/install.sh)"
+)
+
 from supervisor import _native
 from supervisor.errors import SetupError
 from supervisor.runtime import plan

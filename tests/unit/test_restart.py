@@ -1,31 +1,36 @@
-"""Restart policy and backoff arithmetic (pure), and the backoff timer on trio's
-autojump clock: no real sleeps."""
+"""Restart policy and backoff arithmetic (pure). The restart path itself, with
+its waits, runs in tests/unit/test_supervision.py on a MockClock."""
 
 from __future__ import annotations
 
 import pytest
-import trio
-import trio.testing
 
+from protocols.api import ContainerConfig
 from supervisor.daemon.restart import (
     Backoff,
-    Policy,
+    RestartPolicy,
+    limit_hit,
     next_delay,
     parse_duration,
     parse_policy,
+    policy_of,
     should_restart,
     start_on_daemon_start,
 )
 
 
+def Policy(name: str, retries: int = 0) -> RestartPolicy:
+    return RestartPolicy(name=name, max_retries=retries)
+
+
 @pytest.mark.parametrize(
     ("text", "policy"),
     [
-        ("no", Policy("no")),
-        ("always", Policy("always")),
-        ("unless-stopped", Policy("unless-stopped")),
-        ("on-failure", Policy("on-failure")),
-        ("on-failure:3", Policy("on-failure", 3)),
+        ("no", ("no", 0)),
+        ("always", ("always", 0)),
+        ("unless-stopped", ("unless-stopped", 0)),
+        ("on-failure", ("on-failure", 0)),
+        ("on-failure:3", ("on-failure", 3)),
     ],
 )
 def test_parse_policy(text, policy):
@@ -68,19 +73,35 @@ def test_always_restarts_unless_the_user_stopped(name):
 
 
 def test_daemon_start_rules():
-    kw = dict(exit_code=0, restart_count=0, died_while_down=False)
-    assert start_on_daemon_start(Policy("always"), stopped_by_user=True, **kw)
-    assert not start_on_daemon_start(Policy("unless-stopped"), stopped_by_user=True, **kw)
-    assert start_on_daemon_start(Policy("unless-stopped"), stopped_by_user=False, **kw)
-    assert not start_on_daemon_start(Policy("on-failure"), stopped_by_user=False, **kw)
-    assert start_on_daemon_start(
-        Policy("on-failure"),
-        stopped_by_user=False,
-        exit_code=1,
-        restart_count=0,
-        died_while_down=True,
-    )
-    assert not start_on_daemon_start(Policy("no"), stopped_by_user=False, **kw)
+    assert start_on_daemon_start(Policy("always"), stopped_by_user=True, gave_up=False)
+    assert not start_on_daemon_start(Policy("unless-stopped"), stopped_by_user=True, gave_up=False)
+    assert start_on_daemon_start(Policy("unless-stopped"), stopped_by_user=False, gave_up=False)
+    assert not start_on_daemon_start(Policy("on-failure"), stopped_by_user=False, gave_up=False)
+    assert not start_on_daemon_start(Policy("no"), stopped_by_user=False, gave_up=False)
+    assert not start_on_daemon_start(Policy("always"), stopped_by_user=False, gave_up=True)
+
+
+def test_policy_is_parsed_once_with_the_daemons_defaults():
+    defaults = Backoff(initial=0.5, maximum=30.0, reset_after=5.0)
+    cfg = ContainerConfig(restart="on-failure:4", restart_delay=0.2, restart_burst=3)
+    p = policy_of(cfg, defaults)
+    assert (p.name, p.max_retries, p.burst, p.window) == ("on-failure", 4, 3, 10.0)
+    assert p.backoff == Backoff(initial=0.2, maximum=30.0, reset_after=5.0)
+    with pytest.raises(ValueError, match="restart policy"):
+        policy_of(ContainerConfig(restart="sometimes"), defaults)
+    with pytest.raises(ValueError, match="restart-burst"):
+        policy_of(ContainerConfig(restart="always", restart_burst=-1), defaults)
+
+
+def test_start_limit_counts_exits_within_the_window():
+    p = RestartPolicy(name="always", burst=3, window=10.0)
+    deaths = [0.0, 4.0]
+    assert not limit_hit(p, deaths, 5.0)
+    deaths.append(9.0)
+    assert limit_hit(p, deaths, 9.0)  # three within 10 s
+    deaths = [0.0, 4.0, 12.0]
+    assert not limit_hit(p, deaths, 12.0) and deaths == [4.0, 12.0]  # the first aged out
+    assert not limit_hit(RestartPolicy(name="always"), [1.0] * 50, 1.0)  # burst 0: no limit
 
 
 def test_backoff_doubles_caps_and_resets():
@@ -106,20 +127,3 @@ def test_backoff_settings_are_per_container():
             next_delay(b, 0.45, 2.0),
         )
     ] == [0.05, 0.15, 1.0, 0.05]
-
-
-async def test_backoff_timer_waits_the_computed_delays(autojump_clock):
-    """The fleet waits with trio.sleep in a cancel scope; on the autojump clock
-    the waits are exactly the computed delays, and a cancel stops one."""
-    b = Backoff()
-    waited, d = [], 0.0
-    for _ in range(5):
-        d = next_delay(b, d, run_seconds=0.0)
-        start = trio.current_time()
-        await trio.sleep(d)
-        waited.append(trio.current_time() - start)
-    assert waited == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6])
-    with trio.CancelScope() as scope:
-        scope.cancel()
-        await trio.sleep(60)
-    assert scope.cancelled_caught

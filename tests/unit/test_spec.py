@@ -8,6 +8,11 @@ import resource
 import msgspec
 import pytest
 
+# What this tests lives in the C core (its constants, its checks).
+pytest.importorskip(
+    "supervisor._corral_native", reason="the C core is not built (bash scripts/install.sh)"
+)
+
 from protocols import oci
 from supervisor.errors import SpecError
 from supervisor.runtime import spec as specs

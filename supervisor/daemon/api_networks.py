@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import msgspec
 
 from protocols import api
 from supervisor.daemon import filters
-from supervisor.daemon.fleet import Conflict, Fleet
-from supervisor.errors import SpecError
+from supervisor.errors import Conflict, NetworkError, SpecError
 from supervisor.network import links, network_id
-from supervisor.network.store import Network, NetworkError
+from supervisor.network.store import Network
 
 
 def info(n: Network, f: Fleet | None = None) -> api.NetworkInfo:
     names = {}
     if f is not None:
-        names = {cid: f.containers[cid].name for cid in n.allocations if cid in f.containers}
+        names = {cid: f.units[cid].name for cid in n.allocations if cid in f.units}
     return api.NetworkInfo(
         name=n.name,
         subnet=n.subnet,
@@ -45,8 +46,8 @@ async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                 )
             except NetworkError as e:
                 raise SpecError("network", str(e)) from None
-            await f.start_network(name)
-            f.journal.append("network", "create", n.name, n.name, {"subnet": n.subnet})
+            await f.networking.start_network(name)
+            f.lifecycle.emit_object("network", "create", n.name, n.name, {"subnet": n.subnet})
             return api.NetworkResult(network=info(n))
         case api.NetworkList(filters=wanted):
             filters.check_keys(wanted, filters.NETWORK_KEYS)
@@ -73,9 +74,9 @@ async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             for n in list(f.networks.networks.values()):
                 if n.name == "bridge" or f.network_users(n.name):
                     continue
-                f.stop_network(n.name)
+                f.networking.stop_network(n.name)
                 f.networks.remove(n.name)
-                f.journal.append("network", "destroy", n.name, n.name)
+                f.lifecycle.emit_object("network", "destroy", n.name, n.name)
                 removed.append(n.name)
             return api.PruneResult(removed=removed)
         case api.NetworkRemove(name=name) if name in _BUILTIN_NAMES:
@@ -93,9 +94,9 @@ async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                 raise Conflict(
                     f"network {name} is in use by container(s) {', '.join(u[:12] for u in users)}"
                 )
-            f.stop_network(name)
+            f.networking.stop_network(name)
             f.networks.remove(name)
-            f.journal.append("network", "destroy", name, name)
+            f.lifecycle.emit_object("network", "destroy", name, name)
             return api.Ok()
         case (
             api.NetworkConnect(name=name, container=ref)
@@ -106,12 +107,35 @@ async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             connect = isinstance(req, api.NetworkConnect)
             try:
                 if connect:
-                    f.connect(c, name, req.ipv4_address, list(req.aliases))
+                    f.networking.connect(c, name, req.ipv4_address, list(req.aliases))
                 else:
-                    f.disconnect(c, name)
+                    f.networking.disconnect(c, name)
             except (NetworkError, links.LinkError) as e:
                 raise SpecError("network", str(e)) from None
             action = "connect" if connect else "disconnect"
-            f.journal.append("network", action, name, name, {"container": c.id})
+            f.lifecycle.emit_object("network", action, name, name, {"container": c.id})
             return api.Ok()
     raise SpecError("request", f"unexpected {type(req).__name__}")
+
+
+if TYPE_CHECKING:
+    from supervisor.daemon.fleet import Fleet
+    from supervisor.daemon.server import Connection
+
+
+async def request(conn: Connection, req: msgspec.Struct, inbox) -> None:
+    await conn.send(await networks_request(conn.fleet, req))
+
+
+ROUTES = {
+    t: request
+    for t in (
+        api.NetworkCreate,
+        api.NetworkList,
+        api.NetworkInspect,
+        api.NetworkRemove,
+        api.NetworkConnect,
+        api.NetworkDisconnect,
+        api.NetworkPrune,
+    )
+}

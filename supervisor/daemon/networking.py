@@ -1,13 +1,16 @@
-"""The fleet's side of networking: each network's bridge and DNS server, a
-container's address, /etc files, veth and published ports.
+"""The daemon's side of networking: each network's bridge and DNS server, a
+container's address, /etc files, veths and published ports.
 
-A mixin of Fleet (it reads the fleet's containers, network store and nursery),
-kept apart so that fleet.py holds the containers' lifecycle.
+It reads the fleet's containers through `units()` (id -> Unit) and serves the
+DNS servers in a nursery of its own; a run's port proxies are served by the
+container's own unit (unit.py), from the sockets bind_ports() bound.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -23,8 +26,8 @@ from supervisor.network.store import DEFAULT_NETWORK, NetworkError, NetworkStore
 log = structlog.get_logger("corral.network")
 
 if TYPE_CHECKING:
-    from supervisor.daemon.fleet import Container
-    from supervisor.daemon.store import Store
+    from supervisor.daemon.lifecycle import Lifecycle
+    from supervisor.daemon.unit import Unit as Container
 
 
 # The files bound over a networked container's /etc. Their bind targets are
@@ -41,12 +44,28 @@ def host_if(cid: str, slot: int) -> str:
     return ("crv" if slot == 0 else f"cr{slot}") + cid[:10]
 
 
-class FleetNetworks:
-    containers: dict[str, Container]
-    networks: NetworkStore
-    store: Store
-    _dns: dict[str, trio.CancelScope]
-    _nursery: trio.Nursery | None
+class Networking:
+    def __init__(
+        self,
+        networks: NetworkStore,
+        units: Callable[[], dict[str, Container]],
+        lifecycle: Lifecycle,
+    ) -> None:
+        self.networks = networks
+        self._units = units
+        self.lifecycle = lifecycle
+        self._dns: dict[str, trio.CancelScope] = {}
+        self._nursery: trio.Nursery | None = None
+
+    @property
+    def containers(self) -> dict[str, Container]:
+        return self._units()
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """The networks' DNS servers live in this task's nursery."""
+        async with trio.open_nursery() as self._nursery:
+            task_status.started()
+            await trio.sleep_forever()
 
     async def start_network(self, name: str) -> None:
         """The bridge (made if missing; host veths on it that no running container
@@ -147,7 +166,7 @@ class FleetNetworks:
                     return addr
         return None
 
-    def _network_files(self, c: Container) -> list[oci.Mount]:
+    def network_files(self, c: Container) -> list[oci.Mount]:
         """/etc/hosts, /etc/hostname and /etc/resolv.conf for a container on a user
         network (its address allocated now), bound into it."""
         n = self.networks.get(c.config.network)
@@ -178,7 +197,7 @@ class FleetNetworks:
             )
         return out
 
-    def _connect(self, c: Container, pid: int) -> None:
+    def wire(self, c: Container, pid: int) -> None:
         """eth0 on its network, then eth1... on those `network connect` added."""
         n = self.networks.get(c.config.network)
         links.attach(pid, n.bridge, host_if(c.id, 0), n.allocations[c.id], n.prefix, n.gateway)
@@ -234,7 +253,7 @@ class FleetNetworks:
         if c.running:
             self._attach_extra(c, c.state.pid, name, free[0])
         c.state.networks = {**c.state.networks, name: free[0]}
-        self.store.save_state(c.id, c.state)
+        self.lifecycle.save(c)
 
     def disconnect(self, c: Container, name: str) -> None:
         self.networks.get(name)
@@ -251,19 +270,20 @@ class FleetNetworks:
         c.state.networks = {k: v for k, v in c.state.networks.items() if k != name}
         c.state.network_ips = {k: v for k, v in c.state.network_ips.items() if k != name}
         c.state.network_aliases = {k: v for k, v in c.state.network_aliases.items() if k != name}
-        self.store.save_state(c.id, c.state)
+        self.lifecycle.save(c)
 
-    def _publish(self, c: Container) -> None:
-        """Bind every published port now (a taken one fails the start), then proxy
-        them in one task whose scope the container's exit cancels."""
+    def bind_ports(self, c: Container) -> list[Callable[[], Awaitable[None]]]:
+        """Bind every published port now (a taken one fails the start); returns
+        the proxies to serve for as long as the run lasts (the unit serves them
+        in the run's own nursery)."""
         specs = [ports.parse(spec) for spec in c.config.ports]
         if c.config.publish_all:  # -P: the exposed ports -p left, on free host ports
             taken = {f"{cport}/{proto}" for _, _, cport, proto in specs}
             specs += [ports.parse(p) for p in c.config.expose if p not in taken]
         if not specs:
-            return
+            return []
         addr = self.networks.get(c.config.network).allocations[c.id]
-        bound = []
+        bound: list[tuple[socket.socket, int, str]] = []
         try:
             for host, hport, cport, proto in specs:
                 sock = ports.bind(host, hport, proto)
@@ -272,19 +292,14 @@ class FleetNetworks:
         except BaseException:
             for sock, _, _ in bound:
                 sock.close()
+            c.state.ports = {}
             raise
-        scope = trio.CancelScope()
-        c.port_scope = scope
 
-        async def serve_all() -> None:
-            with scope:
-                async with trio.open_nursery() as nursery:
-                    for sock, cport, proto in bound:
-                        serve = ports.proxy_udp if proto == "udp" else ports.proxy
-                        nursery.start_soon(serve, sock, addr, cport)
+        def proxy(sock: socket.socket, cport: int, proto: str):
+            serve = ports.proxy_udp if proto == "udp" else ports.proxy
+            return lambda: serve(sock, addr, cport)
 
-        assert self._nursery is not None
-        self._nursery.start_soon(serve_all)
+        return [proxy(sock, cport, proto) for sock, cport, proto in bound]
 
     def network_users(self, name: str) -> list[str]:
         return [

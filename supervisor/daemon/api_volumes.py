@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import msgspec
 
 from protocols import api
 from supervisor.daemon import filters
-from supervisor.daemon.fleet import Conflict, Fleet
-from supervisor.errors import NoSuchContainer, SpecError
-from supervisor.volumes.store import VolumeError
+from supervisor.errors import Conflict, NoSuchVolume, SpecError, VolumeError
 
 
 def volumes_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
@@ -19,7 +19,9 @@ def volumes_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             except VolumeError as e:
                 raise SpecError("name", str(e)) from None
             if new:
-                f.emit_volume(meta.name, "create", driver="local")
+                f.lifecycle.emit_object(
+                    "volume", "create", meta.name, meta.name, {"driver": "local"}
+                )
             return api.VolumeResult(volume=volume_info(f, meta.name))
         case api.VolumeList(filters=wanted):
             return api.VolumeListResult(volumes=list_volumes(f, wanted))
@@ -33,8 +35,8 @@ def volumes_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                     f"volume {name} is in use by container(s) "
                     f"{', '.join(u[:12] for u in users)}: remove them, or use force"
                 )
-            f.volumes.remove(name)
-            f.emit_volume(name, "destroy")
+            f.volumes.remove(name)  # (volume rm: a user's volume, removed at their word)
+            f.lifecycle.emit_object("volume", "destroy", name, name)
             return api.Ok()
         case api.VolumePrune(filters=wanted):
             everything = "true" in wanted.get("all", [])
@@ -42,14 +44,10 @@ def volumes_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             for v in list_volumes(f, {"dangling": ["true"]}):
                 if v.anonymous or everything:
                     size += f.volumes.remove(v.name)
-                    f.emit_volume(v.name, "destroy")
+                    f.lifecycle.emit_object("volume", "destroy", v.name, v.name)
                     removed.append(v.name)
             return api.PruneResult(removed=removed, reclaimed_bytes=size)
     raise SpecError("request", f"unexpected {type(req).__name__}")
-
-
-class NoSuchVolume(NoSuchContainer):
-    pass
 
 
 def volume_info(f: Fleet, name: str) -> api.Volume:
@@ -70,3 +68,24 @@ def list_volumes(f: Fleet, wanted: dict[str, list[str]]) -> list[api.Volume]:
     filters.check_keys(wanted, filters.VOLUME_KEYS)
     infos = (volume_info(f, name) for name in sorted(f.volumes.volumes))
     return [v for v in infos if filters.volume(v, wanted)]
+
+
+if TYPE_CHECKING:
+    from supervisor.daemon.fleet import Fleet
+    from supervisor.daemon.server import Connection
+
+
+async def request(conn: Connection, req: msgspec.Struct, inbox) -> None:
+    await conn.send(volumes_request(conn.fleet, req))
+
+
+ROUTES = {
+    t: request
+    for t in (
+        api.VolumeCreate,
+        api.VolumeList,
+        api.VolumeInspect,
+        api.VolumeRemove,
+        api.VolumePrune,
+    )
+}

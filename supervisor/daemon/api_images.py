@@ -1,10 +1,14 @@
-"""The daemon's image requests: import, load, save, list, tag, inspect, rmi,
-prune (pull and push stream progress, and stay in the server)."""
+"""The daemon's image requests: pull and push (with their progress streamed),
+login and logout, import, load and save (archives streamed or by path), list,
+tag, inspect, commit, rmi, prune."""
 
 from __future__ import annotations
 
+import tempfile
+import time
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import trio
@@ -12,12 +16,16 @@ import trio
 from protocols import api
 from protocols.image import RunConfig
 from supervisor.daemon import filters
-from supervisor.daemon.fleet import Conflict, Fleet
-from supervisor.daemon.fleet_networks import PLACEHOLDERS
-from supervisor.errors import SpecError
+from supervisor.daemon.networking import PLACEHOLDERS
+from supervisor.errors import Conflict, SpecError
+from supervisor.fstree import du
 from supervisor.images import registry as registry_client
+from supervisor.images import transfer
 from supervisor.images.store import normalize
-from supervisor.volumes.store import du
+
+if TYPE_CHECKING:
+    from supervisor.daemon.fleet import Fleet
+    from supervisor.daemon.server import Connection
 
 
 async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
@@ -30,13 +38,13 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
         case api.ImageImport(path=path, ref=ref):
             async with f.image_gate.adding():
                 image_id = await trio.to_thread.run_sync(_import, st, path, ref or None)
-            f.journal.append("image", "import", image_id, ref, {"source": path})
+            f.lifecycle.emit_object("image", "import", image_id, ref, {"source": path})
             return api.ImagesDone(ids=[image_id], tags=[ref] if ref else [])
         case api.ImageLoad(path=path):
             async with f.image_gate.adding():
                 loaded = await trio.to_thread.run_sync(st.load, Path(path))
             for image_id, tags in loaded:
-                f.journal.append("image", "load", image_id, ",".join(tags))
+                f.lifecycle.emit_object("image", "load", image_id, ",".join(tags))
             return api.ImagesDone(
                 ids=[i for i, _ in loaded], tags=[t for _, ts in loaded for t in ts]
             )
@@ -44,7 +52,7 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             image_id = st.resolve(ref)
             tags = [ref] if not ref.startswith("sha256:") and ":" in ref else st.tags(image_id)
             await trio.to_thread.run_sync(st.save, image_id, Path(path), tags)
-            f.journal.append("image", "save", image_id, ref)
+            f.lifecycle.emit_object("image", "save", image_id, ref)
             return api.ImagesDone(ids=[image_id])
         case api.ImageCommit(id=ref, ref=target, message=message, author=author, pause=pause):
             c = f.get(ref)
@@ -55,7 +63,8 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             )
             freeze = pause and c.state.status == "running"
             if freeze:
-                f.pause(c)
+                async with c.lock:
+                    await c.pause()
             try:
                 async with f.image_gate.adding():
                     image_id = await trio.to_thread.run_sync(
@@ -72,10 +81,11 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                     )
             finally:
                 if freeze:
-                    f.unpause(c)
+                    async with c.lock:
+                        await c.unpause()
             if target:
                 st.tag(image_id, target)
-            f.journal.append("image", "commit", image_id, target, {"container": c.id})
+            f.lifecycle.emit_object("image", "commit", image_id, target, {"container": c.id})
             return api.ImagesDone(ids=[image_id], tags=[target] if target else [])
         case api.ImageList(filters=wanted):
             filters.check_keys(wanted, filters.IMAGE_KEYS)
@@ -95,7 +105,7 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
         case api.ImageTag(source=source, target=target):
             image_id = st.resolve(source)
             st.tag(image_id, target)
-            f.journal.append("image", "tag", image_id, target)
+            f.lifecycle.emit_object("image", "tag", image_id, target)
             return api.ImagesDone(ids=[image_id], tags=[target])
         case api.ImageInspect(ref=ref):
             image_id = st.resolve(ref)
@@ -128,7 +138,7 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                 named = normalize(ref) in st.repos and len(st.tags(image_id)) > 1
                 if named:  # one of several tags: only that tag goes (Docker's rmi)
                     st.untag(ref)
-                    f.journal.append("image", "untag", image_id, normalize(ref))
+                    f.lifecycle.emit_object("image", "untag", image_id, normalize(ref))
                     return api.ImagesDone(ids=[image_id], tags=[normalize(ref)])
                 if users and not force:
                     raise Conflict(
@@ -138,12 +148,12 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                 if users:  # forced: the tags go, the layers stay while containers use them
                     for t in st.tags(image_id):
                         st.untag(t)
-                        f.journal.append("image", "untag", image_id, t)
+                        f.lifecycle.emit_object("image", "untag", image_id, t)
                     return api.ImagesDone(ids=[image_id])
                 tags = st.tags(image_id)
                 # Layers are trees of any size: removed in a worker thread.
                 removed = await trio.to_thread.run_sync(partial(st.remove_image, image_id, set()))
-                f.journal.append("image", "delete", image_id, ",".join(tags))
+                f.lifecycle.emit_object("image", "delete", image_id, ",".join(tags))
                 return api.ImagesDone(ids=[image_id], tags=tags, deleted=removed)
         case api.ImagePrune(all=everything):
             async with f.image_gate.removing():
@@ -159,7 +169,7 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                         partial(st.remove_image, image_id, set())
                     )
                     ids.append(image_id)
-                    f.journal.append("image", "delete", image_id)
+                    f.lifecycle.emit_object("image", "delete", image_id, "")
                 return api.ImagesDone(ids=ids, tags=tags, deleted=deleted, size=size)
     raise SpecError("request", f"unexpected {type(req).__name__}")
 
@@ -226,3 +236,141 @@ def run_config_of(cfg: api.ContainerConfig, st, image_id: str) -> RunConfig:
         stop_signal=cfg.stop_signal,
         exposed_ports={p: {} for p in cfg.expose} or None,
     )
+
+
+async def request(conn: Connection, req: msgspec.Struct, inbox) -> None:
+    await conn.send(await images_request(conn.fleet, req))
+
+
+async def logout(conn: Connection, req: api.Logout, inbox) -> None:
+    conn.fleet.credentials.remove(req.registry)
+    await conn.send(api.Ok())
+
+
+async def load(conn: Connection, req: api.ImageLoad, inbox) -> None:
+    if req.path:
+        await request(conn, req, inbox)
+    else:  # the archive follows, as docker load's stdin
+        await load_streamed(conn, req, inbox)
+
+
+async def save(conn: Connection, req: api.ImageSave, inbox) -> None:
+    if req.path:
+        await request(conn, req, inbox)
+    else:  # the archive goes back, for stdout
+        await save_streamed(conn, req, inbox)
+
+
+async def transfer_(conn: Connection, req: msgspec.Struct, inbox) -> None:
+    """pull, push, login: progress streamed as it happens, then the result."""
+    send_ch, recv_ch = trio.open_memory_channel(256)
+    last: dict[str, float] = {}
+
+    def report(id: str, status: str, current: int, total: int) -> None:
+        now = time.monotonic()
+        if status == "Downloading" and now - last.get(id, 0.0) < 0.1 and current < total:
+            return  # ten a second per layer: a moving bar, not a message per chunk
+        last[id] = now
+        try:
+            send_ch.send_nowait(api.Progress(id=id, status=status, current=current, total=total))
+        except trio.WouldBlock:
+            pass
+
+    async def forward() -> None:
+        async for msg in recv_ch:
+            await conn.send(msg)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(forward)
+        try:
+            result = await _run_transfer(conn.fleet, req, report)
+        finally:
+            send_ch.close()
+    await conn.send(result)
+
+
+async def _run_transfer(f: Fleet, req, report) -> msgspec.Struct:
+    if isinstance(req, api.ImagePull | api.ImagePush):  # no rmi meanwhile
+        async with f.image_gate.adding():
+            return await _transfer_now(f, req, report)
+    return await _transfer_now(f, req, report)
+
+
+async def _transfer_now(f: Fleet, req, report) -> msgspec.Struct:
+    creds = f.credentials.get
+    match req:
+        case api.ImagePull(ref=ref, platform=platform, insecure=insecure):
+            image_id, name, fetched, digest = await transfer.pull(
+                f.images,
+                ref,
+                platform=platform,
+                insecure=insecure,
+                credentials=creds,
+                report=report,
+                max_downloads=f.max_downloads,
+            )
+            f.lifecycle.emit_object("image", "pull", image_id, name, {"layers": str(fetched)})
+            return api.ImagesDone(
+                ids=[image_id],
+                tags=[name],
+                deleted=[] if fetched else ["up to date"],
+                digest=digest,
+            )
+        case api.ImagePush(ref=ref, insecure=insecure):
+            digest = await transfer.push(
+                f.images, ref, ref, insecure=insecure, credentials=creds, report=report
+            )
+            f.lifecycle.emit_object("image", "push", digest, ref)
+            return api.ImagesDone(ids=[digest], tags=[ref])
+        case api.Login(registry=registry, username=user, password=password):
+            await registry_login(registry, user, password)
+            f.credentials.save(registry, user, password)
+            return api.Ok()
+    raise SpecError("request", f"unexpected {type(req).__name__}")
+
+
+def _spool_dir(f: Fleet) -> Path:
+    """Where streamed archives are kept while loaded or saved: on the root's
+    disk, not /run's memory (images are large)."""
+    d = f.store.dir.parent / "tmp"
+    d.mkdir(mode=0o700, exist_ok=True)
+    return d
+
+
+async def load_streamed(conn: Connection, req, inbox: trio.MemoryReceiveChannel) -> None:
+    with tempfile.TemporaryDirectory(dir=_spool_dir(conn.fleet)) as tmp:
+        path = Path(tmp) / "stdin.tar"
+        with open(path, "wb") as out:
+            await conn.receive_into(inbox, out)
+        await conn.send(await images_request(conn.fleet, api.ImageLoad(path=str(path))))
+
+
+async def save_streamed(conn: Connection, req, inbox) -> None:
+    ref = req.ref
+    with tempfile.TemporaryDirectory(dir=_spool_dir(conn.fleet)) as tmp:
+        path = Path(tmp) / "image.tar"
+        await images_request(conn.fleet, api.ImageSave(ref=ref, path=str(path)))
+        with open(path, "rb") as f:
+            await conn.send_archive(f)
+
+
+ROUTES = {
+    api.ImagePull: transfer_,
+    api.ImagePush: transfer_,
+    api.Login: transfer_,
+    api.Logout: logout,
+    api.ImageLoad: load,
+    api.ImageSave: save,
+    **{
+        t: request
+        for t in (
+            api.ImageImport,
+            api.ImageCommit,
+            api.ImageList,
+            api.ImageTag,
+            api.ImageRemove,
+            api.ImageInspect,
+            api.ImagePrune,
+        )
+    },
+}
