@@ -93,12 +93,11 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                 k: [st.config(st.resolve(v)).created for v in wanted.get(k, [])]
                 for k in ("before", "since")
             }
+            summaries = await _summaries(f, st.images())
             images = [
                 im
-                for i in st.images()
-                if filters.image(
-                    im := image_summary(f, i), st.config(i).config.labels or {}, wanted, bounds
-                )
+                for im in summaries
+                if filters.image(im, st.config(im.id).config.labels or {}, wanted, bounds)
             ]
             images.sort(key=lambda im: im.created, reverse=True)  # newest first, as Docker's
             return api.ImageListResult(images=images)
@@ -122,7 +121,7 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                 "Config": msgspec.to_builtins(cfg.config),
                 "Architecture": cfg.architecture,
                 "Os": cfg.os,
-                "Size": image_summary(f, image_id).size,
+                "Size": (await _summaries(f, [image_id]))[0].size,
                 "GraphDriver": {
                     "Name": "overlay",
                     "Data": {"LowerDir": ":".join(str(d) for d in st.layer_dirs(image_id))},
@@ -192,11 +191,19 @@ async def registry_login(registry: str, user: str, password: str) -> None:
         await client.aclose()
 
 
+async def _summaries(f: Fleet, ids: list[str]) -> list[api.ImageSummary]:
+    """images' rows; sizes never measured before are measured in a thread."""
+    dirs = {d for i in ids for d in f.images.layer_dirs(i)}
+    await trio.to_thread.run_sync(lambda: [f.images.layer_size(d) for d in dirs])
+    return [image_summary(f, i) for i in ids]
+
+
 def image_summary(f: Fleet, image_id: str) -> api.ImageSummary:
     st = f.images
-    # What its layers take on disk: the files and the blob each came as (kept
-    # for save and push), as `system df` counts them (shared layers once there).
-    size = sum(du(d) + _blob_size(d) for d in st.layer_dirs(image_id))
+    # What its layers take on disk, as `system df` counts them (shared layers
+    # once there): measured once per layer (ImageStore.layer_size), and the
+    # first time in a worker thread (the callers' await).
+    size = sum(st.layer_size(d) for d in st.layer_dirs(image_id))
     return api.ImageSummary(
         id=image_id,
         tags=st.tags(image_id),
@@ -205,13 +212,6 @@ def image_summary(f: Fleet, image_id: str) -> api.ImageSummary:
         size=size,
         containers=len(f.image_users(image_id)),
     )
-
-
-def _blob_size(layer_dir: Path) -> int:
-    try:
-        return (layer_dir.parent / "blob").stat().st_size
-    except FileNotFoundError:
-        return 0
 
 
 def run_config_of(cfg: api.ContainerConfig, st, image_id: str) -> RunConfig:

@@ -100,9 +100,9 @@ async def exec_(conn: Connection, req: api.Exec, inbox) -> None:
         u, req.cmd, req.env, req.workdir, req.user, req.tty, (req.height, req.width)
     )
     if req.detach:
-        await conn.send(api.ExecStarted(exec_id=f.execs.detached(u, process)))
+        await conn.send(api.ExecStarted(exec_id=await f.execs.detached(u, process)))
         return
-    started = f.execs.attached(u, process)
+    started = await f.execs.attached(u, process)
     await conn.send(api.ExecStarted(exec_id=started.exec_id))
     stdin = trio.lowlevel.FdStream(started.stdin)
     if not req.stdin:

@@ -4,7 +4,6 @@ stream (replayed from the journal, then live)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
@@ -141,7 +140,7 @@ async def disk_usage(f: Fleet) -> dict:
         # A layer takes its unpacked files and the blob it came as (kept, as
         # containerd keeps it, for save and push).
         return (
-            {d: fstree.du(d) + _size(d.parent / "blob") for d in every},
+            {d: f.images.layer_size(d) for d in every},
             {i: fstree.du(p) for i, p in upper_paths.items()},
             {n: fstree.du(p) for n, p in volume_paths.items()},
         )
@@ -205,13 +204,6 @@ def net_io(pid: int) -> tuple[int, int]:
     except (OSError, ValueError, IndexError):
         return 0, 0
     return rx, tx
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
 
 
 ROUTES = {

@@ -38,6 +38,7 @@ class Execs:
         self.runtime, self.preparer = runtime, preparer
         self.ctl_dir = ctl_dir  # running -t execs' resize FIFOs
         self.ctls: dict[str, Path] = {}  # by exec id
+        self._spawning = trio.CapacityLimiter(8)
 
     def process(
         self,
@@ -71,7 +72,14 @@ class Execs:
             no_new_privileges=True,
         )
 
-    def detached(self, u: Unit, process: oci.Process) -> str:
+    async def _exec(self, u: Unit, process: oci.Process, stdio, ctl: str | None = None):
+        """The runtime's exec (its monitor started, its report read) in a worker
+        thread: the report's read is a wait, a few milliseconds on a busy host."""
+        return await trio.to_thread.run_sync(
+            self.runtime.exec, u.id, process, stdio, ctl, limiter=self._spawning
+        )
+
+    async def detached(self, u: Unit, process: oci.Process) -> str:
         """exec -d: the process runs with /dev/null for stdio (Docker discards a
         detached exec's output); its unit watches for its end (exec_die)."""
         if u.state.status != Status.RUNNING:
@@ -80,7 +88,7 @@ class Execs:
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         try:
             u.lifecycle.note(u, "exec_create: " + " ".join(process.args), execID=exec_id)
-            _pid, pidfd, _child = self.runtime.exec(u.id, process, (null, null, null))
+            _pid, pidfd, _child = await self._exec(u, process, (null, null, null))
         finally:
             os.close(null)
         u.lifecycle.note(u, "exec_start: " + " ".join(process.args), execID=exec_id)
@@ -95,7 +103,7 @@ class Execs:
             os.close(pidfd)
         u.lifecycle.note(u, "exec_die", execID=exec_id, exitCode=str(code))
 
-    def attached(self, u: Unit, process: oci.Process) -> Started:
+    async def attached(self, u: Unit, process: oci.Process) -> Started:
         """An exec whose stdio the caller streams: pipes (and, with -t, a FIFO
         its monitor reads resizes from)."""
         if u.state.status != Status.RUNNING:
@@ -111,8 +119,8 @@ class Execs:
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         try:
             u.lifecycle.note(u, "exec_create: " + " ".join(process.args), execID=exec_id)
-            _pid, pidfd, _child = self.runtime.exec(
-                u.id, process, (in_r, out_w, err_w), str(ctl) if ctl else None
+            _pid, pidfd, _child = await self._exec(
+                u, process, (in_r, out_w, err_w), str(ctl) if ctl else None
             )
         except BaseException:
             for fd in (in_w, out_r, err_r):

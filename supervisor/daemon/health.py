@@ -86,7 +86,9 @@ async def probe(runtime, container_id: str, process, timeout: float) -> HealthRe
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            _mpid, pidfd, child = runtime.exec(container_id, process, (devnull, out_w, out_w))
+            _mpid, pidfd, child = await trio.to_thread.run_sync(
+                runtime.exec, container_id, process, (devnull, out_w, out_w)
+            )  # the monitor's report is a wait: not on the event loop
         finally:
             os.close(out_w)
             os.close(devnull)

@@ -103,6 +103,7 @@ def normalize(ref: str) -> str:
 
 class ImageStore:
     def __init__(self, root: Path) -> None:
+        self._sizes: dict[Path, int] = {}  # layer directory -> bytes (layer_size)
         self.dir = root / "images"
         self.blobs = self.dir / "blobs" / "sha256"
         self.layers = self.dir / "layers"
@@ -205,6 +206,19 @@ class ImageStore:
         self._save_repos()
 
     # -- layers ----------------------------------------------------------------------------
+
+    def layer_size(self, layer_dir: Path) -> int:
+        """What a layer takes on disk: its files and the blob it came as (kept
+        for save and push). Layers never change: measured once, then kept.
+        Blocking the first time (a walk of the layer): call from a thread."""
+        size = self._sizes.get(layer_dir)
+        if size is None:
+            try:
+                blob = (layer_dir.parent / "blob").stat().st_size
+            except FileNotFoundError:
+                blob = 0
+            size = self._sizes[layer_dir] = fstree.du(layer_dir) + blob
+        return size
 
     def layer_dirs(self, image_id: str) -> list[Path]:
         """The image's layer directories, bottom first."""

@@ -724,3 +724,39 @@ def test_block_device_throttles(daemon, rootfs):
         assert p.returncode == 125 and "/dev/null is not a block device" in p.stderr, p.stderr
     finally:
         daemon.cli("rm", "-f", "thr")
+
+
+def test_the_loop_serves_while_twenty_containers_pause_and_unpause(daemon, rootfs):
+    """A freeze waits for every task to stop: off the event loop (a thread),
+    so a `ps` round trip goes on while twenty pause and unpause at once."""
+    import threading
+
+    names = [f"frz{i}" for i in range(20)]
+    for n in names:
+        p = daemon.cli("run", "-d", "--name", n, "--rootfs", str(rootfs), "sleep", "1000")
+        assert p.returncode == 0, p.stderr
+    errors: list[str] = []
+
+    def toggle(n: str) -> None:
+        for verb in ("pause", "unpause", "pause", "unpause"):
+            p = daemon.cli(verb, n)
+            if p.returncode != 0:
+                errors.append(f"{verb} {n}: {p.stderr}")
+
+    threads = [threading.Thread(target=toggle, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    served = 0
+    with daemon.client() as c:
+        while any(t.is_alive() for t in threads):
+            c.call(api.List(all=True))  # answered between the freezes
+            served += 1
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert served > 0
+    assert {s["State"]["Status"] for s in (state_of(daemon, n) for n in names)} == {"running"}
+
+
+def state_of(daemon, name: str) -> dict:
+    return json.loads(daemon.cli("inspect", name).stdout)[0]
