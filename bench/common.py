@@ -153,8 +153,8 @@ class DaemonProc:
         raise RuntimeError("daemon did not start")
 
     def stop(self) -> None:
-        from protocols import api_lite as api
-        from supervisor.client import Client
+        from protocols.lite import api
+        from supervisor.client.connection import Client
 
         if self.proc is None:
             return

@@ -46,8 +46,8 @@ def main() -> None:
     args = ap.parse_args()
     reexec_in_private_mountns()
     fresh_bytecode()
-    from protocols import api_lite as api
-    from supervisor.client import Client
+    from protocols.lite import api
+    from supervisor.client.connection import Client
 
     base = Path(tempfile.mkdtemp(prefix="corral-bench-run-"))
     daemon = DaemonProc(base / "corral")

@@ -102,8 +102,8 @@ def main() -> None:
     try:
         bundle = make_bundle(base, ["/bin/true"])
         daemon.start()
-        from protocols import api_lite
-        from supervisor.client import Client
+        from protocols.lite import api as api_lite
+        from supervisor.client.connection import Client
 
         with Client(daemon.socket) as c:  # the next sequence number, to subscribe from
             evs = list(c.stream(api_lite.Events(since_seq=1, until_nano=time.time_ns())))

@@ -32,7 +32,7 @@ from bench.common import (
     reexec_in_private_mountns,
 )
 from bench.daemon_run import start_dockerd
-from protocols import api_lite as api
+from protocols.lite import api
 
 
 def run_n(cli: list[str], tar: Path, n: int, flags: list[str]) -> float:
@@ -62,7 +62,7 @@ def main() -> None:
     args = ap.parse_args()
     reexec_in_private_mountns()
     fresh_bytecode()
-    from supervisor.client import Client
+    from supervisor.client.connection import Client
 
     base = Path(tempfile.mkdtemp(prefix="corral-bench-scale-"))
     (base / "d").mkdir()

@@ -77,7 +77,7 @@ def main() -> None:
                 spec=ospec,
                 overlay=(str(layer), str(c / "upper"), str(c / "work")),
             )
-            from supervisor.runtime.container import _wait_child
+            from supervisor.runtime.processes import wait_child as _wait_child
 
             _wait_child(created.monitor_pidfd)
             rt.remove_reaped(created)
@@ -109,8 +109,8 @@ def main() -> None:
         daemon = DaemonProc(base / "d", cgroup_parent="/corral-bench-img-d")
         daemon.start()
         try:
-            from protocols import api_lite
-            from supervisor.client import Client
+            from protocols.lite import api as api_lite
+            from supervisor.client.connection import Client
 
             tarfile_path = base / "rootfs.tar"
             tarfile_path.write_bytes(tar.getvalue())

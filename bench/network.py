@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import DaemonProc, make_bundle, summary
-from protocols import api_lite as api
+from protocols.lite import api
 
 
 def free_port() -> int:
@@ -84,7 +84,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--mb", type=int, default=200)
     args = ap.parse_args()
-    from supervisor.client import Client
+    from supervisor.client.connection import Client
 
     base = Path(tempfile.mkdtemp(prefix="corral-bench-net-"))
     (base / "d").mkdir()

@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import DaemonProc, log, make_bundle, summary
-from protocols import api_lite as api
 from protocols import lite
+from protocols.lite import api
 
 
 def timeline(c, name: str) -> list[api.Event]:
@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--loopers", type=int, default=200)
     ap.add_argument("--window", type=float, default=20.0)
     args = ap.parse_args()
-    from supervisor.client import Client
+    from supervisor.client.connection import Client
 
     base = Path(tempfile.mkdtemp(prefix="corral-bench-restart-"))
     (base / "d").mkdir()

@@ -71,7 +71,7 @@ def main() -> None:
 
     from supervisor import _native
     from supervisor.runtime import Runtime
-    from supervisor.runtime.container import _wait_child
+    from supervisor.runtime.processes import wait_child as _wait_child
 
     base = Path(tempfile.mkdtemp(prefix="corral-bench-"))
     state = Path("/run/corral-bench")

@@ -4,7 +4,7 @@ Each frame is a 4-byte big-endian length followed by that many bytes of
 msgpack. A connection starts with the client's `Hello` and the daemon's
 `Welcome` (or an `Error` and a close). docs/protocol.md has the whole story.
 Standard library only: the daemon decodes payloads with msgspec (protocols/api.py),
-the client with protocols/lite.py.
+the client with protocols/lite/__init__.py.
 """
 
 from __future__ import annotations

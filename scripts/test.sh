@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# The msgspec-free mirrors (protocols/lite/) must say what protocols/ says.
+.venv/bin/python -m protocols.gen_lite --check
 exec .venv/bin/pytest -q tests "$@"

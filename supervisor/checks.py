@@ -111,7 +111,7 @@ def expose(spec: str) -> list[str]:
 
 def container(cfg, ncpu: int | None = None) -> None:
     """What Docker checks of a container's configuration, on the client's
-    (protocols/api_lite.py) or the daemon's (protocols/api.py) ContainerConfig:
+    (protocols/lite/api.py) or the daemon's (protocols/api.py) ContainerConfig:
     the same names. ValueError names the first value that is wrong."""
     if cfg.name:
         name(cfg.name)

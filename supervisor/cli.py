@@ -69,7 +69,7 @@ def _main(argv: list[str] | None) -> int:
         from supervisor.daemon.main import main as daemon_main
 
         return daemon_main(argv[1:])
-    from supervisor.commands import main as client_main
+    from supervisor.client.main import main as client_main
 
     return client_main(argv)
 

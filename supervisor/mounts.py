@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 import re
 
-# The client parses the flags, so the msgspec-free mirror (protocols/lite.py).
-from protocols.api_lite import MountSpec
+# The client parses the flags, so the msgspec-free mirror (protocols/lite/__init__.py).
+from protocols.lite.api import MountSpec
 from supervisor.units import parse_size
 
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")

@@ -19,8 +19,8 @@ from supervisor.daemon import filters
 from supervisor.daemon.networking import PLACEHOLDERS
 from supervisor.errors import Conflict, SpecError
 from supervisor.fstree import du
+from supervisor.images import archive, transfer
 from supervisor.images import registry as registry_client
-from supervisor.images import transfer
 from supervisor.images.store import normalize
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
             return api.ImagesDone(ids=[image_id], tags=[ref] if ref else [])
         case api.ImageLoad(path=path):
             async with f.image_gate.adding():
-                loaded = await trio.to_thread.run_sync(st.load, Path(path))
+                loaded = await trio.to_thread.run_sync(archive.load, st, Path(path))
             for image_id, tags in loaded:
                 f.lifecycle.emit_object("image", "load", image_id, ",".join(tags))
             return api.ImagesDone(
@@ -51,7 +51,7 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
         case api.ImageSave(ref=ref, path=path):
             image_id = st.resolve(ref)
             tags = [ref] if not ref.startswith("sha256:") and ":" in ref else st.tags(image_id)
-            await trio.to_thread.run_sync(st.save, image_id, Path(path), tags)
+            await trio.to_thread.run_sync(archive.save, st, image_id, Path(path), tags)
             f.lifecycle.emit_object("image", "save", image_id, ref)
             return api.ImagesDone(ids=[image_id])
         case api.ImageCommit(id=ref, ref=target, message=message, author=author, pause=pause):

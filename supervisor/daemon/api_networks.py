@@ -26,13 +26,18 @@ def info(n: Network, f: Fleet | None = None) -> api.NetworkInfo:
         names=names,
         created_nano=n.created_nano,
         labels=dict(n.labels),
+        id=network_id(n.name, n.created_nano),
     )
 
 
 # Docker lists these two beside the bridge: --network host and none.
 BUILTIN = (
-    api.NetworkInfo(name="host", subnet="", gateway="", bridge="", driver="host"),
-    api.NetworkInfo(name="none", subnet="", gateway="", bridge="", driver="null"),
+    api.NetworkInfo(
+        name="host", subnet="", gateway="", bridge="", driver="host", id=network_id("host", 0)
+    ),
+    api.NetworkInfo(
+        name="none", subnet="", gateway="", bridge="", driver="null", id=network_id("none", 0)
+    ),
 )
 _BUILTIN_NAMES = {n.name: n for n in BUILTIN}
 
@@ -58,7 +63,7 @@ async def networks_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                     for n in every
                     if filters.network(
                         n,
-                        network_id(n.name, n.created_nano),
+                        n.id,
                         n.name in f.networks.networks and bool(f.network_users(n.name)),
                         wanted,
                     )

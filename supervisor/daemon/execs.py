@@ -18,7 +18,7 @@ from supervisor.daemon import ocispec
 from supervisor.daemon.lifecycle import Status
 from supervisor.errors import Conflict, CorralError, SpecError
 from supervisor.runtime import Runtime, users
-from supervisor.runtime.container import resize_pty
+from supervisor.runtime.processes import resize_pty
 
 if TYPE_CHECKING:
     from supervisor.daemon.prepare import Preparer

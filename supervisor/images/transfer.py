@@ -35,8 +35,8 @@ from supervisor.images.store import (
     LAYER_MEDIA_TYPES,
     ImageStore,
     LayerBlob,
-    _tar_layer,
     chain_ids,
+    tar_layer,
 )
 
 Report = Callable[[str, str, int, int], None]  # (id, status, current, total)
@@ -212,7 +212,7 @@ def _layer_to_push(
     else:
         src = tempfile.TemporaryFile(dir=work)  # noqa: SIM115
         with tarfile.open(fileobj=src, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            _tar_layer(tar, layer_dir)
+            tar_layer(tar, layer_dir)
         src.seek(0)
     tmp = work / (chain[-16:] + ".gz")
     raw_hash, gz_hash = hashlib.sha256(), hashlib.sha256()

@@ -14,7 +14,8 @@ from protocols import lite
 from supervisor import cmdline as argparse  # argparse's API, not its ~3 ms of imports
 from supervisor.errors import CorralError, SetupError, SpecError
 from supervisor.runtime import spec as specs
-from supervisor.runtime.container import DEFAULT_ROOT, Runtime, _wait_child
+from supervisor.runtime.container import DEFAULT_ROOT, Runtime
+from supervisor.runtime.processes import wait_child as _wait_child
 from supervisor.runtime.signals import parse_signal
 
 # Signals a foreground `run` passes on to the container (through its monitor).

@@ -14,10 +14,9 @@ from __future__ import annotations
 import _signal as signal  # not signal.py, whose enums of every signal cost ~2 ms
 import errno
 import os
-import select
 import time
 
-from protocols import oci_lite
+from protocols.lite import oci as oci_lite
 from supervisor import _native
 from supervisor.errors import (
     CgroupError,
@@ -31,6 +30,26 @@ from supervisor.errors import (
 from supervisor.runtime import plan as planner
 from supervisor.runtime import spec as specs
 from supervisor.runtime.cgroups import Limits, Stats, open_cgroup
+from supervisor.runtime.hookcalls import (
+    hook_state,
+    hooks_module,
+    kept_hooks,
+    remove_state_dir,
+    remove_with_poststop,
+    run_before_pivot,
+    run_hooks,
+)
+from supervisor.runtime.processes import (
+    ctl_write,
+    kill_cgroup,
+    read_report,
+    reap_within,
+    resize_pty,
+    signal_process,
+    spawn_monitor,
+    wait_child,
+    wait_gone,
+)
 from supervisor.runtime.state import (
     CgroupRecord,
     ContainerRecord,
@@ -193,7 +212,7 @@ class Runtime:
             if wait_for_start or start_hooks:
                 fifo = os.path.join(state_dir, "exec.fifo")
                 os.mkfifo(fifo, 0o600)
-            if hooks is not None and _hooks_module().any_before_pivot(hooks):
+            if hooks is not None and hooks_module().any_before_pivot(hooks):
                 hooks_fifo = os.path.join(state_dir, "hooks.fifo")
                 os.mkfifo(hooks_fifo, 0o600)
             bpf = None
@@ -232,7 +251,7 @@ class Runtime:
             )
             plan = planner.build(spec, paths, cgroup)
             try:
-                pid, pidfd, report = _spawn_monitor(plan, stdio, detach, stdin)
+                pid, pidfd, report = spawn_monitor(plan, stdio, detach, stdin)
             finally:
                 if stdin_path is not None:
                     os.close(stdin)  # the container has it now
@@ -245,7 +264,7 @@ class Runtime:
                 # either way (the monitor sends one or exits), and a given-up
                 # or failed container is then removed below (its monitor,
                 # exiting after a failure, reaped there).
-                kind, cpid = _read_report(report)
+                kind, cpid = read_report(report)
             record = ContainerRecord(
                 id=id,
                 bundle=bundle,
@@ -264,24 +283,24 @@ class Runtime:
                 # Paused before pivot_root for the hooks; let it go on after them.
                 if kind != _native.REPORT_HOOKS or not resumed:
                     raise SetupError("waiting for the hooks", 0, hooks_fifo, "no pause reported")
-                _run_before_pivot(hooks, _hook_state(record, "creating"), cpid)
+                run_before_pivot(hooks, hook_state(record, "creating"), cpid)
                 fd = os.open(hooks_fifo, os.O_WRONLY | os.O_CLOEXEC)  # it waits as reader
                 try:
                     os.write(fd, b"c")
                 finally:
                     os.close(fd)
-                _read_report(report)  # the setup's end
+                read_report(report)  # the setup's end
             os.close(report)
             report = -1
             write_record(state_dir, record)
             if hooks is not None:
-                _hooks_module().keep(state_dir, hooks)  # for a start or delete elsewhere
+                hooks_module().keep(state_dir, hooks)  # for a start or delete elsewhere
                 if not wait_for_start:  # run: start it now, its startContainer hooks first
                     if start_hooks:
                         self._start_hooks(state_dir, record)
                         _release(fifo, id)
                     if hooks.poststart:
-                        _run_hooks("poststart", hooks.poststart, _hook_state(record, "running"))
+                        run_hooks("poststart", hooks.poststart, hook_state(record, "running"))
             return Created(record, pidfd, cgroup)
         except BaseException:
             if report >= 0:
@@ -289,11 +308,11 @@ class Runtime:
             if cgroup is not None and cgroup.exists():
                 cgroup.kill_all()
             if pidfd >= 0:  # its container is killed: the monitor goes; reap it
-                _reap_within(pidfd, 5.0)
+                reap_within(pidfd, 5.0)
                 os.close(pidfd)
             if cgroup is not None and cgroup.exists():
                 cgroup.destroy()
-            _remove_state_dir(state_dir)
+            remove_state_dir(state_dir)
             raise
 
     def start(self, id: str) -> None:
@@ -303,7 +322,7 @@ class Runtime:
         fifo = os.path.join(state_dir, "exec.fifo")
         if not os.path.exists(fifo):
             raise InvalidState(f"container {id!r} is {self.status(id)}, not created")
-        kept = _kept_hooks(state_dir)
+        kept = kept_hooks(state_dir)
         if kept is not None and kept.start_container:
             rec = self.record(id)
             if self.status(id, rec) != "created":
@@ -311,12 +330,12 @@ class Runtime:
             self._start_hooks(state_dir, rec)
         _release(fifo, id)
         if kept is not None and kept.poststart:
-            _run_hooks("poststart", kept.poststart, _hook_state(self.record(id), "running"))
+            run_hooks("poststart", kept.poststart, hook_state(self.record(id), "running"))
 
     def _start_hooks(self, state_dir: str, rec: ContainerRecord) -> None:
         """Run the startContainer hooks in the waiting container's namespaces;
         kill it if one fails."""
-        kept = _kept_hooks(state_dir)
+        kept = kept_hooks(state_dir)
         if kept is None or not kept.start_container:
             return
         try:
@@ -326,7 +345,7 @@ class Runtime:
         try:
             if not alive(rec.pid, rec.pid_start):  # the pid is another process's now
                 raise InvalidState(f"container {rec.id!r} is no longer waiting to start")
-            _run_hooks("start_container", kept.start_container, _hook_state(rec, "created"), pidfd)
+            run_hooks("start_container", kept.start_container, hook_state(rec, "created"), pidfd)
         except HookError:
             try:
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
@@ -353,7 +372,7 @@ class Runtime:
             id, bundle, stdio=stdio, detach=False, wait_for_start=False, spec=spec
         )
         try:
-            code = _wait_child(created.monitor_pidfd)
+            code = wait_child(created.monitor_pidfd)
         except BaseException:
             created.close()
             self.delete(id, force=True)
@@ -368,7 +387,7 @@ class Runtime:
         so none of delete()'s checks and waits are needed."""
         created.cgroup.destroy()  # type: ignore[attr-defined]
         self._cgroups.pop(created.record.id, None)
-        _remove_with_poststop(os.path.join(self.root, created.record.id), created.record)
+        remove_with_poststop(os.path.join(self.root, created.record.id), created.record)
 
     # -- inspection ---------------------------------------------------------------------
 
@@ -468,11 +487,11 @@ class Runtime:
         except FileNotFoundError:
             bpf = None
         plan = planner.build_exec(process, rec.pid, self._cgroup(rec), ctl_fifo, bpf)
-        pid, pidfd, report = _spawn_monitor(plan, stdio, detach=False)
+        pid, pidfd, report = spawn_monitor(plan, stdio, detach=False)
         try:
-            return pid, pidfd, _read_report(report)[1]
+            return pid, pidfd, read_report(report)[1]
         except BaseException:
-            _wait_child(pidfd)
+            wait_child(pidfd)
             os.close(pidfd)
             raise
         finally:
@@ -493,7 +512,7 @@ class Runtime:
     def close_stdin(self, id: str) -> None:
         """Ask the monitor to close its writer: the container reads EOF once the
         caller's writers are closed too."""
-        _ctl_write(os.path.join(self._dir(id), "ctl.fifo"), "eof")
+        ctl_write(os.path.join(self._dir(id), "ctl.fifo"), "eof")
 
     # -- signals, removal -------------------------------------------------------------
 
@@ -502,7 +521,7 @@ class Runtime:
         status = self.status(id, rec)
         if status == "stopped":
             raise InvalidState(f"container {id!r} is not running")
-        _signal(rec.pid, rec.pid_start, sig)
+        signal_process(rec.pid, rec.pid_start, sig)
         if status == "paused" and sig == signal.SIGKILL:
             self._cgroup(rec).thaw()
 
@@ -549,7 +568,7 @@ class Runtime:
         if status == "running" and not force and not alive(rec.pid, rec.pid_start):
             # Its process has exited (`kill ... KILL; delete`): the monitor is
             # recording it this moment. Stopped, then, once recorded.
-            _wait_gone(rec.monitor_pid, rec.monitor_start, timeout)
+            wait_gone(rec.monitor_pid, rec.monitor_start, timeout)
             status = self.status(id, rec)
         if status in ("running", "paused") and not force:
             raise InvalidState(
@@ -560,20 +579,20 @@ class Runtime:
             if cgroup.exists():
                 cgroup.kill_all()
             try:
-                _signal(rec.pid, rec.pid_start, signal.SIGKILL)
+                signal_process(rec.pid, rec.pid_start, signal.SIGKILL)
             except InvalidState:
                 pass
             if status == "paused":
                 cgroup.thaw()
-        _wait_gone(rec.monitor_pid, rec.monitor_start, timeout)
+        wait_gone(rec.monitor_pid, rec.monitor_start, timeout)
         if cgroup.exists():
             # "stopped" with processes left: its monitor died (kill -9) and the
             # container went on, reparented to init. They are found through
             # the cgroup and killed, or the cgroup could never be removed.
-            _kill_cgroup(cgroup, timeout)
+            kill_cgroup(cgroup, timeout)
             cgroup.destroy()
         self._cgroups.pop(id, None)
-        _remove_with_poststop(state_dir, rec)
+        remove_with_poststop(state_dir, rec)
 
     def _delete_unreadable(self, id: str, state_dir: str) -> None:
         """`delete --force` of a container whose state.json is unreadable or was
@@ -592,7 +611,7 @@ class Runtime:
                 time.sleep(0.005)
             cgroup.destroy()
         self._cgroups.pop(id, None)
-        _remove_state_dir(state_dir)
+        remove_state_dir(state_dir)
 
 
 def _release(fifo: str, id: str) -> None:
@@ -611,118 +630,6 @@ def _release(fifo: str, id: str) -> None:
     os.unlink(fifo)
 
 
-def _hooks_module():
-    from supervisor.runtime import hooks  # only where a config has hooks
-
-    return hooks
-
-
-def _run_before_pivot(hooks, state: dict, cpid: int) -> None:
-    """prestart and createRuntime hooks in the runtime's namespaces, then
-    createContainer hooks in the container's (the setup waits before
-    pivot_root meanwhile); HookError if one fails."""
-    h = _hooks_module()
-    h.run("prestart", hooks.prestart or [], state)
-    h.run("create_runtime", hooks.create_runtime or [], state)
-    if hooks.create_container:
-        pidfd = os.pidfd_open(cpid)
-        try:
-            h.run("create_container", hooks.create_container, state, in_container=pidfd)
-        finally:
-            os.close(pidfd)
-
-
-def _hook_state(rec: ContainerRecord, status: str) -> dict:
-    """The OCI state a hook reads on its stdin."""
-    return {
-        "ociVersion": oci_lite.OCI_VERSION,
-        "id": rec.id,
-        "status": status,
-        "pid": rec.pid,
-        "bundle": rec.bundle,
-        "annotations": dict(rec.annotations),
-    }
-
-
-def _kept_hooks(state_dir: str):
-    """The hooks kept beside a container's state; hooks.py imported only if any."""
-    if not os.path.exists(os.path.join(state_dir, "hooks.json")):
-        return None
-    from supervisor.runtime import hooks
-
-    return hooks.kept(state_dir)
-
-
-def _run_hooks(kind: str, hook_list: list, state: dict, in_container: int = -1) -> None:
-    _hooks_module().run(kind, hook_list, state, in_container=in_container)
-
-
-def _remove_with_poststop(state_dir: str, rec: ContainerRecord) -> None:
-    kept = _kept_hooks(state_dir)
-    _remove_state_dir(state_dir)
-    if kept is not None and kept.poststop:
-        _run_hooks("poststop", kept.poststop, _hook_state(rec, "stopped"))
-
-
-def _remove_state_dir(path: str) -> None:
-    """Remove a container's state directory: flat, so no shutil (whose import
-    costs milliseconds on the CLI's path)."""
-    try:
-        names = os.listdir(path)
-    except FileNotFoundError:
-        return
-    for name in names:
-        try:
-            os.unlink(os.path.join(path, name))
-        except FileNotFoundError:
-            pass
-    os.rmdir(path)
-
-
-def _spawn_monitor(
-    plan: bytes, stdio: Sequence[int] | None, detach: bool, stdin: int | None = None
-) -> tuple[int, int, int]:
-    """Start the monitor with the plan; returns (monitor pid, its pidfd, the read
-    end of the pipe its report comes on: see _read_report)."""
-    memfd = os.memfd_create("corral-plan", os.MFD_CLOEXEC)
-    r, w = os.pipe2(os.O_CLOEXEC)
-    devnull = -1
-    try:
-        os.write(memfd, plan)
-        if stdio is None:
-            devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-            stdio = (stdin if stdin is not None else devnull, devnull, devnull)
-        fds = [*stdio, memfd, w]
-        pid, pidfd = _native.spawn(
-            _native.MONITOR, [_native.MONITOR, "3", "4"], [], fds, setsid=detach
-        )
-    except BaseException:
-        os.close(r)
-        raise
-    finally:
-        os.close(memfd)
-        os.close(w)
-        if devnull >= 0:
-            os.close(devnull)
-    return pid, pidfd, r
-
-
-def _read_report(r: int) -> tuple[int, int]:
-    """(kind, the container's pid) from the monitor's next report on `r`: a
-    pause for the hooks (REPORT_HOOKS, another report follows) or its creation;
-    the failure it reports (the step, the path, errno) raised."""
-    chunks = []
-    while n := _native.REPORT_SIZE - sum(map(len, chunks)):
-        chunk = os.read(r, n)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    kind, cpid, err = _native.parse_report(b"".join(chunks))
-    if err is not None:
-        raise err
-    return kind, cpid
-
-
 def finish_create(steps: Generator[int, None, Created]) -> Created:
     """Resume Runtime.create_steps once its report descriptor is readable."""
     try:
@@ -730,96 +637,3 @@ def finish_create(steps: Generator[int, None, Created]) -> Created:
     except StopIteration as done:
         return done.value
     raise RuntimeError("create_steps yielded twice")
-
-
-def _reap_within(pidfd: int, timeout: float) -> None:
-    """Reap our child if it exits within `timeout` seconds."""
-    p = select.poll()
-    p.register(pidfd, select.POLLIN)
-    if p.poll(timeout * 1000):
-        try:
-            os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
-        except ChildProcessError:
-            pass
-
-
-def _wait_child(pidfd: int) -> int:
-    """Reap our child through its pidfd; its exit status in the shell's terms."""
-    info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
-    assert info is not None
-    if info.si_code == os.CLD_EXITED:
-        return info.si_status
-    return 128 + info.si_status
-
-
-def _signal(pid: int, start: int, sig: int) -> None:
-    """Signal `pid` only if it is still the process we recorded (no pid reuse race:
-    the pidfd is opened first, then the identity checked, then signalled)."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        raise InvalidState(f"process {pid} has exited") from None
-    try:
-        if not alive(pid, start):
-            raise InvalidState(f"process {pid} has exited")
-        signal.pidfd_send_signal(pidfd, sig)
-    except ProcessLookupError:
-        raise InvalidState(f"process {pid} has exited") from None
-    finally:
-        os.close(pidfd)
-
-
-def _kill_cgroup(cgroup, timeout: float) -> None:
-    """SIGKILL whatever is still in `cgroup` (thawed, should it be frozen) and
-    wait until it is empty."""
-    if not cgroup.pids():
-        return
-    cgroup.kill_all()
-    if cgroup.frozen():
-        cgroup.thaw()
-    deadline = time.monotonic() + timeout
-    while cgroup.pids():
-        if time.monotonic() > deadline:
-            raise InvalidState(
-                f"processes in cgroup {cgroup.cgroups_path} still run {timeout} s after SIGKILL"
-            )
-        time.sleep(0.002)
-
-
-def _wait_gone(pid: int, start: int, timeout: float) -> None:
-    """Wait until a process that may not be our child has exited."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        if alive(pid, start):
-            p = select.poll()
-            p.register(pidfd, select.POLLIN)
-            if not p.poll(timeout * 1000):
-                raise InvalidState(f"the monitor (pid {pid}) did not exit within {timeout} s")
-        try:
-            os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
-        except ChildProcessError:
-            pass  # not our child: its parent reaps it
-    finally:
-        os.close(pidfd)
-
-
-def resize_pty(ctl_fifo: str | os.PathLike[str], rows: int, cols: int) -> None:
-    """Ask the monitor that reads `ctl_fifo` to size its pty (TIOCSWINSZ)."""
-    if not (0 < rows <= 0xFFFF and 0 < cols <= 0xFFFF):
-        raise SpecError("size", f"{rows}x{cols} is not a terminal size")
-    _ctl_write(ctl_fifo, f"{rows} {cols}")
-
-
-def _ctl_write(ctl_fifo: str | os.PathLike[str], line: str) -> None:
-    """One line to a monitor's control FIFO (one write: the monitor reads whole lines)."""
-    try:
-        fd = os.open(ctl_fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as e:  # ENXIO: no monitor reads it
-        raise InvalidState(f"no monitor reads {ctl_fifo}: {e.strerror}") from None
-    try:
-        os.write(fd, f"{line}\n".encode())
-    finally:
-        os.close(fd)

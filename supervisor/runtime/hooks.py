@@ -29,7 +29,9 @@ import os
 import select
 import sys
 
-from protocols import lite, minijson, oci_lite
+from protocols import lite
+from protocols.lite import minijson
+from protocols.lite import oci as oci_lite
 from supervisor import _native
 from supervisor.errors import HookError, SetupError, SpecError
 

@@ -10,8 +10,8 @@ import os
 import resource
 import struct
 
-from protocols import oci_lite
 from protocols.lite import Lite
+from protocols.lite import oci as oci_lite
 from supervisor import _native
 from supervisor.errors import SpecError
 from supervisor.runtime.cgroups import DeviceRule, Limits

@@ -23,7 +23,8 @@ import errno
 import os
 import struct
 
-from protocols import lite, minijson
+from protocols import lite
+from protocols.lite import minijson
 from supervisor import _native
 from supervisor.errors import SpecError
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import resource
 
-from protocols import lite, minijson, oci_lite
+from protocols import lite
+from protocols.lite import minijson
+from protocols.lite import oci as oci_lite
 from supervisor.errors import SpecError
 
 TYPE_CHECKING = False

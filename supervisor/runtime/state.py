@@ -18,7 +18,8 @@ from __future__ import annotations
 import errno
 import os
 
-from protocols import lite, minijson
+from protocols import lite
+from protocols.lite import minijson
 from supervisor.errors import CorruptState, SetupError
 
 # Records are Lite classes, not msgspec Structs: `corral runtime run` writes

@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from protocols import api_lite as api
-from supervisor.client import Client
+from protocols.lite import api
+from supervisor.client.connection import Client
 from tests.integration.conftest import RUN, _drop_cgroup_parent
 
 
@@ -108,7 +108,7 @@ class Daemon:
 
     def cleanup(self) -> None:
         """Remove every container (starting a daemon if needed), stop, check."""
-        from protocols import api_lite as api
+        from protocols.lite import api
 
         for old in self.clients:
             old.close()

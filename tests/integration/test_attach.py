@@ -168,8 +168,8 @@ def test_sig_proxy_takes_docker_booleans_only(daemon, rootfs, value):
 def test_terminal_size_at_start_and_on_resize(daemon, rootfs):
     """-t: the pty starts at the client's size (OCI consoleSize) and follows a
     Resize, for the container and for a -t exec in it."""
-    from protocols import api_lite as api
-    from supervisor.client import DaemonError
+    from protocols.lite import api
+    from supervisor.client.connection import DaemonError
 
     c = daemon.client()
     script = "stty size; while [ ! -e /go ]; do sleep 0.05; done; stty size"
@@ -203,7 +203,7 @@ def test_stdin_survives_a_daemon_killed_and_started_again(daemon, rootfs):
     """An -i container's stdin is a FIFO its monitor keeps a writer on: the
     daemon's SIGKILL is no EOF for it, the next daemon writes to it again, and
     only the client's close ends it."""
-    from protocols import api_lite as api
+    from protocols.lite import api
 
     cid = daemon.cli(
         "run",

@@ -10,7 +10,7 @@ import pytest
 
 from supervisor.runtime import Runtime
 from supervisor.runtime.cgroups import open_cgroup
-from supervisor.runtime.container import _wait_child
+from supervisor.runtime.processes import wait_child as _wait_child
 from tests.integration.conftest import RUN, _cgroup_leftovers, _drop_cgroup_parent, run_captured
 from tests.probe import UNIFIED_MOUNTS, needs_busybox, needs_root, needs_v2_hierarchy
 

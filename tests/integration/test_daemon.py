@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from protocols import api as wire_api  # msgspec's, for raw frames
-from protocols import api_lite as api  # the client's
+from protocols.lite import api  # the client's
 from protocols.wire import PROTOCOL_VERSION, FrameBuffer, frame
 from tests.probe import needs_busybox, needs_root
 

@@ -124,7 +124,7 @@ def test_hundred_containers_cost_only_their_writes(daemon, rootfs, tmp_path):
     tar = tmp_path / "rootfs.tar"
     subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
     ok(daemon.cli("import", str(tar), "bb:many"))
-    from protocols import api_lite as api
+    from protocols.lite import api
 
     c = daemon.client()
     ids = [

@@ -39,7 +39,7 @@ def test_exit_code_passes_through(runtime, bundle, tmp_path, code):
 
 
 def test_killed_by_signal_is_128_plus_n(runtime, bundle):
-    from supervisor.runtime.container import _wait_child
+    from supervisor.runtime.processes import wait_child as _wait_child
 
     created = runtime.create("k", bundle("sleep", "1000"), stdio=None, wait_for_start=False)
     runtime.kill("k", signal.SIGKILL)
@@ -261,7 +261,7 @@ def test_symlink_mount_target_cannot_escape_root(runtime, bundle, tmp_path):
 
 def test_monitor_exits_with_the_container_and_records_it(runtime, bundle):
     created = runtime.create("mon", bundle("sh", "-c", "exit 9"), stdio=None, wait_for_start=False)
-    from supervisor.runtime.container import _wait_child
+    from supervisor.runtime.processes import wait_child as _wait_child
 
     assert _wait_child(created.monitor_pidfd) == 9
     created.close()

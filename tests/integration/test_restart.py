@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from protocols import api_lite as api
+from protocols.lite import api
 from tests.probe import needs_busybox, needs_root
 
 pytestmark = [needs_root, needs_busybox]

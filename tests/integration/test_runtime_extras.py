@@ -7,9 +7,10 @@ import os
 import time
 from pathlib import Path
 
-from protocols import lite, oci, oci_lite
+from protocols import lite, oci
+from protocols.lite import oci as oci_lite
 from supervisor.runtime import spec as specs
-from supervisor.runtime.container import _wait_child
+from supervisor.runtime.processes import wait_child as _wait_child
 from tests.integration.conftest import run_captured
 from tests.probe import needs_busybox, needs_root
 

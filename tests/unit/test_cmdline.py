@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from supervisor import cmdline
-from supervisor.commands_flags import build_parser
+from supervisor.client.parser import build_parser
 
 # Command lines argparse and cmdline read alike (no abbreviations, no options
 # between a nargs="+" positional's words: there they differ on purpose).
@@ -134,7 +134,7 @@ def test_appended_defaults_are_not_shared() -> None:
     ],
 )
 def test_management_commands_name_the_top_level_ones(argv, same_as) -> None:
-    from supervisor.commands_flags import parse_args
+    from supervisor.client.parser import parse_args
 
     assert parse_args(argv) == parse_args(same_as)
     assert parse_args(["container", "prune"]).ccmd == "prune"  # its own

@@ -3,7 +3,7 @@ same as the whole parser's."""
 
 import pytest
 
-from supervisor.commands_flags import _command_name, build_parser, parse_args
+from supervisor.client.parser import _command_name, build_parser, parse_args
 
 
 @pytest.mark.parametrize(

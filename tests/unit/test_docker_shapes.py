@@ -7,9 +7,9 @@ import json
 import pytest
 
 from protocols import api as wire
-from protocols import api_lite as api
-from supervisor import commands, templates
-from supervisor.commands_flags import _go_duration, parse_time
+from protocols.lite import api
+from supervisor.client import containers, format, system, templates
+from supervisor.client.flags import _go_duration, parse_time
 from supervisor.daemon import ocispec
 from supervisor.daemon.networking import resolv_conf
 from supervisor.errors import SpecError
@@ -89,7 +89,7 @@ def test_docker_event_shape_and_go_field_names() -> None:
         name="web",
         attributes={"name": "web", "image": "busybox", "exitCode": "0"},
     )
-    shaped = commands.docker_event(ev)
+    shaped = system.docker_event(ev)
     assert json.loads(templates.render("{{json .}}", shaped)) == {
         "status": "die",
         "id": "c" * 64,
@@ -107,11 +107,11 @@ def test_docker_event_shape_and_go_field_names() -> None:
     assert templates.render("{{.Status}} {{.ID}} {{.From}} {{.TimeNano}}", shaped) == (
         f"die {'c' * 64} busybox 1700000000123456789"
     )
-    net = commands.docker_event(
+    net = system.docker_event(
         api.Event(seq=1, time_nano=0, type="network", action="create", id="app")
     )
     assert "status" not in net and net["Actor"]["ID"] == "app"  # Docker's older fields: not here
-    image = commands.docker_event(
+    image = system.docker_event(
         api.Event(seq=2, time_nano=0, type="image", action="import", id="sha256:1", name="bb:1")
     )
     assert image["Actor"]["Attributes"] == {"name": "bb:1"}  # the reference, as Docker's
@@ -127,8 +127,8 @@ def test_docker_event_shape_and_go_field_names() -> None:
     ],
 )
 def test_sizes_as_docker_prints_them(n, decimal, binary) -> None:
-    assert commands._human(n) == decimal
-    assert commands._binary(n) == binary
+    assert format.decimal_size(n) == decimal
+    assert format.binary_size(n) == binary
 
 
 def test_durations_and_times_without_re() -> None:
@@ -180,11 +180,11 @@ def test_commit_changes_as_dockerfile_instructions() -> None:
     ],
 )
 def test_image_names_in_messages_carry_the_tag(ref: str, shown: str) -> None:
-    assert commands.with_tag(ref) == shown
+    assert containers.with_tag(ref) == shown
 
 
 def test_pull_progress_as_docker_draws_it() -> None:
-    from supervisor.commands_images import Board, progress_text
+    from supervisor.client.images import Board, progress_text
 
     assert progress_text("Pull complete", 0, 0) == "Pull complete"
     half = progress_text("Downloading", 26_214_400, 52_428_800)

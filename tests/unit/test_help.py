@@ -4,7 +4,7 @@ line for every flag (issue #15)."""
 from __future__ import annotations
 
 from supervisor import cmdline
-from supervisor.commands_flags import build_parser
+from supervisor.client.parser import build_parser
 
 
 def _parsers(p: cmdline.ArgumentParser, path: str = "corral"):

@@ -8,7 +8,9 @@ import typing
 import msgspec
 import pytest
 
-from protocols import api, api_lite, events, gen_lite, lite, minipack
+from protocols import api, events, gen_lite, lite
+from protocols.lite import api as api_lite
+from protocols.lite import minipack
 
 
 def test_generated_module_is_current() -> None:

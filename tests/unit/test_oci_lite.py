@@ -1,4 +1,4 @@
-"""protocols/oci_lite.py + lite.from_json read config.json as msgspec does.
+"""protocols/lite/oci.py + lite.from_json read config.json as msgspec does.
 
 `corral runtime run` decodes config.json without msgspec (its import is most
 of the command's start-up). These tests hold the two decoders to the same
@@ -21,7 +21,9 @@ pytest.importorskip(
     "supervisor._corral_native", reason="the C core is not built (bash scripts/install.sh)"
 )
 
-from protocols import lite, minijson, oci, oci_lite
+from protocols import lite, oci
+from protocols.lite import minijson
+from protocols.lite import oci as oci_lite
 from supervisor.runtime import seccomp
 from supervisor.runtime import spec as specs
 

@@ -1,6 +1,6 @@
 import pytest
 
-from supervisor.templates import TemplateError, render, table
+from supervisor.client.templates import TemplateError, render, table
 
 OBJ = {
     "Id": "abc",

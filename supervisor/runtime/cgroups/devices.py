@@ -14,7 +14,7 @@ import struct
 
 from supervisor import _native
 from supervisor.errors import CgroupError
-from supervisor.runtime.cgroups import DeviceRule
+from supervisor.runtime.cgroups.base import DeviceRule
 
 # linux/bpf.h: kernel ABI.
 _LDX_W = 0x61  # BPF_LDX | BPF_MEM | BPF_W:  dst = *(u32 *)(src + off)

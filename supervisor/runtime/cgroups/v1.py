@@ -18,7 +18,7 @@ import time
 
 from protocols import lite
 from supervisor.errors import CgroupError
-from supervisor.runtime.cgroups import (
+from supervisor.runtime.cgroups.base import (
     DeviceRule,
     Limits,
     Mount,

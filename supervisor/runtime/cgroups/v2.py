@@ -21,7 +21,7 @@ import os
 import time
 
 from supervisor.errors import CgroupError
-from supervisor.runtime.cgroups import (
+from supervisor.runtime.cgroups.base import (
     Limits,
     Stats,
     make_dirs,

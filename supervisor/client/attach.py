@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 import sys
 
-from protocols import api_lite as api
 from protocols import lite
-from supervisor.client import Client, DaemonError, Unreachable, UsageError
+from protocols.lite import api
+from supervisor.client.connection import Client, DaemonError, Unreachable, UsageError
 
 
 def attach(

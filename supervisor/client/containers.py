@@ -1,10 +1,7 @@
-"""Docker's words with Docker's flags: the `corral` client commands.
-
-Only the standard library, protocols/ and supervisor.client: never trio, the
-daemon or the runtime. Errors go to stderr, data to stdout; exit codes are
-Docker's (125 when the daemon refused, the container's own status for run,
-wait and exec). The flags are commands_flags.py, the streams commands_attach.py.
-"""
+"""The container commands: run, create, start, stop, restart, kill, rm, pause,
+unpause, ps, inspect, logs, wait, exec, cp, export, top, diff, rename, update,
+stats, port. Errors go to stderr, data to stdout; exit statuses are Docker's
+(docs/daemon.md). The streams are attach.py."""
 
 from __future__ import annotations
 
@@ -12,63 +9,22 @@ import os
 import sys
 import time
 
-from protocols import api_lite as api
 from protocols import lite
-from protocols.wire import PROTOCOL_VERSION
-from supervisor.client import (
+from protocols.lite import api
+from supervisor.client.attach import attach, parse_detach_keys, pump, terminal_size
+from supervisor.client.connection import (
     Client,
     DaemonError,
-    Unreachable,
     UsageError,
-    confirm,
-    socket_path,
+    each,
 )
-from supervisor.commands_attach import attach, cmd_attach, parse_detach_keys, pump, terminal_size
-from supervisor.commands_flags import (
+from supervisor.client.flags import (
     config_from,
     env_from,
-    parse_args,
     parse_filters,
-    parse_time,
 )
-from supervisor.tables import columns
-
-
-def main(argv: list[str]) -> int:
-    try:
-        args = parse_args(argv)
-    except SystemExit as e:  # the parser said why; a flag it cannot take is Docker's 125
-        return 125 if e.code == 2 else e.code if isinstance(e.code, int) else 0
-    try:
-        client = Client(socket_path(args.socket))
-    except KeyboardInterrupt:
-        return 130
-    except Unreachable as e:
-        print(f"corral: {e}", file=sys.stderr)
-        return 125
-    try:
-        return COMMANDS[args.cmd](client, args)
-    except UsageError as e:
-        print(f"corral: {e}", file=sys.stderr)
-        return 125
-    except NotATty:
-        print("the input device is not a TTY", file=sys.stderr)
-        return 1
-    except DaemonError as e:
-        print(f"corral: Error response from daemon: {e}", file=sys.stderr)
-        return e.exit_code if args.cmd in ("run", "exec") else 1
-    except Unreachable as e:
-        print(f"corral: {e}", file=sys.stderr)
-        return 125
-    except BrokenPipeError:
-        return 0
-    except KeyboardInterrupt:  # Ctrl-C on a stream (logs -f, events, stats, wait): quietly
-        return 130
-    finally:
-        client.close()
-
-
-# -- commands ---------------------------------------------------------------------------
+from supervisor.client.format import ago, binary_size, decimal_size, templated
+from supervisor.client.tables import columns
 
 
 def _create(c: Client, args, cfg: api.ContainerConfig | None = None) -> api.Created:
@@ -107,9 +63,9 @@ def with_tag(ref: str) -> str:
 
 
 def _pull_for_run(c: Client, image: str, platform: str) -> None:
-    from supervisor.commands_images import _progress
+    from supervisor.client.images import progress
 
-    done = _progress(c, api.ImagePull(ref=image, platform=platform), out=sys.stderr)
+    done = progress(c, api.ImagePull(ref=image, platform=platform), out=sys.stderr)
     print(f"Digest: {done.digest or done.ids[0]}", file=sys.stderr)
 
 
@@ -164,57 +120,32 @@ def cmd_start(c: Client, args) -> int:
     return rc
 
 
-def _each(c: Client, refs: list[str], make) -> int:
-    rc = 0
-    for ref in refs:
-        try:
-            c.call(make(ref))
-            print(ref)
-        except DaemonError as e:
-            print(f"corral: Error response from daemon: {e}", file=sys.stderr)
-            rc = 1
-    return rc
-
-
 def cmd_stop(c, args):
-    return _each(
-        c, args.containers, lambda r: api.Stop(id=r, timeout=args.time, signal=args.signal)
-    )
+    return each(c, args.containers, lambda r: api.Stop(id=r, timeout=args.time, signal=args.signal))
 
 
 def cmd_restart(c, args):
-    return _each(
+    return each(
         c, args.containers, lambda r: api.Restart(id=r, timeout=args.time, signal=args.signal)
     )
 
 
 def cmd_kill(c, args):
-    return _each(c, args.containers, lambda r: api.Kill(id=r, signal=args.signal))
+    return each(c, args.containers, lambda r: api.Kill(id=r, signal=args.signal))
 
 
 def cmd_rm(c, args):
-    return _each(
+    return each(
         c, args.containers, lambda r: api.Remove(id=r, force=args.force, volumes=args.volumes)
     )
 
 
 def cmd_pause(c, args):
-    return _each(c, args.containers, lambda r: api.Pause(id=r))
+    return each(c, args.containers, lambda r: api.Pause(id=r))
 
 
 def cmd_unpause(c, args):
-    return _each(c, args.containers, lambda r: api.Unpause(id=r))
-
-
-def _ago(nano: int) -> str:
-    s = (time.time_ns() - nano) / 1e9
-    if s < 60:
-        return f"{int(s)} seconds ago" if s >= 2 else "Less than a second ago"
-    if s < 3600:
-        return f"{int(s // 60)} minutes ago" if s >= 120 else "About a minute ago"
-    if s < 172800:
-        return f"{round(s / 3600)} hours ago"
-    return f"{int(s // 86400)} days ago"
+    return each(c, args.containers, lambda r: api.Unpause(id=r))
 
 
 def cmd_ps(c: Client, args) -> int:
@@ -233,7 +164,7 @@ def cmd_ps(c: Client, args) -> int:
             print(lite.to_json(r))
         return 0
     if args.format != "table":
-        _templated(args.format, [_ps_fields(r, args.no_trunc) for r in rows], PS_HEADERS)
+        templated(args.format, [_ps_fields(r, args.no_trunc) for r in rows], PS_HEADERS)
         return 0
     head = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
     table = [head + (["SIZE"] if args.size else [])]
@@ -244,7 +175,7 @@ def cmd_ps(c: Client, args) -> int:
             r.id if args.no_trunc else r.id[:12],
             image,
             f'"{cmd}"',
-            _ago(r.created_nano),
+            ago(r.created_nano),
             r.status,
             _ps_ports(r),
             r.name,
@@ -261,7 +192,7 @@ def _ps_ports(r: api.ContainerSummary) -> str:
 
 def _ps_size(r: api.ContainerSummary) -> str:
     """Docker's SIZE: what it wrote (virtual: with its image)."""
-    return f"{_human(r.size_rw)} (virtual {_human(r.size_root_fs)})"
+    return f"{decimal_size(r.size_rw)} (virtual {decimal_size(r.size_root_fs)})"
 
 
 PS_HEADERS = {
@@ -288,7 +219,7 @@ def _ps_fields(r: api.ContainerSummary, no_trunc: bool) -> dict:
         "Names": r.name,
         "Command": f'"{r.command}"',
         "CreatedAt": created,
-        "RunningFor": _ago(r.created_nano),
+        "RunningFor": ago(r.created_nano),
         "Status": r.status,
         "State": r.state,
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(r.labels.items())),
@@ -297,21 +228,6 @@ def _ps_fields(r: api.ContainerSummary, no_trunc: bool) -> dict:
         "Size": _ps_size(r),
         "Ports": _ps_ports(r),
     }
-
-
-def _templated(fmt: str, rows: list, headers: dict[str, str]) -> None:
-    """--format TEMPLATE (or 'table TEMPLATE'): a line per row."""
-    from supervisor import templates
-
-    try:
-        if fmt.startswith("table"):
-            lines = templates.table(fmt, rows, headers)
-        else:
-            lines = [templates.render(fmt, r) for r in rows]
-    except templates.TemplateError as e:
-        raise UsageError(f"--format: {e}") from None
-    for line in lines:
-        print(line)
 
 
 def cmd_cp(c: Client, args) -> int:
@@ -407,88 +323,8 @@ def cmd_export(c: Client, args) -> int:
     return 0
 
 
-def cmd_container(c: Client, args) -> int:
-    if not confirm(args, "This will remove all stopped containers."):
-        return 0
-    gone = c.call(api.ContainerPrune()).ids
-    for i in gone:
-        print(i)
-    print(f"Total: {len(gone)} containers removed")
-    return 0
-
-
-def _human(n: int) -> str:
-    """Docker's sizes: decimal units, four significant digits (16.43MB)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.4g}{unit}"
-        n /= 1000  # type: ignore[assignment]
-    return f"{n}B"
-
-
-def _system_df(c: Client, args) -> int:
-    d = c.call(api.SystemDf()).data
-    if args.format == "json":
-        print(lite.to_json(d))
-        return 0
-    print(f"{'TYPE':<16}{'TOTAL':<10}{'ACTIVE':<10}{'SIZE':<12}RECLAIMABLE")
-    for label, key in (
-        ("Images", "Images"),
-        ("Containers", "Containers"),
-        ("Local Volumes", "Volumes"),
-    ):
-        u = d[key]
-        pct = round(100 * u["Reclaimable"] / u["Size"]) if u["Size"] else 0
-        print(
-            f"{label:<16}{u['Total']:<10}{u['Active']:<10}{_human(u['Size']):<12}"
-            f"{_human(u['Reclaimable'])} ({pct}%)"
-        )
-    return 0
-
-
-def cmd_system(c: Client, args) -> int:
-    """system prune: stopped containers, unused networks, then the images nothing
-    uses (untagged only without -a), then with --volumes unused anonymous volumes."""
-    if args.scmd == "df":
-        return _system_df(c, args)
-    from supervisor.commands_images import _human_size
-
-    what = [
-        "all stopped containers",
-        "all networks not used by at least one container",
-        *(["all anonymous volumes not used by at least one container"] if args.volumes else []),
-        "all images without at least one container associated to them"
-        if args.all
-        else "all dangling images",
-    ]
-    if not confirm(args, "This will remove:\n" + "".join(f"  - {w}\n" for w in what)):
-        return 0
-
-    containers = c.call(api.ContainerPrune()).ids
-    networks = c.call(api.NetworkPrune()).removed
-    images = c.call(api.ImagePrune(all=args.all))
-    volumes = c.call(api.VolumePrune()) if args.volumes else None
-    # Docker's report: a section for each kind that lost something, then the total.
-    sections = [
-        ("Deleted Containers:", containers),
-        ("Deleted Networks:", networks),
-        ("Deleted Volumes:", volumes.removed if volumes else []),
-        (
-            "Deleted Images:",
-            [f"untagged: {t}" for t in images.tags]
-            + [f"deleted: {i}" for i in [*images.ids, *images.deleted]],
-        ),
-    ]
-    for title, lines in sections:
-        if lines:
-            print(title, *lines, "", sep="\n")
-    reclaimed = images.size + (volumes.reclaimed_bytes if volumes else 0)
-    print(f"Total reclaimed space: {_human_size(reclaimed)}")
-    return 0
-
-
 def cmd_update(c: Client, args) -> int:
-    return _each(
+    return each(
         c,
         args.containers,
         lambda r: api.Update(
@@ -504,40 +340,6 @@ def cmd_update(c: Client, args) -> int:
             restart=args.restart,
         ),
     )
-
-
-def cmd_info(c: Client, args) -> int:
-    d = c.call(api.Info()).data
-    if args.format:
-        _templated(args.format, [d], {})
-        return 0
-    gib = d["MemTotal"] / 2**30
-    print(
-        f"Client: corral\n\nServer:\n"
-        f" Containers: {d['Containers']}\n"
-        f"  Running: {d['ContainersRunning']}\n"
-        f"  Paused: {d['ContainersPaused']}\n"
-        f"  Stopped: {d['ContainersStopped']}\n"
-        f" Images: {d['Images']}\n"
-        f" Volumes: {d['Volumes']}\n"
-        f" Server Version: {d['ServerVersion']}\n"
-        f" Storage Driver: {d['Driver']}\n"
-        f" Logging Driver: {d['LoggingDriver']}\n"
-        f" Cgroup Driver: {d['CgroupDriver']}\n"
-        f" Cgroup Version: {d['CgroupVersion']}\n"
-        f" Network: {' '.join(d['Networks'])}\n"
-        f" Security Options:\n"
-        + "".join(f"  {o}\n" for o in d["SecurityOptions"])
-        + f" Kernel Version: {d['KernelVersion']}\n"
-        f" Operating System: {d['OperatingSystem']}\n"
-        f" OSType: {d['OSType']}\n"
-        f" Architecture: {d['Architecture']}\n"
-        f" CPUs: {d['NCPU']}\n"
-        f" Total Memory: {gib:.2f}GiB\n"
-        f" Name: {d['Name']}\n"
-        f" Docker Root Dir: {d['DockerRootDir']}",
-    )
-    return 0
 
 
 def cmd_rename(c: Client, args) -> int:
@@ -575,7 +377,7 @@ def cmd_inspect(c: Client, args) -> int:
                     rc = 1
                     break
     if args.format:
-        _templated(args.format, out, {})
+        templated(args.format, out, {})
     else:
         print(lite.to_json(out, indent=4))
     return rc
@@ -586,7 +388,8 @@ def _inspect_one(c: Client, kind: str, ref: str) -> object:
         return c.call(api.Inspect(id=ref)).data
     if kind == "image":
         return c.call(api.ImageInspect(ref=ref)).data
-    from supervisor.commands_volumes import docker_network, docker_volume
+    from supervisor.client.networks import docker_network
+    from supervisor.client.volumes import docker_volume
 
     if kind == "network":
         return docker_network(c.call(api.NetworkInspect(name=ref)).network)
@@ -668,25 +471,16 @@ STATS_TABLE = (
 )
 
 
-def _binary(n: float) -> str:
-    """Docker's memory sizes: binary units (1.5MiB)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.4g}{unit}"
-        n /= 1024
-    return f"{n}B"
-
-
 def _stats_fields(s: api.StatsSample) -> dict:
     return {
         "Container": s.id[:12],
         "ID": s.id,
         "Name": s.name,
         "CPUPerc": f"{s.cpu_percent:.2f}%",
-        "MemUsage": f"{_binary(s.memory_usage)} / {_binary(s.memory_limit or 0)}",
+        "MemUsage": f"{binary_size(s.memory_usage)} / {binary_size(s.memory_limit or 0)}",
         "MemPerc": f"{s.memory_percent:.2f}%",
-        "NetIO": f"{_human(s.net_rx)} / {_human(s.net_tx)}",
-        "BlockIO": f"{_human(s.block_read)} / {_human(s.block_written)}",
+        "NetIO": f"{decimal_size(s.net_rx)} / {decimal_size(s.net_tx)}",
+        "BlockIO": f"{decimal_size(s.block_read)} / {decimal_size(s.block_written)}",
         "PIDs": str(s.pids),
     }
 
@@ -705,7 +499,7 @@ def cmd_stats(c: Client, args) -> int:
             return
         if tty and req.stream:
             sys.stdout.write("\x1b[2J\x1b[H")  # Docker redraws in place
-        _templated(fmt, [_stats_fields(s) for s in batch], STATS_HEADERS)
+        templated(fmt, [_stats_fields(s) for s in batch], STATS_HEADERS)
         sys.stdout.flush()
         batch.clear()
         seen.clear()
@@ -722,188 +516,9 @@ def cmd_stats(c: Client, args) -> int:
     return 0
 
 
-def format_event(ev: api.Event) -> str:
-    """Docker's line: local time with its zone (...T10:00:00.000000000+01:00)."""
-    secs, frac = divmod(ev.time_nano, 10**9)
-    local = time.localtime(secs)
-    zone = time.strftime("%z", local)  # Go's Z07:00: "Z" for UTC
-    zone = "Z" if zone in ("+0000", "-0000") else f"{zone[:3]}:{zone[3:]}"
-    ts = time.strftime("%Y-%m-%dT%H:%M:%S", local) + f".{frac:09d}{zone}"
-    attrs = ", ".join(f"{k}={v}" for k, v in sorted(ev.attributes.items()))
-    return f"{ts} {ev.type} {ev.action} {ev.id} ({attrs})"
-
-
-def cmd_events(c: Client, args) -> int:
-    since = parse_time(args.since) if args.since else None
-    until = parse_time(args.until) if args.until else None
-    req = api.Events(since_nano=since, until_nano=until, filters=parse_filters(args.filter))
-    for msg in c.stream(req):
-        if isinstance(msg, api.Gap):
-            print(
-                f"corral: events {msg.first}-{msg.last} are no longer kept; "
-                f"resuming at {msg.resume_from}",
-                file=sys.stderr,
-            )
-            continue
-        if args.format == "json":
-            print(lite.to_json(msg), flush=True)
-        elif args.format == "text":
-            print(format_event(msg), flush=True)
-        else:
-            print(_render_one(args.format, docker_event(msg)), flush=True)
-    return 0
-
-
-# Docker's event message: Go field names where its JSON names differ.
-_EVENT_ALIASES = {
-    "Status": "status",
-    "ID": "id",
-    "From": "from",
-    "Scope": "scope",
-    "Time": "time",
-    "TimeNano": "timeNano",
-}
-
-
-class _GoFields(dict):
-    """A JSON object whose keys a Go template may also name by the Go struct's
-    fields, as with Docker's events: {{.Status}} is "status", {{.ID}} "id"."""
-
-    def __contains__(self, key: object) -> bool:
-        alias = _EVENT_ALIASES.get(key, key)  # type: ignore[call-overload]
-        return dict.__contains__(self, key) or dict.__contains__(self, alias)
-
-    def __missing__(self, key: str) -> object:
-        if key in _EVENT_ALIASES:
-            return dict.__getitem__(self, _EVENT_ALIASES[key])
-        raise KeyError(key)
-
-
-def docker_event(ev: api.Event) -> dict:
-    """An event in the shape of Docker's events API message (`docker events
-    --format '{{json .}}'`), for scripts written against Docker."""
-    secs = ev.time_nano // 10**9
-    out = _GoFields()
-    if ev.type in ("container", "image"):  # Docker's older fields, for these two only
-        out.update(status=ev.action, id=ev.id)
-        if ev.type == "container" and "image" in ev.attributes:
-            out["from"] = ev.attributes["image"]
-    out.update(
-        Type=ev.type,
-        Action=ev.action,
-        # Docker's actors carry their name (a container's, an image's reference).
-        Actor={
-            "ID": ev.id,
-            "Attributes": {**({"name": ev.name} if ev.name else {}), **ev.attributes},
-        },
-        scope="local",
-        time=secs,
-        timeNano=ev.time_nano,
-    )
-    return out
-
-
-def _render_one(fmt: str, obj: object) -> str:
-    from supervisor import templates
-
-    try:
-        return templates.render(fmt, obj)
-    except templates.TemplateError as e:
-        raise UsageError(f"--format: {e}") from None
-
-
-def cmd_version(c: Client, args) -> int:
-    """Docker's layout, and --format over {Client, Server} as Docker names them."""
-    import platform
-
-    from supervisor import __version__
-
-    server = c.server.partition("/")[2] or c.server
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-    info = {
-        "Client": {
-            "Version": __version__,
-            "ApiVersion": str(PROTOCOL_VERSION),
-            "PythonVersion": platform.python_version(),
-            "Os": "linux",
-            "Arch": arch,
-        },
-        "Server": {"Version": server, "ApiVersion": str(PROTOCOL_VERSION)},
-    }
-    if args.format:
-        _templated(args.format, [info], {})
-        return 0
-    cl, sv = info["Client"], info["Server"]
-    print(
-        f"Client:\n Version:           {cl['Version']}\n API version:       {cl['ApiVersion']}\n"
-        f" Python version:    {cl['PythonVersion']}\n OS/Arch:           linux/{arch}\n\n"
-        f"Server: Corral Engine\n Engine:\n  Version:          {sv['Version']}\n"
-        f"  API version:      {sv['ApiVersion']}"
-    )
-    return 0
-
-
-def _lazy(module: str, name: str):
-    """A command whose code lives in another module, imported when it runs."""
-
-    def run(c: Client, args) -> int:
-        import importlib
-
-        return getattr(importlib.import_module(module), name)(c, args)
-
-    return run
-
-
 def cmd_port(c: Client, args) -> int:
     ports = c.call(api.Inspect(id=args.container)).data["NetworkSettings"]["Ports"]
     for key, binds in sorted(ports.items()):
         for b in binds:
             print(f"{key} -> {b['HostIp']}:{b['HostPort']}")
     return 0
-
-
-COMMANDS = {
-    "run": cmd_run,
-    "create": cmd_create,
-    "start": cmd_start,
-    "rename": cmd_rename,
-    "update": cmd_update,
-    "info": cmd_info,
-    "container": cmd_container,
-    "system": cmd_system,
-    "cp": cmd_cp,
-    "export": cmd_export,
-    "top": cmd_top,
-    "diff": cmd_diff,
-    "attach": cmd_attach,
-    "stop": cmd_stop,
-    "restart": cmd_restart,
-    "kill": cmd_kill,
-    "rm": cmd_rm,
-    "ps": cmd_ps,
-    "inspect": cmd_inspect,
-    "logs": cmd_logs,
-    "wait": cmd_wait,
-    "exec": cmd_exec,
-    "pause": cmd_pause,
-    "unpause": cmd_unpause,
-    "stats": cmd_stats,
-    "events": cmd_events,
-    "version": cmd_version,
-    "port": cmd_port,
-    "volume": _lazy("supervisor.commands_volumes", "cmd_volume"),
-    "network": _lazy("supervisor.commands_volumes", "cmd_network"),
-    "import": _lazy("supervisor.commands_images", "cmd_import"),
-    "pull": _lazy("supervisor.commands_images", "cmd_pull"),
-    "push": _lazy("supervisor.commands_images", "cmd_push"),
-    "login": _lazy("supervisor.commands_images", "cmd_login"),
-    "logout": _lazy("supervisor.commands_images", "cmd_logout"),
-    "load": _lazy("supervisor.commands_images", "cmd_load"),
-    "save": _lazy("supervisor.commands_images", "cmd_save"),
-    "images": _lazy("supervisor.commands_images", "cmd_images"),
-    "tag": _lazy("supervisor.commands_images", "cmd_tag"),
-    "rmi": _lazy("supervisor.commands_images", "cmd_rmi"),
-    "history": _lazy("supervisor.commands_images", "cmd_history"),
-    "commit": _lazy("supervisor.commands_images", "cmd_commit"),
-    "image": _lazy("supervisor.commands_images", "cmd_image"),
-}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 
-from supervisor.tables import columns
+from supervisor.client.tables import columns
 
 _ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.S)
 

@@ -6,20 +6,14 @@ from __future__ import annotations
 import os
 import sys
 
-from protocols import api_lite as api
 from protocols import lite
-from supervisor.client import Client, DaemonError, UsageError, confirm
+from protocols.lite import api
+from supervisor.client.connection import Client, DaemonError, UsageError, confirm
+from supervisor.client.format import ago, short_size, templated
+from supervisor.client.tables import columns
 
 
-def _human_size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{int(n)}B" if unit == "B" else f"{n:.3g}{unit}"
-        n /= 1000
-    return f"{n}B"
-
-
-def _progress(c: Client, req, out=None, quiet: bool = False) -> object:
+def progress(c: Client, req, out=None, quiet: bool = False) -> object:
     """Docker's per-layer progress (to `out`, stdout by default; none when
     `quiet`), then the result. On a terminal, a line per layer, redrawn in place
     with its bar; elsewhere, each layer's steps, without the byte counts."""
@@ -45,7 +39,7 @@ def progress_text(status: str, current: int, total: int) -> str:
         return status
     filled = min(50, 50 * current // total)
     bar = ("=" * (filled - 1) + ">" if filled else "").ljust(50)
-    return f"{status} [{bar}]  {_human_size(current)}/{_human_size(total)}"
+    return f"{status} [{bar}]  {short_size(current)}/{short_size(total)}"
 
 
 class Board:
@@ -65,7 +59,7 @@ class Board:
 
 def cmd_pull(c: Client, args) -> int:
     req = api.ImagePull(ref=args.ref, platform=args.platform, insecure=args.insecure)
-    done = _progress(c, req, quiet=args.quiet)
+    done = progress(c, req, quiet=args.quiet)
     name = done.tags[0] if done.tags else args.ref
     if args.quiet:  # Docker's -q: the name only
         print(name)
@@ -79,7 +73,7 @@ def cmd_pull(c: Client, args) -> int:
 
 
 def cmd_push(c: Client, args) -> int:
-    done = _progress(c, api.ImagePush(ref=args.ref, insecure=args.insecure))
+    done = progress(c, api.ImagePush(ref=args.ref, insecure=args.insecure))
     print(f"{args.ref}: digest: {done.ids[0]}")
     return 0
 
@@ -136,7 +130,7 @@ def cmd_save(c: Client, args) -> int:
 
 
 def cmd_images(c: Client, args) -> int:
-    from supervisor.commands_flags import parse_filters
+    from supervisor.client.flags import parse_filters
 
     images = c.call(api.ImageList(filters=parse_filters(args.filter))).images
     if args.quiet:
@@ -148,8 +142,6 @@ def cmd_images(c: Client, args) -> int:
             print(lite.to_json(im))
         return 0
     if args.format != "table":
-        from supervisor.commands import _templated
-
         rows = [
             {
                 "Repository": repo,
@@ -158,16 +150,15 @@ def cmd_images(c: Client, args) -> int:
                 "ID": im.id.removeprefix("sha256:")[:12],
                 "CreatedAt": im.created,
                 "CreatedSince": _created_ago(im.created),
-                "Size": _human_size(im.size),
+                "Size": short_size(im.size),
             }
             for im in images
             for repo, tag, digest in _image_rows(im)
         ]
         headers = {".Repository": "REPOSITORY", ".Tag": "TAG", ".ID": "IMAGE ID"}
         headers |= {".Digest": "DIGEST", ".CreatedAt": "CREATED AT", ".CreatedSince": "CREATED"}
-        _templated(args.format, rows, {**headers, ".Size": "SIZE"})
+        templated(args.format, rows, {**headers, ".Size": "SIZE"})
         return 0
-    from supervisor.tables import columns
 
     head = ["REPOSITORY", "TAG", *(["DIGEST"] if args.digests else []), "IMAGE ID"]
     table = [[*head, "CREATED", "SIZE"]]
@@ -175,7 +166,7 @@ def cmd_images(c: Client, args) -> int:
         hexid = im.id.removeprefix("sha256:")[:12]
         for repo, tag, digest in _image_rows(im):
             extra = [digest] if args.digests else []
-            ago, size = _created_ago(im.created), _human_size(im.size)
+            ago, size = _created_ago(im.created), short_size(im.size)
             table.append([repo, tag, *extra, hexid, ago, size])
     print("\n".join(columns(table)))
     return 0
@@ -198,15 +189,13 @@ def _created_ago(rfc3339: str) -> str:
     """An image config's `created` as Docker's CREATED column shows it."""
     import datetime
 
-    from supervisor.commands import _ago
-
     try:
         when = datetime.datetime.fromisoformat(rfc3339)
     except ValueError:
         return "N/A"
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.UTC)
-    return _ago(int(when.timestamp() * 1e9))
+    return ago(int(when.timestamp() * 1e9))
 
 
 def cmd_commit(c: Client, args) -> int:
@@ -242,7 +231,6 @@ def cmd_rmi(c: Client, args) -> int:
 def cmd_history(c: Client, args) -> int:
     """Docker's columns, newest first; the image's id on the newest line and
     <missing> on the others, as Docker shows an image it did not build."""
-    from supervisor.tables import columns
 
     data = c.call(api.ImageInspect(ref=args.image)).data
     image_id = data["Id"] if args.no_trunc else data["Id"].removeprefix("sha256:")[:12]
@@ -265,9 +253,7 @@ def cmd_image(c: Client, args) -> int:
     if args.icmd == "inspect":
         out = [c.call(api.ImageInspect(ref=r)).data for r in args.images]
         if args.format:
-            from supervisor.commands import _templated
-
-            _templated(args.format, out, {})
+            templated(args.format, out, {})
         else:
             print(lite.to_json(out, indent=4))
         return 0
@@ -292,5 +278,5 @@ def cmd_image(c: Client, args) -> int:
         for i in [*done.ids, *done.deleted]:
             print(f"deleted: {i}")
         print()
-    print(f"Total reclaimed space: {_human_size(done.size)}")
+    print(f"Total reclaimed space: {short_size(done.size)}")
     return 0

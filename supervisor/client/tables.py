@@ -1,4 +1,5 @@
-"""Docker's tables, as the client prints them (no re: `ps` imports this)."""
+"""Docker's tables, as the client prints them (no re: `ps` imports this, and
+templates.py too)."""
 
 from __future__ import annotations
 

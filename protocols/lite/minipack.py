@@ -3,7 +3,7 @@ str, bin, array, map; no ext types).
 
 msgspec's import costs ~22 ms on the project's VM, a third of a whole
 `corral run`; the client and event subscribers that cannot afford it encode
-and decode with this instead (protocols/lite.py). The daemon keeps msgspec,
+and decode with this instead (protocols/lite/__init__.py). The daemon keeps msgspec,
 which validates every request strictly.
 """
 

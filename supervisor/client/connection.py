@@ -1,5 +1,5 @@
 """A blocking client for the daemon's socket: the standard library and
-protocols' msgspec-free mirror (protocols/lite.py) only, no trio, no msgspec,
+protocols' msgspec-free mirror (protocols/lite/__init__.py) only, no trio, no msgspec,
 so `corral ps` starts in milliseconds."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import _socket
 import os
 
-from protocols import api_lite as api
 from protocols import lite
+from protocols.lite import api
 from protocols.wire import PROTOCOL_VERSION, FrameBuffer, frame
 
 TYPE_CHECKING = False
@@ -123,3 +123,19 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def each(c: Client, refs: list[str], make) -> int:
+    """make(ref) asked of the daemon for each ref, as Docker's multi-container
+    commands do: each one's name printed, an error said, the rest still done."""
+    import sys
+
+    rc = 0
+    for ref in refs:
+        try:
+            c.call(make(ref))
+            print(ref)
+        except DaemonError as e:
+            print(f"corral: Error response from daemon: {e}", file=sys.stderr)
+            rc = 1
+    return rc
