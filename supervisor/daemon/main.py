@@ -157,6 +157,7 @@ async def serve(args: argparse.Namespace) -> None:
     # none of the daemon, nor the C core it loads.
     from supervisor.daemon.fleet import Fleet
     from supervisor.daemon.journal import Journal
+    from supervisor.daemon.routes import ROUTES
     from supervisor.daemon.server import Connection, InputBudget, Limits, disconnected
 
     root, run_root = Path(args.root), Path(args.run_root)
@@ -193,7 +194,7 @@ async def serve(args: argparse.Namespace) -> None:
     )
 
     async def handle(stream: trio.SocketStream) -> None:
-        conn = Connection(stream, fleet, limits)
+        conn = Connection(stream, fleet, ROUTES, limits)
         try:
             await conn.serve()
         except Exception as e:  # one connection never takes the daemon down

@@ -1,5 +1,6 @@
-"""The daemon's socket: framing, one nursery per connection, and the routes
-from each request to its handler (api_*.py, grouped by what they handle).
+"""The daemon's socket: framing, and one nursery per connection whose requests
+go to their handlers by type (routes.py maps them to api_*.py, grouped by
+what they handle).
 
 A connection is a reader task (bytes to frames to messages, into a small
 channel) and the handler that takes them in order. A malformed message gets
@@ -22,14 +23,6 @@ import trio
 from protocols import api
 from protocols.wire import MAX_FRAME, PROTOCOL_VERSION, FrameBuffer, FrameError, frame
 from supervisor import __version__
-from supervisor.daemon import (
-    api_containers,
-    api_images,
-    api_networks,
-    api_streams,
-    api_system,
-    api_volumes,
-)
 from supervisor.daemon.fleet import Fleet
 from supervisor.errors import (
     Conflict,
@@ -50,14 +43,6 @@ from supervisor.images.store import ImageError, NoSuchImage
 log = structlog.get_logger("corral.server")
 
 Handler = Callable[["Connection", msgspec.Struct, trio.MemoryReceiveChannel], Awaitable[None]]
-ROUTES: dict[type, Handler] = {
-    **api_containers.ROUTES,
-    **api_streams.ROUTES,
-    **api_images.ROUTES,
-    **api_networks.ROUTES,
-    **api_volumes.ROUTES,
-    **api_system.ROUTES,
-}
 
 
 class BadMessage:
@@ -105,9 +90,16 @@ class Limits:
 
 
 class Connection:
-    def __init__(self, stream: trio.SocketStream, fleet: Fleet, limits: Limits | None = None):
+    def __init__(
+        self,
+        stream: trio.SocketStream,
+        fleet: Fleet,
+        routes: dict[type, Handler],
+        limits: Limits | None = None,
+    ):
         self.stream = stream
         self.fleet = fleet
+        self.routes = routes  # request type -> handler (routes.py)
         self.peer = secrets.token_hex(3)
         self.limits = limits or Limits()
 
@@ -219,7 +211,7 @@ class Connection:
                 await self.send(error_for(e, req))
 
     async def dispatch(self, req: msgspec.Struct, inbox: trio.MemoryReceiveChannel) -> None:
-        handler = ROUTES.get(type(req))
+        handler = self.routes.get(type(req))
         if handler is None:
             await self.send(api.Error(kind="protocol", message=f"unexpected {type(req).__name__}"))
             return
