@@ -32,6 +32,23 @@ def parse_size(value: str) -> int:
     return int(float(number) * _UNITS[unit])
 
 
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def go_duration(value: str) -> float | None:
+    """Seconds in a Go duration (1m30s, 100ms, 1.5h), as Docker's flags and the
+    Compose file take them; None if it is not one."""
+    total, rest = 0.0, value
+    while rest:
+        number, rest = split_number(rest)
+        unit = rest[:2] if rest[:2] in ("ns", "us", "ms") else rest[:1]
+        if not is_decimal(number) or unit not in _DURATION_UNITS:
+            return None
+        total += float(number) * _DURATION_UNITS[unit]
+        rest = rest[len(unit) :]
+    return total if value else None
+
+
 LOG_OPTS = ("max-size", "max-file")
 DEFAULT_LOG_MAX_SIZE = 20 * 1024**2  # Docker's `local` log driver: 20m x 5 files
 DEFAULT_LOG_MAX_FILES = 5

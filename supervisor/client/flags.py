@@ -12,21 +12,6 @@ from supervisor import checks, cmdline, units
 from supervisor.client.connection import UsageError
 from supervisor.cmdline import ArgumentTypeError, Namespace
 
-_DUR_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-
-
-def _go_duration(value: str) -> float | None:
-    """Seconds in a Go duration (1m30s, 100ms, 1.5h), None if it is not one."""
-    total, rest = 0.0, value
-    while rest:
-        number, rest = units.split_number(rest)
-        unit = rest[:2] if rest[:2] in ("ns", "us", "ms") else rest[:1]
-        if not units.is_decimal(number) or unit not in _DUR_UNITS:
-            return None
-        total += float(number) * _DUR_UNITS[unit]
-        rest = rest[len(unit) :]
-    return total if value else None
-
 
 def parse_size(value: str) -> int:
     """Docker's sizes: 512m, 1g, 100k, 1024 (bytes)."""
@@ -41,7 +26,7 @@ def parse_time(value: str, now: float | None = None) -> int:
     now = time.time() if now is None else now
     if units.is_decimal(value):
         return int(float(value) * 1e9)
-    ago = _go_duration(value)
+    ago = units.go_duration(value)
     if ago is not None:
         return int((now - ago) * 1e9)
     for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
@@ -108,7 +93,7 @@ def _mounts(args: Namespace) -> list[api.MountSpec]:
 
 def _duration(value: str) -> float:
     """Go's durations, as Docker's flags take them (100ms, 1m30s); seconds."""
-    seconds = _go_duration(value)
+    seconds = units.go_duration(value)
     if seconds is not None:
         return seconds
     if units.is_decimal(value):

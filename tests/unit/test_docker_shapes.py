@@ -9,11 +9,12 @@ import pytest
 from protocols import api as wire
 from protocols.lite import api
 from supervisor.client import containers, format, system, templates
-from supervisor.client.flags import _go_duration, parse_time
+from supervisor.client.flags import parse_time
 from supervisor.daemon import ocispec
 from supervisor.daemon.networking import resolv_conf
 from supervisor.errors import SpecError
 from supervisor.network.store import Network, NetworkError, check_address
+from supervisor.units import go_duration as _go_duration
 
 
 @pytest.mark.parametrize(
