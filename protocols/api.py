@@ -9,10 +9,29 @@ from __future__ import annotations
 
 import msgspec
 
+from protocols.compose import (
+    ComposeAction,
+    ComposeDown,
+    ComposeList,
+    ComposeProgress,
+    ComposeProjects,
+    ComposeUp,
+    ProjectSummary,
+)
 from protocols.container import ContainerConfig, MountSpec
 from protocols.events import Event, Gap
 
-__all__ = ["ContainerConfig", "MountSpec"]  # what Create carries, defined beside
+__all__ = [  # defined beside: what Create carries, and the compose messages
+    "ComposeAction",
+    "ComposeDown",
+    "ComposeList",
+    "ComposeProgress",
+    "ComposeProjects",
+    "ComposeUp",
+    "ContainerConfig",
+    "MountSpec",
+    "ProjectSummary",
+]
 
 
 class _Msg(
@@ -406,6 +425,10 @@ Request = (
     | NetworkPrune
     | NetworkConnect
     | NetworkDisconnect
+    | ComposeUp
+    | ComposeDown
+    | ComposeAction
+    | ComposeList
 )
 
 
@@ -617,4 +640,6 @@ Response = (
     | Progress
     | NetworkResult
     | NetworkListResult
+    | ComposeProgress
+    | ComposeProjects
 )

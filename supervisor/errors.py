@@ -26,7 +26,10 @@ CorralError                 anything Corral refuses or fails to do
 │   ├── LinkError           a netlink step failed (names the link)
 │   └── PortError           a port that cannot be published
 ├── VolumeError
-└── CopyError               cp/export: names the step, the path and errno
+├── CopyError               cp/export: names the step, the path and errno
+└── ComposeError            a Compose project that cannot be read (names the file
+                            and key) or brought to what it declares (names the
+                            service and why)
 """
 
 from __future__ import annotations
@@ -197,3 +200,8 @@ class CopyError(CorralError):
         what = f": {_errno.errorcode.get(err, err)}: {os.strerror(err)}" if err else ""
         super().__init__(f"{step} {path}{what}")
         self.step, self.path, self.errno = step, path, err
+
+
+class ComposeError(CorralError, ValueError):
+    """A Compose project that cannot be read or converged: the message names the
+    file and key, or the service and what stopped it."""

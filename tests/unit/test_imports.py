@@ -103,6 +103,22 @@ def test_the_client_imports_no_daemon_runtime_or_heavy_library():
     assert _offenders(("supervisor.client",), forbidden) == []
 
 
+def test_the_compose_reader_is_pure():
+    """supervisor/compose reads files and plans containers: the daemon imports it,
+    never the reverse, and it touches no kernel (its CLI reaches the daemon
+    through the client's socket)."""
+    forbidden = (
+        "trio",
+        "supervisor.daemon",
+        "supervisor.runtime",
+        "supervisor.images",
+        "supervisor.network",
+        "supervisor.volumes",
+        "supervisor._native",
+    )
+    assert _offenders(("supervisor.compose",), forbidden) == []
+
+
 def test_the_runtime_never_imports_the_daemon_or_the_client():
     forbidden = ("supervisor.daemon", "supervisor.client", "supervisor.images")
     assert _offenders(("supervisor.runtime",), forbidden) == []
