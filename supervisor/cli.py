@@ -19,6 +19,9 @@ Images, networks and volumes:
   pull, push, login, logout, images, import, load, save, commit, tag, rmi,
   history, image, network, volume
 
+Fleets (a Compose file, kept by the daemon):
+  compose (up, down, ps, logs, events, start, stop, restart, config, ls, ...)
+
 The engine:
   info, version, system (df, prune)
 

@@ -83,6 +83,14 @@ class Client:
         except (BrokenPipeError, ConnectionResetError):
             raise Unreachable("the daemon closed the connection (did it stop?)") from None
 
+    def send_encoded(self, body: bytes) -> None:
+        """A message msgspec encoded (compose's project: the same wire bytes as
+        its lite mirror would write, without building one)."""
+        try:
+            self.sock.sendall(frame(body))
+        except (BrokenPipeError, ConnectionResetError):
+            raise Unreachable("the daemon closed the connection (did it stop?)") from None
+
     def recv(self):
         while not self.pending:
             try:

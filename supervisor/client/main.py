@@ -29,6 +29,12 @@ def main(argv: list[str]) -> int:
         args = parse_args(argv)
     except SystemExit as e:  # the parser said why; a flag it cannot take is Docker's 125
         return 125 if e.code == 2 else e.code if isinstance(e.code, int) else 0
+    if args.cmd == "compose" and args.ccmd == "config":  # the file alone: no daemon needed
+        try:
+            return COMMANDS["compose"](None, args)
+        except UsageError as e:
+            print(f"corral: {e}", file=sys.stderr)
+            return 1
     try:
         client = Client(socket_path(args.socket))
     except KeyboardInterrupt:
@@ -116,4 +122,5 @@ COMMANDS = {
     "history": _lazy("supervisor.client.images", "cmd_history"),
     "commit": _lazy("supervisor.client.images", "cmd_commit"),
     "image": _lazy("supervisor.client.images", "cmd_image"),
+    "compose": _lazy("supervisor.compose.cli", "cmd_compose"),
 }

@@ -7,6 +7,7 @@ Only the standard library and protocols/: the client imports it first.
 from __future__ import annotations
 
 from supervisor import cmdline
+from supervisor.client.compose_args import add_compose
 from supervisor.client.flags import (
     _boolean,
     _device_rate_bytes,
@@ -613,5 +614,6 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s = v.add_parser("prune", help="remove unused anonymous volumes (-a: named too)")
     s.add_argument("-a", "--all", action="store_true", help="named ones too")
     s.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    add_compose(sub)
     p.has_command = bool(subparsers.choices)  # type: ignore[attr-defined]
     return p

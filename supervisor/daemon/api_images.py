@@ -283,13 +283,13 @@ async def transfer_(conn: Connection, req: msgspec.Struct, inbox) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(forward)
         try:
-            result = await _run_transfer(conn.fleet, req, report)
+            result = await run_transfer(conn.fleet, req, report)
         finally:
             send_ch.close()
     await conn.send(result)
 
 
-async def _run_transfer(f: Fleet, req, report) -> msgspec.Struct:
+async def run_transfer(f: Fleet, req, report) -> msgspec.Struct:
     if isinstance(req, api.ImagePull | api.ImagePush):  # no rmi meanwhile
         async with f.image_gate.adding():
             return await _transfer_now(f, req, report)

@@ -157,6 +157,7 @@ async def serve(args: argparse.Namespace) -> None:
     # none of the daemon, nor the C core it loads.
     from supervisor.daemon.fleet import Fleet
     from supervisor.daemon.journal import Journal
+    from supervisor.daemon.projects import Projects
     from supervisor.daemon.routes import ROUTES
     from supervisor.daemon.server import Connection, InputBudget, Limits, disconnected
 
@@ -184,6 +185,7 @@ async def serve(args: argparse.Namespace) -> None:
     )
     fleet.max_downloads = args.max_concurrent_downloads
     fleet.log_limits = (args.log_max_size, args.log_max_files)
+    projects = Projects(fleet, root)
     sock_path = Path(args.socket or run_root / "corral.sock")
     sock = bind_socket(sock_path)
     listener = trio.SocketListener(sock)
@@ -194,7 +196,7 @@ async def serve(args: argparse.Namespace) -> None:
     )
 
     async def handle(stream: trio.SocketStream) -> None:
-        conn = Connection(stream, fleet, ROUTES, limits)
+        conn = Connection(stream, fleet, ROUTES, limits, projects)
         try:
             await conn.serve()
         except Exception as e:  # one connection never takes the daemon down
@@ -207,6 +209,7 @@ async def serve(args: argparse.Namespace) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:
                 await nursery.start(fleet.run)
+                await nursery.start(projects.run)  # after the fleet: it resumes on it
                 nursery.start_soon(trio.serve_listeners, handle, [listener])
                 log.info(
                     "daemon.ready",

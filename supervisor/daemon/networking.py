@@ -158,7 +158,7 @@ class Networking:
         for net in searched:
             for cid, addr in net.allocations.items():
                 c = self.containers.get(cid)
-                if c is None or not c.running:
+                if c is None or not c.running or c.draining:
                     continue
                 aliases = [*c.config.network_aliases, *c.state.network_aliases.get(net.name, [])]
                 names = {c.name.lower(), cid[:12], *(a.lower() for a in aliases)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from supervisor.daemon import (
+    api_compose,
     api_containers,
     api_images,
     api_networks,
@@ -18,4 +19,5 @@ ROUTES = {
     **api_networks.ROUTES,
     **api_volumes.ROUTES,
     **api_system.ROUTES,
+    **api_compose.ROUTES,
 }

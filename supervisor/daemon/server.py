@@ -24,7 +24,9 @@ from protocols import api
 from protocols.wire import MAX_FRAME, PROTOCOL_VERSION, FrameBuffer, FrameError, frame
 from supervisor import __version__
 from supervisor.daemon.fleet import Fleet
+from supervisor.daemon.projects import Projects
 from supervisor.errors import (
+    ComposeError,
     Conflict,
     ContainerExists,
     CorralError,
@@ -96,9 +98,11 @@ class Connection:
         fleet: Fleet,
         routes: dict[type, Handler],
         limits: Limits | None = None,
+        projects: Projects | None = None,
     ):
         self.stream = stream
         self.fleet = fleet
+        self.projects = projects  # compose projects (projects.py), over the same fleet
         self.routes = routes  # request type -> handler (routes.py)
         self.peer = secrets.token_hex(3)
         self.limits = limits or Limits()
@@ -262,6 +266,8 @@ def error_for(e: BaseException, req: msgspec.Struct) -> api.Error:
         return api.Error(kind="invalid", message=str(e))
     if isinstance(e, SetupError):
         return api.Error(kind="failed", message=str(e), exit_code=e.exit_code)
+    if isinstance(e, ComposeError):
+        return api.Error(kind="failed", message=str(e), exit_code=1)
     if isinstance(e, CorralError):
         return api.Error(kind="failed", message=str(e))
     log.exception("server.internal_error", request=type(req).__name__)

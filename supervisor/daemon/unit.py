@@ -68,6 +68,7 @@ class Unit:
         if state.status not in RUNNING:
             self.exited.set()
         self.removed = False
+        self.draining = False  # being replaced: its names no longer resolve to it
         self.stdin_w: int | None = None
         self.stdin_pumps: set[trio.CancelScope] = set()  # attached clients' stdin copies
         self.restart_scope: trio.CancelScope | None = None
