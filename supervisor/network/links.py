@@ -82,6 +82,17 @@ def bridge_ports(bridge: str) -> list[str]:
         ]
 
 
+def mac_of(address: str) -> str:
+    """The MAC of the interface that has IPv4 `address`: 02:42 and the address's
+    four bytes, as Docker makes them. Derived, not random, so that an address
+    freed by one container and given to the next keeps its MAC: the neighbours'
+    ARP caches stay right, and a replaced container is reachable at once (a
+    random MAC leaves peers sending to the old one until their entry expires,
+    tens of seconds)."""
+    a, b, c, d = (int(x) for x in address.split("."))
+    return f"02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}"
+
+
 def attach(
     pid: int,
     bridge: str,
@@ -109,7 +120,7 @@ def attach(
                 ifname=host_if,
                 kind="veth",
                 master=ipr.link_lookup(ifname=bridge)[0],
-                peer={"ifname": ifname, "net_ns_fd": fd},
+                peer={"ifname": ifname, "net_ns_fd": fd, "address": mac_of(address)},
             )
             ipr.link("set", index=ipr.link_lookup(ifname=host_if)[0], state="up")
     except (NetlinkError, IndexError) as e:
