@@ -22,7 +22,7 @@ from protocols.lite import api
 from supervisor.client.connection import Client, DaemonError, UsageError
 from supervisor.client.format import ago
 from supervisor.client.tables import columns
-from supervisor.compose import ComposeError, load, plan
+from supervisor.compose import ComposeError, load, normalize, plan
 from supervisor.compose.render import config_text
 
 PROJECT_LABEL = plan.PROJECT
@@ -49,10 +49,10 @@ def _load(args, services: list[str] | None = None) -> load.Loaded:
 def project_name(args) -> str:
     """-p, else the file's project (for commands that need no more of it)."""
     if args.project_name:
-        return load.normalize.project_name(args.project_name)
+        return normalize.project_name(args.project_name)
     env = os.environ.get("COMPOSE_PROJECT_NAME")
     if env:
-        return load.normalize.project_name(env)
+        return normalize.project_name(env)
     return _load(args).project.name
 
 

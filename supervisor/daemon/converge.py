@@ -222,6 +222,8 @@ class ServiceWork:
         self.svc = p.services[name]
         self.hash = plan.config_hash(self.svc)
         self.changed = False  # a container was created or replaced
+        self.image_id = ""
+        self.prepared: dict[str, object] = {}  # container id -> its start, prepared early
 
     def _say(self, who: str, status: str, detail: str = "", error: bool = False) -> None:
         self.report(
@@ -230,21 +232,40 @@ class ServiceWork:
             )
         )
 
-    async def run(self, image_id: str) -> None:
-        f, want = self.f, plan.replicas(self.svc, self.req.scale, self.name)
-        have = containers_of(f, self.p.name, self.name)
-        await self._finish_interrupted_swaps(have)
-        have = containers_of(f, self.p.name, self.name)
+    def _by_number(self) -> dict[int, Unit]:
         by_number: dict[int, Unit] = {}
-        for u in have:
+        for u in containers_of(self.f, self.p.name, self.name):
             n = _number(u)
             if n in by_number or n < 1:  # a duplicate: made by hand, or by another tool
                 by_number.setdefault(-len(by_number) - 1, u)
             else:
                 by_number[n] = u
+        return by_number
+
+    async def create(self) -> None:
+        """Before waiting on dependencies (as Docker Compose does): the image, the
+        replicas that do not exist yet created, and what their start needs
+        prepared, so that a dependency's turn costs its dependents only the
+        kernel's part of their start."""
+        self.image_id = await ensure_image(self.f, self.p, self.name, self.report)
+        await self._finish_interrupted_swaps(containers_of(self.f, self.p.name, self.name))
+        want = plan.replicas(self.svc, self.req.scale, self.name)
+        have = self._by_number()
+        for n in range(1, want + 1):
+            if n not in have:
+                u = await self._create(
+                    plan.container_config(self.p, self.name, n, image_id=self.image_id)
+                )
+                self.changed = True
+                if self.req.start:
+                    self.prepared[u.id] = await u.prepare_quietly()
+
+    async def run(self) -> None:
+        want = plan.replicas(self.svc, self.req.scale, self.name)
+        by_number = self._by_number()
         async with trio.open_nursery() as nursery:
             for n in range(1, want + 1):
-                nursery.start_soon(self._replica, n, by_number.get(n), image_id)
+                nursery.start_soon(self._replica, n, by_number.get(n), self.image_id)
         extra = sorted((u for k, u in by_number.items() if k > want or k < 1), key=_number)
         for u in reversed(extra):  # scale down: the highest numbers go first
             await self._remove(u)
@@ -277,7 +298,7 @@ class ServiceWork:
         self._say(u.name, "Starting")
         async with u.lock:
             if not u.running:
-                await u.start()
+                await u.start(prepared=self.prepared.pop(u.id, None))
         self._say(u.name, "Started")
 
     def _diverged(self, u: Unit, image_id: str) -> bool:
@@ -389,6 +410,22 @@ async def up(f: Fleet, req: api.ComposeUp, report: Report) -> None:
     works = {s: ServiceWork(f, p, s, req, report) for s in names}
     said: set[tuple[str, str]] = set()  # (container, Waiting|Healthy): each said once
 
+    created = {s: trio.Event() for s in names}
+
+    async def create(name: str) -> None:
+        # After what it depends on has started, during the wait for it to be
+        # healthy: the roots' own starts go first.
+        for dep in p.services[name].depends_on:
+            if dep in done:
+                await done[dep].wait()
+        try:
+            await works[name].create()
+        except CorralError as e:
+            failures[name] = str(e)
+            log.warning("compose.service_failed", project=p.name, service=name, error=str(e))
+        finally:
+            created[name].set()
+
     async def service(name: str) -> None:
         try:
             for dep, d in sorted(p.services[name].depends_on.items()):
@@ -403,8 +440,10 @@ async def up(f: Fleet, req: api.ComposeUp, report: Report) -> None:
                     await _wait_for(f, p, dep, d.condition, report, said)
                     if d.restart and works[dep].changed and not works[name].changed:
                         await _restart_dependent(f, p, name, report)
-            image_id = await ensure_image(f, p, name, report)
-            await works[name].run(image_id)
+            await created[name].wait()
+            if name in failures:
+                return
+            await works[name].run()
         except CorralError as e:
             failures[name] = str(e)
             log.warning("compose.service_failed", project=p.name, service=name, error=str(e))
@@ -413,6 +452,7 @@ async def up(f: Fleet, req: api.ComposeUp, report: Report) -> None:
 
     async with trio.open_nursery() as nursery:
         for name in names:
+            nursery.start_soon(create, name)
             nursery.start_soon(service, name)
     if failures:
         first = next(s for s in names if s in failures)

@@ -159,7 +159,7 @@ def test_a_dependency_that_never_becomes_healthy_fails_the_up(daemon, image, tmp
     assert p.returncode == 1
     assert "container app-db-1 is unhealthy" in p.stderr
     rows = states(daemon)
-    assert "app-web-1" not in rows  # never created
+    assert rows["app-web-1"]["state"] == "created"  # made early, as Docker's; never started
     assert rows["app-other-1"]["state"] == "running"  # independent services still come up
 
 
@@ -252,7 +252,7 @@ def _gated_up(daemon, tmp_path, midway) -> None:
 
 def test_the_client_killed_mid_up_the_daemon_finishes(daemon, image, tmp_path):
     _gated_up(daemon, tmp_path, lambda client: client.send_signal(signal.SIGKILL))
-    assert "app-web-1" not in states(daemon)  # still waiting for db to turn healthy
+    assert states(daemon)["app-web-1"]["state"] == "created"  # waits for db to turn healthy
     ok(daemon.cli("exec", "app-db-1", "touch", "/tmp/ok"))
     rows = wait_until(
         lambda: (s := states(daemon)).get("app-web-1", {}).get("state") == "running" and s,
@@ -264,7 +264,7 @@ def test_the_client_killed_mid_up_the_daemon_finishes(daemon, image, tmp_path):
 def test_the_daemon_sigkilled_mid_up_resumes_when_it_starts_again(daemon, image, tmp_path):
     _gated_up(daemon, tmp_path, lambda client: daemon.kill9())
     daemon.start()
-    assert "app-web-1" not in states(daemon)
+    assert states(daemon)["app-web-1"]["state"] == "created"
     ok(daemon.cli("exec", "app-db-1", "touch", "/tmp/ok"))
     wait_until(
         lambda: states(daemon).get("app-web-1", {}).get("state") == "running",
