@@ -375,3 +375,12 @@ def test_config_prints_durations_as_go_does(tmp_path):
     ).project
     text = config_text(p)
     assert "interval: 1m30s" in text and "default: null" in text
+
+
+def test_the_example_webapp_reads_as_its_readme_says():
+    root = Path(__file__).resolve().parents[2] / "examples" / "webapp"
+    p = load.load(load.Options(files=[str(root / "compose.yaml")], environ={})).project
+    assert p.name == "webapp" and plan.order(p) == ["db", "web", "worker"]
+    assert p.services["web"].environment["DB_HOST"] == "db"  # the YAML merge key
+    assert p.services["worker"].environment["DB_PASSWORD"] == "app-secret"
+    assert plan.container_config(p, "web", 1).ports == ["8080:80/tcp"]
