@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
+from protocols.build import Build, BuilderPrune, BuildProgress, BuildResult
 from protocols.compose import (
     ComposeAction,
     ComposeDown,
@@ -21,17 +22,7 @@ from protocols.compose import (
 from protocols.container import ContainerConfig, MountSpec
 from protocols.events import Event, Gap
 
-__all__ = [  # defined beside: what Create carries, and the compose messages
-    "ComposeAction",
-    "ComposeDown",
-    "ComposeList",
-    "ComposeProgress",
-    "ComposeProjects",
-    "ComposeUp",
-    "ContainerConfig",
-    "MountSpec",
-    "ProjectSummary",
-]
+__all__ = ["MountSpec", "ProjectSummary"]  # defined beside, for api.X readers
 
 
 class _Msg(
@@ -429,6 +420,8 @@ Request = (
     | ComposeDown
     | ComposeAction
     | ComposeList
+    | Build
+    | BuilderPrune
 )
 
 
@@ -642,4 +635,6 @@ Response = (
     | NetworkListResult
     | ComposeProgress
     | ComposeProjects
+    | BuildProgress
+    | BuildResult
 )

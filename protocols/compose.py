@@ -99,7 +99,7 @@ class Ulimit(_S):
     hard: int
 
 
-class Build(_S):
+class ServiceBuild(_S):
     context: str  # an absolute path
     dockerfile: str = "Dockerfile"
     args: dict[str, str] = {}
@@ -110,7 +110,7 @@ class Build(_S):
 
 class Service(_S):
     image: str = ""
-    build: Build | None = None
+    build: ServiceBuild | None = None
     command: list[str] | None = None  # None: the image's
     entrypoint: list[str] | None = None
     environment: dict[str, str] = {}  # env_file's and environment's, resolved

@@ -32,6 +32,8 @@ class RunConfig(_Base, rename="pascal"):
     healthcheck: Healthcheck | None = None
     exposed_ports: dict[str, dict] | None = None
     volumes: dict[str, dict] | None = None
+    shell: list[str] | None = None  # SHELL: what shell forms run with
+    on_build: list[str] | None = None  # ONBUILD: instructions for builds FROM this image
 
 
 class RootFS(_Base):

@@ -17,7 +17,7 @@ Containers (through the daemon, Docker's words and flags):
 
 Images, networks and volumes:
   pull, push, login, logout, images, import, load, save, commit, tag, rmi,
-  history, image, network, volume
+  history, image, build, builder, network, volume
 
 Fleets (a Compose file, kept by the daemon):
   compose (up, down, ps, logs, events, start, stop, restart, config, ls, ...)

@@ -27,9 +27,11 @@ CorralError                 anything Corral refuses or fails to do
 │   └── PortError           a port that cannot be published
 ├── VolumeError
 ├── CopyError               cp/export: names the step, the path and errno
-└── ComposeError            a Compose project that cannot be read (names the file
-                            and key) or brought to what it declares (names the
-                            service and why)
+├── ComposeError            a Compose project that cannot be read (names the file
+│                           and key) or brought to what it declares (names the
+│                           service and why)
+└── BuildError              a Dockerfile that cannot be read (names its line) or
+                            built (names the step and what failed)
 """
 
 from __future__ import annotations
@@ -205,3 +207,8 @@ class CopyError(CorralError):
 class ComposeError(CorralError, ValueError):
     """A Compose project that cannot be read or converged: the message names the
     file and key, or the service and what stopped it."""
+
+
+class BuildError(CorralError, ValueError):
+    """A Dockerfile that cannot be read (`Dockerfile:LINE: what`) or a step that
+    failed (the step, and its output or the reason)."""

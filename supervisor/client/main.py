@@ -123,4 +123,6 @@ COMMANDS = {
     "commit": _lazy("supervisor.client.images", "cmd_commit"),
     "image": _lazy("supervisor.client.images", "cmd_image"),
     "compose": _lazy("supervisor.compose.cli", "cmd_compose"),
+    "build": _lazy("supervisor.client.build", "cmd_build"),
+    "builder": _lazy("supervisor.client.build", "cmd_builder"),
 }

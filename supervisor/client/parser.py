@@ -7,6 +7,7 @@ Only the standard library and protocols/: the client imports it first.
 from __future__ import annotations
 
 from supervisor import cmdline
+from supervisor.client.build_args import add_build
 from supervisor.client.compose_args import add_compose
 from supervisor.client.flags import (
     _boolean,
@@ -265,7 +266,7 @@ _CONTAINER_VERBS = {"ls": "ps", "list": "ps", "ps": "ps"} | {
         "wait",
     ]
 }
-_IMAGE_VERBS = {v: v for v in ("pull", "push", "tag", "save", "load", "import")}
+_IMAGE_VERBS = {v: v for v in ("pull", "push", "tag", "save", "load", "import", "build")}
 
 
 def _unalias(argv: list[str]) -> list[str]:
@@ -615,5 +616,6 @@ def build_parser(only: str | None = None, engine=cmdline) -> cmdline.ArgumentPar
     s.add_argument("-a", "--all", action="store_true", help="named ones too")
     s.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     add_compose(sub)
+    add_build(sub)
     p.has_command = bool(subparsers.choices)  # type: ignore[attr-defined]
     return p

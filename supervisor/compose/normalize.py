@@ -416,7 +416,7 @@ def _logging(v: object, at: str) -> c.Logging | None:
     return c.Logging(driver=driver, options=opts)
 
 
-def _build(v: object, at: str, wd: Path, env: Mapping[str, str]) -> c.Build | None:
+def _build(v: object, at: str, wd: Path, env: Mapping[str, str]) -> c.ServiceBuild | None:
     if v is None:
         return None
     b = _map(v, at)
@@ -435,7 +435,7 @@ def _build(v: object, at: str, wd: Path, env: Mapping[str, str]) -> c.Build | No
                 args[str(k)] = env[k]
         else:
             args[str(k)] = _str(x, f"{at}.args.{k}")
-    return c.Build(
+    return c.ServiceBuild(
         context=_host_path(ctx, wd),
         dockerfile=_str(b.get("dockerfile", "Dockerfile"), f"{at}.dockerfile"),
         args=args,

@@ -93,7 +93,11 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
                 k: [st.config(st.resolve(v)).created for v in wanted.get(k, [])]
                 for k in ("before", "since")
             }
-            summaries = await _summaries(f, st.images())
+            # The build cache's steps are not images of the user's (docker images
+            # hides a build's intermediate images too), unless tagged.
+            steps = f.build_cache.images
+            listed = [i for i in st.images() if i not in steps or st.tags(i)]
+            summaries = await _summaries(f, listed)
             images = [
                 im
                 for im in summaries
@@ -157,8 +161,11 @@ async def images_request(f: Fleet, req: msgspec.Struct) -> msgspec.Struct:
         case api.ImagePrune(all=everything):
             async with f.image_gate.removing():
                 ids, tags, deleted, size = [], [], [], 0
+                steps = f.build_cache.images  # builder prune's to remove, not image prune's
                 for image_id in st.images():
                     if f.image_users(image_id) or (st.tags(image_id) and not everything):
+                        continue
+                    if image_id in steps and not st.tags(image_id):
                         continue
                     tags += st.tags(image_id)
                     layers = st.layers_only_of(image_id)

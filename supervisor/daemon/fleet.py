@@ -22,6 +22,7 @@ import structlog
 import trio
 
 from protocols.api import ContainerConfig
+from supervisor.build.cache import BuildCache
 from supervisor.daemon import copy as copying
 from supervisor.daemon import restart
 from supervisor.daemon.contents import container_root
@@ -102,6 +103,8 @@ class Fleet:
         self.journal = journal
         self.volumes = VolumeStore(root)
         self.images = ImageStore(root)
+        self.build_cache = BuildCache(root)  # the steps `corral build` made (builder.py)
+        self.build_dir = run_root / "build"  # contexts and layers while a build runs
         self.image_gate = ImageGate()  # rmi and prune apart from pulls, loads, commits
         self.credentials = Credentials(root / "auth.json")
         self.networks = NetworkStore(root)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from supervisor.daemon import (
+    api_build,
     api_compose,
     api_containers,
     api_images,
@@ -20,4 +21,5 @@ ROUTES = {
     **api_volumes.ROUTES,
     **api_system.ROUTES,
     **api_compose.ROUTES,
+    **api_build.ROUTES,
 }

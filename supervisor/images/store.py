@@ -398,6 +398,7 @@ class ImageStore:
         message: str = "",
         author: str = "",
         skip_empty: frozenset[str] = frozenset(),
+        created_by: str = "corral commit",
     ) -> str:
         """A new image: the base image's layers (or a layer of the base root
         filesystem directory) and one more, the container's upper directory
@@ -419,7 +420,7 @@ class ImageStore:
                 parent = chain_ids(diff_ids)[-1] if diff_ids else None
                 diff_id, _ = self.add_layer(spool, parent)
             diff_ids.append(diff_id)
-        history.append(History(created=now, created_by="corral commit", comment=message))
+        history.append(History(created=now, created_by=created_by, comment=message))
         new = msgspec.structs.replace(
             cfg,
             created=now,
@@ -484,26 +485,50 @@ def empty_file_among(root: Path, rel: str, names: frozenset[str]) -> bool:
 def tar_layer(tar: tarfile.TarFile, root: Path, skip_empty: frozenset[str] = frozenset()) -> None:
     """A layer directory back into a tar, whiteouts as .wh. files and opaque
     directories (overlayfs' trusted.overlay.opaque) with a .wh..wh..opq in them.
-    Iterative and relative to descriptors: a container's tree of any depth."""
+    Iterative and relative to descriptors: a container's tree of any depth.
+
+    `skip_empty`: bind mounts' targets the runtime made (empty files) are left
+    out, and so is a directory that holds nothing else (/etc, copied up only to
+    hold them), as Docker's init layer keeps them out of a container's diff."""
     top = fstree.open_dir(root)
     links: dict[tuple[int, int], str] = {}
     try:
+        skipped: set[str] = set()
+        if skip_empty:  # a first pass: which of them are there, and what else
+            rels = []
+            for e in fstree.walk(top, sort=True):
+                rels.append(e.rel)
+                if e.rel in skip_empty and stat.S_ISREG(e.st.st_mode) and e.st.st_size == 0:
+                    skipped.add(e.rel)
+        holders = {rel.rsplit("/", 1)[0] for rel in skipped if "/" in rel}
+        kept_under = {
+            h for h in holders for r in rels if r.startswith(h + "/") and r not in skipped
+        }
         for e in fstree.walk(top, sort=True):
             mode = e.st.st_mode
-            if e.rel in skip_empty and stat.S_ISREG(mode) and e.st.st_size == 0:
-                continue  # a bind mount's target, made by the runtime
+            if e.rel in skipped or (
+                e.rel in holders and e.rel not in kept_under and not _opaque(e)
+            ):
+                continue  # a bind mount's target, or a directory made only to hold one
             if stat.S_ISCHR(mode) and e.st.st_rdev == 0:
                 parent = e.rel[: len(e.rel) - len(e.name)]
-                tar.addfile(tarfile.TarInfo(f"{parent}.wh.{e.name}"))
+                tar.addfile(_marker(f"{parent}.wh.{e.name}"))
                 continue
             info = fstree.tar_info(e, e.rel, links)
             if info is None:
                 continue  # a socket
             fstree.add_to_tar(tar, e, info)
             if stat.S_ISDIR(mode) and _opaque(e):
-                tar.addfile(tarfile.TarInfo(f"{e.rel}/.wh..wh..opq"))
+                tar.addfile(_marker(f"{e.rel}/.wh..wh..opq"))
     finally:
         os.close(top)
+
+
+def _marker(name: str) -> tarfile.TarInfo:
+    """A whiteout or opaque marker: an empty file, 0600, as Docker writes them."""
+    info = tarfile.TarInfo(name)
+    info.mode = 0o600
+    return info
 
 
 def _opaque(e: fstree.Entry) -> bool:

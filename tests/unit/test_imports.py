@@ -119,6 +119,13 @@ def test_the_compose_reader_is_pure():
     assert _offenders(("supervisor.compose",), forbidden) == []
 
 
+def test_the_build_parts_are_pure():
+    """supervisor/build reads Dockerfiles, .dockerignore and makes layers' files:
+    the daemon's builder composes them with the runtime and the store."""
+    forbidden = ("trio", "supervisor.daemon", "supervisor.runtime", "supervisor.client")
+    assert _offenders(("supervisor.build",), forbidden) == []
+
+
 def test_the_runtime_never_imports_the_daemon_or_the_client():
     forbidden = ("supervisor.daemon", "supervisor.client", "supervisor.images")
     assert _offenders(("supervisor.runtime",), forbidden) == []
