@@ -116,6 +116,10 @@ def add_compose(sub) -> None:
     s.add_argument("--format", default="table", choices=("table", "json"), help="table or json")
     s.add_argument("-q", "--quiet", action="store_true", help="names only")
 
+    s = cc.add_parser("build", help="build the services' images (those with build:)")
+    s.add_argument("--no-cache", action="store_true", help="run every step, no cache")
+    _services(s)
+
     s = cc.add_parser("exec", help="run a command in a service's running container")
     s.add_argument("-d", "--detach", action="store_true", help="in the background")
     s.add_argument("-T", "--no-TTY", action="store_true", help="no pseudo-terminal")

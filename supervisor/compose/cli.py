@@ -127,12 +127,17 @@ def cmd_up(c: Client, args) -> int:
 
 def _build_missing(c: Client, p, services: list[str], *, always: bool) -> int:
     """compose's `build:`: the images to build (all with --build, else the
-    missing ones). Until Corral builds images, a missing one is an error."""
-    try:
-        from supervisor.compose import build
-    except ImportError:
-        return 0
+    missing ones)."""
+    from supervisor.compose import build
+
     return build.build_services(c, p, services, always=always)
+
+
+def cmd_build(c: Client, args) -> int:
+    p = _load(args, args.services).project
+    from supervisor.compose import build
+
+    return build.build_services(c, p, list(args.services), always=True, no_cache=args.no_cache)
 
 
 def _attached(c: Client, project: str, services: list[str]) -> int:
@@ -436,6 +441,7 @@ COMMANDS = {
     "config": cmd_config,
     "ls": cmd_ls,
     "exec": cmd_exec,
+    "build": cmd_build,
     **{verb: cmd_action for verb in ("start", "stop", "restart", "pause", "unpause", "kill", "rm")},
 }
 

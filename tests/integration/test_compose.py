@@ -352,3 +352,33 @@ def test_stop_start_and_events_of_one_project(daemon, image, tmp_path):
         events.kill()
         events.wait()
         events.stdout.close()
+
+
+def test_build_in_the_file_builds_missing_images_and_up_build_swaps(daemon, image, tmp_path):
+    d = project(
+        tmp_path,
+        """
+        services:
+          app:
+            build: {context: ./app, args: {WHO: compose}}
+            command: sleep 1000
+            stop_signal: SIGKILL
+        """,
+    )
+    (d / "app").mkdir()
+    (d / "app" / "Dockerfile").write_text(
+        "FROM busybox\nARG WHO\nCOPY msg /msg\nRUN echo \"built by $WHO\" >> /msg\n"
+    )
+    (d / "app" / "msg").write_text("one\n")
+    out = compose(daemon, d, "up", "-d")
+    ok(out)
+    assert " Service app  Built" in out.stderr
+    assert ok(daemon.cli("exec", "app-app-1", "cat", "/msg")) == "one\nbuilt by compose\n"
+    first = states(daemon)["app-app-1"]
+    ok(compose(daemon, d, "up", "-d"))  # the image is there: no build, nothing moves
+    assert states(daemon)["app-app-1"] == first
+    (d / "app" / "msg").write_text("two\n")
+    out = compose(daemon, d, "up", "-d", "--build")
+    ok(out)
+    assert " Container app-app-1  Recreated" in out.stderr  # a new image: a new container
+    assert ok(daemon.cli("exec", "app-app-1", "cat", "/msg")) == "two\nbuilt by compose\n"
