@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(busybox-static crun runc gcc libc6-dev musl-tools python3-dev python3-venv procps skopeo umoci docker-registry)
+APT_PACKAGES=(busybox-static crun runc gcc libc6-dev musl-tools python3-dev python3-venv procps skopeo umoci docker-registry python3-nftables)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -27,6 +27,13 @@ if ! .venv/bin/pip install -e '.[test]' --config-settings editable_mode=compat >
     exit 1
 fi
 rm -f "$log"
+# libnftables' Python binding (outbound NAT: supervisor/network/nat.py) is
+# Debian's python3-nftables, for the system's Python; it is pure Python over
+# ctypes, so the venv's interpreter (which may be another) gets it linked in.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+if [ -d /usr/lib/python3/dist-packages/nftables ]; then
+    ln -sfn /usr/lib/python3/dist-packages/nftables "$site/nftables"
+fi
 # Bytecode now, so that no command compiles Corral's modules at its start (where
 # PYTHONDONTWRITEBYTECODE is set, nothing would ever be cached: +13 ms a command).
 .venv/bin/python -m compileall -q supervisor protocols >/dev/null

@@ -39,6 +39,7 @@ from supervisor.errors import Conflict, NoSuchContainer, SpecError
 from supervisor.images.credentials import Credentials
 from supervisor.images.store import ImageStore
 from supervisor.network import links
+from supervisor.network.nat import Nat
 from supervisor.network.store import DEFAULT_NETWORK, DEFAULT_POOL, POOL, NetworkError, NetworkStore
 from supervisor.runtime import Runtime
 from supervisor.volumes.store import VolumeStore
@@ -120,7 +121,9 @@ class Fleet:
         self.restart_gate = trio.Lock()
         self.tree_work = trio.CapacityLimiter(4)
         self.lifecycle = Lifecycle(journal, self.store)
-        self.networking = Networking(self.networks, lambda: self.units, self.lifecycle)
+        self.networking = Networking(
+            self.networks, lambda: self.units, self.lifecycle, Nat(str(root))
+        )
         self.preparer = Preparer(
             images=self.images,
             volumes=self.volumes,

@@ -19,6 +19,7 @@ import trio
 from protocols import oci
 from supervisor.errors import Conflict, SpecError
 from supervisor.network import links, ports
+from supervisor.network import nat as nat_mod
 from supervisor.network.dns import host_servers
 from supervisor.network.dns import serve as serve_dns
 from supervisor.network.store import DEFAULT_NETWORK, NetworkError, NetworkStore, check_address
@@ -28,6 +29,7 @@ log = structlog.get_logger("corral.network")
 if TYPE_CHECKING:
     from supervisor.daemon.lifecycle import Lifecycle
     from supervisor.daemon.unit import Unit as Container
+    from supervisor.network.nat import Nat
 
 
 # The files bound over a networked container's /etc. Their bind targets are
@@ -50,12 +52,15 @@ class Networking:
         networks: NetworkStore,
         units: Callable[[], dict[str, Container]],
         lifecycle: Lifecycle,
+        nat: Nat | None = None,
     ) -> None:
         self.networks = networks
         self._units = units
         self.lifecycle = lifecycle
         self._dns: dict[str, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
+        self.nat = nat
+        self._up: set[str] = set()  # networks whose bridge this daemon brought up
 
     @property
     def containers(self) -> dict[str, Container]:
@@ -72,6 +77,8 @@ class Networking:
         of ours owns removed: a crash can leave one) and the network's DNS server."""
         n = self.networks.get(name)
         links.ensure_bridge(n.bridge, n.gateway, n.prefix)
+        self._up.add(name)
+        self._outbound(n.bridge)
         owned = {
             host_if(c.id, 0 if c.config.network == name else c.state.networks[name])
             for c in self.containers.values()
@@ -102,6 +109,29 @@ class Networking:
                 task_status=task_status,
             )
 
+    def _outbound(self, bridge: str) -> None:
+        """The bridge's way out: forwarding and masquerade where nftables is
+        there (nat.py), else no routing at all (isolated, and no outbound)."""
+        on = self.nat is not None and self.nat.available
+        try:
+            if on:
+                self.sync_nat()
+            nat_mod.set_forwarding(bridge, on)
+        except (NetworkError, OSError) as e:
+            log.warning("network.outbound_unavailable", bridge=bridge, error=str(e))
+            nat_mod.set_forwarding(bridge, False)
+
+    def sync_nat(self) -> None:
+        """Corral's nftables table for the bridges that are up now."""
+        if self.nat is None or not self.nat.available:
+            return
+        bridges = [
+            nat_mod.Bridge(n.bridge, n.subnet)
+            for name, n in self.networks.networks.items()
+            if name in self._up
+        ]
+        self.nat.sync(bridges)
+
     def release_default_bridge(self) -> None:
         """At shutdown: the default bridge goes if no running container uses it
         (the next daemon makes it again); user networks' bridges stay."""
@@ -110,6 +140,11 @@ class Networking:
             c.running and c.config.network == DEFAULT_NETWORK for c in self.containers.values()
         ):
             links.delete_link(n.bridge)
+            self._up.discard(DEFAULT_NETWORK)
+            try:
+                self.sync_nat()
+            except NetworkError as e:
+                log.warning("network.nat_sync_failed", error=str(e))
 
     def stop_network(self, name: str) -> None:
         scope = self._dns.pop(name, None)
@@ -117,6 +152,11 @@ class Networking:
             scope.cancel()
         n = self.networks.get(name)
         links.delete_link(n.bridge)
+        self._up.discard(name)
+        try:
+            self.sync_nat()
+        except NetworkError as e:
+            log.warning("network.nat_sync_failed", error=str(e))
 
     def _asker(self, network: str, asker: str) -> Container | None:
         n = self.networks.networks.get(network)

@@ -54,10 +54,11 @@ def ensure_bridge(name: str, gateway: str, prefix: int) -> None:
         if gateway not in have:
             ipr.addr("add", index=idx, address=gateway, prefixlen=prefix)
         ipr.link("set", index=idx, state="up")
-    # Isolation: the host routes between interfaces when ip_forward is on, and
-    # would carry one network's packets to another. With forwarding off on the
-    # bridge, what arrives on it is never routed elsewhere (Docker isolates its
-    # networks with iptables rules; this host has no iptables, and none is needed).
+    # Isolation first: the host routes between interfaces when ip_forward is
+    # on, and would carry one network's packets to another. With forwarding off
+    # on the bridge, what arrives on it is never routed elsewhere; nat.py turns
+    # it on once Corral's nftables rules (masquerade, no crossing between
+    # networks) are in place.
     with open(f"/proc/sys/net/ipv4/conf/{name}/forwarding", "w") as f:
         f.write("0")
 
