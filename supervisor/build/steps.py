@@ -161,7 +161,7 @@ def apply(ins: Instruction, state: StageState, build_args: dict[str, str]) -> tu
         path = expand(ins.rest, v)
         if not path.startswith("/"):
             path = (cfg.working_dir or "/").rstrip("/") + "/" + path
-        state.config = replace(cfg, working_dir=_clean_abs(path))
+        state.config = replace(cfg, working_dir=clean_abs(path))
         return " ".join(state.shell) + " #(nop) WORKDIR " + state.config.working_dir, used
     if c == "USER":
         user = expand(ins.rest, v).strip()
@@ -239,7 +239,7 @@ def _healthcheck(ins: Instruction, state: StageState) -> Healthcheck:
     )
 
 
-def _clean_abs(path: str) -> str:
+def clean_abs(path: str) -> str:
     parts: list[str] = []
     for p in path.split("/"):
         if p in ("", "."):

@@ -406,9 +406,11 @@ class Builder:
         if not words or (len(words) < 2 and not ins.heredocs):
             raise BuildError(f"Dockerfile:{ins.line}: {ins.cmd} requires at least two arguments")
         dest = written = words[-1]
+        # A directory when it says so: a trailing /, or . and .. (the WORKDIR itself).
+        is_dir = dest.endswith("/") or dest in (".", "..") or dest.endswith(("/.", "/.."))
         if not dest.startswith("/"):
-            base_dir = st.state.config.working_dir or "/"
-            dest = base_dir.rstrip("/") + "/" + dest + ("/" if dest.endswith("/") else "")
+            dest = (st.state.config.working_dir or "/").rstrip("/") + "/" + dest
+        dest = steps.clean_abs(dest) + ("/" if is_dir and dest != "/" else "")
         from_image = None
         if "from" in ins.flags:
             from_image = await self._root_of(dfp.expand(ins.flags["from"], v), built, s.index)

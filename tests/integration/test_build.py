@@ -237,3 +237,25 @@ def test_quiet_and_iidfile(daemon, image, tmp_path):
     assert out.strip() == iid.read_text() and out.startswith("sha256:")
     labels = ok(daemon.cli("image", "inspect", "-f", "{{json .Config.Labels}}", out.strip()))
     assert json.loads(labels) == {"x": "y", "extra": "1"}
+
+
+def test_copy_into_workdir_and_chmod(daemon, image, tmp_path):
+    d = context(
+        tmp_path,
+        """
+        FROM busybox
+        WORKDIR /app
+        COPY a.txt .
+        COPY --chmod=751 a.txt sub/
+        COPY --chown=7:8 a.txt renamed.txt
+        """,
+        {"a.txt": "a\n"},
+    )
+    ok(build(daemon, d, "-t", "wd:1"))
+    out = run(daemon, "wd:1", "sh", "-c", "stat -c '%n %a %u:%g' a.txt sub sub/a.txt renamed.txt")
+    assert out.splitlines() == [
+        "a.txt 644 0:0",
+        "sub 755 0:0",
+        "sub/a.txt 751 0:0",
+        "renamed.txt 644 7:8",
+    ]
