@@ -367,7 +367,7 @@ def test_build_in_the_file_builds_missing_images_and_up_build_swaps(daemon, imag
     )
     (d / "app").mkdir()
     (d / "app" / "Dockerfile").write_text(
-        "FROM busybox\nARG WHO\nCOPY msg /msg\nRUN echo \"built by $WHO\" >> /msg\n"
+        'FROM busybox\nARG WHO\nCOPY msg /msg\nRUN echo "built by $WHO" >> /msg\n'
     )
     (d / "app" / "msg").write_text("one\n")
     out = compose(daemon, d, "up", "-d")
