@@ -51,7 +51,8 @@ def test_demo_script_runs():
 def _tour_script(tmp: Path, runtime_flags: str) -> str:
     body = "\n".join(sh_blocks()[1:])
     # The host's temporary files the tour names (paths inside containers stay).
-    body = re.sub(r"/tmp/(bundle|busybox\.tar|web-hostname|httpd\.conf|fleet|img)", rf"{tmp}/\1", body)
+    owned = r"/tmp/(bundle|busybox\.tar|web-hostname|httpd\.conf|fleet|img)"
+    body = re.sub(owned, rf"{tmp}/\1", body)
     serve = "true  # the daemon of this test serves CORRAL_SOCKET"
     body = re.sub(r"^corral daemon &.*$", serve, body, flags=re.M)
     # The runtime's state and cgroup parent: this test's own, never the host's default.
