@@ -60,7 +60,7 @@ async def attach(conn: Connection, req: api.Attach, inbox) -> None:
             pass  # the size is a nicety: the output still flows
     async with trio.open_nursery() as nursery:
         if req.stdin:
-            nursery.start_soon(_pump_stdin, conn, u, inbox)
+            nursery.start_soon(pump_stdin, conn, u, inbox)
         async for rec in logs.follow(u.log_path, offset=offset, exited=lambda: u.exited):
             await conn.send(rec)
         await u.exited.wait()
@@ -69,7 +69,7 @@ async def attach(conn: Connection, req: api.Attach, inbox) -> None:
     await conn.send(api.Exited(status_code=st.exit_code, oom_killed=st.oom_killed, error=st.error))
 
 
-async def _pump_stdin(conn: Connection, u: Unit, inbox: trio.MemoryReceiveChannel) -> None:
+async def pump_stdin(conn: Connection, u: Unit, inbox: trio.MemoryReceiveChannel) -> None:
     fd = os.dup(u.stdin_w) if u.stdin_w is not None else None
     if fd is None:
         return

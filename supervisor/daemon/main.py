@@ -78,6 +78,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"runtime state and the socket (default {DEFAULT_RUN_ROOT})",
     )
     p.add_argument("--socket", help="the API socket (default RUN_ROOT/corral.sock)")
+    p.add_argument(
+        "--docker-socket",
+        default=None,
+        help="the Docker Engine API's socket (default RUN_ROOT/docker.sock; '' for none)",
+    )
+    p.add_argument(
+        "-H",
+        "--host",
+        action="append",
+        default=[],
+        metavar="tcp://ADDRESS:PORT",
+        help="the Docker API on TCP too: only with --tlsverify and its certificates",
+    )
+    p.add_argument("--tlsverify", action="store_true", help="verify clients' certificates")
+    p.add_argument("--tlscacert", default="", help="the CA clients' certificates are signed by")
+    p.add_argument("--tlscert", default="", help="the server's TLS certificate")
+    p.add_argument("--tlskey", default="", help="the server's TLS key")
     p.add_argument("--cgroup-parent", default="/corral", help="cgroup of the containers")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.add_argument("--bridge", default="corral0", help="the default network's bridge (corral0)")
@@ -118,6 +135,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--restart-reset-after", default="10s", help="a run this long resets the backoff (10s)"
     )
     args = p.parse_args(argv)
+    for h in args.host:
+        if h.startswith("unix://"):
+            if args.docker_socket is None:
+                args.docker_socket = h
+            continue
+        if not h.startswith("tcp://"):
+            p.error(f"-H {h}: tcp://ADDRESS:PORT or unix://PATH")
+        if not (args.tlsverify and args.tlscacert and args.tlscert and args.tlskey):
+            p.error(
+                f"-H {h}: the Docker API on TCP needs --tlsverify with --tlscacert, --tlscert "
+                "and --tlskey (without them it is a root shell for anyone who can reach it)"
+            )
     try:
         size, files = parse_log_opts(args.log_opt)
     except ValueError as e:
@@ -195,6 +224,8 @@ async def serve(args: argparse.Namespace) -> None:
         budget=InputBudget(args.max_buffered),
     )
 
+    docker = await _docker_listeners(args, run_root)
+
     async def handle(stream: trio.SocketStream) -> None:
         conn = Connection(stream, fleet, ROUTES, limits, projects)
         try:
@@ -211,6 +242,13 @@ async def serve(args: argparse.Namespace) -> None:
                 await nursery.start(fleet.run)
                 await nursery.start(projects.run)  # after the fleet: it resumes on it
                 nursery.start_soon(trio.serve_listeners, handle, [listener])
+                if docker:
+                    from supervisor.dockerapi.context import Api
+                    from supervisor.dockerapi.server import serve as serve_docker
+
+                    await nursery.start(
+                        serve_docker, Api(fleet, ROUTES, projects), docker, limits.handshake_timeout
+                    )
                 log.info(
                     "daemon.ready",
                     socket=str(sock_path),
@@ -225,9 +263,36 @@ async def serve(args: argparse.Namespace) -> None:
     finally:
         fleet.release_default_bridge()
         sock_path.unlink(missing_ok=True)
+        if args.docker_socket != "":
+            _docker_socket_path(args, run_root).unlink(missing_ok=True)
         journal.close()
         lock.close()
     log.info("daemon.stopped")
+
+
+def _docker_socket_path(args: argparse.Namespace, run_root: Path) -> Path:
+    if args.docker_socket:
+        return Path(args.docker_socket.removeprefix("unix://"))
+    return run_root / "docker.sock"
+
+
+async def _docker_listeners(args: argparse.Namespace, run_root: Path) -> list:
+    """The Docker API's listeners: its unix socket (0660, root and the corral
+    group, as docker.sock), and TCP only with TLS and client certificates."""
+    out: list = []
+    if args.docker_socket != "":
+        out.append(trio.SocketListener(bind_socket(_docker_socket_path(args, run_root))))
+    tcp = [h for h in args.host if h.startswith("tcp://")]
+    if tcp:
+        from supervisor.dockerapi.server import tcp_listeners, tls_context
+
+        try:
+            ctx = tls_context(args.tlscacert, args.tlscert, args.tlskey)
+        except OSError as e:
+            raise SystemExit(f"corral daemon: TLS: {e}") from None
+        for h in tcp:
+            out += await tcp_listeners(h.removeprefix("tcp://"), ctx)
+    return out
 
 
 def main(argv: list[str]) -> int:
