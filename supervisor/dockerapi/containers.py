@@ -4,6 +4,8 @@ Corral's own handler (through the Relay) and answers in Docker's shape."""
 
 from __future__ import annotations
 
+import shlex
+
 from protocols import api
 from supervisor.daemon import inspect as shapes
 from supervisor.dockerapi.context import Api, filters_of
@@ -126,7 +128,7 @@ def summary(a: Api, s: api.ContainerSummary, size: bool) -> dict:
         "Names": ["/" + s.name],
         "Image": s.image,
         "ImageID": cfg.image_id if cfg else "",
-        "Command": s.command,
+        "Command": shlex.join(cfg.cmd) if cfg else s.command,  # quoted, as dockerd shows it
         "Created": s.created_nano // NS,
         "Ports": _ports(s),
         "Labels": s.labels,
@@ -268,6 +270,8 @@ async def prune(a: Api, ex: Exchange) -> None:
 
 
 async def top(a: Api, ex: Exchange, id: str) -> None:
+    if ex.arg("ps_args") not in ("", "-ef"):
+        raise HttpError(400, f"ps arguments {ex.arg('ps_args')!r} are not supported by Corral")
     res = await a.call(api.Top(id=id))
     await ex.send_json(200, {"Titles": res.titles, "Processes": res.processes})
 

@@ -243,6 +243,11 @@ class HttpConnection:
                 return None  # an idle keep-alive connection timed out
             raise
         if isinstance(ev, h11.Request):
+            # h11 bounds what is buffered before a head is whole; a head read
+            # in one go can be longer: bounded here.
+            size = len(ev.target) + sum(len(k) + len(v) + 4 for k, v in ev.headers)
+            if size > MAX_HEAD:
+                raise HttpError(431, f"request head over {MAX_HEAD} bytes")
             return Exchange(self, ev)
         return None  # ConnectionClosed
 

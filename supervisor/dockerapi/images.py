@@ -431,13 +431,11 @@ async def build(a: Api, ex: Exchange) -> None:
             if isinstance(msg, api.BuildProgress):
                 if quiet:
                     return
-                if msg.status == "started" and msg.vertex not in steps:
+                if msg.status in ("started", "cached") and msg.vertex not in steps:
                     steps.add(msg.vertex)
-                    await js.line({"stream": f"Step {len(steps)} : {msg.name}\n"})
-                elif msg.status == "cached":
-                    await js.line(
-                        {"stream": f"Step {msg.vertex} : {msg.name}\n ---> Using cache\n"}
-                    )
+                    await js.line({"stream": f"Step {_step(msg.name)}\n"})
+                if msg.status == "cached":
+                    await js.line({"stream": " ---> Using cache\n"})
                 elif msg.status == "log" and msg.data:
                     await js.line({"stream": msg.data.decode(errors="replace")})
             elif isinstance(msg, api.BuildResult):

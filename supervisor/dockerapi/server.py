@@ -176,11 +176,15 @@ async def serve_connection(a: Api, stream: trio.abc.Stream, timeout: float) -> N
                 return
         except (ClientGone, HttpError):
             return
-        if ex.hijacked or not ex.http11 or "close" in ex.headers.get("connection", "").lower():
+        if ex.hijacked:
+            await _linger(stream)
+            return
+        if not ex.http11 or "close" in ex.headers.get("connection", "").lower():
             return
 
 
 async def _one(a: Api, ex: Exchange) -> None:
+    log.debug("dockerapi.request", method=ex.method, path=ex.path, query=ex.query)
     try:
         ex.version, path = version_of(ex.path)
         handler, params = route(ex.method, path.rstrip("/") or "/")
@@ -212,6 +216,18 @@ def _unwrap(e: BaseException) -> BaseException:
     while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
         e = e.exceptions[0]
     return e
+
+
+async def _linger(stream: trio.abc.Stream) -> None:
+    """Before a hijacked connection closes: read what the client already sent
+    (its half-close, TLS's close_notify), so that the close is not a reset
+    that loses the last output on the client's side."""
+    with trio.move_on_after(0.1):
+        try:
+            while await stream.receive_some(1 << 16):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
 
 
 async def _watch_close(ex: Exchange, scope: trio.CancelScope) -> None:

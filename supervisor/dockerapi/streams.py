@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import secrets
+import select
 import stat
 import time
 from collections import OrderedDict
@@ -66,6 +68,30 @@ def detach_keys(text: str) -> bytes:
     return bytes(out)
 
 
+async def hangup(stream) -> None:
+    """Return once the client has closed its connection whole. A hijacked
+    connection's EOF is no sign (the docker CLI half-closes one it sends no
+    stdin on), but a unix socket whose peer is gone has both directions shut,
+    which poll() reports as POLLHUP; checked each second, it costs a syscall.
+    (Over TCP a peer's close looks like a half-close: found at the next write.)"""
+    sock = getattr(stream, "socket", None) or getattr(
+        getattr(stream, "transport_stream", None), "socket", None
+    )
+    if sock is None:
+        await trio.sleep_forever()
+    p = select.poll()
+    p.register(sock.fileno(), select.POLLHUP)
+    while True:
+        if any(ev & (select.POLLHUP | select.POLLERR) for _, ev in p.poll(0)):
+            return
+        await trio.sleep(1)
+
+
+async def _cancel_on_hangup(stream, scope: trio.CancelScope) -> None:
+    await hangup(stream)
+    scope.cancel()
+
+
 # -- attach ----------------------------------------------------------------------------------
 
 
@@ -81,10 +107,15 @@ async def attach(a: Api, ex: Exchange, id: str) -> None:
     tty = u.config.tty
     try:
         if not u.running:
-            started = await _until_started(a, u, seq)
-            if not started:
+            with trio.move_on_after(math.inf) as waiting:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_cancel_on_hangup, stream, waiting)
+                    started = await _until_started(a, u, seq)
+                    nursery.cancel_scope.cancel()
+            if waiting.cancelled_caught or not started:
                 return
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_hangup, stream, nursery.cancel_scope)
             if ex.flag("stdin") and u.config.open_stdin:
                 nursery.start_soon(_stdin, a, u, stream, early, keys, nursery.cancel_scope)
             async for rec in logs.follow(u.log_path, offset=offset, exited=lambda: u.exited):
@@ -211,12 +242,14 @@ async def exec_start(a: Api, ex: Exchange, id: str) -> None:
     want = {s for s, key in (("stdout", "AttachStdout"), ("stderr", "AttachStderr")) if b.get(key)}
     stream, early = await ex.hijack(RAW if tty else _content_type(ex, False))
     inbox_send, inbox = trio.open_memory_channel(16)
+    writing = trio.Lock()  # stdout's and stderr's pumps write to the one connection
 
     async def out(msg) -> None:
         if isinstance(msg, api.ExecStarted):
             r.corral_id, r.running = msg.exec_id, True
         elif isinstance(msg, api.Output) and msg.stream in want:
-            await stream.send_all(msg.data if tty else frame(msg.stream, msg.data))
+            async with writing:
+                await stream.send_all(msg.data if tty else frame(msg.stream, msg.data))
         elif isinstance(msg, api.Exited):
             r.exit_code = msg.status_code
 
@@ -236,6 +269,7 @@ async def exec_start(a: Api, ex: Exchange, id: str) -> None:
 
     try:
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_hangup, stream, nursery.cancel_scope)
             if req.stdin:
                 nursery.start_soon(stdin)
             try:
