@@ -17,6 +17,7 @@ import os
 import stat
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -68,6 +69,36 @@ def _open(root: str, path: str, flags: int) -> int:
         return _native.open_in_root(root, path, flags | os.O_CLOEXEC)
     except OSError as e:
         raise CopyError("opening in the container", path, e.errno or 0) from None
+
+
+def path_stat(root: str, path: str) -> dict | None:
+    """Docker's PathStat of `path` in the root (name, size, mode with Go's type
+    bits, mtime, linkTarget), as `docker cp` reads it from a header; None if
+    there is nothing there. A symlink is described, not followed."""
+    try:
+        fd = _native.open_in_root(root, path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        target = ""
+        if stat.S_ISLNK(st.st_mode):
+            with contextlib.suppress(OSError):
+                target = os.readlink("", dir_fd=fd)
+    finally:
+        os.close(fd)
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISDIR(st.st_mode):
+        mode |= 1 << 31  # Go's os.ModeDir
+    elif stat.S_ISLNK(st.st_mode):
+        mode |= 1 << 27  # os.ModeSymlink
+    return {
+        "name": os.path.basename(path.rstrip("/")) or "/",
+        "size": st.st_size,
+        "mode": mode,
+        "mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime)),
+        "linkTarget": target,
+    }
 
 
 def archive(root: str, path: str, *, one_fs: bool = False) -> IO[bytes]:

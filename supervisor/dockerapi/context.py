@@ -14,7 +14,7 @@ from supervisor.dockerapi.relay import Relay, call
 class Api:
     def __init__(self, fleet: Fleet, routes: dict, projects) -> None:
         self.fleet, self.routes, self.projects = fleet, routes, projects
-        from supervisor.dockerapi.streams import Execs
+        from supervisor.dockerapi.execs import Execs
 
         self.execs = Execs()  # POST /containers/{id}/exec's, until inspected and gone
 

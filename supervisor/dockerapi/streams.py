@@ -15,16 +15,13 @@ import base64
 import json
 import math
 import os
-import secrets
 import select
-import stat
 import time
-from collections import OrderedDict
 
 import trio
 
 from protocols import api
-from supervisor import _native
+from supervisor.daemon import copy as copying
 from supervisor.daemon import logs
 from supervisor.daemon.api_streams import pump_stdin
 from supervisor.daemon.inspect import rfc3339
@@ -164,41 +161,6 @@ async def _stdin(a: Api, u, stream, early: bytes, keys: bytes, scope: trio.Cance
 
 
 # -- exec ------------------------------------------------------------------------------------
-
-
-class ExecRecord:
-    def __init__(self, id: str, container: str, body: dict) -> None:
-        self.id, self.container, self.body = id, container, body
-        self.running = False
-        self.exit_code: int | None = None
-        self.corral_id = ""  # Corral's exec id, once started (resize, events)
-        self.pid = 0
-
-
-class Execs:
-    """The execs made by POST /containers/{id}/exec: kept (as dockerd keeps
-    them) for their inspect after they end, the oldest ended ones dropped."""
-
-    LIMIT = 1024
-
-    def __init__(self) -> None:
-        self.records: OrderedDict[str, ExecRecord] = OrderedDict()
-
-    def add(self, container: str, body: dict) -> ExecRecord:
-        r = ExecRecord(secrets.token_hex(32), container, body)
-        self.records[r.id] = r
-        while len(self.records) > self.LIMIT:
-            old = next((k for k, v in self.records.items() if not v.running), None)
-            if old is None:
-                break
-            del self.records[old]
-        return r
-
-    def get(self, id: str) -> ExecRecord:
-        r = self.records.get(id)
-        if r is None:
-            raise HttpError(404, f"No such exec instance: {id}")
-        return r
 
 
 async def exec_create(a: Api, ex: Exchange, id: str) -> None:
@@ -443,33 +405,10 @@ async def stats(a: Api, ex: Exchange, id: str) -> None:
 def _stat_path(a: Api, u, path: str) -> dict:
     """Docker's PathStat of `path` in the container (a worker thread's)."""
     with a.fleet.container_root(u) as root:
-        try:
-            fd = _native.open_in_root(root, path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            raise HttpError(404, f"Could not find the file {path} in container {u.name}") from None
-        try:
-            st = os.fstat(fd)
-            target = ""
-            if stat.S_ISLNK(st.st_mode):
-                try:
-                    target = os.readlink("", dir_fd=fd)
-                except OSError:
-                    target = ""
-        finally:
-            os.close(fd)
-    mode = stat.S_IMODE(st.st_mode)
-    # Go's os.FileMode bits: the type in the high bits.
-    if stat.S_ISDIR(st.st_mode):
-        mode |= 1 << 31
-    elif stat.S_ISLNK(st.st_mode):
-        mode |= 1 << 27
-    return {
-        "name": os.path.basename(path.rstrip("/")) or "/",
-        "size": st.st_size,
-        "mode": mode,
-        "mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime)),
-        "linkTarget": target,
-    }
+        st = copying.path_stat(root, path)
+    if st is None:
+        raise HttpError(404, f"Could not find the file {path} in container {u.name}")
+    return st
 
 
 async def _stat_header(a: Api, u, path: str) -> tuple[str, str]:

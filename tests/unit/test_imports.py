@@ -126,6 +126,20 @@ def test_the_build_parts_are_pure():
     assert _offenders(("supervisor.build",), forbidden) == []
 
 
+def test_the_docker_api_sits_on_the_daemon_never_under_it():
+    """supervisor/dockerapi translates Docker's HTTP to the daemon's handlers:
+    it imports the daemon; only the daemon's entry point (main.py) imports it,
+    to listen; the client never."""
+    users = sorted(
+        m
+        for m, imports in RAW.items()
+        if not _under(m, "supervisor.dockerapi")
+        and any(_under(i, "supervisor.dockerapi") for i in imports)
+    )
+    assert users == ["supervisor.daemon.main"]
+    assert _offenders(("supervisor.dockerapi",), ("supervisor.client", "supervisor._native")) == []
+
+
 def test_the_runtime_never_imports_the_daemon_or_the_client():
     forbidden = ("supervisor.daemon", "supervisor.client", "supervisor.images")
     assert _offenders(("supervisor.runtime",), forbidden) == []
