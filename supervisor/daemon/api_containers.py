@@ -96,7 +96,7 @@ async def list_containers(f: Fleet, req: api.List) -> list[api.ContainerSummary]
         every = req.all or {"status", "exited"} & set(req.filters)
         if not every and not u.running:
             continue
-        if not filters.container(u, req.filters, bounds):
+        if req.filters and not filters.container(u, req.filters, bounds):
             continue
         listed.append(u)
     if not req.size:

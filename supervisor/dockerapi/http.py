@@ -17,9 +17,12 @@ from collections.abc import AsyncIterator
 from http import HTTPStatus
 
 import h11
+import msgspec
 import trio
 
 MAX_HEAD = 64 * 1024  # request line and headers (dockerd's Go server: 1 MiB; clients send ~1 KiB)
+_JSON = msgspec.json.Encoder()  # several times json.dumps's speed on a 100-row list
+
 IDLE_TIMEOUT = 300.0  # seconds a keep-alive connection may wait for its next request
 MAX_JSON = 16 * 1024 * 1024  # a JSON body read whole (container create with a seccomp profile)
 
@@ -152,7 +155,7 @@ class Exchange:
         await self.conn.send(h11.EndOfMessage())
 
     async def send_json(self, status: int, obj: object) -> None:
-        await self.send(status, json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+        await self.send(status, _JSON.encode(obj) + b"\n")
 
     async def start_stream(
         self, content_type: str, status: int = 200, headers: list[tuple[str, str]] | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,8 +49,13 @@ def test_demo_script_runs():
     assert "from an image, into a volume" in p.stdout
 
 
-def _tour_script(tmp: Path, runtime_flags: str) -> str:
+def _tour_script(tmp: Path, runtime_flags: str, docker_sock: str = "") -> str:
     body = "\n".join(sh_blocks()[1:])
+    # The Docker API: this test's daemon's socket; without the docker CLI its
+    # lines are left out (and said so in the output).
+    body = body.replace("unix:///run/corral/docker.sock", f"unix://{docker_sock}")
+    if not shutil.which("docker"):
+        body = re.sub(r"^docker .*$", "echo 'no docker CLI: left out'", body, flags=re.M)
     # The host's temporary files the tour names (paths inside containers stay).
     owned = r"/tmp/(bundle|busybox\.tar|web-hostname|httpd\.conf|fleet|img)"
     body = re.sub(owned, rf"{tmp}/\1", body)
@@ -87,7 +93,13 @@ def test_the_tour_runs_as_written(daemon, tmp_path):
 
     rt_parent = f"/{RUN}-readme"
     script = tmp_path / "tour.sh"
-    script.write_text(_tour_script(tmp_path, f"--root {tmp_path}/rt --cgroup-parent {rt_parent}"))
+    script.write_text(
+        _tour_script(
+            tmp_path,
+            f"--root {tmp_path}/rt --cgroup-parent {rt_parent}",
+            str(daemon.run_root / "docker.sock"),
+        )
+    )
     failures = tmp_path / "failures"
     failures.touch()
     master, slave = pty.openpty()
@@ -131,5 +143,7 @@ def test_the_tour_runs_as_written(daemon, tmp_path):
         "kept\n",
     ):
         assert expected in text, f"{expected!r} not in the tour's output:\n{text[-3000:]}"
+    if shutil.which("docker"):
+        assert "hello from the docker CLI" in text and "from-docker" in text
     assert (tmp_path / "web-hostname").read_text().strip()
     time.sleep(0)  # the daemon fixture removes what the tour left running
