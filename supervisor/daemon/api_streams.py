@@ -112,9 +112,12 @@ async def exec_(conn: Connection, req: api.Exec, inbox) -> None:
         async with trio.open_nursery() as nursery:
             if req.stdin:
                 nursery.start_soon(_exec_stdin, stdin, inbox)
+            # Two pumps, one connection: one write at a time (two concurrent
+            # send_all on a trio stream raise BusyResourceError).
+            writing = trio.Lock()
             async with trio.open_nursery() as readers:
-                readers.start_soon(_pump_out, conn, started.stdout, "stdout")
-                readers.start_soon(_pump_out, conn, started.stderr, "stderr")
+                readers.start_soon(_pump_out, conn, started.stdout, "stdout", writing)
+                readers.start_soon(_pump_out, conn, started.stderr, "stderr", writing)
             await trio.lowlevel.wait_readable(started.pidfd)
             code = _native.reap(started.pidfd)
             nursery.cancel_scope.cancel()
@@ -137,10 +140,11 @@ async def _exec_stdin(stdin: trio.lowlevel.FdStream, inbox) -> None:
             return
 
 
-async def _pump_out(conn: Connection, fd: int, stream: str) -> None:
+async def _pump_out(conn: Connection, fd: int, stream: str, writing: trio.Lock) -> None:
     async with trio.lowlevel.FdStream(fd) as pipe:
         while data := await pipe.receive_some(1 << 16):
-            await conn.send(api.Output(stream=stream, data=data, time_nano=time.time_ns()))
+            async with writing:
+                await conn.send(api.Output(stream=stream, data=data, time_nano=time.time_ns()))
 
 
 async def stats(conn: Connection, req: api.Stats, inbox) -> None:

@@ -106,12 +106,9 @@ class Connection:
         self.routes = routes  # request type -> handler (routes.py)
         self.peer = secrets.token_hex(3)
         self.limits = limits or Limits()
-        self._sending = trio.Lock()
 
     async def send(self, msg: msgspec.Struct) -> None:
-        # One writer at a time: an exec's stdout and stderr pumps send concurrently.
-        async with self._sending:
-            await self.stream.send_all(frame(_ENCODER.encode(msg)))
+        await self.stream.send_all(frame(_ENCODER.encode(msg)))
 
     async def send_archive(self, f) -> None:
         """A file's bytes as Archive messages, then End (cp, export, save)."""
@@ -130,8 +127,7 @@ class Connection:
 
     async def send_many(self, msgs: list) -> None:
         """Several messages in one write (each its own frame)."""
-        async with self._sending:
-            await self.stream.send_all(b"".join(frame(_ENCODER.encode(m)) for m in msgs))
+        await self.stream.send_all(b"".join(frame(_ENCODER.encode(m)) for m in msgs))
 
     async def _reader(self, out: trio.MemorySendChannel) -> None:
         buf = FrameBuffer(max_frame=HELLO_MAX)  # until the first frame, the Hello

@@ -204,14 +204,12 @@ async def exec_start(a: Api, ex: Exchange, id: str) -> None:
     want = {s for s, key in (("stdout", "AttachStdout"), ("stderr", "AttachStderr")) if b.get(key)}
     stream, early = await ex.hijack(RAW if tty else _content_type(ex, False))
     inbox_send, inbox = trio.open_memory_channel(16)
-    writing = trio.Lock()  # stdout's and stderr's pumps write to the one connection
 
     async def out(msg) -> None:
         if isinstance(msg, api.ExecStarted):
             r.corral_id, r.running = msg.exec_id, True
         elif isinstance(msg, api.Output) and msg.stream in want:
-            async with writing:
-                await stream.send_all(msg.data if tty else frame(msg.stream, msg.data))
+            await stream.send_all(msg.data if tty else frame(msg.stream, msg.data))
         elif isinstance(msg, api.Exited):
             r.exit_code = msg.status_code
 
