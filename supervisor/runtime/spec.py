@@ -147,7 +147,9 @@ def load(bundle: str | os.PathLike[str]) -> oci_lite.Spec:
     except FileNotFoundError:
         raise SpecError("config.json", f"{path} does not exist") from None
     try:
-        spec = lite.from_json(oci_lite.Spec, minijson.loads(data))
+        raw = minijson.loads(data)
+        refuse_unapplied(raw)
+        spec = lite.from_json(oci_lite.Spec, raw)
     except lite.ValidationError as e:
         # "Expected `int`, got `str` - at `$.process.user.uid`", as msgspec says it.
         msg = str(e)
@@ -157,6 +159,64 @@ def load(bundle: str | os.PathLike[str]) -> oci_lite.Spec:
         raise SpecError("config.json", f"not valid JSON: {e}") from None
     validate(spec)
     return spec  # type: ignore[return-value]
+
+
+# Settings of the runtime spec that Corral does not apply. The spec says a
+# setting that cannot be applied MUST be an error, so each is named and
+# refused, never dropped (runc and crun apply or refuse them too).
+_UNAPPLIED = {
+    ("process", "apparmorProfile"): "AppArmor profiles are not applied by Corral",
+    ("process", "selinuxLabel"): "SELinux labels are not applied by Corral",
+    ("linux", "mountLabel"): "SELinux mount labels are not applied by Corral",
+    ("linux", "intelRdt"): "Intel RDT is not supported by Corral",
+    ("linux", "personality"): "personality(2) domains are not set by Corral",
+}
+_UNAPPLIED_RESOURCES = {
+    ("memory", "swappiness"): "memory swappiness is not applied by Corral",
+    ("memory", "disableOOMKiller"): "disabling the OOM killer is not supported by Corral",
+    ("memory", "kernel"): "kernel memory limits are not supported (deprecated by the kernel)",
+    ("memory", "kernelTCP"): "kernel TCP memory limits are not supported by Corral",
+    ("cpu", "realtimeRuntime"): "real-time CPU limits are not applied by Corral",
+    ("cpu", "realtimePeriod"): "real-time CPU limits are not applied by Corral",
+    ("cpu", "idle"): "SCHED_IDLE cgroups are not applied by Corral",
+    ("cpu", "burst"): "CPU burst is not applied by Corral",
+    ("blockIO", "weight"): "block I/O weights are not applied by Corral",
+    ("blockIO", "leafWeight"): "block I/O weights are not applied by Corral",
+    ("blockIO", "weightDevice"): "block I/O weights are not applied by Corral",
+    ("hugepageLimits",): "hugepage limits are not applied by Corral",
+    ("network",): "net_cls and net_prio (classID, priorities) are not applied by Corral",
+    ("rdma",): "RDMA limits are not applied by Corral",
+}
+
+
+def _set(value: object) -> bool:
+    """Asked for: null, false and empty are the spec's "unset"; 0 is a value."""
+    return value is not None and value is not False and value not in ([], {}, "")
+
+
+def refuse_unapplied(raw: object) -> None:
+    """SpecError naming the first setting of config.json Corral would not apply."""
+    if not isinstance(raw, dict):
+        return
+    for (part, key), why in _UNAPPLIED.items():
+        section = raw.get(part)
+        if isinstance(section, dict) and _set(section.get(key)):
+            raise SpecError(f"{part}.{key}", why)
+    linux = raw.get("linux")
+    if isinstance(linux, dict):
+        refuse_unapplied_resources(linux.get("resources"), "linux.resources")
+
+
+def refuse_unapplied_resources(res: object, where: str = "resources") -> None:
+    """The same, for a LinuxResources object (config.json's, or `update -r`'s)."""
+    if not isinstance(res, dict):
+        return
+    for path, why in _UNAPPLIED_RESOURCES.items():
+        value: object = res
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if _set(value):
+            raise SpecError(f"{where}.{'.'.join(path)}", why)
 
 
 def _host_hard_limit(res: int) -> int:

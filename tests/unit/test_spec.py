@@ -38,9 +38,37 @@ def test_default_spec_roundtrips_and_is_valid(tmp_path):
 def test_unknown_fields_are_tolerated(tmp_path):
     d = base()
     d["someFutureField"] = {"x": 1}
-    d["process"]["apparmorProfile"] = "docker-default"
     d["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    d["linux"]["resources"] = {"memory": {"swappiness": None}, "hugepageLimits": []}  # unset
     specs.load(write(tmp_path, d))
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "value", "field"),
+    [
+        ("process", "apparmorProfile", "docker-default", "process.apparmorProfile"),
+        ("process", "selinuxLabel", "system_u:system_r:container_t:s0", "process.selinuxLabel"),
+        ("linux", "mountLabel", "x", "linux.mountLabel"),
+        ("resources", "memory", {"swappiness": 10}, "linux.resources.memory.swappiness"),
+        ("resources", "memory", {"disableOOMKiller": True},
+         "linux.resources.memory.disableOOMKiller"),
+        ("resources", "memory", {"kernelTCP": 1 << 20}, "linux.resources.memory.kernelTCP"),
+        ("resources", "network", {"classID": 1048577}, "linux.resources.network"),
+        ("resources", "hugepageLimits", [{"pageSize": "2MB", "limit": 0}],
+         "linux.resources.hugepageLimits"),
+        ("resources", "blockIO", {"weight": 500}, "linux.resources.blockIO.weight"),
+    ],
+)  # fmt: skip
+def test_settings_not_applied_are_refused_by_name(tmp_path, where, key, value, field):
+    """The runtime spec: a setting that cannot be applied MUST be an error."""
+    d = base()
+    if where == "resources":
+        d["linux"].setdefault("resources", {})[key] = value
+    else:
+        d[where][key] = value
+    with pytest.raises(SpecError) as e:
+        specs.load(write(tmp_path, d))
+    assert e.value.field == field
 
 
 @pytest.mark.parametrize(
