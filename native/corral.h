@@ -79,6 +79,13 @@ enum corral_tag {
 	                             CORRAL_R_HOOKS) and waits for a byte on this
 	                             FIFO while the caller runs the prestart,
 	                             createRuntime and createContainer hooks     */
+	CORRAL_T_HANDOFF,         /* str (maybe ""): runc's model, for callers
+	                             that reap the container themselves
+	                             (containerd's shim, a subreaper): once the
+	                             container is created the monitor sends its
+	                             pty master to this console socket (if it has
+	                             a terminal) and exits, so the container's
+	                             parent becomes the caller's subreaper        */
 };
 
 /* Mount kinds (CORRAL_T_MOUNT's u32). */

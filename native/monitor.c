@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -294,6 +295,42 @@ static int recv_fd(int sock)
 	return fd;
 }
 
+/* The pty master to a console socket, as runc hands it to containerd's shim
+ * and dockerd (one byte of data, the descriptor in SCM_RIGHTS). */
+static int send_fd(const char *path, int fd)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(addr.sun_path, path);
+	int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		return -1;
+	if (connect(sock, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int saved = errno;
+		close(sock);
+		errno = saved;
+		return -1;
+	}
+	char name[] = "/dev/ptmx", cbuf[CMSG_SPACE(sizeof(int))];
+	memset(cbuf, 0, sizeof(cbuf));
+	struct iovec iov = { .iov_base = name, .iov_len = sizeof(name) - 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	ssize_t n = sendmsg(sock, &msg, 0);
+	int saved = errno;
+	close(sock);
+	errno = saved;
+	return n < 0 ? -1 : 0;
+}
+
 static int read_plan(int fd, unsigned char **out, size_t *len)
 {
 	struct stat st;
@@ -517,6 +554,22 @@ int main(int argc, char **argv)
 	if (plan.terminal) {
 		master = recv_fd(cons[0]);
 		close(cons[0]);
+	}
+	if (plan.handoff) {
+		/* runc's model: the caller reaps the container, not us. Its pty
+		 * goes to the console socket first, so that a failure is still
+		 * this create's error; then we go, and the container is
+		 * reparented to the caller's subreaper (containerd's shim). */
+		if (plan.terminal && (!*plan.handoff || master < 0 ||
+				      send_fd(plan.handoff, master) < 0)) {
+			int saved = master < 0 ? EIO : (*plan.handoff ? errno : EINVAL);
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			die(CORRAL_S_TERMINAL, saved, plan.handoff,
+			    "sending the pty to the console socket (--console-socket)");
+		}
+		report(CORRAL_R_CREATED, pid, NULL);
+		_exit(0);
 	}
 	/* Resizes come through the control FIFO, opened before the report so a
 	 * resize sent right after it finds a reader; O_RDWR: never an EOF when a

@@ -114,7 +114,7 @@ static int tag_shape(uint32_t tag, size_t *fixed, int *nstr)
 	case CORRAL_T_OOM_FILE: case CORRAL_T_START_FIFO: case CORRAL_T_EXIT_FILE:
 	case CORRAL_T_LOG_FILE: case CORRAL_T_TMPFS_RO: case CORRAL_T_CTL_FIFO:
 	case CORRAL_T_STDIN_FIFO: case CORRAL_T_HOOKS_FIFO: case CORRAL_T_UID_MAP:
-	case CORRAL_T_GID_MAP:
+	case CORRAL_T_GID_MAP: case CORRAL_T_HANDOFF:
 		*nstr = 1;
 		return 0;
 	case CORRAL_T_ROOT_PROPAGATION: case CORRAL_T_NAMESPACES:
@@ -234,6 +234,7 @@ int plan_parse(unsigned char *buf, size_t len, struct corral_plan *plan, struct 
 		case CORRAL_T_CTL_FIFO: plan->ctl_fifo = (const char *)r.data; break;
 		case CORRAL_T_STDIN_FIFO: plan->stdin_fifo = (const char *)r.data; break;
 		case CORRAL_T_HOOKS_FIFO: plan->hooks_fifo = (const char *)r.data; break;
+		case CORRAL_T_HANDOFF: plan->handoff = (const char *)r.data; break;
 		case CORRAL_T_UID_MAP: plan->uid_map = (const char *)r.data; break;
 		case CORRAL_T_GID_MAP: plan->gid_map = (const char *)r.data; break;
 		case CORRAL_T_TERMINAL: plan->terminal = 1; break;

@@ -27,6 +27,7 @@ struct corral_plan {
 	const char *oom_file;
 	const char *ctl_fifo;
 	const char *stdin_fifo;
+	const char *handoff;      /* non-NULL: hand the container over (CORRAL_T_HANDOFF) */
 	const struct plan_rec *overlay;
 	uint64_t log_max_size;
 	uint32_t log_max_files;

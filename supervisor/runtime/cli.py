@@ -143,18 +143,7 @@ def _dispatch(rt: Runtime, args: argparse.Namespace) -> int:
     if cmd == "exec":
         return _exec(rt, args)
     if cmd == "ps":
-        pids = sorted(rt.pids(args.id))
-        if args.format == "json":
-            print(_json(pids))
-            return 0
-        print(f"{'PID':>8}  CMD")
-        for pid in pids:
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    argv = f.read().rstrip(b"\0").split(b"\0")
-            except OSError:  # gone meanwhile
-                continue
-            print(f"{pid:>8}  {b' '.join(argv).decode(errors='replace')}")
+        print_ps(rt, args.id, args.format)
         return 0
     if cmd == "start":
         rt.start(args.id)
@@ -173,20 +162,41 @@ def _dispatch(rt: Runtime, args: argparse.Namespace) -> int:
         states = rt.list(unreadable)
         for e in unreadable:
             print(f"corral: warning: {e}", file=sys.stderr)
-        if args.quiet:
-            for s in states:
-                print(s.id)
-        elif args.format == "json":
-            print(_json(states))
-        else:
-            print(f"{'ID':<24} {'PID':>8} {'STATUS':<10} BUNDLE")
-            for s in states:
-                print(f"{s.id:<24} {s.pid or 0:>8} {s.status:<10} {s.bundle}")
+        print_list(states, args.quiet, args.format)
     elif cmd == "busybox-rootfs":
         from supervisor.runtime.rootfs import make_busybox_rootfs
 
         make_busybox_rootfs(args.dir)
     return 0
+
+
+def print_ps(rt: Runtime, id: str, fmt: str) -> None:
+    """runc ps: the container's pids (json), or a table with their commands."""
+    pids = sorted(rt.pids(id))
+    if fmt == "json":
+        print(_json(pids))
+        return
+    print(f"{'PID':>8}  CMD")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().rstrip(b"\0").split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        print(f"{pid:>8}  {b' '.join(argv).decode(errors='replace')}")
+
+
+def print_list(states: list, quiet: bool, fmt: str) -> None:
+    """runc list: ids (-q), JSON states, or a table."""
+    if quiet:
+        for s in states:
+            print(s.id)
+    elif fmt == "json":
+        print(_json(states))
+    else:
+        print(f"{'ID':<24} {'PID':>8} {'STATUS':<10} BUNDLE")
+        for s in states:
+            print(f"{s.id:<24} {s.pid or 0:>8} {s.status:<10} {s.bundle}")
 
 
 def _json(obj: object, indent: int | None = None) -> str:
@@ -255,9 +265,13 @@ def _exec(rt: Runtime, args: argparse.Namespace) -> int:
     flags change); stdio passed through; exits with its status."""
     if not args.command:
         raise SpecError("command", "exec needs the program to run")
-    process = _exec_process(rt, args)
+    return exec_foreground(rt, args.id, _exec_process(rt, args))
+
+
+def exec_foreground(rt: Runtime, id: str, process: object) -> int:
+    """An exec with our stdio, our signals passed on; its exit status."""
     with _Forwarder() as fwd:
-        _pid, pidfd, _child = rt.exec(args.id, process, (0, 1, 2))
+        _pid, pidfd, _child = rt.exec(id, process, (0, 1, 2))
         try:
             fwd.to(pidfd)
             return _wait_child(pidfd)

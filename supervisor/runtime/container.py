@@ -44,11 +44,13 @@ from supervisor.runtime.processes import (
     kill_cgroup,
     read_report,
     reap_within,
+    release_start,
     resize_pty,
     signal_process,
     spawn_monitor,
     wait_child,
     wait_gone,
+    zombie,
 )
 from supervisor.runtime.state import (
     CgroupRecord,
@@ -142,6 +144,7 @@ class Runtime:
         log_max_size: int = 0,
         log_max_files: int = 1,
         log_file: str | None = None,
+        handoff: str | None = None,
     ) -> Generator[int, None, Created]:
         """Set the container up; with `wait_for_start` it waits for `start()`,
         else it runs at once.
@@ -158,8 +161,11 @@ class Runtime:
         input; `stdin_fifo` gives it instead a FIFO that its monitor keeps a
         writer on (so it reads no EOF when the daemon goes): stdin_writer()
         opens it, close_stdin() ends it. `overlay` = (lowerdirs, upperdir, workdir) makes the root a
-        copy-on-write overlay. Raises SpecError, CgroupError, ContainerExists
-        or SetupError; on failure nothing is left behind.
+        copy-on-write overlay. `handoff` (a console socket path, or "") is
+        runc's model: the monitor exits once the container is created and the
+        caller's subreaper becomes its parent (plan.Paths.handoff). Raises
+        SpecError, CgroupError, ContainerExists or SetupError; on failure
+        nothing is left behind.
         """
         if not valid_id(id):
             raise SpecError(
@@ -248,6 +254,7 @@ class Runtime:
                 seccomp=bpf,
                 overlay=overlay,
                 hooks_fifo=hooks_fifo,
+                handoff=handoff,
             )
             plan = planner.build(spec, paths, cgroup)
             try:
@@ -278,6 +285,7 @@ class Runtime:
                     version=cgroup.version, path=cg_path, mount_root=self.cgroup_mount_root
                 ),
                 annotations=dict(spec.annotations or {}),
+                handoff=handoff is not None,
             )
             if hooks_fifo is not None:
                 # Paused before pivot_root for the hooks; let it go on after them.
@@ -298,7 +306,7 @@ class Runtime:
                 if not wait_for_start:  # run: start it now, its startContainer hooks first
                     if start_hooks:
                         self._start_hooks(state_dir, record)
-                        _release(fifo, id)
+                        release_start(fifo, id)
                     if hooks.poststart:
                         run_hooks("poststart", hooks.poststart, hook_state(record, "running"))
             return Created(record, pidfd, cgroup)
@@ -328,7 +336,7 @@ class Runtime:
             if self.status(id, rec) != "created":
                 raise InvalidState(f"container {id!r} is no longer waiting to start")
             self._start_hooks(state_dir, rec)
-        _release(fifo, id)
+        release_start(fifo, id)
         if kept is not None and kept.poststart:
             run_hooks("poststart", kept.poststart, hook_state(self.record(id), "running"))
 
@@ -417,7 +425,10 @@ class Runtime:
         rec = rec or read_record(state_dir)
         if rec is None:
             return "creating"
-        if read_exit(state_dir) is not None or not alive(rec.monitor_pid, rec.monitor_start):
+        if rec.handoff:  # no monitor: its own process tells (a zombie is stopped)
+            if not alive(rec.pid, rec.pid_start) or zombie(rec.pid):
+                return "stopped"
+        elif read_exit(state_dir) is not None or not alive(rec.monitor_pid, rec.monitor_start):
             return "stopped"
         if os.path.exists(os.path.join(state_dir, "exec.fifo")):
             return "created"
@@ -470,15 +481,21 @@ class Runtime:
         return out
 
     def exec(
-        self, id: str, process: oci.Process, stdio: Sequence[int], ctl_fifo: str | None = None
+        self,
+        id: str,
+        process: oci.Process,
+        stdio: Sequence[int],
+        ctl_fifo: str | None = None,
+        handoff: str | None = None,
     ) -> tuple[int, int, int]:
         """Start `process` inside running container `id` (setns into its
         namespaces, its cgroup), under a monitor of its own that exits with the
         process's status. Returns (monitor pid, its pidfd, the process's pid);
         the caller reaps the monitor. Raises InvalidState if the container is
-        not running, SetupError."""
+        not running, SetupError. `handoff`: as create's (the monitor exits once
+        the process runs; the caller's subreaper reaps it)."""
         rec = self.record(id)
-        if self.status(id, rec) not in ("running", "paused"):
+        if self.status(id, rec) not in ("created", "running", "paused"):
             raise InvalidState(f"container {id!r} is not running")
         specs.validate_process(process)
         try:  # an exec gets the container's filter, as runc's does
@@ -486,7 +503,7 @@ class Runtime:
                 bpf = f.read()
         except FileNotFoundError:
             bpf = None
-        plan = planner.build_exec(process, rec.pid, self._cgroup(rec), ctl_fifo, bpf)
+        plan = planner.build_exec(process, rec.pid, self._cgroup(rec), ctl_fifo, bpf, handoff)
         pid, pidfd, report = spawn_monitor(plan, stdio, detach=False)
         try:
             return pid, pidfd, read_report(report)[1]
@@ -570,7 +587,8 @@ class Runtime:
             # recording it this moment. Stopped, then, once recorded.
             wait_gone(rec.monitor_pid, rec.monitor_start, timeout)
             status = self.status(id, rec)
-        if status in ("running", "paused") and not force:
+        if status in ("created", "running", "paused") and not force:
+            # The runtime spec: delete MUST fail unless the container is stopped.
             raise InvalidState(
                 f"cannot delete container {id!r}: it is {status} (stop it, or use --force)"
             )
@@ -612,22 +630,6 @@ class Runtime:
             cgroup.destroy()
         self._cgroups.pop(id, None)
         remove_state_dir(state_dir)
-
-
-def _release(fifo: str, id: str) -> None:
-    """Let a container waiting on its start FIFO exec its process."""
-    try:
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as e:
-        # ENXIO, no reader: it died while waiting; ENOENT: started meanwhile
-        if e.errno in (errno.ENXIO, errno.ENOENT):
-            raise InvalidState(f"container {id!r} is no longer waiting to start") from None
-        raise
-    try:
-        os.write(fd, b"\0")
-    finally:
-        os.close(fd)
-    os.unlink(fifo)
 
 
 def finish_create(steps: Generator[int, None, Created]) -> Created:

@@ -239,6 +239,10 @@ class Paths(Lite):
     # The setup waits on this FIFO before pivot_root while the caller runs the
     # prestart, createRuntime and createContainer hooks.
     hooks_fifo: str | None = None
+    # runc's model (corral-runc): the monitor hands the created container over
+    # to the caller's subreaper and exits; the pty master goes to this console
+    # socket ("" for none). None: the monitor stays its parent.
+    handoff: str | None = None
 
 
 def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
@@ -324,6 +328,8 @@ def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
         w.add(T["SECCOMP"], paths.seccomp)
     if paths.stdin_fifo:
         w.strs(T["STDIN_FIFO"], paths.stdin_fifo)
+    if paths.handoff is not None:
+        w.strs(T["HANDOFF"], paths.handoff)
     return w.bytes()
 
 
@@ -345,8 +351,10 @@ def build_exec(
     cgroup,
     ctl_fifo: str | None = None,
     seccomp: bytes | None = None,
+    handoff: str | None = None,
 ) -> bytes:
-    """The plan for a process joining the running container whose init is `pid`."""
+    """The plan for a process joining the running container whose init is
+    `pid`; `handoff` as Paths.handoff."""
     w = PlanWriter()
     w.add(T["JOIN"])
     w.add(T["NAMESPACES"], struct.pack("=Q", 0))
@@ -370,6 +378,8 @@ def build_exec(
         w.strs(T["CTL_FIFO"], ctl_fifo)
     if seccomp:
         w.add(T["SECCOMP"], seccomp)
+    if handoff is not None:
+        w.strs(T["HANDOFF"], handoff)
     return w.bytes()
 
 

@@ -5,6 +5,7 @@ process that was recorded, a cgroup emptied, a monitor's control FIFO written.""
 from __future__ import annotations
 
 import _signal as signal  # not signal.py, whose enums of every signal cost ~2 ms
+import errno
 import os
 import select
 import time
@@ -153,3 +154,28 @@ def ctl_write(ctl_fifo: str | os.PathLike[str], line: str) -> None:
         os.write(fd, f"{line}\n".encode())
     finally:
         os.close(fd)
+
+
+def zombie(pid: int) -> bool:
+    """Has `pid` exited, waiting for its parent to reap it?"""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def release_start(fifo: str, id: str) -> None:
+    """Let a container waiting on its start FIFO exec its process."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        # ENXIO, no reader: it died while waiting; ENOENT: started meanwhile
+        if e.errno in (errno.ENXIO, errno.ENOENT):
+            raise InvalidState(f"container {id!r} is no longer waiting to start") from None
+        raise
+    try:
+        os.write(fd, b"\0")
+    finally:
+        os.close(fd)
+    os.unlink(fifo)

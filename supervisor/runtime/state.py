@@ -43,6 +43,9 @@ class ContainerRecord(lite.Lite):
     created_at: int  # ns since the epoch
     cgroup: CgroupRecord
     annotations: dict[str, str] = dict  # a new empty one each
+    # Handed over at create (corral-runc, runc's model): no monitor stays; the
+    # caller's subreaper reaps it, so "stopped" is its process being gone.
+    handoff: bool = False
 
 
 class ExitRecord(lite.Lite):

@@ -131,7 +131,11 @@ def test_delete_created_container_kills_it(runtime, bundle):
     created = runtime.create("d", bundle("true"), stdio=None)
     pid = created.record.pid
     created.close()
-    runtime.delete("d")
+    # The runtime spec: delete MUST fail unless the container is stopped...
+    with pytest.raises(InvalidState, match="it is created"):
+        runtime.delete("d")
+    assert runtime.state("d").status == "created"
+    runtime.delete("d", force=True)  # ... or forced, which kills the waiting child
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), "the waiting child to go")
 
 
@@ -235,7 +239,7 @@ def test_duplicate_id_refused(runtime, bundle):
     runtime.create("dup", bundle("true"), stdio=None).close()
     with pytest.raises(Exception, match="already exists"):
         runtime.create("dup", bundle("true"), stdio=None)
-    runtime.delete("dup")
+    runtime.delete("dup", force=True)
 
 
 def test_symlink_mount_target_cannot_escape_root(runtime, bundle, tmp_path):
