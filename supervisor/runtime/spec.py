@@ -215,6 +215,8 @@ def refuse_unapplied_resources(res: object, where: str = "resources") -> None:
         value: object = res
         for key in path:
             value = value.get(key) if isinstance(value, dict) else None
+        if path[-1] in ("weight", "leafWeight") and value == 0:
+            continue  # no weight: dockerd writes 0 (a weight is 10 to 1000)
         if _set(value):
             raise SpecError(f"{where}.{'.'.join(path)}", why)
 

@@ -307,3 +307,76 @@ def test_containerd_drives_corral_runc(containerd, tmp_path):
     )  # fmt: skip
     assert "tty-42" in p.stdout and "/dev/pts/0" in p.stdout, p.stdout + p.stderr
     assert run("c", "ls", "-q").stdout == ""
+
+
+# -- dockerd --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dockerd_corral(tmp_path, rootfs):
+    """Debian's dockerd with `--add-runtime corral=corral-runc` (its own data
+    root and socket, no iptables, no bridge); the docker CLI's argv."""
+    if not shutil.which("dockerd") or not shutil.which("docker"):
+        pytest.skip("dockerd or the docker CLI is not installed (apt-get install docker.io)")
+    base = tmp_path / "dd"
+    base.mkdir()
+    sock = base / "docker.sock"
+    log = open(base / "dockerd.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        ["dockerd", "--iptables=false", "--bridge=none", "--data-root", str(base / "data"),
+         "--exec-root", str(base / "exec"), "-H", f"unix://{sock}",
+         "--pidfile", str(base / "pid"), "--add-runtime", f"corral={_runc()}"],
+        stdout=log, stderr=log,
+    )  # fmt: skip
+    cli = ["docker", "-H", f"unix://{sock}"]
+    try:
+        for _ in range(300):
+            if subprocess.run([*cli, "info"], capture_output=True).returncode == 0:
+                break
+            if proc.poll() is not None:
+                pytest.skip(f"dockerd exited here: {(base / 'dockerd.log').read_text()[-500:]}")
+            time.sleep(0.1)
+        tar = tmp_path / "bb.tar"
+        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+        subprocess.run([*cli, "import", str(tar), "busybox"], check=True, capture_output=True)
+        yield cli
+    finally:
+        ids = subprocess.run([*cli, "ps", "-aq"], capture_output=True, text=True).stdout.split()
+        if ids:
+            subprocess.run([*cli, "rm", "-f", *ids], capture_output=True)
+        proc.terminate()
+        proc.wait()
+        log.close()
+        subprocess.run(["umount", "-R", str(base / "data")], capture_output=True)
+
+
+def test_dockerd_drives_corral_runc(dockerd_corral):
+    def docker(*args: str, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run([*dockerd_corral, *args], capture_output=True, text=True,
+                              timeout=60, **kw)  # fmt: skip
+
+    p = docker("run", "--runtime", "corral", "--rm", "busybox", "sh", "-c", "echo hi; exit 4")
+    assert (p.returncode, p.stdout) == (4, "hi\n"), p.stderr
+    assert docker("run", "-d", "--runtime", "corral", "--name", "d1", "busybox",
+                  "sh", "-c", "echo started; sleep 100").returncode == 0  # fmt: skip
+    assert docker("inspect", "-f", "{{.HostConfig.Runtime}}", "d1").stdout == "corral\n"
+    p = docker("exec", "d1", "sh", "-c", "echo in exec; exit 3")
+    assert (p.returncode, p.stdout) == (3, "in exec\n")
+    for _ in range(50):
+        if docker("logs", "d1").stdout == "started\n":
+            break
+        time.sleep(0.1)
+    assert docker("logs", "d1").stdout == "started\n"
+    assert docker("pause", "d1").returncode == 0
+    assert docker("inspect", "-f", "{{.State.Status}}", "d1").stdout == "paused\n"
+    assert docker("unpause", "d1").returncode == 0
+    stats = docker("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "d1").stdout
+    assert stats.split()[0] == "d1"
+    assert docker("kill", "d1").returncode == 0
+    assert docker("wait", "d1").stdout == "137\n"
+    p = subprocess.run(
+        ["script", "-qec", " ".join([*dockerd_corral, "run", "-it", "--rm", "--runtime",
+                                     "corral", "busybox", "sh"]), "/dev/null"],
+        input="echo tty-$((6*7)); tty\nexit 7\n", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "tty-42" in p.stdout and "/dev/pts/0" in p.stdout, p.stdout + p.stderr
