@@ -717,7 +717,14 @@ _Noreturn void container_main(const struct child_args *args)
 			wait_for_hooks(hooks_fd, p->hooks_fifo);
 		process_setup(p, fifo);
 	}
-	if (mount(NULL, "/", NULL, p->root_propagation ? p->root_propagation : MS_REC | MS_PRIVATE, NULL) < 0)
+	/* rootfsPropagation: shared or unbindable would make the bind of the
+	 * root (EINVAL: an unbindable source) or pivot_root (EINVAL: a shared
+	 * parent) fail, so until the pivot the tree is a slave (it still gets
+	 * the host's mounts); the asked propagation is put on the new root
+	 * after. private and slave are what they are from the start. */
+	unsigned long want = p->root_propagation ? p->root_propagation : MS_REC | MS_PRIVATE;
+	unsigned long first = (want & (MS_SHARED | MS_UNBINDABLE)) ? MS_REC | MS_SLAVE : want;
+	if (mount(NULL, "/", NULL, first, NULL) < 0)
 		fail(CORRAL_S_PROPAGATION, errno, "/", NULL);
 	if (p->overlay) {
 		/* Copy-on-write root, mounted in our own mount namespace: it goes
@@ -768,6 +775,8 @@ _Noreturn void container_main(const struct child_args *args)
 		fail(CORRAL_S_PIVOT_ROOT, errno, p->rootfs, "detaching the old root");
 	if (chdir("/") < 0)
 		fail(CORRAL_S_PIVOT_ROOT, errno, "/", "chdir");
+	if (first != want && mount(NULL, "/", NULL, want, NULL) < 0)
+		fail(CORRAL_S_PROPAGATION, errno, "/", "the new root, after pivot_root");
 	close(rootfd);
 	rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)

@@ -271,3 +271,26 @@ def test_monitor_exits_with_the_container_and_records_it(runtime, bundle):
     created.close()
     ex = runtime.exit_status("mon")
     assert ex is not None and ex.exit_code == 9 and ex.finished_at > created.record.created_at
+
+
+@pytest.mark.parametrize(
+    ("propagation", "tag"),
+    [("shared", "shared:"), ("rshared", "shared:"), ("unbindable", "unbindable"),
+     ("private", None)],
+)  # fmt: skip
+def test_root_propagation_is_what_config_asks(runtime, bundle, tmp_path, propagation, tag):
+    """rootfsPropagation shared and unbindable used to fail at create
+    (pivot_root and the root's bind: EINVAL); the new root gets it after."""
+
+    def edit(d):
+        d["linux"]["rootfsPropagation"] = propagation
+
+    b = bundle("cat", "/proc/self/mountinfo", edit=edit)
+    code, out, err = run_captured(runtime, f"prop-{propagation}", b, tmp_path)
+    assert code == 0, err
+    root = next(line.split() for line in out.splitlines() if line.split()[4] == "/")
+    optional = root[6 : root.index("-")]  # mountinfo's optional fields
+    if tag is None:
+        assert optional == []
+    else:
+        assert any(f.startswith(tag) for f in optional), root
