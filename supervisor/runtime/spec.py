@@ -172,8 +172,6 @@ _UNAPPLIED = {
     ("linux", "personality"): "personality(2) domains are not set by Corral",
 }
 _UNAPPLIED_RESOURCES = {
-    ("memory", "swappiness"): "memory swappiness is not applied by Corral",
-    ("memory", "disableOOMKiller"): "disabling the OOM killer is not supported by Corral",
     ("memory", "kernel"): "kernel memory limits are not supported (deprecated by the kernel)",
     ("memory", "kernelTCP"): "kernel TCP memory limits are not supported by Corral",
     ("cpu", "realtimeRuntime"): "real-time CPU limits are not applied by Corral",

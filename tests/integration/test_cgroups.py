@@ -12,7 +12,7 @@ from supervisor.runtime import Runtime
 from supervisor.runtime.cgroups import open_cgroup
 from supervisor.runtime.processes import wait_child as _wait_child
 from tests.integration.conftest import RUN, _cgroup_leftovers, _drop_cgroup_parent, run_captured
-from tests.probe import UNIFIED_MOUNTS, needs_busybox, needs_root, needs_v2_hierarchy
+from tests.probe import UNIFIED_MOUNTS, needs_busybox, needs_root, needs_v1, needs_v2_hierarchy
 
 pytestmark = [needs_root, needs_busybox]
 
@@ -44,6 +44,16 @@ def test_memory_limit_written(runtime, bundle):
     st = runtime.stats("m")
     assert st.memory_limit == 32 * 2**20
     assert st.pids == 1
+
+
+@needs_v1
+def test_swappiness_and_oom_killer_switch_on_v1(runtime, bundle):
+    """Applied where the host has them (v1's memory.swappiness, memory.oom_control)."""
+    b = bundle("sleep", "100", edit=resources(memory={"swappiness": 7, "disableOOMKiller": True}))
+    runtime.create("sw", b, stdio=None, wait_for_start=False).close()
+    mem = Path("/sys/fs/cgroup/memory") / runtime.record("sw").cgroup.path.lstrip("/")
+    assert (mem / "memory.swappiness").read_text().strip() == "7"
+    assert "oom_kill_disable 1" in (mem / "memory.oom_control").read_text()
 
 
 def test_pids_limit_stops_a_fork_bomb(runtime, bundle, tmp_path):

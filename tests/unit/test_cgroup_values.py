@@ -125,3 +125,11 @@ def test_v2_io_max_one_write_per_device():
         ("io", "io.max", "254:0 rbps=1048576 wiops=100"),
         ("io", "io.max", "8:0 rbps=5"),
     ]
+
+
+@pytest.mark.parametrize("limits", [Limits(memory_swappiness=10), Limits(oom_kill_disable=True)])
+def test_v1_only_memory_settings_are_refused_on_v2(limits):
+    """v2 has no swappiness nor an OOM-killer switch: an error, never dropped."""
+    with pytest.raises(CgroupError) as e:
+        v2_files(limits)
+    assert e.value.errno == 95  # ENOTSUP

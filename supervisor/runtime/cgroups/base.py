@@ -46,6 +46,8 @@ class Limits(Lite):
     memory: int | None = None  # bytes
     memory_swap: int | None = None  # memory + swap, bytes (-1: unlimited)
     memory_reservation: int | None = None
+    memory_swappiness: int | None = None  # 0-100 (v1 only: v2 has none)
+    oom_kill_disable: bool = False  # v1's memory.oom_control (v2 has none)
     cpu_shares: int | None = None  # v1 shares (2..262144); translated on v2
     cpu_quota: int | None = None  # microseconds per period (-1: unlimited)
     cpu_period: int | None = None  # microseconds

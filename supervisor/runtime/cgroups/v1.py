@@ -94,6 +94,10 @@ class CgroupV1:
                 write(
                     os.path.join(mem, "memory.soft_limit_in_bytes"), str(limits.memory_reservation)
                 )
+            if limits.memory_swappiness is not None:
+                write(os.path.join(mem, "memory.swappiness"), str(limits.memory_swappiness))
+            if limits.oom_kill_disable:
+                write(os.path.join(mem, "memory.oom_control"), "1")
         cpu = self.dirs.get("cpu")
         if cpu is not None:
             if limits.cpu_shares is not None:

@@ -44,6 +44,14 @@ def shares_to_weight(shares: int) -> int:
 def v2_files(limits: Limits) -> list[tuple[str, str, str]]:
     """The (controller, file, value) writes that apply `limits` on v2."""
     out: list[tuple[str, str, str]] = []
+    # v1's per-cgroup swappiness and OOM-killer switch have no v2 file: refused
+    # (the runtime spec: a setting that cannot be applied is an error).
+    if limits.memory_swappiness is not None:
+        raise CgroupError("memory.swappiness", errno.ENOTSUP, "cgroup v2 has no swappiness for")
+    if limits.oom_kill_disable:
+        raise CgroupError(
+            "disableOOMKiller", errno.ENOTSUP, "cgroup v2 cannot turn the OOM killer off for"
+        )
     if limits.memory is not None:
         out.append(("memory", "memory.max", str(limits.memory) if limits.memory > 0 else "max"))
     if limits.memory_swap is not None:
