@@ -768,11 +768,21 @@ _Noreturn void container_main(const struct child_args *args)
 
 	if (fchdir(rootfd) < 0)
 		fail(CORRAL_S_PIVOT_ROOT, errno, p->rootfs, "fchdir");
-	if (syscall(SYS_pivot_root, ".", ".") < 0)
-		fail(CORRAL_S_PIVOT_ROOT, errno, p->rootfs, NULL);
-	/* The old root is stacked under the new one: detach it. */
-	if (umount2(".", MNT_DETACH) < 0)
-		fail(CORRAL_S_PIVOT_ROOT, errno, p->rootfs, "detaching the old root");
+	if (p->no_pivot) {
+		/* runc --no-pivot: the root moved over / and chrooted into; the old
+		 * root stays reachable by a chroot escape (why pivot_root is the
+		 * default), but a root on a ramdisk cannot be pivoted. */
+		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+			fail(CORRAL_S_PIVOT_ROOT, errno, p->rootfs, "moving the root over / (--no-pivot)");
+		if (chroot(".") < 0)
+			fail(CORRAL_S_PIVOT_ROOT, errno, p->rootfs, "chroot (--no-pivot)");
+	} else {
+		if (syscall(SYS_pivot_root, ".", ".") < 0)
+			fail(CORRAL_S_PIVOT_ROOT, errno, p->rootfs, NULL);
+		/* The old root is stacked under the new one: detach it. */
+		if (umount2(".", MNT_DETACH) < 0)
+			fail(CORRAL_S_PIVOT_ROOT, errno, p->rootfs, "detaching the old root");
+	}
 	if (chdir("/") < 0)
 		fail(CORRAL_S_PIVOT_ROOT, errno, "/", "chdir");
 	if (first != want && mount(NULL, "/", NULL, want, NULL) < 0)

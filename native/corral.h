@@ -86,6 +86,9 @@ enum corral_tag {
 	                             pty master to this console socket (if it has
 	                             a terminal) and exits, so the container's
 	                             parent becomes the caller's subreaper        */
+	CORRAL_T_NO_PIVOT,        /* -: move the root over / and chroot instead of
+	                             pivot_root (runc --no-pivot: a root on a
+	                             ramdisk, where pivot_root is refused)       */
 };
 
 /* Mount kinds (CORRAL_T_MOUNT's u32). */

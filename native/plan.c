@@ -95,6 +95,7 @@ static int tag_shape(uint32_t tag, size_t *fixed, int *nstr)
 	*nstr = 0;
 	switch (tag) {
 	case CORRAL_T_ROOTFS_RO: case CORRAL_T_NO_NEW_PRIVS: case CORRAL_T_TERMINAL:
+	case CORRAL_T_NO_PIVOT:
 	case CORRAL_T_JOIN:
 		return 0;
 	case CORRAL_T_OVERLAY:
@@ -222,6 +223,7 @@ int plan_parse(unsigned char *buf, size_t len, struct corral_plan *plan, struct 
 		switch (r.tag) {
 		case CORRAL_T_ROOTFS: plan->rootfs = (const char *)r.data; break;
 		case CORRAL_T_ROOTFS_RO: plan->rootfs_ro = 1; break;
+		case CORRAL_T_NO_PIVOT: plan->no_pivot = 1; break;
 		case CORRAL_T_ROOT_PROPAGATION: plan->root_propagation = plan_u64(&r, 0); break;
 		case CORRAL_T_NAMESPACES: plan->namespaces = plan_u64(&r, 0); break;
 		case CORRAL_T_HOSTNAME: plan->hostname = (const char *)r.data; break;

@@ -36,6 +36,7 @@ struct corral_plan {
 	int join;
 	uint64_t namespaces;
 	uint64_t root_propagation;
+	int no_pivot;
 	int rootfs_ro, terminal, no_new_privs, has_user, has_caps, has_umask, has_oom_adj;
 	uint32_t uid, gid, umask;
 	int32_t oom_score_adj;

@@ -244,7 +244,12 @@ def _run_foreground(rt: Runtime, args: argparse.Namespace) -> int:
     with _Forwarder() as fwd:
         try:
             created = rt.create(
-                args.id, args.bundle, stdio=(0, 1, 2), detach=False, wait_for_start=False
+                args.id,
+                args.bundle,
+                stdio=(0, 1, 2),
+                detach=False,
+                wait_for_start=False,
+                no_pivot=getattr(args, "no_pivot", False),  # corral-runc run --no-pivot
             )
             fwd.to(created.monitor_pidfd)
             code = _wait_child(created.monitor_pidfd)

@@ -145,6 +145,7 @@ class Runtime:
         log_max_files: int = 1,
         log_file: str | None = None,
         handoff: str | None = None,
+        no_pivot: bool = False,
     ) -> Generator[int, None, Created]:
         """Set the container up; with `wait_for_start` it waits for `start()`,
         else it runs at once.
@@ -255,6 +256,7 @@ class Runtime:
                 overlay=overlay,
                 hooks_fifo=hooks_fifo,
                 handoff=handoff,
+                no_pivot=no_pivot,
             )
             plan = planner.build(spec, paths, cgroup)
             try:

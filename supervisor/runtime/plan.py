@@ -245,6 +245,7 @@ class Paths(Lite):
     # to the caller's subreaper and exits; the pty master goes to this console
     # socket ("" for none). None: the monitor stays its parent.
     handoff: str | None = None
+    no_pivot: bool = False  # move the root over / and chroot (runc --no-pivot)
 
 
 def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
@@ -332,6 +333,8 @@ def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
         w.strs(T["STDIN_FIFO"], paths.stdin_fifo)
     if paths.handoff is not None:
         w.strs(T["HANDOFF"], paths.handoff)
+    if paths.no_pivot:
+        w.add(T["NO_PIVOT"])
     return w.bytes()
 
 

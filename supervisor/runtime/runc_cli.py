@@ -185,8 +185,6 @@ def _write_pid(path: str, pid: int) -> None:
 
 
 def _creating_flags(args) -> None:
-    if args.no_pivot:
-        raise SpecError("--no-pivot", "not supported: corral-runc always pivots into the root")
     if args.preserve_fds:
         raise SpecError("--preserve-fds", "passing more descriptors is not supported yet")
 
@@ -209,6 +207,7 @@ def _dispatch(rt: Runtime, args) -> int | None:
         created = rt.create(
             args.id, args.bundle, stdio=(0, 1, 2), detach=True, spec=spec,
             wait_for_start=cmd == "create", handoff=args.console_socket,
+            no_pivot=args.no_pivot,
         )  # fmt: skip
         created.close()
         _write_pid(args.pid_file, created.record.pid)
