@@ -249,6 +249,7 @@ async def serve(args: argparse.Namespace) -> None:
                     await nursery.start(
                         serve_docker, Api(fleet, ROUTES, projects), docker, limits.handshake_timeout
                     )
+                notify_systemd("READY=1", f"MAINPID={os.getpid()}")
                 log.info(
                     "daemon.ready",
                     socket=str(sock_path),
@@ -257,6 +258,7 @@ async def serve(args: argparse.Namespace) -> None:
                     last_event=journal.last_seq,
                 )
                 async for signum in signals:
+                    notify_systemd("STOPPING=1")
                     log.info("daemon.stopping", signal=signal.Signals(signum).name)
                     nursery.cancel_scope.cancel()
                     break
@@ -268,6 +270,21 @@ async def serve(args: argparse.Namespace) -> None:
         journal.close()
         lock.close()
     log.info("daemon.stopped")
+
+
+def notify_systemd(*lines: str) -> None:
+    """sd_notify(3) for a Type=notify service: one datagram to $NOTIFY_SOCKET
+    (a path, or @ for the abstract namespace). Nothing when not run by systemd."""
+    addr = os.environ.get("NOTIFY_SOCKET", "")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_DGRAM | stdsocket.SOCK_CLOEXEC) as s:
+        try:
+            s.sendto("\n".join(lines).encode(), addr)
+        except OSError as e:
+            log.warning("systemd.notify_failed", socket=addr, error=str(e))
 
 
 def _docker_socket_path(args: argparse.Namespace, run_root: Path) -> Path:

@@ -760,3 +760,29 @@ def test_the_loop_serves_while_twenty_containers_pause_and_unpause(daemon, rootf
 
 def state_of(daemon, name: str) -> dict:
     return json.loads(daemon.cli("inspect", name).stdout)[0]
+
+
+def test_tells_systemd_when_ready_and_when_stopping(daemon, tmp_path):
+    """Type=notify (contrib/systemd/corral.service): READY=1 once the sockets
+    accept connections, STOPPING=1 on SIGTERM, on systemd's own protocol (a
+    datagram to $NOTIFY_SOCKET)."""
+    import socket
+
+    daemon.stop()
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.bind(str(path))
+        s.settimeout(30)
+        old = os.environ.get("NOTIFY_SOCKET")
+        os.environ["NOTIFY_SOCKET"] = str(path)
+        try:
+            daemon.start()
+        finally:
+            if old is None:
+                del os.environ["NOTIFY_SOCKET"]
+            else:
+                os.environ["NOTIFY_SOCKET"] = old
+        ready = s.recv(4096).decode().split("\n")
+        assert ready == ["READY=1", f"MAINPID={daemon.proc.pid}"]
+        daemon.stop()
+        assert s.recv(4096) == b"STOPPING=1"
