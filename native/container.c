@@ -883,6 +883,24 @@ static _Noreturn void process_setup(const struct corral_plan *p, int fifo)
 	if (p->seccomp && p->no_new_privs)
 		install_seccomp(p);
 
+	if (p->preserve_fds) {
+		/* runc --preserve-fds: the caller's extra descriptors, which the
+		 * monitor holds at 5.., become 3.. (dup2 leaves them open across
+		 * execve; their sources stay close-on-exec). The error pipe moves
+		 * above them first, for an execve failure's report. */
+		int first = 5, top = first + (int)p->preserve_fds;
+		if (A->errfd < top) {
+			int moved = fcntl(A->errfd, F_DUPFD_CLOEXEC, top);
+			if (moved < 0)
+				fail(CORRAL_S_EXEC, errno, NULL, "moving the error pipe (--preserve-fds)");
+			/* A points at the monitor's (writable) child_args. */
+			((struct child_args *)A)->errfd = moved;
+		}
+		for (int i = 0; i < (int)p->preserve_fds; i++)
+			if (dup2(first + i, 3 + i) < 0)
+				fail(CORRAL_S_EXEC, errno, NULL, "passing a descriptor (--preserve-fds)");
+	}
+
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

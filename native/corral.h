@@ -89,6 +89,9 @@ enum corral_tag {
 	CORRAL_T_NO_PIVOT,        /* -: move the root over / and chroot instead of
 	                             pivot_root (runc --no-pivot: a root on a
 	                             ramdisk, where pivot_root is refused)       */
+	CORRAL_T_PRESERVE_FDS,    /* u32 N: the monitor got N more descriptors at
+	                             5.. (after stdio, plan, report); the process
+	                             gets them as 3..N+2 (runc --preserve-fds)   */
 };
 
 /* Mount kinds (CORRAL_T_MOUNT's u32). */

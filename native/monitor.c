@@ -491,6 +491,10 @@ int main(int argc, char **argv)
 		container_main(&ca);
 	}
 	close(epipe[1]);
+	/* The caller's extra descriptors are the container's (--preserve-fds):
+	 * not ours to hold open. */
+	for (uint32_t i = 0; i < plan.preserve_fds; i++)
+		close(5 + (int)i);
 	if (usync[0] >= 0) {
 		/* Its maps, written from here (the parent namespace), then the go. */
 		close(usync[0]);

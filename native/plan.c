@@ -147,7 +147,7 @@ static int tag_shape(uint32_t tag, size_t *fixed, int *nstr)
 	case CORRAL_T_CAPS:
 		*fixed = 40;
 		return 0;
-	case CORRAL_T_UMASK: case CORRAL_T_OOM_SCORE_ADJ:
+	case CORRAL_T_UMASK: case CORRAL_T_OOM_SCORE_ADJ: case CORRAL_T_PRESERVE_FDS:
 		*fixed = 4;
 		return 0;
 	}
@@ -224,6 +224,7 @@ int plan_parse(unsigned char *buf, size_t len, struct corral_plan *plan, struct 
 		case CORRAL_T_ROOTFS: plan->rootfs = (const char *)r.data; break;
 		case CORRAL_T_ROOTFS_RO: plan->rootfs_ro = 1; break;
 		case CORRAL_T_NO_PIVOT: plan->no_pivot = 1; break;
+		case CORRAL_T_PRESERVE_FDS: plan->preserve_fds = plan_u32(&r, 0); break;
 		case CORRAL_T_ROOT_PROPAGATION: plan->root_propagation = plan_u64(&r, 0); break;
 		case CORRAL_T_NAMESPACES: plan->namespaces = plan_u64(&r, 0); break;
 		case CORRAL_T_HOSTNAME: plan->hostname = (const char *)r.data; break;

@@ -37,6 +37,7 @@ struct corral_plan {
 	uint64_t namespaces;
 	uint64_t root_propagation;
 	int no_pivot;
+	uint32_t preserve_fds;     /* more descriptors, at 5.. in the monitor */
 	int rootfs_ro, terminal, no_new_privs, has_user, has_caps, has_umask, has_oom_adj;
 	uint32_t uid, gid, umask;
 	int32_t oom_score_adj;

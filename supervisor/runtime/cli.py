@@ -249,7 +249,8 @@ def _run_foreground(rt: Runtime, args: argparse.Namespace) -> int:
                 stdio=(0, 1, 2),
                 detach=False,
                 wait_for_start=False,
-                no_pivot=getattr(args, "no_pivot", False),  # corral-runc run --no-pivot
+                no_pivot=getattr(args, "no_pivot", False),  # corral-runc run's flags
+                preserve_fds=getattr(args, "preserve_fds", 0),
             )
             fwd.to(created.monitor_pidfd)
             code = _wait_child(created.monitor_pidfd)
@@ -273,10 +274,10 @@ def _exec(rt: Runtime, args: argparse.Namespace) -> int:
     return exec_foreground(rt, args.id, _exec_process(rt, args))
 
 
-def exec_foreground(rt: Runtime, id: str, process: object) -> int:
+def exec_foreground(rt: Runtime, id: str, process: object, preserve_fds: int = 0) -> int:
     """An exec with our stdio, our signals passed on; its exit status."""
     with _Forwarder() as fwd:
-        _pid, pidfd, _child = rt.exec(id, process, (0, 1, 2))
+        _pid, pidfd, _child = rt.exec(id, process, (0, 1, 2), preserve_fds=preserve_fds)
         try:
             fwd.to(pidfd)
             return _wait_child(pidfd)

@@ -146,6 +146,7 @@ class Runtime:
         log_file: str | None = None,
         handoff: str | None = None,
         no_pivot: bool = False,
+        preserve_fds: int = 0,
     ) -> Generator[int, None, Created]:
         """Set the container up; with `wait_for_start` it waits for `start()`,
         else it runs at once.
@@ -257,10 +258,12 @@ class Runtime:
                 hooks_fifo=hooks_fifo,
                 handoff=handoff,
                 no_pivot=no_pivot,
+                preserve_fds=preserve_fds,
             )
             plan = planner.build(spec, paths, cgroup)
             try:
-                pid, pidfd, report = spawn_monitor(plan, stdio, detach, stdin)
+                extra = range(3, 3 + preserve_fds)  # ours, passed on as they are
+                pid, pidfd, report = spawn_monitor(plan, stdio, detach, stdin, extra)
             finally:
                 if stdin_path is not None:
                     os.close(stdin)  # the container has it now
@@ -489,6 +492,7 @@ class Runtime:
         stdio: Sequence[int],
         ctl_fifo: str | None = None,
         handoff: str | None = None,
+        preserve_fds: int = 0,
     ) -> tuple[int, int, int]:
         """Start `process` inside running container `id` (setns into its
         namespaces, its cgroup), under a monitor of its own that exits with the
@@ -505,8 +509,11 @@ class Runtime:
                 bpf = f.read()
         except FileNotFoundError:
             bpf = None
-        plan = planner.build_exec(process, rec.pid, self._cgroup(rec), ctl_fifo, bpf, handoff)
-        pid, pidfd, report = spawn_monitor(plan, stdio, detach=False)
+        plan = planner.build_exec(
+            process, rec.pid, self._cgroup(rec), ctl_fifo, bpf, handoff, preserve_fds
+        )
+        extra = range(3, 3 + preserve_fds)
+        pid, pidfd, report = spawn_monitor(plan, stdio, detach=False, extra=extra)
         try:
             return pid, pidfd, read_report(report)[1]
         except BaseException:

@@ -246,6 +246,7 @@ class Paths(Lite):
     # socket ("" for none). None: the monitor stays its parent.
     handoff: str | None = None
     no_pivot: bool = False  # move the root over / and chroot (runc --no-pivot)
+    preserve_fds: int = 0  # the caller's descriptors 3.. passed on (runc --preserve-fds)
 
 
 def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
@@ -335,6 +336,8 @@ def build(spec: oci.Spec, paths: Paths, cgroup) -> bytes:
         w.strs(T["HANDOFF"], paths.handoff)
     if paths.no_pivot:
         w.add(T["NO_PIVOT"])
+    if paths.preserve_fds:
+        w.add(T["PRESERVE_FDS"], struct.pack("=I", paths.preserve_fds))
     return w.bytes()
 
 
@@ -357,9 +360,10 @@ def build_exec(
     ctl_fifo: str | None = None,
     seccomp: bytes | None = None,
     handoff: str | None = None,
+    preserve_fds: int = 0,
 ) -> bytes:
     """The plan for a process joining the running container whose init is
-    `pid`; `handoff` as Paths.handoff."""
+    `pid`; `handoff` and `preserve_fds` as Paths'."""
     w = PlanWriter()
     w.add(T["JOIN"])
     w.add(T["NAMESPACES"], struct.pack("=Q", 0))
@@ -385,6 +389,8 @@ def build_exec(
         w.add(T["SECCOMP"], seccomp)
     if handoff is not None:
         w.strs(T["HANDOFF"], handoff)
+    if preserve_fds:
+        w.add(T["PRESERVE_FDS"], struct.pack("=I", preserve_fds))
     return w.bytes()
 
 

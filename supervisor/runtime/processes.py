@@ -20,10 +20,15 @@ if TYPE_CHECKING:
 
 
 def spawn_monitor(
-    plan: bytes, stdio: Sequence[int] | None, detach: bool, stdin: int | None = None
+    plan: bytes,
+    stdio: Sequence[int] | None,
+    detach: bool,
+    stdin: int | None = None,
+    extra: Sequence[int] = (),
 ) -> tuple[int, int, int]:
     """Start the monitor with the plan; returns (monitor pid, its pidfd, the read
-    end of the pipe its report comes on: see read_report)."""
+    end of the pipe its report comes on: see read_report). `extra`: more
+    descriptors for the container (--preserve-fds), at 5.. in the monitor."""
     memfd = os.memfd_create("corral-plan", os.MFD_CLOEXEC)
     r, w = os.pipe2(os.O_CLOEXEC)
     devnull = -1
@@ -32,7 +37,7 @@ def spawn_monitor(
         if stdio is None:
             devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
             stdio = (stdin if stdin is not None else devnull, devnull, devnull)
-        fds = [*stdio, memfd, w]
+        fds = [*stdio, memfd, w, *extra]
         pid, pidfd = _native.spawn(
             _native.MONITOR, [_native.MONITOR, "3", "4"], [], fds, setsid=detach
         )

@@ -184,15 +184,22 @@ def _write_pid(path: str, pid: int) -> None:
     os.rename(tmp, path)
 
 
-def _creating_flags(args) -> None:
-    if args.preserve_fds:
-        raise SpecError("--preserve-fds", "passing more descriptors is not supported yet")
+def _preserve_fds(n: int) -> int:
+    """--preserve-fds N: our descriptors 3..N+2, each checked open."""
+    if n < 0:
+        raise SpecError("--preserve-fds", f"{n} is not a count")
+    for fd in range(3, 3 + n):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise SpecError("--preserve-fds", f"descriptor {fd} is not open") from None
+    return n
 
 
 def _dispatch(rt: Runtime, args) -> int | None:
     cmd = args.cmd
     if cmd in ("create", "run"):
-        _creating_flags(args)
+        preserve = _preserve_fds(args.preserve_fds)
         spec = specs.load(args.bundle)
         terminal = spec.process is not None and spec.process.terminal
         if cmd == "run" and not args.detach:
@@ -207,7 +214,7 @@ def _dispatch(rt: Runtime, args) -> int | None:
         created = rt.create(
             args.id, args.bundle, stdio=(0, 1, 2), detach=True, spec=spec,
             wait_for_start=cmd == "create", handoff=args.console_socket,
-            no_pivot=args.no_pivot,
+            no_pivot=args.no_pivot, preserve_fds=preserve,
         )  # fmt: skip
         created.close()
         _write_pid(args.pid_file, created.record.pid)
@@ -292,8 +299,7 @@ def _kill(rt: Runtime, args) -> None:
 
 
 def _exec(rt: Runtime, args) -> int:
-    if args.preserve_fds:
-        raise SpecError("--preserve-fds", "passing more descriptors is not supported yet")
+    preserve = _preserve_fds(args.preserve_fds)
     if args.process:
         process = _process_file(args.process)
     else:
@@ -301,12 +307,14 @@ def _exec(rt: Runtime, args) -> int:
             raise SpecError("command", "exec needs a command, or --process FILE")
         process = _exec_process(rt, args)
     if not args.detach:
-        return exec_foreground(rt, args.id, process)
+        return exec_foreground(rt, args.id, process, preserve)
     if process.terminal and not args.console_socket:
         raise SpecError(
             "process.terminal", "a detached exec with a terminal needs --console-socket"
         )
-    _mon, pidfd, child = rt.exec(args.id, process, (0, 1, 2), handoff=args.console_socket)
+    _mon, pidfd, child = rt.exec(
+        args.id, process, (0, 1, 2), handoff=args.console_socket, preserve_fds=preserve
+    )
     os.close(pidfd)
     _write_pid(args.pid_file, child)
     return 0

@@ -214,6 +214,18 @@ def test_what_cannot_be_applied_is_refused(runc, bundle, tmp_path):
     last = json.loads(log.read_text().splitlines()[-1])  # what the shim reports
     assert last["level"] == "error" and "hugepage" in last["msg"]
     assert runc("list", "-q").stdout == ""  # nothing left
+    # --preserve-fds: our descriptor 3 is the container's 3 (the shell's
+    # redirection gives corral-runc one).
+    b = _bundle(bundle, runc, "sh", "-c", "echo through fd 3 >&3")
+    out3 = tmp_path / "fd3"
+    p = subprocess.run(
+        ["bash", "-c", f'exec "$@" 3>{out3}', "_", _runc(), "--root", str(tmp_path / "runc-root"),
+         "run", "--preserve-fds", "1", "--bundle", str(b), "pf1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert p.returncode == 0 and out3.read_text() == "through fd 3\n", p.stderr
+    p = runc("run", "--preserve-fds", "2", "--bundle", str(b), "pf2")
+    assert p.returncode == 1 and "descriptor" in p.stderr
     # --no-pivot: the root moved over / and chrooted into (a ramdisk root).
     b = _bundle(bundle, runc, "sh", "-c", "ls /bin/busybox && echo no-pivot ok")
     p = runc("run", "--no-pivot", "--bundle", str(b), "np1")
