@@ -14,6 +14,13 @@ from tests.probe import needs_busybox, needs_root
 pytestmark = [needs_root, needs_busybox]
 
 
+def _gone_or_zombie(pid: int) -> bool:
+    try:
+        return " Z " in Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:  # gone (also between an exists() and the read)
+        return True
+
+
 def wait_until(pred, what, limit=60.0):
     """Polls; the limit only bounds a hang (no speed is asserted)."""
     deadline = time.monotonic() + limit
@@ -223,13 +230,7 @@ def test_always_and_unless_stopped_across_daemon_restarts(daemon, rootfs):
     pid_onf = inspect(daemon, "onf")["State"]["Pid"]
     daemon.kill9()
     os.kill(pid_onf, signal.SIGKILL)  # dies (non-zero) while the daemon is down
-    wait_until(
-        lambda: (
-            not Path(f"/proc/{pid_onf}").exists()
-            or " Z " in Path(f"/proc/{pid_onf}/stat").read_text()
-        ),
-        "the kill",
-    )
+    wait_until(lambda: _gone_or_zombie(pid_onf), "the kill")
     daemon.start()
     assert inspect(daemon, "alw")["State"]["Pid"] == pid_alw  # adopted, not restarted
     wait_until(lambda: inspect(daemon, "alw-stopped")["State"]["Running"], "always comes back")
