@@ -342,6 +342,10 @@ class ServiceWork:
         if self._swappable() and self.req.start and old.running:
             self._say(old.name, "Recreate")
             new = await self._create(cfg, name=cfg.name + NEXT)
+            # Out of the service's DNS until healthy: its aliases are the
+            # service's, and a name that resolved to it before its server
+            # listens is a failed request (the old one answers meanwhile).
+            new.draining = True
             async with new.lock:
                 await new.start()
             self._say(new.name, "Waiting")
@@ -351,6 +355,7 @@ class ServiceWork:
                 await self._remove(new, quiet=True)
                 self._say(old.name, "Error", str(e), error=True)
                 raise ComposeError(f"replacing {old.name}: the new container {e}") from None
+            new.draining = False
             old.draining = True
             await trio.sleep(DRAIN_SECONDS)
             await self._remove(old)

@@ -68,7 +68,8 @@ class Unit:
         if state.status not in RUNNING:
             self.exited.set()
         self.removed = False
-        self.draining = False  # being replaced: its names no longer resolve to it
+        # Being replaced, or a replacement not yet healthy: its names do not resolve to it.
+        self.draining = False
         self.stdin_w: int | None = None
         self.stdin_pumps: set[trio.CancelScope] = set()  # attached clients' stdin copies
         self.restart_scope: trio.CancelScope | None = None
