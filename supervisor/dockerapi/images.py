@@ -19,6 +19,7 @@ from protocols import api
 from supervisor.daemon.api_images import _spool_dir
 from supervisor.dockerapi.context import Api, filters_of
 from supervisor.dockerapi.http import Exchange, HttpError
+from supervisor.dockerapi.streams import send_archive
 
 
 def _epoch(created: str) -> int:
@@ -271,20 +272,7 @@ async def save(a: Api, ex: Exchange, name: str = "") -> None:
     names = [name] if name else ex.query.get("names", [])
     if len(names) != 1:
         raise HttpError(400, "save one image at a time (Corral's archives hold one image)")
-    started = False
-
-    async def out(msg) -> None:
-        nonlocal started
-        if isinstance(msg, api.Archive):
-            if not started:
-                started = True
-                await ex.start_stream("application/x-tar")
-            await ex.stream(msg.data)
-
-    await a.relay(out).run(api.ImageSave(ref=names[0], path=""))
-    if not started:
-        await ex.start_stream("application/x-tar")
-    await ex.end_stream()
+    await send_archive(a, ex, api.ImageSave(ref=names[0], path=""))
 
 
 async def load(a: Api, ex: Exchange) -> None:

@@ -17,6 +17,7 @@ import math
 import os
 import select
 import time
+from collections.abc import Sequence
 
 import trio
 
@@ -132,18 +133,30 @@ async def _until_started(a: Api, u, seq: int) -> bool:
 
 
 async def _stdin(a: Api, u, stream, early: bytes, keys: bytes, scope: trio.CancelScope) -> None:
-    """The client's bytes into the container's stdin, until its half-close
-    (stdin's end) or the detach keys (the attach ends, the container runs)."""
+    """The client's bytes into the container's stdin (Corral's own pump)."""
     send, recv = trio.open_memory_channel(16)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(pump_stdin, a.relay(), u, recv)
-        tail = b""
-        data = early
+        await read_stdin(stream, early, send, keys, scope)
+
+
+async def read_stdin(
+    stream,
+    early: bytes,
+    send: trio.MemorySendChannel,
+    keys: bytes = b"",
+    scope: trio.CancelScope | None = None,
+) -> None:
+    """A hijacked connection's bytes as StdinData into `send`, then StdinClose
+    at its half-close; the detach `keys`, if given, cancel `scope` instead
+    (the attach ends, the container runs on)."""
+    tail, data = b"", early
+    async with send:
         while True:
             if data:
                 seen = tail + data
-                at = seen.find(keys)
-                if at >= 0:
+                at = seen.find(keys) if keys else -1
+                if at >= 0 and scope is not None:
                     if at > len(tail):
                         await send.send(api.StdinData(data=seen[len(tail) : at]))
                     scope.cancel()
@@ -156,7 +169,6 @@ async def _stdin(a: Api, u, stream, early: bytes, keys: bytes, scope: trio.Cance
                 data = b""
             if not data:
                 await send.send(api.StdinClose())
-                await send.aclose()
                 return
 
 
@@ -213,25 +225,11 @@ async def exec_start(a: Api, ex: Exchange, id: str) -> None:
         elif isinstance(msg, api.Exited):
             r.exit_code = msg.status_code
 
-    async def stdin() -> None:
-        data = early
-        async with inbox_send:
-            while True:
-                if data:
-                    await inbox_send.send(api.StdinData(data=data))
-                try:
-                    data = await stream.receive_some(1 << 16)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    data = b""
-                if not data:
-                    await inbox_send.send(api.StdinClose())
-                    return
-
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_cancel_on_hangup, stream, nursery.cancel_scope)
             if req.stdin:
-                nursery.start_soon(stdin)
+                nursery.start_soon(read_stdin, stream, early, inbox_send)
             try:
                 await a.relay(out).run(req, inbox)
             except HttpError as e:  # the head is sent: the error goes in the stream
@@ -428,9 +426,9 @@ def _path(ex: Exchange) -> str:
     return path
 
 
-async def _send_tar(a: Api, ex: Exchange, req, headers: list[tuple[str, str]]) -> None:
-    """The archive Corral's handler makes, sent as it comes; an error before
-    its first bytes is an answer of its own."""
+async def send_archive(a: Api, ex: Exchange, req, headers: Sequence[tuple[str, str]] = ()) -> None:
+    """The archive a Corral handler makes (cp, export, save), sent as it
+    comes; an error before its first bytes is an answer of its own."""
     started = False
 
     async def out(msg) -> None:
@@ -438,12 +436,12 @@ async def _send_tar(a: Api, ex: Exchange, req, headers: list[tuple[str, str]]) -
         if isinstance(msg, api.Archive):
             if not started:
                 started = True
-                await ex.start_stream("application/x-tar", 200, headers)
+                await ex.start_stream("application/x-tar", 200, list(headers))
             await ex.stream(msg.data)
 
     await a.relay(out).run(req)
     if not started:
-        await ex.send(200, b"", "application/x-tar", headers)
+        await ex.send(200, b"", "application/x-tar", list(headers))
         return
     await ex.end_stream()
 
@@ -452,7 +450,7 @@ async def archive_get(a: Api, ex: Exchange, id: str) -> None:
     u = a.unit(id)
     path = _path(ex)
     header = await _stat_header(a, u, path)
-    await _send_tar(a, ex, api.CopyFrom(id=u.id, path=path), [header])
+    await send_archive(a, ex, api.CopyFrom(id=u.id, path=path), [header])
 
 
 async def archive_put(a: Api, ex: Exchange, id: str) -> None:
@@ -473,7 +471,7 @@ async def archive_put(a: Api, ex: Exchange, id: str) -> None:
 
 
 async def export(a: Api, ex: Exchange, id: str) -> None:
-    await _send_tar(a, ex, api.Export(id=a.unit(id).id), [])
+    await send_archive(a, ex, api.Export(id=a.unit(id).id), [])
 
 
 __all__ = ["ClientGone"]
