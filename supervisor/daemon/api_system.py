@@ -118,52 +118,56 @@ def info(f: Fleet) -> dict:
     }
 
 
-async def disk_usage(f: Fleet) -> dict:
-    """docker system df: what images, containers and volumes take on disk
-    (layers shared by images counted once, each with its kept blob), and
-    what a prune would free. The trees are walked in a worker thread, over
-    what the fleet holds when asked."""
+async def measure_usage(f: Fleet) -> tuple[dict, dict, dict]:
+    """What each layer (by directory), container upper (by id) and volume (by
+    name) takes on disk: one walk of each, in a worker thread, over what the
+    fleet holds when asked. A layer counts its unpacked files and the blob it
+    came as (kept, as containerd keeps it, for save and push)."""
     st = f.images
-    images = st.images()
-    layers = {i: set(st.layer_dirs(i)) for i in images}
-    active = {i for i in images if f.image_users(i)}
-    every = set().union(*layers.values()) if layers else set()
-    kept = set().union(*(layers[i] for i in active)) if active else set()
-    running = {u.id: u.running for u in f.units.values()}
+    every = set().union(*(st.layer_dirs(i) for i in st.images()))
     upper_paths = {u.id: u.path / "upper" for u in f.units.values()}
-    used_volumes = {
-        m.source for u in f.units.values() for m in u.config.mounts if m.type == "volume"
-    }
     volume_paths = {n: f.volumes.data(n) for n in f.volumes.volumes}
 
     def measure() -> tuple[dict, dict, dict]:
-        # A layer takes its unpacked files and the blob it came as (kept, as
-        # containerd keeps it, for save and push).
         return (
-            {d: f.images.layer_size(d) for d in every},
+            {d: st.layer_size(d) for d in every},
             {i: fstree.du(p) for i, p in upper_paths.items()},
             {n: fstree.du(p) for n, p in volume_paths.items()},
         )
 
-    sizes, uppers, vsizes = await trio.to_thread.run_sync(measure)
+    return await trio.to_thread.run_sync(measure)
+
+
+async def disk_usage(f: Fleet) -> dict:
+    """docker system df: what images, containers and volumes take on disk
+    (layers shared by images counted once), and what a prune would free."""
+    st = f.images
+    images = st.images()
+    active = {i for i in images if f.image_users(i)}
+    kept = set().union(*(st.layer_dirs(i) for i in active))
+    running = {u.id: u.running for u in f.units.values()}
+    used_volumes = {
+        m.source for u in f.units.values() for m in u.config.mounts if m.type == "volume"
+    }
+    sizes, uppers, vsizes = await measure_usage(f)
     return {
         "Images": {
             "Total": len(images),
             "Active": len(active),
             "Size": sum(sizes.values()),
-            "Reclaimable": sum(sizes[d] for d in every - kept),
+            "Reclaimable": sum(n for d, n in sizes.items() if d not in kept),
         },
         "Containers": {
             "Total": len(uppers),
-            "Active": sum(running.values()),
+            "Active": sum(running.get(i, False) for i in uppers),
             "Size": sum(uppers.values()),
-            "Reclaimable": sum(s for i, s in uppers.items() if not running[i]),
+            "Reclaimable": sum(n for i, n in uppers.items() if not running.get(i, False)),
         },
         "Volumes": {
             "Total": len(vsizes),
             "Active": len(used_volumes & set(vsizes)),
             "Size": sum(vsizes.values()),
-            "Reclaimable": sum(s for n, s in vsizes.items() if n not in used_volumes),
+            "Reclaimable": sum(n for v, n in vsizes.items() if v not in used_volumes),
         },
     }
 

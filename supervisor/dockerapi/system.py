@@ -7,16 +7,16 @@ import os
 import platform
 import time
 
-import trio
-
 from protocols import api
 from protocols.events import FILTER_KEYS, Event
 from supervisor import __version__
 from supervisor.daemon import filters as filter_checks
-from supervisor.daemon.api_system import disk_usage
 from supervisor.daemon.api_system import info as corral_info
+from supervisor.daemon.api_system import measure_usage
+from supervisor.dockerapi.containers import summary
 from supervisor.dockerapi.context import Api, filters_of, since_nano
 from supervisor.dockerapi.http import Exchange, HttpError
+from supervisor.dockerapi.images import _summary
 
 MIN_VERSION = "1.41"
 MAX_VERSION = "1.50"  # what the docker CLI 28 asks for
@@ -102,23 +102,25 @@ async def info(a: Api, ex: Exchange) -> None:
 
 async def df(a: Api, ex: Exchange) -> None:
     """docker system df computes its table from these lists, as dockerd sends them."""
-    totals = await disk_usage(a.fleet)
+    # One walk of every tree (measure_usage), the lists built from it.
+    layer_sizes, uppers, vsizes = await measure_usage(a.fleet)
     images = (await a.call(api.ImageList())).images
-    containers = (await a.call(api.List(all=True, size=True))).containers
+    containers = (await a.call(api.List(all=True))).containers
     volumes = (await a.call(api.VolumeList())).volumes
-    from supervisor import fstree
-
-    paths = {v.name: v.mountpoint for v in volumes}
-    vsizes = await trio.to_thread.run_sync(lambda: {n: fstree.du(p) for n, p in paths.items()})
-    from supervisor.dockerapi.containers import summary
-    from supervisor.dockerapi.images import _summary
-
+    st = a.fleet.images
+    rows = []
+    for c in containers:
+        u = a.fleet.units.get(c.id)
+        below = st.layer_dirs(u.config.image_id) if u and u.config.image_id else []
+        rw = uppers.get(c.id, 0)
+        root = rw + sum(layer_sizes.get(d, 0) for d in below)
+        rows.append({**summary(a, c, False), "SizeRw": rw, "SizeRootFs": root})
     await ex.send_json(
         200,
         {
-            "LayersSize": totals["Images"]["Size"],
+            "LayersSize": sum(layer_sizes.values()),
             "Images": [_summary(s, {}) for s in images],
-            "Containers": [summary(a, c, True) for c in containers],
+            "Containers": rows,
             "Volumes": [
                 {
                     "Name": v.name,
