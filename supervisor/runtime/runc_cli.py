@@ -262,7 +262,7 @@ def _dispatch(rt: Runtime, args) -> int | None:
     elif cmd == "features":
         from supervisor.runtime.features import features
 
-        print(_json_plain(features(), indent=2))
+        print(_json_out(features(), indent=2))
     elif cmd == "spec":
         _spec(args)
     elif cmd in ("checkpoint", "restore"):
@@ -270,10 +270,10 @@ def _dispatch(rt: Runtime, args) -> int | None:
     return 0
 
 
-def _json_plain(obj: object, indent: int | None = None) -> str:
-    import json
+def _json_out(obj: object, indent: int | None = None) -> str:
+    from supervisor.runtime.cli import _json
 
-    return json.dumps(obj, indent=indent)
+    return _json(obj, indent)
 
 
 def _state(rt: Runtime, id: str) -> None:
@@ -281,7 +281,7 @@ def _state(rt: Runtime, id: str) -> None:
     rec = rt.record(id)
     st = rt.state(id)
     print(
-        _json_plain(
+        _json_out(
             {
                 "ociVersion": st.oci_version,
                 "id": id,
@@ -423,7 +423,7 @@ def _events(rt: Runtime, args) -> int:
                 ]
             },
         }
-        print(_json_plain({"type": "stats", "id": args.id, "data": data}), flush=True)
+        print(_json_out({"type": "stats", "id": args.id, "data": data}), flush=True)
         if args.stats:
             return 0
         time.sleep(interval)
