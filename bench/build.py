@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -36,6 +35,7 @@ from bench.common import (
     reexec_in_private_mountns,
     start_dockerd,
     summary,
+    timed,
 )
 
 DOCKERFILE = """\
@@ -60,15 +60,6 @@ def context(d: Path) -> None:
             "".join(f"def f{j}(): return {j}\n" for j in range(50))
         )
     (d / "src" / "main.py").write_text("print('version 0')\n")
-
-
-def timed(argv: list[str], env=None) -> float:
-    t = time.perf_counter()
-    p = subprocess.run(argv, env=env, capture_output=True, text=True)
-    ms = (time.perf_counter() - t) * 1000
-    if p.returncode != 0:
-        raise RuntimeError(f"{argv[0]} failed: {p.stderr[-1500:]}")
-    return ms
 
 
 def main() -> None:

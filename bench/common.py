@@ -50,6 +50,16 @@ def spawn_wait(argv: list[str]) -> float:
     return ms
 
 
+def timed(argv: list[str], env: dict | None = None) -> float:
+    """Wall time of one whole command, in ms; RuntimeError with its stderr if it fails."""
+    t = time.perf_counter()
+    p = subprocess.run(argv, env=env, capture_output=True, text=True)
+    ms = (time.perf_counter() - t) * 1000
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, argv))}: {p.stderr[-1500:]}")
+    return ms
+
+
 def summary(samples: list[float]) -> dict[str, float]:
     s = sorted(samples)
     n = len(s)
@@ -200,9 +210,12 @@ def podman_cli(base: Path) -> list[str] | None:
     ]
 
 
-def start_dockerd(base: Path) -> tuple[subprocess.Popen, list[str]] | None:
+def start_dockerd(
+    base: Path, extra: list[str] | None = None
+) -> tuple[subprocess.Popen, list[str]] | None:
     """Debian's dockerd under `base` (its own data root and socket, no iptables,
-    no bridge), for comparisons; (process, docker CLI argv) or None."""
+    no bridge; `extra` flags more), for comparisons; (process, docker CLI argv)
+    or None."""
     if not shutil.which("dockerd") or not shutil.which("docker"):
         log("docker: dockerd or the docker CLI is not installed (apt-get install docker.io)")
         return None
@@ -221,6 +234,7 @@ def start_dockerd(base: Path) -> tuple[subprocess.Popen, list[str]] | None:
             f"unix://{sock}",
             "--pidfile",
             str(base / "docker.pid"),
+            *(extra or []),
         ],
         stdout=logf,
         stderr=logf,

@@ -36,16 +36,8 @@ from bench.common import (
     reexec_in_private_mountns,
     start_dockerd,
     summary,
+    timed,
 )
-
-
-def timed(argv: list[str]) -> float:
-    t = time.perf_counter()
-    p = subprocess.run(argv, capture_output=True, text=True)
-    ms = (time.perf_counter() - t) * 1000
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {p.stderr[-800:]}")
-    return ms
 
 
 def http_get(sock: str, path: str) -> float:

@@ -32,19 +32,12 @@ from bench.common import (
     log,
     make_bundle,
     reexec_in_private_mountns,
+    start_dockerd,
     summary,
+    timed,
 )
 
 RUNC = str(Path(CORRAL).with_name("corral-runc"))
-
-
-def timed(argv: list[str]) -> float:
-    t = time.perf_counter()
-    p = subprocess.run(argv, capture_output=True, text=True)
-    ms = (time.perf_counter() - t) * 1000
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {p.stderr[-800:]}")
-    return ms
 
 
 def wait_for(argv: list[str], what: str) -> None:
@@ -93,21 +86,15 @@ def main() -> None:
         subprocess.run([*ctr, "images", "import", "--base-name", "docker.io/library/busybox",
                         str(base / "img.tar")], check=True, capture_output=True)  # fmt: skip
         image = "docker.io/library/busybox:latest"
-        # dockerd
-        dsock = base / "docker.sock"
-        adds = [f"--add-runtime=corral={RUNC}"]
+        # dockerd, its containers in a cgroup parent of ours
+        adds = [f"--add-runtime=corral={RUNC}", "--cgroup-parent", "/corral-bench-dockerd"]
         if "crun" in runtimes:
             adds.append(f"--add-runtime=crun={runtimes['crun']}")
-        dlog = open(base / "dockerd.log", "wb")  # noqa: SIM115
-        procs.append(subprocess.Popen(
-            ["dockerd", "--iptables=false", "--bridge=none", "--data-root", str(base / "docker"),
-             "--exec-root", str(base / "dexec"), "-H", f"unix://{dsock}",
-             "--pidfile", str(base / "docker.pid"), "--cgroup-parent", "/corral-bench-dockerd",
-             *adds],
-            stdout=dlog, stderr=dlog,
-        ))  # fmt: skip
-        docker = ["docker", "-H", f"unix://{dsock}"]
-        wait_for([*docker, "info"], "dockerd")
+        dockerd = start_dockerd(base, adds)
+        if dockerd is None:
+            sys.exit("dockerd could not be started")
+        procs.append(dockerd[0])
+        docker = dockerd[1]
         subprocess.run([*docker, "import", str(tar), "busybox"], check=True, capture_output=True)
         docker_names = {"corral-runc": "corral", "runc": "runc", "crun": "crun"}
         n = 0
