@@ -8,15 +8,14 @@ cannot run."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tarfile
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.integration import engines
 from tests.integration.image_compare import read
 from tests.probe import needs_busybox, needs_root
 
@@ -52,35 +51,9 @@ DOCKERFILES = {
 
 @pytest.fixture(scope="module")
 def dockerd(tmp_path_factory):
-    """Debian's dockerd with its own data root and socket (no iptables, no
-    default bridge), for this module; its docker CLI argv."""
-    if not shutil.which("dockerd") or not shutil.which("docker"):
-        pytest.skip("dockerd or the docker CLI is not installed (apt-get install docker.io)")
-    base = tmp_path_factory.mktemp("dockerd")
-    sock = base / "docker.sock"
-    with open(base / "dockerd.log", "ab") as logf:
-        proc = subprocess.Popen(
-            ["dockerd", "--iptables=false", "--bridge=none", "--data-root", str(base / "data"),
-             "--exec-root", str(base / "exec"), "-H", f"unix://{sock}",
-             "--pidfile", str(base / "docker.pid")],
-            stdout=logf,
-            stderr=logf,
-        )  # fmt: skip
-    cli = [shutil.which("docker"), "-H", f"unix://{sock}"]
-    try:
-        for _ in range(300):
-            if subprocess.run([*cli, "info"], capture_output=True).returncode == 0:
-                break
-            if proc.poll() is not None:
-                pytest.skip(f"dockerd exited here: {(base / 'dockerd.log').read_text()[-500:]}")
-            time.sleep(0.1)
-        else:
-            pytest.skip("dockerd did not answer within 30 s")
+    """Debian's dockerd for this module; its docker CLI argv."""
+    with engines.dockerd(tmp_path_factory.mktemp("dockerd")) as cli:
         yield cli
-    finally:
-        proc.terminate()
-        proc.wait()
-        subprocess.run(["umount", "-R", str(base / "data")], capture_output=True)
 
 
 def _context(tmp_path: Path, name: str) -> Path:

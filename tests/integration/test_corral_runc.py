@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration import engines
 from tests.integration.conftest import RUN, _drop_cgroup_parent
 from tests.probe import needs_busybox, needs_root
 
@@ -334,40 +335,13 @@ def test_containerd_drives_corral_runc(containerd, tmp_path):
 
 @pytest.fixture
 def dockerd_corral(tmp_path, rootfs):
-    """Debian's dockerd with `--add-runtime corral=corral-runc` (its own data
-    root and socket, no iptables, no bridge); the docker CLI's argv."""
-    if not shutil.which("dockerd") or not shutil.which("docker"):
-        pytest.skip("dockerd or the docker CLI is not installed (apt-get install docker.io)")
-    base = tmp_path / "dd"
-    base.mkdir()
-    sock = base / "docker.sock"
-    log = open(base / "dockerd.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        ["dockerd", "--iptables=false", "--bridge=none", "--data-root", str(base / "data"),
-         "--exec-root", str(base / "exec"), "-H", f"unix://{sock}",
-         "--pidfile", str(base / "pid"), "--add-runtime", f"corral={_runc()}"],
-        stdout=log, stderr=log,
-    )  # fmt: skip
-    cli = ["docker", "-H", f"unix://{sock}"]
-    try:
-        for _ in range(300):
-            if subprocess.run([*cli, "info"], capture_output=True).returncode == 0:
-                break
-            if proc.poll() is not None:
-                pytest.skip(f"dockerd exited here: {(base / 'dockerd.log').read_text()[-500:]}")
-            time.sleep(0.1)
+    """Debian's dockerd with `--add-runtime corral=corral-runc`, busybox
+    imported; the docker CLI's argv."""
+    with engines.dockerd(tmp_path / "dd", ("--add-runtime", f"corral={_runc()}")) as cli:
         tar = tmp_path / "bb.tar"
         subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
         subprocess.run([*cli, "import", str(tar), "busybox"], check=True, capture_output=True)
         yield cli
-    finally:
-        ids = subprocess.run([*cli, "ps", "-aq"], capture_output=True, text=True).stdout.split()
-        if ids:
-            subprocess.run([*cli, "rm", "-f", *ids], capture_output=True)
-        proc.terminate()
-        proc.wait()
-        log.close()
-        subprocess.run(["umount", "-R", str(base / "data")], capture_output=True)
 
 
 def test_dockerd_drives_corral_runc(dockerd_corral):
