@@ -462,7 +462,7 @@ class Builder:
                 with stopped_root(d / "m", lower, d / "u", d / "w") as root:
                     yield Path(root)
             finally:
-                shutil.rmtree(d, ignore_errors=True)
+                shutil.rmtree(d, ignore_errors=True)  # loop-safe: entered in worker threads only
 
         return cm()
 
@@ -516,7 +516,7 @@ class Builder:
                     st, ins, srcs, dest, base, owner, chmod, unpack, work, sums, written
                 )
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)  # loop-safe: _copy_sync runs in a thread
 
     def _place(
         self, st, ins, srcs, dest, base, owner, chmod, unpack, work, sums, dest_word=None
@@ -582,7 +582,7 @@ class Builder:
                     created_by=created_by,
                 )
             finally:
-                shutil.rmtree(work, ignore_errors=True)
+                shutil.rmtree(work, ignore_errors=True)  # loop-safe: make() runs in a thread
 
         self._adopt(st, await trio.to_thread.run_sync(make, limiter=self.f.tree_work), k)
         return False

@@ -191,4 +191,4 @@ class _TarSource:
 
     def read(self, name: str) -> bytes:
         with self.open(name) as f:
-            return f.read()
+            return f.read()  # loop-safe: load and save run in worker threads

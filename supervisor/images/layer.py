@@ -290,7 +290,7 @@ class _Peek:
     def read(self, n: int = -1) -> bytes:
         if self.head:
             if n < 0:
-                data, self.head = self.head + self.f.read(), b""
+                data, self.head = self.head + self.f.read(), b""  # loop-safe: unpack thread
                 return data
             data, self.head = self.head[:n], self.head[n:]
             if len(data) < n:

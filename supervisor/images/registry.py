@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpcore
 import httpx
+import trio
 
 from supervisor.errors import RegistryError
 
@@ -289,8 +290,7 @@ class Client:
         if location.startswith("/"):
             location = self.base + location
         sep = "&" if "?" in location else "?"
-        with open(path, "rb") as f:
-            data = f.read()
+        data = await trio.to_thread.run_sync(path.read_bytes)  # a layer: not on the loop
         r = await self.request(
             "PUT",
             f"{location}{sep}digest={digest}",

@@ -106,7 +106,7 @@ async def pull(
             report(short, "Download complete", layer.size, layer.size)
             blob = downloads / _hex(layer.digest)
             if diff_id != diff_ids[i]:
-                shutil.rmtree(work, ignore_errors=True)  # it is not what was asked
+                await _remove_tree(work)  # it is not what was asked
                 blob.unlink(missing_ok=True)
                 raise RegistryError(
                     f"layer {layer.digest} unpacks to {diff_id}, but the "
@@ -289,8 +289,15 @@ async def _fetch_unpacking(
     except BaseException:
         reader.close()  # if the thread never started
         if "done" in out:
-            shutil.rmtree(out["done"][0], ignore_errors=True)  # type: ignore[index]
+            await _remove_tree(out["done"][0])  # type: ignore[index]
         raise
+
+
+async def _remove_tree(path: Path) -> None:
+    """An unpacked layer's tree (any size) removed off the event loop; shielded:
+    it runs on the way out of a cancelled pull too."""
+    with trio.CancelScope(shield=True):
+        await trio.to_thread.run_sync(lambda: shutil.rmtree(path, ignore_errors=True))
 
 
 def _unpack_reader(store: ImageStore, reader) -> tuple[Path, str]:

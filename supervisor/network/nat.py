@@ -194,7 +194,7 @@ def set_forwarding(bridge: str, on: bool) -> None:
         f.write("1" if on else "0")
     if on:
         with open("/proc/sys/net/ipv4/ip_forward") as f:
-            if f.read().strip() != "1":
+            if f.read().strip() != "1":  # loop-safe: a /proc/sys file of one byte
                 log.info("nat.ip_forward_enabled")  # Docker turns it on too
                 with open("/proc/sys/net/ipv4/ip_forward", "w") as w:
                     w.write("1")
