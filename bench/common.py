@@ -181,15 +181,44 @@ class DaemonProc:
             remove_parent(self.cgroup_parent)  # containers' parents stay when they go
 
 
+def _host_network() -> tuple[set[str], set[str]]:
+    """The host's links and nftables tables, by name."""
+    import nftables
+
+    nft = nftables.Nftables()
+    _rc, out, _err = nft.cmd("list tables")
+    return set(os.listdir("/sys/class/net")), set(out.splitlines())
+
+
+def _undo_podman_network(before: tuple[set[str], set[str]]) -> None:
+    """What podman's CNI made on the host during the run (its bridge, the
+    iptables-nft tables it adds rules to), removed if it was not there before."""
+    import nftables
+
+    from supervisor.network.links import delete_link
+
+    links, tables = before
+    now_links, now_tables = _host_network()
+    if "cni-podman0" in now_links - links:
+        delete_link("cni-podman0")
+    nft = nftables.Nftables()
+    for t in now_tables - tables:
+        if t in ("table ip filter", "table ip nat"):
+            nft.cmd(f"delete {t}")
+
+
 def podman_cli(base: Path) -> list[str] | None:
     """podman with its own storage under `base`, cgroupfs and file events (no
-    systemd on this machine); None where podman is not installed."""
+    systemd on this machine); None where podman is not installed. What its
+    CNI networking adds to the host is removed when the benchmark exits."""
+    import atexit
     import shutil
 
     exe = shutil.which("podman")
     if exe is None:
         log("podman: not installed (apt-get install podman): left out of this run")
         return None
+    atexit.register(_undo_podman_network, _host_network())
     runroot = base / "podman-run"
     if len(str(runroot)) > 50:  # podman refuses a longer runroot, and says little
         log(
