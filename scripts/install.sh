@@ -5,14 +5,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(busybox-static crun runc gcc libc6-dev musl-tools python3-dev python3-venv procps skopeo umoci docker-registry python3-nftables)
+APT_PACKAGES=(busybox-static crun runc gcc libc6-dev musl-tools python3-dev python3-venv procps skopeo umoci docker-registry python3-nftables
+    # Peers the tests and benchmarks drive or compare with (each started by
+    # them with a root of its own): dockerd and containerd, Docker Compose v1,
+    # podman and buildah.
+    docker.io containerd docker-compose podman buildah)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # No service is started by the install (docker.io's and containerd's would
+    # take the host's default sockets and firewall): policy-rc.d says no.
+    made_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
+        || { [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d; exit 1; }
+    [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 PYTHON=${PYTHON:-python3}
