@@ -75,9 +75,9 @@ def test_bundle_without_mount_namespace_never_touches_the_callers_root(
     root = runtime.root
     # As `runc spec` writes it, less the mount namespace: mounts need one.
     b = bundle("true", edit=lambda d: _no_mount_ns(d, keep_mounts=True))
-    r = _in_private_mount_ns(
-        [*corral_cli, "runtime", "--root", str(root), "run", "nomnt", "-b", str(b)]
-    )
+    # The fixture's cgroup parent, which it removes (not the default /corral).
+    rt = [*corral_cli, "runtime", "--root", str(root), "--cgroup-parent", runtime.cgroup_parent]
+    r = _in_private_mount_ns([*rt, "run", "nomnt", "-b", str(b)])
     assert r["same_root"], r
     assert r["rc"] != 0 and "mount namespace" in r["err"], r
     assert "Traceback" not in r["err"], r["err"]
@@ -90,9 +90,7 @@ def test_bundle_without_mount_namespace_never_touches_the_callers_root(
         "ls /bin/busybox && echo in-root",
         edit=lambda d: _no_mount_ns(d, keep_mounts=False),
     )
-    r = _in_private_mount_ns(
-        [*corral_cli, "runtime", "--root", str(root), "run", "chrooted", "-b", str(b)]
-    )
+    r = _in_private_mount_ns([*rt, "run", "chrooted", "-b", str(b)])
     assert r["same_root"], r
     assert r["rc"] == 0 and "in-root" in r["out"], r
 
