@@ -23,6 +23,7 @@ import trio
 from supervisor.daemon.lifecycle import Status
 from supervisor.daemon.store import HealthResult
 from supervisor.errors import CorralError
+from supervisor.runtime.processes import pidfd_of
 
 if TYPE_CHECKING:
     from supervisor.daemon.unit import Unit
@@ -135,9 +136,8 @@ async def _read_output(fd: int, into: bytearray) -> None:
 
 
 def _kill(pid: int) -> None:
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
+    fd = pidfd_of(pid)
+    if fd is None:
         return
     try:
         signal.pidfd_send_signal(fd, signal.SIGKILL)

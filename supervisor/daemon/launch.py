@@ -24,6 +24,7 @@ from supervisor.daemon.store import HealthResult
 from supervisor.errors import Conflict, CorralError, InvalidState, NoSuchContainer, SpecError
 from supervisor.runtime import Runtime
 from supervisor.runtime.container import Created, finish_create
+from supervisor.runtime.processes import pidfd_of
 from supervisor.runtime.state import ExitRecord, alive
 from supervisor.volumes.store import VolumeStore
 
@@ -175,9 +176,8 @@ class Launcher:
         ended = Run(self, u, rt.pid, -1, ours=False)
         if self.runtime.status(u.id, rt) == "stopped":
             return ended
-        try:
-            pidfd = os.pidfd_open(rt.monitor_pid)
-        except ProcessLookupError:
+        pidfd = pidfd_of(rt.monitor_pid)
+        if pidfd is None:
             return ended
         if not alive(rt.monitor_pid, rt.monitor_start):
             os.close(pidfd)
@@ -216,7 +216,7 @@ class Launcher:
                 self.runtime.delete(u.id, force=True)
             except NoSuchContainer:
                 pass
-            except CorralError as e:
+            except (CorralError, OSError) as e:
                 log.error("launch.orphans_not_killed", container=u.id[:12], error=str(e))
         return ex
 

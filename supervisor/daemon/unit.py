@@ -149,10 +149,14 @@ class Unit:
     def _exited(self, run: Run) -> None:
         """Record how the run ended, as its monitor wrote it (or, without a
         record, that the monitor died: its orphans were killed by then)."""
-        ex = run.exit()
-        st = self.state
+        st, unread = self.state, ""
+        try:
+            ex = run.exit()
+        except Exception as e:  # the exit is recorded whatever: a stuck unit serves no one
+            log.exception("unit.exit_unreadable", container=self.id[:12], name=self.name)
+            ex, unread = None, f"its exit could not be read: {e}"
         if ex is None:
-            st.error = "its monitor died without recording the exit"
+            st.error = unread or "its monitor died without recording the exit"
             code, oom, finished = 255, False, self.clock_ns()
         else:
             failed = ex.setup_error()  # between the start and execve

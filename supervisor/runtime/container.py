@@ -42,6 +42,7 @@ from supervisor.runtime.hookcalls import (
 from supervisor.runtime.processes import (
     ctl_write,
     kill_cgroup,
+    pidfd_of,
     read_report,
     reap_within,
     release_start,
@@ -351,10 +352,9 @@ class Runtime:
         kept = kept_hooks(state_dir)
         if kept is None or not kept.start_container:
             return
-        try:
-            pidfd = os.pidfd_open(rec.pid)
-        except ProcessLookupError:
-            raise InvalidState(f"container {rec.id!r} is no longer waiting to start") from None
+        pidfd = pidfd_of(rec.pid)
+        if pidfd is None:
+            raise InvalidState(f"container {rec.id!r} is no longer waiting to start")
         try:
             if not alive(rec.pid, rec.pid_start):  # the pid is another process's now
                 raise InvalidState(f"container {rec.id!r} is no longer waiting to start")

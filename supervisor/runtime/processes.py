@@ -88,13 +88,26 @@ def wait_child(pidfd: int) -> int:
     return 128 + info.si_status
 
 
+def pidfd_of(pid: int) -> int | None:
+    """A pidfd for `pid`, or None once it is gone. A process that has exited
+    and is being released gives EINVAL rather than ESRCH (seen on Linux 6.1
+    when PID 1 reaps an orphaned monitor at once): gone, too."""
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    except OSError as e:
+        if e.errno == errno.EINVAL:
+            return None
+        raise
+
+
 def signal_process(pid: int, start: int, sig: int) -> None:
     """Signal `pid` only if it is still the process we recorded (no pid reuse race:
     the pidfd is opened first, then the identity checked, then signalled)."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        raise InvalidState(f"process {pid} has exited") from None
+    pidfd = pidfd_of(pid)
+    if pidfd is None:
+        raise InvalidState(f"process {pid} has exited")
     try:
         if not alive(pid, start):
             raise InvalidState(f"process {pid} has exited")
@@ -124,9 +137,8 @@ def kill_cgroup(cgroup, timeout: float) -> None:
 
 def wait_gone(pid: int, start: int, timeout: float) -> None:
     """Wait until a process that may not be our child has exited."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
+    pidfd = pidfd_of(pid)
+    if pidfd is None:
         return
     try:
         if alive(pid, start):
