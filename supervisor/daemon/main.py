@@ -22,7 +22,10 @@ from pathlib import Path
 import structlog
 import trio
 
+from supervisor.daemon import systemd
 from supervisor.daemon.restart import Backoff, parse_duration
+from supervisor.daemon.systemd import DEFAULT_SCOPE
+from supervisor.errors import CgroupError
 from supervisor.units import (
     DEFAULT_LOG_MAX_FILES,
     DEFAULT_LOG_MAX_SIZE,
@@ -95,7 +98,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tlscacert", default="", help="the CA clients' certificates are signed by")
     p.add_argument("--tlscert", default="", help="the server's TLS certificate")
     p.add_argument("--tlskey", default="", help="the server's TLS key")
-    p.add_argument("--cgroup-parent", default="/corral", help="cgroup of the containers")
+    p.add_argument(
+        "--cgroup-manager",
+        choices=("auto", "cgroupfs", "systemd"),
+        default="auto",
+        help="who makes the containers' cgroups: cgroupfs (the daemon, under --cgroup-parent)"
+        " or systemd (a delegated scope asked for over D-Bus); auto: systemd when systemd"
+        " runs the daemon as a service on a cgroup v2 host",
+    )
+    p.add_argument(
+        "--cgroup-parent",
+        default=None,
+        help="the containers' parent cgroup: a path with cgroupfs (/corral), a NAME.scope with"
+        f" systemd ({DEFAULT_SCOPE})",
+    )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.add_argument("--bridge", default="corral0", help="the default network's bridge (corral0)")
     p.add_argument(
@@ -208,7 +224,7 @@ async def serve(args: argparse.Namespace) -> None:
         root,
         run_root,
         journal,
-        cgroup_parent=args.cgroup_parent,
+        cgroup_parent=await _cgroup_parent(args),
         backoff=backoff,
         bridge=args.bridge,
     )
@@ -249,7 +265,7 @@ async def serve(args: argparse.Namespace) -> None:
                     await nursery.start(
                         serve_docker, Api(fleet, ROUTES, projects), docker, limits.handshake_timeout
                     )
-                notify_systemd("READY=1", f"MAINPID={os.getpid()}")
+                systemd.notify("READY=1", f"MAINPID={os.getpid()}")
                 log.info(
                     "daemon.ready",
                     socket=str(sock_path),
@@ -258,7 +274,7 @@ async def serve(args: argparse.Namespace) -> None:
                     last_event=journal.last_seq,
                 )
                 async for signum in signals:
-                    notify_systemd("STOPPING=1")
+                    systemd.notify("STOPPING=1")
                     log.info("daemon.stopping", signal=signal.Signals(signum).name)
                     nursery.cancel_scope.cancel()
                     break
@@ -272,19 +288,29 @@ async def serve(args: argparse.Namespace) -> None:
     log.info("daemon.stopped")
 
 
-def notify_systemd(*lines: str) -> None:
-    """sd_notify(3) for a Type=notify service: one datagram to $NOTIFY_SOCKET
-    (a path, or @ for the abstract namespace). Nothing when not run by systemd."""
-    addr = os.environ.get("NOTIFY_SOCKET", "")
-    if not addr:
-        return
-    if addr.startswith("@"):
-        addr = "\0" + addr[1:]
-    with stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_DGRAM | stdsocket.SOCK_CLOEXEC) as s:
-        try:
-            s.sendto("\n".join(lines).encode(), addr)
-        except OSError as e:
-            log.warning("systemd.notify_failed", socket=addr, error=str(e))
+async def _cgroup_parent(args: argparse.Namespace) -> str:
+    """Where the containers' cgroups go, by --cgroup-manager (systemd.py says why
+    a scope): a cgroupfs path as given, or the systemd scope's cgroup."""
+    manager = args.cgroup_manager
+    if manager == "auto":  # a parent given as a path says cgroupfs
+        by_systemd = systemd.run_by_systemd() and not (args.cgroup_parent or "").startswith("/")
+        manager = "systemd" if by_systemd else "cgroupfs"
+    if manager == "cgroupfs":
+        return args.cgroup_parent or "/corral"
+    if not systemd.booted():
+        raise SystemExit(
+            "corral daemon: --cgroup-manager systemd: no systemd on a cgroup v2 host here"
+        )
+    from supervisor import _native
+
+    try:
+        group = await trio.to_thread.run_sync(
+            systemd.ensure_scope, args.cgroup_parent or DEFAULT_SCOPE, _native.INIT
+        )
+    except CgroupError as e:
+        raise SystemExit(f"corral daemon: --cgroup-manager systemd: {e}") from None
+    log.info("daemon.cgroup_manager", manager="systemd", parent=group)
+    return group
 
 
 def _docker_socket_path(args: argparse.Namespace, run_root: Path) -> Path:

@@ -138,6 +138,7 @@ def test_fifty_containers_at_once(daemon, rootfs):
     assert c.call(api.List(all=True)).containers == []
 
 
+@pytest.mark.cgroups
 def test_daemon_sigkill_loses_nothing(daemon, rootfs):
     c = daemon.client()
     ids = {}
@@ -397,6 +398,7 @@ def test_exec_exit_codes_env_and_stdin(daemon, rootfs):
     assert events.count("exec_die") >= 3
 
 
+@pytest.mark.cgroups
 def test_pause_freezes_processes(daemon, rootfs):
     daemon.cli(
         "run",
@@ -425,6 +427,7 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+@pytest.mark.cgroups
 def test_wait_kill_and_oom_reported(daemon, rootfs):
     daemon.cli("run", "-d", "--name", "ww", "--rootfs", str(rootfs), "sleep", "1000")
     assert daemon.cli("kill", "-s", "KILL", "ww").returncode == 0
@@ -450,6 +453,7 @@ def test_wait_kill_and_oom_reported(daemon, rootfs):
     assert "oom" in acts and acts.index("oom") < acts.index("die")
 
 
+@pytest.mark.cgroups
 def test_stats_reports_usage(daemon, rootfs):
     daemon.cli("run", "-d", "--name", "st", "-m", "64m", "--rootfs", str(rootfs), "sleep", "100")
     out = daemon.cli("stats", "--no-stream", "--format", "json", "st").stdout.splitlines()
@@ -574,6 +578,7 @@ def test_rename_top_and_diff(daemon, rootfs):
     daemon.cli("rm", "-f", cid, other)
 
 
+@pytest.mark.oldest_python
 def test_cp_in_and_out_stays_inside_the_container(daemon, rootfs, tmp_path):
     """Paths resolve inside the container's root: a symlink in it that points
     at / (or climbs with ..) leads to the container's root, not the host's."""
@@ -605,6 +610,7 @@ def test_cp_in_and_out_stays_inside_the_container(daemon, rootfs, tmp_path):
     daemon.cli("rm", "-f", cid)
 
 
+@pytest.mark.oldest_python
 def test_cp_in_to_a_new_name_or_over_a_file_as_docker_does(daemon, rootfs, tmp_path):
     cid = daemon.cli("run", "-d", "--rootfs", str(rootfs), "sleep", "60").stdout.strip()
     conf = tmp_path / "app.conf"
@@ -661,6 +667,7 @@ def test_export_is_the_root_without_what_is_mounted_on_it(daemon, rootfs, tmp_pa
     daemon.cli("rm", "-f", cid)
 
 
+@pytest.mark.oldest_python
 def test_cp_and_export_with_a_stopped_container(daemon, rootfs, tmp_path):
     """A stopped container's overlay is mounted for the copy and unmounted after."""
     made = daemon.cli("run", "-d", "--rootfs", str(rootfs), "sh", "-c", "echo made > /made")
@@ -679,6 +686,7 @@ def test_cp_and_export_with_a_stopped_container(daemon, rootfs, tmp_path):
     daemon.cli("rm", cid, fresh)
 
 
+@pytest.mark.cgroups
 def test_block_device_throttles(daemon, rootfs):
     """--device-read-bps and friends become the cgroup's throttles, on the
     device backing the root filesystem; a direct read is counted in stats."""

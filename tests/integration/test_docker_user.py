@@ -148,6 +148,7 @@ def test_bad_values_are_refused_by_the_client(daemon, rootfs, flags, message):
     assert names(daemon) == []
 
 
+@pytest.mark.cgroups
 def test_memory_zero_means_no_limit(daemon, rootfs):
     p = daemon.cli("run", "--rm", "-m", "0", "--rootfs", str(rootfs), "echo", "ran")
     assert p.returncode == 0 and p.stdout == "ran\n", p.stderr
@@ -273,6 +274,7 @@ def test_image_filters(daemon, rootfs, tmp_path):
 # -- stats, networks, prunes, events ---------------------------------------------------
 
 
+@pytest.mark.cgroups
 def test_stats_of_a_stopped_container_and_all(daemon, rootfs):
     daemon.cli("create", "--name", "idle", "--rootfs", str(rootfs), "true")
     p = daemon.cli("stats", "--no-stream", "idle")

@@ -194,6 +194,7 @@ def _gone(pid: int) -> bool:
         return True
 
 
+@pytest.mark.cgroups
 def test_monitor_killed_its_container_is_killed_and_restarted(daemon, rootfs):
     p = daemon.cli(
         "run",
@@ -224,6 +225,7 @@ def test_monitor_killed_its_container_is_killed_and_restarted(daemon, rootfs):
     assert daemon.cli("rm", "-f", "orphan").returncode == 0
 
 
+@pytest.mark.cgroups
 def test_monitor_killed_while_the_daemon_is_down(daemon, rootfs):
     p = daemon.cli("run", "-d", "--name", "orphan2", "--rootfs", str(rootfs), "sleep", "1000")
     assert p.returncode == 0, p.stderr

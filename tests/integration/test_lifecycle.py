@@ -127,6 +127,7 @@ def test_start_twice_is_refused(runtime, bundle):
     runtime.delete("s", force=True)
 
 
+@pytest.mark.cgroups
 def test_delete_created_container_kills_it(runtime, bundle):
     created = runtime.create("d", bundle("true"), stdio=None)
     pid = created.record.pid
@@ -139,6 +140,7 @@ def test_delete_created_container_kills_it(runtime, bundle):
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), "the waiting child to go")
 
 
+@pytest.mark.cgroups
 def test_force_delete_running(runtime, bundle):
     runtime.create("f", bundle("sleep", "1000"), stdio=None, wait_for_start=False).close()
     assert runtime.state("f").status == "running"
@@ -164,6 +166,7 @@ def test_detached_logs_in_cri_format(runtime, bundle):
     assert all(p[0].endswith("Z") and "T" in p[0] for p in parsed)
 
 
+@pytest.mark.cgroups
 def test_pause_and_resume(runtime, bundle):
     runtime.create("p", bundle("sleep", "1000"), stdio=None, wait_for_start=False).close()
     runtime.pause("p")
@@ -263,6 +266,7 @@ def test_symlink_mount_target_cannot_escape_root(runtime, bundle, tmp_path):
     assert not any(str(victim) in line for line in Path("/proc/mounts").read_text().splitlines())
 
 
+@pytest.mark.cgroups
 def test_monitor_exits_with_the_container_and_records_it(runtime, bundle):
     created = runtime.create("mon", bundle("sh", "-c", "exit 9"), stdio=None, wait_for_start=False)
     from supervisor.runtime.processes import wait_child as _wait_child

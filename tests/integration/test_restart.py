@@ -8,10 +8,12 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from protocols.lite import api
 from tests.probe import needs_busybox, needs_root
 
-pytestmark = [needs_root, needs_busybox]
+pytestmark = [needs_root, needs_busybox, pytest.mark.cgroups]
 
 
 def _gone_or_zombie(pid: int) -> bool:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.probe import needs_busybox, needs_root
 
 pytestmark = [needs_root, needs_busybox]
@@ -67,6 +69,7 @@ def test_bad_security_opts_are_named(daemon, rootfs, tmp_path):
     assert p.returncode != 0 and "No such file" in p.stderr, p.stderr
 
 
+@pytest.mark.cgroups
 def test_daemon_containers_cannot_open_host_devices(daemon, rootfs):
     """mknod is allowed (CAP_MKNOD, Docker's), opening the node is not: the
     device rules deny all but the usual devices (/dev/loop-control: 10:237)."""
@@ -106,6 +109,7 @@ def test_cap_add_and_drop_and_the_syscalls_they_unlock(daemon, rootfs):
     assert p.returncode == 125 and "unknown capability 'FLY'" in p.stderr, p.stderr
 
 
+@pytest.mark.cgroups
 def test_privileged_and_device(daemon, rootfs):
     script = (
         "grep -E '^(CapEff|Seccomp):' /proc/self/status; "

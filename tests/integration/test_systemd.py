@@ -1,0 +1,154 @@
+"""The daemon as a systemd service on a pure cgroup v2 host: the shipped unit
+(contrib/systemd/corral.service, its ExecStart pointed at this checkout),
+the containers in a delegated scope systemd made for them, a restart of the
+service that leaves them running and adopted.
+
+Runs where systemd is PID 1: the --systemd VM of scripts/test_v2.sh, which
+sets CORRAL_EXPECT_SYSTEMD so that a missing systemd fails there instead of
+skipping."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from supervisor.daemon import systemd
+from tests.integration.conftest import RUN
+from tests.probe import needs_busybox, needs_root
+
+pytestmark = [needs_root, needs_busybox, pytest.mark.systemd]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def systemctl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=120)
+
+
+class Service:
+    """corral.service as shipped, under a per-run name, root and scope."""
+
+    def __init__(self, base: Path) -> None:
+        tag = secrets.token_hex(2)
+        self.name = f"{RUN}-{tag}.service"
+        self.scope = f"{RUN}-{tag}-containers.scope"
+        self.root, self.run_root = base / "root", base / "run"
+        self.env = {**os.environ, "CORRAL_SOCKET": str(self.run_root / "corral.sock")}
+        corral = Path(sys.executable).parent / "corral"
+        flags = (
+            f"--root {self.root} --run-root {self.run_root}"
+            f" --cgroup-parent {self.scope} --bridge crs{tag} --log-level debug"
+        )
+        lines = []
+        for line in (REPO / "contrib/systemd/corral.service").read_text().splitlines():
+            if line.startswith("ExecStart="):
+                line = f"ExecStart={corral} daemon {flags}"
+            if line.startswith("[Install]"):
+                break
+            lines.append(line)
+        self.unit = Path("/run/systemd/system") / self.name
+        self.unit.write_text("\n".join(lines) + "\n")
+        assert systemctl("daemon-reload").returncode == 0
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "supervisor.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def scope_cgroup(self) -> Path:
+        p = systemctl("show", "-P", "ControlGroup", self.scope)
+        assert p.returncode == 0 and p.stdout.strip(), p.stderr
+        return Path("/sys/fs/cgroup") / p.stdout.strip().lstrip("/")
+
+    def cleanup(self) -> None:
+        try:
+            if systemctl("is-active", "--quiet", self.name).returncode != 0:
+                systemctl("start", self.name)
+            ps = self.cli("ps", "-aq")
+            for cid in ps.stdout.split():
+                self.cli("rm", "-f", cid)
+        finally:
+            systemctl("stop", self.name)
+            systemctl("stop", self.scope)  # its holder, and anything a failure left
+            systemctl("reset-failed", self.name)
+            self.unit.unlink(missing_ok=True)
+            systemctl("daemon-reload")
+
+
+@pytest.fixture
+def service(tmp_path):
+    if not systemd.booted():
+        why = "systemd is not PID 1 on a cgroup v2 host here (scripts/test_v2.sh runs this)"
+        if os.environ.get("CORRAL_EXPECT_SYSTEMD"):
+            pytest.fail(why)
+        pytest.skip(why)
+    s = Service(tmp_path / "svc")
+    try:
+        yield s
+    finally:
+        s.cleanup()
+
+
+def _inspect(s: Service, name: str) -> dict:
+    p = s.cli("inspect", name)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)[0]
+
+
+def test_a_restart_of_the_service_leaves_its_containers_running_and_adopted(service, rootfs):
+    s = service
+    started = systemctl("start", s.name)  # Type=notify: returns once READY=1 came
+    assert started.returncode == 0, started.stderr + systemctl("status", s.name).stdout
+    p = s.cli(
+        "run", "-d", "--name", "web", "--memory", "64m", "--pids-limit", "40",
+        "--network", "none", "--rootfs", str(rootfs), "sleep", "1000",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    cid = p.stdout.strip()
+    pid = _inspect(s, "web")["State"]["Pid"]
+
+    # Its cgroup is in the scope systemd delegated, the limits written there.
+    scope = s.scope_cgroup()
+    assert systemctl("show", "-P", "Delegate", s.scope).stdout.strip() == "yes"
+    cg = scope / cid
+    assert (cg / "memory.max").read_text().strip() == str(64 * 2**20)
+    assert (cg / "pids.max").read_text().strip() == "40"
+    assert str(pid) in (cg / "cgroup.procs").read_text().split()
+    # systemd re-applies what it owns on a reload; what it delegated it leaves.
+    assert systemctl("daemon-reload").returncode == 0
+    assert (cg / "memory.max").read_text().strip() == str(64 * 2**20)
+
+    # The service's own cgroup hands nothing down (the daemon and the monitors
+    # live there): so a restart can put the new daemon in it.
+    svc_group = systemctl("show", "-P", "ControlGroup", s.name).stdout.strip()
+    svc = Path("/sys/fs/cgroup") / svc_group.lstrip("/")
+    assert (svc / "cgroup.subtree_control").read_text().strip() == ""
+
+    restarted = systemctl("restart", s.name)
+    assert restarted.returncode == 0, restarted.stderr + systemctl("status", s.name).stdout
+    assert systemctl("is-active", s.name).stdout.strip() == "active"
+    st = _inspect(s, "web")["State"]
+    assert st["Running"] and st["Pid"] == pid, st  # the same process, adopted
+    assert str(pid) in (cg / "cgroup.procs").read_text().split()
+
+    # Adopted means watched: its exit is seen by the new daemon.
+    assert s.cli("stop", "-t", "1", "web").returncode == 0
+    deadline = time.monotonic() + 60
+    while _inspect(s, "web")["State"]["Running"]:
+        assert time.monotonic() < deadline, "the restarted daemon never saw the exit"
+        time.sleep(0.1)
+    assert s.cli("rm", "web").returncode == 0
+    assert not cg.exists()
+    stopped = systemctl("stop", s.name)
+    assert stopped.returncode == 0, stopped.stderr
