@@ -109,6 +109,7 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     device_write_bps: list[str] = []
     device_read_iops: list[str] = []
     device_write_iops: list[str] = []
+    blkio_weight: int = 0  # --blkio-weight 10-1000: v2 io.weight (or io.bfq.weight); 0 none
     # The start limit (systemd's StartLimitBurst, s6's "permanently failed"):
     # this many exits within restart_window seconds and the restart policy gives
     # up, the container stays exited. 0: no limit (Docker's behaviour).

@@ -134,6 +134,7 @@ class ThrottleDevice(_Base):
 
 
 class BlockIO(_Base):
+    weight: int | None = None  # 10-1000 (0: none, as dockerd writes)
     throttle_read_bps_device: list[ThrottleDevice] | None = None
     throttle_write_bps_device: list[ThrottleDevice] | None = None
     throttle_read_iops_device: list[ThrottleDevice] | None = msgspec.field(
@@ -144,8 +145,14 @@ class BlockIO(_Base):
     )
 
 
+class HugepageLimit(_Base):
+    page_size: str  # "2MB", "1GB": as the kernel names hugetlb.<size>.*
+    limit: int  # bytes
+
+
 class Resources(_Base):
     devices: list[DeviceCgroup] | None = None
+    hugepage_limits: list[HugepageLimit] | None = None
     memory: Memory | None = None
     cpu: CPU | None = None
     pids: Pids | None = None

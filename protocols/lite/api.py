@@ -50,7 +50,7 @@ class MountSpec(Lite):
 
 
 class ContainerConfig(Lite):
-    __slots__ = ("name", "rootfs", "cmd", "env", "workdir", "user", "hostname", "labels", "memory", "memory_swap", "cpus", "pids_limit", "stop_signal", "stop_timeout", "tty", "open_stdin", "auto_remove", "network", "log_max_size", "log_max_files", "restart", "restart_delay", "restart_max_delay", "restart_reset_after", "health_cmd", "health_interval", "health_timeout", "health_retries", "health_start_period", "health_on_failure", "mounts", "read_only", "volumes_from", "image", "image_id", "entrypoint", "no_healthcheck", "network_aliases", "ports", "expose", "publish_all", "security_opt", "cap_add", "cap_drop", "privileged", "devices", "ulimits", "shm_size", "extra_hosts", "init", "cpu_shares", "cpuset_cpus", "cpuset_mems", "memory_reservation", "group_add", "sysctls", "oom_score_adj", "pid_mode", "ipc_mode", "ipv4_address", "dns", "dns_search", "dns_options", "device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops", "restart_burst", "restart_window")
+    __slots__ = ("name", "rootfs", "cmd", "env", "workdir", "user", "hostname", "labels", "memory", "memory_swap", "cpus", "pids_limit", "stop_signal", "stop_timeout", "tty", "open_stdin", "auto_remove", "network", "log_max_size", "log_max_files", "restart", "restart_delay", "restart_max_delay", "restart_reset_after", "health_cmd", "health_interval", "health_timeout", "health_retries", "health_start_period", "health_on_failure", "mounts", "read_only", "volumes_from", "image", "image_id", "entrypoint", "no_healthcheck", "network_aliases", "ports", "expose", "publish_all", "security_opt", "cap_add", "cap_drop", "privileged", "devices", "ulimits", "shm_size", "extra_hosts", "init", "cpu_shares", "cpuset_cpus", "cpuset_mems", "memory_reservation", "group_add", "sysctls", "oom_score_adj", "pid_mode", "ipc_mode", "ipv4_address", "dns", "dns_search", "dns_options", "device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops", "blkio_weight", "restart_burst", "restart_window")
     _omit_defaults = True
     _fields = (
         ("name", None),
@@ -120,6 +120,7 @@ class ContainerConfig(Lite):
         ("device_write_bps", list),
         ("device_read_iops", list),
         ("device_write_iops", list),
+        ("blkio_weight", 0),
         ("restart_burst", 0),
         ("restart_window", 10.0),
     )

@@ -312,9 +312,10 @@ class ThrottleDevice(Lite):
 
 
 class BlockIO(Lite):
-    __slots__ = ("throttle_read_bps_device", "throttle_write_bps_device", "throttle_read_iops_device", "throttle_write_iops_device")
+    __slots__ = ("weight", "throttle_read_bps_device", "throttle_write_bps_device", "throttle_read_iops_device", "throttle_write_iops_device")
     _omit_defaults = True
     _fields = (
+        ("weight", None),
         ("throttle_read_bps_device", None),
         ("throttle_write_bps_device", None),
         ("throttle_read_iops_device", None),
@@ -322,6 +323,7 @@ class BlockIO(Lite):
     )
     _nested = {"throttle_read_bps_device": ("list", "ThrottleDevice"), "throttle_write_bps_device": ("list", "ThrottleDevice"), "throttle_read_iops_device": ("list", "ThrottleDevice"), "throttle_write_iops_device": ("list", "ThrottleDevice")}
     _types = {
+        "weight": "int | None",
         "throttle_read_bps_device": "list[ThrottleDevice] | None",
         "throttle_write_bps_device": "list[ThrottleDevice] | None",
         "throttle_read_iops_device": "list[ThrottleDevice] | None",
@@ -335,20 +337,38 @@ class BlockIO(Lite):
     }
 
 
+class HugepageLimit(Lite):
+    __slots__ = ("page_size", "limit")
+    _omit_defaults = True
+    _fields = (
+        ("page_size", REQUIRED),
+        ("limit", REQUIRED),
+    )
+    _types = {
+        "page_size": "str",
+        "limit": "int",
+    }
+    _json = {
+        "page_size": "pageSize",
+    }
+
+
 class Resources(Lite):
-    __slots__ = ("devices", "memory", "cpu", "pids", "block_io", "unified")
+    __slots__ = ("devices", "hugepage_limits", "memory", "cpu", "pids", "block_io", "unified")
     _omit_defaults = True
     _fields = (
         ("devices", None),
+        ("hugepage_limits", None),
         ("memory", None),
         ("cpu", None),
         ("pids", None),
         ("block_io", None),
         ("unified", None),
     )
-    _nested = {"devices": ("list", "DeviceCgroup"), "memory": ("one", "Memory"), "cpu": ("one", "CPU"), "pids": ("one", "Pids"), "block_io": ("one", "BlockIO")}
+    _nested = {"devices": ("list", "DeviceCgroup"), "hugepage_limits": ("list", "HugepageLimit"), "memory": ("one", "Memory"), "cpu": ("one", "CPU"), "pids": ("one", "Pids"), "block_io": ("one", "BlockIO")}
     _types = {
         "devices": "list[DeviceCgroup] | None",
+        "hugepage_limits": "list[HugepageLimit] | None",
         "memory": "Memory | None",
         "cpu": "CPU | None",
         "pids": "Pids | None",
@@ -356,6 +376,7 @@ class Resources(Lite):
         "unified": "dict[str, str] | None",
     }
     _json = {
+        "hugepage_limits": "hugepageLimits",
         "block_io": "blockIO",
     }
 

@@ -176,6 +176,7 @@ def config_from(args: Namespace) -> api.ContainerConfig:
         device_write_bps=args.device_write_bps,
         device_read_iops=args.device_read_iops,
         device_write_iops=args.device_write_iops,
+        blkio_weight=args.blkio_weight,
         ulimits=dict(_ulimit(u) for u in args.ulimit),
         shm_size=args.shm_size,
         extra_hosts=args.add_host,

@@ -177,6 +177,9 @@ def _container_flags(p: cmdline.ArgumentParser) -> None:
         "--ulimit", action="append", default=[], help="NAME=SOFT[:HARD], e.g. nofile=1024:2048"
     )
     p.add_argument("--shm-size", type=parse_size, default=0, help="size of /dev/shm (64m)")
+    p.add_argument(
+        "--blkio-weight", type=int, default=0, help="relative block I/O weight, 10-1000 (0: none)"
+    )
     for flag, what in (("bps", "bytes a second (1mb)"), ("iops", "operations a second")):
         for way in ("read", "write"):
             p.add_argument(

@@ -220,6 +220,7 @@ def inspect(c: Container, networks: dict[str, Network] | None = None) -> dict:
             "PidsLimit": cfg.pids_limit,
             "MemoryReservation": cfg.memory_reservation or 0,
             "CpuShares": cfg.cpu_shares or 0,
+            "BlkioWeight": cfg.blkio_weight,
             "CpusetCpus": cfg.cpuset_cpus,
             "CpusetMems": cfg.cpuset_mems,
             "OomScoreAdj": cfg.oom_score_adj or 0,

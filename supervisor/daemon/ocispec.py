@@ -64,8 +64,8 @@ def block_io(cfg: ContainerConfig) -> oci.BlockIO | None:
         "throttle_write_iops_device": ("--device-write-iops", cfg.device_write_iops),
     }
     if not any(given for _, given in lists.values()):
-        return None
-    out = {}
+        return oci.BlockIO(weight=cfg.blkio_weight) if cfg.blkio_weight else None
+    out: dict = {"weight": cfg.blkio_weight or None}
     for field, (flag, given) in lists.items():
         throttles = []
         for entry in given:
@@ -257,6 +257,8 @@ def check_modes(cfg: ContainerConfig) -> None:
         )
     if cfg.oom_score_adj is not None and not -1000 <= cfg.oom_score_adj <= 1000:
         raise SpecError("--oom-score-adj", f"{cfg.oom_score_adj} is not in -1000..1000")
+    if cfg.blkio_weight and not 10 <= cfg.blkio_weight <= 1000:
+        raise SpecError("--blkio-weight", f"{cfg.blkio_weight} is not in 10..1000")
     if cfg.cpu_shares is not None and cfg.cpu_shares and not 2 <= cfg.cpu_shares <= 262144:
         raise SpecError("--cpu-shares", f"{cfg.cpu_shares} is not in 2..262144")
     check_sysctls(cfg)

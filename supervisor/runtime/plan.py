@@ -161,6 +161,8 @@ def limits_from_spec(res: oci.Resources | None, linux: oci.Linux | None = None) 
             throttles.append((kind, t.major, t.minor, t.rate))
     return Limits(
         io_throttle=tuple(throttles),
+        io_weight=bio.weight if bio and bio.weight else None,  # 0: none, as dockerd writes
+        hugetlb=tuple((h.page_size, h.limit) for h in res.hugepage_limits or ()),
         devices=devices,
         memory=mem.limit if mem else None,
         memory_swap=mem.swap if mem else None,

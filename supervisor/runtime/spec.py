@@ -178,10 +178,8 @@ _UNAPPLIED_RESOURCES = {
     ("cpu", "realtimePeriod"): "real-time CPU limits are not applied by Corral",
     ("cpu", "idle"): "SCHED_IDLE cgroups are not applied by Corral",
     ("cpu", "burst"): "CPU burst is not applied by Corral",
-    ("blockIO", "weight"): "block I/O weights are not applied by Corral",
-    ("blockIO", "leafWeight"): "block I/O weights are not applied by Corral",
-    ("blockIO", "weightDevice"): "block I/O weights are not applied by Corral",
-    ("hugepageLimits",): "hugepage limits are not applied by Corral",
+    ("blockIO", "leafWeight"): "leaf weights (v1's CFQ) are not applied by Corral",
+    ("blockIO", "weightDevice"): "per-device block I/O weights are not applied by Corral",
     ("network",): "net_cls and net_prio (classID, priorities) are not applied by Corral",
     ("rdma",): "RDMA limits are not applied by Corral",
 }
@@ -213,7 +211,7 @@ def refuse_unapplied_resources(res: object, where: str = "resources") -> None:
         value: object = res
         for key in path:
             value = value.get(key) if isinstance(value, dict) else None
-        if path[-1] in ("weight", "leafWeight") and value == 0:
+        if path[-1] == "leafWeight" and value == 0:
             continue  # no weight: dockerd writes 0 (a weight is 10 to 1000)
         if _set(value):
             raise SpecError(f"{where}.{'.'.join(path)}", why)

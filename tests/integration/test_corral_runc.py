@@ -93,6 +93,7 @@ def _reap(pid: int, timeout: float = 20) -> int:
     raise AssertionError(f"{pid} did not exit")
 
 
+@pytest.mark.cgroups
 def test_create_start_as_the_shim_does(runc, bundle, tmp_path, subreaper):
     b = _bundle(bundle, runc, "sh", "-c", "read x; echo out:$x; echo err >&2; exit 3")
     pidfile = tmp_path / "init.pid"
@@ -193,27 +194,28 @@ def test_exec_process_file_detached(runc, bundle, tmp_path, subreaper):
     assert runc("update", "--resources", "-", "r1", input=res).returncode == 0
     ev = json.loads(runc("events", "--stats", "r1").stdout)
     assert ev["type"] == "stats" and ev["data"]["pids"]["current"] >= 1
-    p = runc("update", "--resources", "-", "r1", input='{"blockIO": {"weight": 500}}')
-    assert p.returncode == 1 and "blockIO.weight" in p.stderr
+    p = runc("update", "--resources", "-", "r1", input='{"blockIO": {"leafWeight": 500}}')
+    assert p.returncode == 1 and "blockIO.leafWeight" in p.stderr
     assert runc("kill", "r1", "KILL").returncode == 0
     assert _reap(int((tmp_path / "pid").read_text())) == -9
     assert runc("delete", "r1").returncode == 0
 
 
+@pytest.mark.cgroups
 def test_what_cannot_be_applied_is_refused(runc, bundle, tmp_path):
-    def hugepages(d):
-        d["linux"].setdefault("resources", {})["hugepageLimits"] = [{"pageSize": "2MB", "limit": 0}]
+    def net_cls(d):
+        d["linux"].setdefault("resources", {})["network"] = {"classID": 1048577}
 
-    b = _bundle(bundle, runc, "true", edit=hugepages)
+    b = _bundle(bundle, runc, "true", edit=net_cls)
     log = tmp_path / "log.json"
     p = subprocess.run(
         [_runc(), "--root", str(tmp_path / "runc-root"), "--log", str(log), "--log-format",
          "json", "create", "--bundle", str(b), "s1"],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert p.returncode == 1 and "linux.resources.hugepageLimits" in p.stderr
+    assert p.returncode == 1 and "linux.resources.network" in p.stderr
     last = json.loads(log.read_text().splitlines()[-1])  # what the shim reports
-    assert last["level"] == "error" and "hugepage" in last["msg"]
+    assert last["level"] == "error" and "net_cls" in last["msg"]
     assert runc("list", "-q").stdout == ""  # nothing left
     # --preserve-fds: our descriptor 3 is the container's 3 (the shell's
     # redirection gives corral-runc one).

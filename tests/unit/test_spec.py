@@ -55,9 +55,9 @@ def test_unknown_fields_are_tolerated(tmp_path):
         ("linux", "mountLabel", "x", "linux.mountLabel"),
         ("resources", "memory", {"kernelTCP": 1 << 20}, "linux.resources.memory.kernelTCP"),
         ("resources", "network", {"classID": 1048577}, "linux.resources.network"),
-        ("resources", "hugepageLimits", [{"pageSize": "2MB", "limit": 0}],
-         "linux.resources.hugepageLimits"),
-        ("resources", "blockIO", {"weight": 500}, "linux.resources.blockIO.weight"),
+        ("resources", "blockIO", {"leafWeight": 500}, "linux.resources.blockIO.leafWeight"),
+        ("resources", "blockIO", {"weightDevice": [{"major": 8, "minor": 0, "weight": 500}]},
+         "linux.resources.blockIO.weightDevice"),
     ],
 )  # fmt: skip
 def test_settings_not_applied_are_refused_by_name(tmp_path, where, key, value, field):

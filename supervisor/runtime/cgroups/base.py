@@ -58,6 +58,8 @@ class Limits(Lite):
     # Block I/O throttles: (kind, major, minor, rate), kind one of rbps, wbps,
     # riops, wiops (v2's io.max keys), in the order given.
     io_throttle: tuple[tuple[str, int, int, int], ...] = ()
+    io_weight: int | None = None  # Docker's --blkio-weight, 10-1000
+    hugetlb: tuple[tuple[str, int], ...] = ()  # (page size as "2MB", limit in bytes)
     devices: tuple[DeviceRule, ...] = ()  # in order; the last that matches decides
 
 

@@ -119,6 +119,23 @@ class CgroupV1:
         if pids is not None and limits.pids is not None:
             write(os.path.join(pids, "pids.max"), str(limits.pids) if limits.pids > 0 else "max")
         blkio = self.dirs.get("blkio")
+        if limits.io_weight is not None:
+            from supervisor.runtime.cgroups.v2 import check_io_weight
+
+            check_io_weight(limits.io_weight)
+            names = ("blkio.weight", "blkio.bfq.weight")  # CFQ's, or BFQ's
+            found = [n for n in names if blkio and os.path.exists(os.path.join(blkio, n))]
+            if not found:
+                raise CgroupError(
+                    blkio or self.cgroups_path, errno.ENOTSUP, "no blkio.weight (no CFQ/BFQ) in"
+                )
+            write(os.path.join(blkio, found[0]), str(limits.io_weight))  # type: ignore[arg-type]
+        for size, limit in limits.hugetlb:
+            hugetlb = self.dirs.get("hugetlb")
+            path = os.path.join(hugetlb or "", f"hugetlb.{size}.limit_in_bytes")
+            if hugetlb is None or not os.path.exists(path):
+                raise CgroupError(path, errno.ENOTSUP, f"no hugetlb controller for {size} pages:")
+            write(path, str(limit))
         for kind, major, minor, rate in limits.io_throttle:
             if blkio is None:
                 raise CgroupError(self.cgroups_path, errno.ENOTSUP, "no blkio hierarchy for")

@@ -83,9 +83,21 @@ def v2_files(limits: Limits) -> list[tuple[str, str, str]]:
         devices.setdefault((major, minor), []).append(f"{kind}={rate}")
     for (major, minor), keys in devices.items():  # one io.max write per device
         out.append(("io", "io.max", f"{major}:{minor} {' '.join(keys)}"))
+    if limits.io_weight is not None:
+        check_io_weight(limits.io_weight)
+        # io.weight is iocost's (1-10000): converted as runc does; create()
+        # writes the value as given to BFQ's io.bfq.weight where that is the one.
+        out.append(("io", "io.weight", str(1 + (limits.io_weight - 10) * 9999 // 990)))
+    for size, limit in limits.hugetlb:
+        out.append(("hugetlb", f"hugetlb.{size}.max", str(limit)))
     for name, value in limits.unified.items():
         out.append((name.split(".", 1)[0], name, value))
     return out
+
+
+def check_io_weight(weight: int) -> None:
+    if not 10 <= weight <= 1000:
+        raise CgroupError("blkio weight", errno.EINVAL, f"{weight} is not within 10-1000:")
 
 
 class CgroupV2:
@@ -114,15 +126,7 @@ class CgroupV2:
             wanted.add("io")
         make_dirs(self.base, os.path.relpath(self.dir, self.base))
         self._enable(wanted, offered)
-        for controller, name, value in writes:
-            path = os.path.join(self.dir, name)
-            if controller != "cgroup" and not os.path.exists(path):
-                raise CgroupError(
-                    str(path),
-                    errno.ENOTSUP,
-                    f"the {controller} controller is not enabled here; cannot write",
-                )
-            write(path, value)
+        self._write(writes, limits)
         if limits.devices:
             from supervisor.runtime.cgroups import devices  # only where rules are
 
@@ -132,8 +136,26 @@ class CgroupV2:
         """New limits for a container that exists (its device program stays)."""
         writes = v2_files(limits)
         self._enable({c for c, _, _ in writes})
-        for _controller, name, value in writes:
-            write(os.path.join(self.dir, name), value)
+        self._write(writes, limits)
+
+    def _write(self, writes: list[tuple[str, str, str]], limits: Limits) -> None:
+        for controller, name, value in writes:
+            path = os.path.join(self.dir, name)
+            if name == "io.weight" and not os.path.exists(path):
+                bfq = os.path.join(self.dir, "io.bfq.weight")  # BFQ's, 1-1000: as given
+                if os.path.exists(bfq):
+                    path, value = bfq, str(limits.io_weight)
+            if controller != "cgroup" and not os.path.exists(path):
+                enabled = os.path.exists(os.path.join(self.dir, f"{controller}.stat")) or (
+                    controller in read_text(os.path.join(self.dir, "cgroup.controllers")).split()
+                )
+                why = (
+                    "this kernel has no such setting; cannot write"
+                    if enabled
+                    else f"the {controller} controller is not enabled here; cannot write"
+                )
+                raise CgroupError(str(path), errno.ENOTSUP, why)
+            write(path, value)
 
     def _enable(self, wanted: set[str], offered: set[str] | None = None) -> None:
         """Enable `wanted` (those the root offers) from the root down to our parent."""
