@@ -246,6 +246,24 @@ def test_device_rules_keep_host_devices_out(runtime, bundle, tmp_path):
     assert "mknod-ok" in out and "null-ok" in out, out + err
     assert "open-refused" in out and "Operation not permitted" in out, out
 
+    # The host's disk (the block device under the test's files): the node can
+    # be made (runc's and Docker's rules allow mknod of any: "b *:* m"), but
+    # neither read nor written.
+    dev = os.stat(tmp_path).st_dev
+    if os.major(dev) == 0:
+        pytest.fail(f"{tmp_path} is on no block device: the disk case cannot be tested")
+    disk = (
+        f"mknod /tmp/disk b {os.major(dev)} {os.minor(dev)} && echo mknod-ok; "
+        "(head -c 512 /tmp/disk >/dev/null) 2>&1 && echo read-ok || echo read-refused; "
+        "(exec 3<> /tmp/disk) 2>&1 && echo write-ok || echo write-refused"
+    )
+    _code, out, err = run_captured(
+        runtime, "disk", bundle("sh", "-c", disk, edit=with_tmp), tmp_path
+    )
+    assert "mknod-ok" in out, out + err
+    assert "read-refused" in out and "write-refused" in out, out + err
+    assert "Operation not permitted" in out, out
+
     def no_rules(d):
         with_tmp(d)
         d["linux"]["resources"].pop("devices")
