@@ -1,4 +1,5 @@
-"""Build hooks: the cffi extension and the corral-monitor and corral-init executables.
+"""Build hooks: the cffi extension and the corral-monitor, corral-init and
+corral-runc (its native front) executables.
 
 setuptools builds `supervisor._corral_native` from native/build_ffi.py; the
 build_ext step below also compiles native/monitor.c into
@@ -7,6 +8,7 @@ build_ext step below also compiles native/monitor.c into
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,8 +34,17 @@ class BuildWithMonitor(build_ext):
         )
         # The container's PID 1 for `run --init`, static like the monitor.
         self._executable("corral-init", ["native/init.c"], out_dir)
+        # corral-runc's native front: the shim's per-container verbs without a
+        # Python start; what it does not serve it execs to this interpreter.
+        self._executable(
+            "corral-runc", ["native/runc_front.c"], out_dir, {"CORRAL_PYTHON": sys.executable}
+        )
 
-    def _executable(self, name: str, sources: list[str], out_dir: Path) -> None:
+    def _executable(
+        self, name: str, sources: list[str], out_dir: Path, strings: dict[str, str] | None = None
+    ) -> None:
+        """`strings`: C string macros (-DNAME="value")."""
+        macros = [(k, json.dumps(v)) for k, v in (strings or {}).items()]  # a C literal too
         musl = build_ffi.musl_command(Path(self.build_temp))
         if musl is not None:
             subprocess.run(
@@ -42,6 +53,7 @@ class BuildWithMonitor(build_ext):
                     *build_ffi.CFLAGS,
                     "-Inative",
                     "-static",
+                    *[f"-D{k}={v}" for k, v in macros],
                     "-o",
                     str(out_dir / name),
                     *sources,
@@ -53,6 +65,7 @@ class BuildWithMonitor(build_ext):
                 sources,
                 output_dir=self.build_temp,
                 include_dirs=["native"],
+                macros=macros,
                 extra_postargs=build_ffi.CFLAGS,
             )
             self.compiler.link_executable(

@@ -48,6 +48,10 @@ site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purel
 if [ -d /usr/lib/python3/dist-packages/nftables ]; then
     ln -sfn /usr/lib/python3/dist-packages/nftables "$site/nftables"
 fi
+# corral-runc on the PATH is its native front (native/runc_front.c): the
+# shim's per-container verbs without a Python start; the rest it hands to the
+# Python corral-runc. A copy, not a link: pip rewrites its script in place.
+install -m 755 supervisor/libexec/corral-runc .venv/bin/corral-runc
 # Bytecode now, so that no command compiles Corral's modules at its start (where
 # PYTHONDONTWRITEBYTECODE is set, nothing would ever be cached: +13 ms a command).
 .venv/bin/python -m compileall -q supervisor protocols >/dev/null

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration import engines
-from tests.integration.conftest import RUN, _drop_cgroup_parent
+from tests.integration.conftest import RUN, _cgroup_leftovers, _drop_cgroup_parent
 from tests.probe import needs_busybox, needs_root
 
 pytestmark = [needs_root, needs_busybox]
@@ -118,6 +118,37 @@ def test_create_start_as_the_shim_does(runc, bundle, tmp_path, subreaper):
     assert runc("delete", "c1").returncode == 0
     assert runc("delete", "--force", "c1").returncode == 0  # gone: runc's --force is quiet
     assert runc("state", "c1").returncode == 1
+
+
+@pytest.mark.cgroups
+def test_the_native_front_serves_the_shims_per_container_verbs(runc, bundle, tmp_path, subreaper):
+    """start, kill, delete and delete --force of a plain handed-over container
+    are native/runc_front.c's alone (CORRAL_RUNC_NATIVE_ONLY=1 makes a
+    hand-over to Python exit 125); what it does not serve, it hands over."""
+    native = {**os.environ, "CORRAL_RUNC_NATIVE_ONLY": "1"}
+    b = _bundle(bundle, runc, "sleep", "100")
+    cgroup = json.loads((b / "config.json").read_text())["linux"]["cgroupsPath"]
+    pidfile = tmp_path / "pid"
+    quiet = {"capture_output": False, "stdin": subprocess.DEVNULL,
+             "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}  # fmt: skip
+    p = runc("create", "--bundle", str(b), "--pid-file", str(pidfile), "n1", **quiet)
+    assert p.returncode == 0
+    pid = int(pidfile.read_text())
+    p = runc("delete", "n1", env=native)  # created: refusing it is Python's to say
+    assert p.returncode == 125 and "hand over" in p.stderr, p.stderr
+    assert runc("delete", "n1").returncode == 1  # and Python does
+    assert runc("start", "n1", env=native).returncode == 0
+    assert json.loads(runc("state", "n1").stdout)["status"] == "running"
+    p = runc("delete", "n1", env=native)  # running: Python's too
+    assert p.returncode == 125, p.stderr
+    assert runc("kill", "n1", "SIGKILL", env=native).returncode == 0
+    assert _reap(pid) == -9
+    assert _cgroup_leftovers(runc.parent), "its cgroup is there until the delete"
+    assert runc("delete", "n1", env=native).returncode == 0
+    assert not (tmp_path / "runc-root" / "n1").exists()
+    assert not _cgroup_leftovers(runc.parent), cgroup
+    assert runc("delete", "--force", "n1", env=native).returncode == 0
+    assert runc("kill", "n1", "KILL").returncode == 1  # gone: Python says so
 
 
 def _console_socket(path: Path) -> socket.socket:
