@@ -48,6 +48,21 @@ def test_memory_limit_written(runtime, bundle):
     assert st.pids == 1
 
 
+def test_v2_swap_and_memory_high(runtime, bundle):
+    """On v2: swap is memory.swap.max (memory+swap minus memory, as runc
+    computes it), and memory.high comes through `unified` verbatim."""
+    cg = open_cgroup("/x")
+    if cg.version != "v2":
+        pytest.skip("v1 host: memory.memsw is v1's (test_memory_limit_written); v2 runs in the VM")
+    mem = {"limit": 32 * 2**20, "swap": 48 * 2**20}
+    b = bundle("sleep", "100", edit=resources(memory=mem, unified={"memory.high": str(24 * 2**20)}))
+    runtime.create("sw", b, stdio=None, wait_for_start=False).close()
+    d = Path(open_cgroup(runtime.record("sw").cgroup.path, "v2").dir)
+    assert (d / "memory.max").read_text().strip() == str(32 * 2**20)
+    assert (d / "memory.swap.max").read_text().strip() == str(16 * 2**20)
+    assert (d / "memory.high").read_text().strip() == str(24 * 2**20)
+
+
 @needs_v1
 def test_swappiness_and_oom_killer_switch_on_v1(runtime, bundle):
     """Applied where the host has them (v1's memory.swappiness, memory.oom_control)."""
