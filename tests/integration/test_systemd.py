@@ -53,6 +53,17 @@ class Service:
             if line.startswith("[Install]"):
                 break
             lines.append(line)
+        # The sockets' group, as the install makes it (removed after if made here).
+        self.made_group = (
+            subprocess.run(["getent", "group", "corral"], capture_output=True).returncode != 0
+        )
+        if self.made_group:
+            subprocess.run(["groupadd", "--system", "corral"], check=True)
+        self.gid = int(
+            subprocess.run(
+                ["getent", "group", "corral"], capture_output=True, text=True
+            ).stdout.split(":")[2]
+        )
         self.unit = Path("/run/systemd/system") / self.name
         self.unit.write_text("\n".join(lines) + "\n")
         assert systemctl("daemon-reload").returncode == 0
@@ -84,6 +95,8 @@ class Service:
             systemctl("reset-failed", self.name)
             self.unit.unlink(missing_ok=True)
             systemctl("daemon-reload")
+            if self.made_group:
+                subprocess.run(["groupdel", "corral"], check=False)
 
 
 @pytest.fixture
@@ -110,6 +123,16 @@ def test_a_restart_of_the_service_leaves_its_containers_running_and_adopted(serv
     s = service
     started = systemctl("start", s.name)  # Type=notify: returns once READY=1 came
     assert started.returncode == 0, started.stderr + systemctl("status", s.name).stdout
+    # Its files as a service's should be: the socket root's and the corral
+    # group's only, the state root's alone, its log in the journal.
+    sock = os.stat(s.run_root / "corral.sock")
+    assert (sock.st_mode & 0o777, sock.st_uid, sock.st_gid) == (0o660, 0, s.gid)
+    assert os.stat(s.root).st_mode & 0o777 == 0o700
+    assert os.stat(s.run_root).st_mode & 0o777 == 0o711
+    journal = subprocess.run(
+        ["journalctl", "-u", s.name, "-o", "cat", "--no-pager"], capture_output=True, text=True
+    )
+    assert "daemon.ready" in journal.stdout, journal.stdout[-2000:]
     p = s.cli(
         "run", "-d", "--name", "web", "--memory", "64m", "--pids-limit", "40",
         "--network", "none", "--rootfs", str(rootfs), "sleep", "1000",
@@ -150,5 +173,7 @@ def test_a_restart_of_the_service_leaves_its_containers_running_and_adopted(serv
         time.sleep(0.1)
     assert s.cli("rm", "web").returncode == 0
     assert not cg.exists()
-    stopped = systemctl("stop", s.name)
+    stopped = systemctl("stop", s.name)  # SIGTERM: a clean stop, exit status 0
     assert stopped.returncode == 0, stopped.stderr
+    shown = systemctl("show", "-P", "Result", s.name).stdout.strip()
+    assert shown == "success", systemctl("status", s.name).stdout
