@@ -42,8 +42,13 @@ fi
 src=$HOME_DIR/src
 mkdir -p "$src"
 find "$src" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
-git ls-files -z --cached --others --exclude-standard \
-    | tar --null -T - -cf - | tar -C "$src" -xf -
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git ls-files -z --cached --others --exclude-standard \
+        | tar --null -T - -cf - | tar -C "$src" -xf -
+else  # a checkout without git (an unpacked archive): all but what builds make
+    tar --exclude=./.venv --exclude=./build --exclude='*.egg-info' --exclude=__pycache__ \
+        --exclude='*.so' --exclude=./supervisor/libexec -cf - . | tar -C "$src" -xf -
+fi
 
 echo "in_v2vm: installing the copy with Debian's python3 ($(/usr/bin/python3 --version))" >&2
 (cd "$src" && PYTHON=/usr/bin/python3 bash scripts/install.sh >/dev/null) \
