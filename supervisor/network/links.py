@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import secrets
 from collections.abc import Iterator
 
 from pyroute2 import IPRoute
@@ -50,6 +51,7 @@ def ensure_bridge(name: str, gateway: str, prefix: int) -> None:
             except NetlinkError as e:
                 raise LinkError(f"creating bridge {name}: {e}") from None
         idx = ipr.link_lookup(ifname=name)[0]
+        _fix_mac(ipr, idx, name)
         have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx)}
         if gateway not in have:
             ipr.addr("add", index=idx, address=gateway, prefixlen=prefix)
@@ -61,6 +63,27 @@ def ensure_bridge(name: str, gateway: str, prefix: int) -> None:
     # networks) are in place.
     with open(f"/proc/sys/net/ipv4/conf/{name}/forwarding", "w") as f:
         f.write("0")
+
+
+def _fix_mac(ipr: IPRoute, idx: int, name: str) -> None:
+    """Give the bridge a MAC address of its own. Left to the kernel, a bridge
+    takes the lowest MAC among its ports and changes it as containers come and
+    go; the containers' neighbour caches then hold the gateway's old address,
+    whose frames the host drops, and DNS and every way out go dark for
+    seconds (10 to 40 s, seen as a swap's failed lookups). An address set by
+    hand stays (the kernel's NET_ADDR_SET), as Docker sets docker0's."""
+    try:
+        with open(f"/sys/class/net/{name}/addr_assign_type") as f:
+            if f.read().strip() == "3":  # NET_ADDR_SET: fixed already
+                return
+    except OSError:
+        pass
+    mac = bytearray(secrets.token_bytes(6))
+    mac[0] = (mac[0] & 0xFE) | 0x02  # unicast, locally administered
+    try:
+        ipr.link("set", index=idx, address=":".join(f"{b:02x}" for b in mac))
+    except NetlinkError as e:
+        raise LinkError(f"setting bridge {name}'s address: {e}") from None
 
 
 def delete_link(name: str) -> None:

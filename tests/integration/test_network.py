@@ -101,6 +101,24 @@ def test_containers_reach_each_other_by_name_and_alias(daemon, rootfs, net):
     assert by_id["Name"] == net
 
 
+def test_the_gateways_mac_stays_as_containers_come_and_go(daemon, rootfs, net):
+    """A bridge left to the kernel takes its lowest port's MAC, so each
+    container that joins or leaves can change the gateway's address under the
+    others' neighbour caches (their DNS and way out then dark for seconds).
+    Corral's bridges have an address of their own."""
+    bridge = json.loads(ok(daemon.cli("network", "inspect", net)))[0]["Options"][
+        "com.docker.network.bridge.name"
+    ]
+    sysfs = Path("/sys/class/net") / bridge
+    assert (sysfs / "addr_assign_type").read_text().strip() == "3"  # NET_ADDR_SET
+    before = (sysfs / "address").read_text()
+    ids = [serve(daemon, rootfs, net, f"m{i}", "x") for i in range(4)]
+    assert (sysfs / "address").read_text() == before
+    for cid in ids:
+        ok(daemon.cli("rm", "-f", cid))
+        assert (sysfs / "address").read_text() == before
+
+
 def test_chosen_address_on_a_user_network(daemon, rootfs):
     name = "n" + secrets.token_hex(4)
     ok(daemon.cli("network", "create", "--subnet", "10.89.201.0/24", name))
