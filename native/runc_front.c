@@ -522,8 +522,8 @@ int main(int argc, char **argv)
 		} else if (strncmp(a, "--root=", 7) == 0) {
 			root = a + 7;
 		} else if (strncmp(a, "--log=", 6) == 0 || strncmp(a, "--log-format=", 13) == 0 ||
-			   strncmp(a, "--criu=", 7) == 0) {
-			continue;
+			   strncmp(a, "--criu=", 7) == 0 || strcmp(a, "--systemd-cgroup") == 0) {
+			continue;  /* the record names the container's cgroup, however made */
 		} else {
 			hand_over();  /* --debug, --systemd-cgroup, --help, --version... */
 		}

@@ -156,17 +156,14 @@ def main(argv: list[str] | None = None) -> int:
         log.error("a command is required (create, start, state, kill, delete, ...)")
         return 1
     try:
-        if args.systemd_cgroup:
-            systemd = os.path.isdir("/run/systemd/system")
-            raise CorralError(
-                "--systemd-cgroup: "
-                + (
-                    "cgroups through systemd are not supported by corral-runc yet: "
-                    "use cgroupfs paths (containerd: SystemdCgroup = false)"
-                    if systemd
-                    else "systemd is not running here (no /run/systemd/system)"
+        if args.systemd_cgroup and args.cmd in ("create", "run"):
+            from supervisor.runtime.cgroups.scopes import booted
+
+            if not booted():
+                raise CorralError(
+                    "--systemd-cgroup: systemd is not running here on a cgroup v2 host "
+                    "(no /run/systemd/system, or a v1 hierarchy): use cgroupfs paths"
                 )
-            )
         if (
             args.cmd == "delete"
             and args.force
@@ -219,17 +216,28 @@ def _dispatch(rt: Runtime, args) -> int | None:
         if cmd == "run" and not args.detach:
             if args.console_socket:
                 raise SpecError("--console-socket", "only with create, or run --detach")
+            if args.systemd_cgroup:
+                raise SpecError("--systemd-cgroup", "only with create, or run --detach")
             return _run_foreground(rt, args)
         if terminal and not args.console_socket:
             raise SpecError(
                 "process.terminal",
                 "a detached container with a terminal needs --console-socket (for its pty)",
             )
-        created = rt.create(
-            args.id, args.bundle, stdio=(0, 1, 2), detach=True, spec=spec,
-            wait_for_start=cmd == "create", handoff=args.console_socket,
-            no_pivot=args.no_pivot, preserve_fds=preserve,
-        )  # fmt: skip
+        scope = None
+        if args.systemd_cgroup:
+            spec, scope = _systemd_scope(spec, args.id)
+        try:
+            created = rt.create(
+                args.id, args.bundle, stdio=(0, 1, 2), detach=True, spec=spec,
+                wait_for_start=cmd == "create", handoff=args.console_socket,
+                no_pivot=args.no_pivot, preserve_fds=preserve,
+            )  # fmt: skip
+        finally:
+            if scope is not None:  # in or failed, the holder goes: the scope lives by the container
+                from supervisor.runtime.cgroups.scopes import release
+
+                release(*scope)
         created.close()
         _write_pid(args.pid_file, created.record.pid)
         return 0
@@ -268,6 +276,23 @@ def _dispatch(rt: Runtime, args) -> int | None:
     elif cmd in ("checkpoint", "restore"):
         _criu(args)
     return 0
+
+
+def _systemd_scope(spec, id: str):
+    """--systemd-cgroup, as runc's: cgroupsPath "SLICE:PREFIX:NAME" is the
+    transient scope PREFIX-NAME.scope in SLICE, made over D-Bus (Delegate=yes);
+    the container goes in its `container` leaf (crun's layout), where its
+    limits are Corral's to write and systemd's never. Returns the spec with
+    that cgroup path, and (scope cgroup, holder pid) for release()."""
+    from protocols import lite
+    from supervisor import _native
+    from supervisor.runtime.cgroups import scopes
+
+    path = (spec.linux.cgroups_path if spec.linux else None) or f"system.slice:corral-runc:{id}"
+    slice_, unit = scopes.parse_runc_path(path)
+    group, holder = scopes.start_scope(unit, slice_, _native.INIT)
+    linux = lite.replace(spec.linux, cgroups_path=f"{group}/{scopes.CONTAINER}")
+    return lite.replace(spec, linux=linux), (group, holder)
 
 
 def _json_out(obj: object, indent: int | None = None) -> str:

@@ -177,3 +177,75 @@ def test_a_restart_of_the_service_leaves_its_containers_running_and_adopted(serv
     assert stopped.returncode == 0, stopped.stderr
     shown = systemctl("show", "-P", "Result", s.name).stdout.strip()
     assert shown == "success", systemctl("status", s.name).stdout
+
+
+def test_corral_runc_systemd_cgroup_gives_each_container_a_scope(bundle, tmp_path):
+    """--systemd-cgroup, as containerd's SystemdCgroup = true passes it:
+    cgroupsPath SLICE:PREFIX:NAME is a delegated transient scope
+    PREFIX-NAME.scope, the container in its `container` leaf with its limits;
+    the scope ends with the container."""
+    if not systemd.booted():
+        why = "systemd is not PID 1 on a cgroup v2 host here (scripts/test_v2.sh runs this)"
+        if os.environ.get("CORRAL_EXPECT_SYSTEMD"):
+            pytest.fail(why)
+        pytest.skip(why)
+    from tests.integration.test_corral_runc import _reap, _runc
+
+    tag = secrets.token_hex(2)
+    unit = f"{RUN}-{tag}.scope"
+
+    def edit(d):
+        d["linux"]["cgroupsPath"] = f"system.slice:{RUN}:{tag}"
+        d["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 30}}
+
+    b = bundle("sleep", "100", edit=edit)
+    root = tmp_path / "runc-root"
+    err = tmp_path / "stderr"  # a file: the container keeps create's stdio open
+
+    def runc(*args: str) -> subprocess.CompletedProcess:
+        with open(err, "w") as e:
+            p = subprocess.run(
+                [_runc(), "--root", str(root), "--systemd-cgroup", *args],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=e, timeout=60,
+            )  # fmt: skip
+        p.stderr = err.read_text()
+        return p
+
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: we reap it, as the shim does
+    try:
+        p = runc("create", "--bundle", str(b), "--pid-file", str(tmp_path / "pid"), "s1")
+        assert p.returncode == 0, p.stderr
+        pid = int((tmp_path / "pid").read_text())
+        assert systemctl("show", "-P", "Delegate", unit).stdout.strip() == "yes"
+        group = systemctl("show", "-P", "ControlGroup", unit).stdout.strip()
+        assert group.startswith("/system.slice/"), group
+        cg = Path("/sys/fs/cgroup") / group.lstrip("/")
+        assert str(pid) in (cg / "container" / "cgroup.procs").read_text().split()
+        assert not (cg / "hold").exists()  # the holder went once the container was in
+        assert (cg / "container" / "memory.max").read_text().strip() == str(64 << 20)
+        assert (cg / "container" / "pids.max").read_text().strip() == "30"
+        assert runc("start", "s1").returncode == 0
+        assert systemctl("daemon-reload").returncode == 0
+        assert (cg / "container" / "memory.max").read_text().strip() == str(64 << 20)
+        assert runc("kill", "s1", "KILL").returncode == 0
+        assert _reap(pid) == -9
+        assert runc("delete", "s1").returncode == 0
+        deadline = time.monotonic() + 30
+        while systemctl("is-active", unit).stdout.strip() == "active" or cg.exists():
+            assert time.monotonic() < deadline, "the scope outlived its container"
+            time.sleep(0.1)
+    finally:
+        libc.prctl(36, 0, 0, 0, 0)
+        subprocess.run(
+            [_runc(), "--root", str(root), "delete", "--force", "s1"], capture_output=True
+        )
+        systemctl("stop", unit)
+        while True:  # what was handed over to us
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
