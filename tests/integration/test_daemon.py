@@ -138,6 +138,14 @@ def test_fifty_containers_at_once(daemon, rootfs):
     assert c.call(api.List(all=True)).containers == []
 
 
+def _ended(pid: int) -> bool:
+    """Gone, or a zombie (read once: it may be reaped between two reads)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
 @pytest.mark.cgroups
 def test_daemon_sigkill_loses_nothing(daemon, rootfs):
     c = daemon.client()
@@ -165,13 +173,7 @@ def test_daemon_sigkill_loses_nothing(daemon, rootfs):
     os.kill(exits_pid, signal.SIGUSR1)
     os.kill(killed_pid, signal.SIGKILL)
     for pid in (exits_pid, killed_pid):
-        wait_until(
-            lambda pid=pid: (
-                not Path(f"/proc/{pid}").exists()
-                or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
-            ),
-            f"the end of {pid}",
-        )
+        wait_until(lambda pid=pid: _ended(pid), f"the end of {pid}")
     time.sleep(0.3)
     assert Path(f"/proc/{stays_pid}").exists()  # containers outlive the daemon
     daemon.start()
