@@ -29,10 +29,12 @@ from bench.common import (
     DaemonProc,
     fmt,
     fresh_bytecode,
+    import_image,
     log,
     make_bundle,
     podman_cli,
     reexec_in_private_mountns,
+    rootfs_tar,
     start_dockerd,
     summary,
     timed,
@@ -74,12 +76,10 @@ def main() -> None:
     dockerd = None
     try:
         bundle = make_bundle(base, ["/bin/true"])
-        tar = base / "rootfs.tar"
-        subprocess.run(["tar", "-C", str(bundle / "rootfs"), "-cf", str(tar), "."], check=True)
+        tar = rootfs_tar(bundle / "rootfs", base)
         daemon.start()
         cenv = {**os.environ, "CORRAL_SOCKET": daemon.socket}
-        subprocess.run([str(CORRAL), "import", str(tar), "bench-busybox"], env=cenv, check=True,
-                       capture_output=True)  # fmt: skip
+        import_image([str(CORRAL)], tar, "bench-busybox", env=cenv)
         ctx = base / "ctx"
         context(ctx)
         engines: dict[str, tuple[list[str], dict]] = {
@@ -87,8 +87,7 @@ def main() -> None:
         }
         dockerd = start_dockerd(base)
         if dockerd:
-            subprocess.run([*dockerd[1], "import", str(tar), "bench-busybox"], check=True,
-                           capture_output=True)  # fmt: skip
+            import_image(dockerd[1], tar, "bench-busybox")
             engines["docker build"] = (
                 [*dockerd[1], "build", "-q", "-t", "bench-app"],
                 {**os.environ, "DOCKER_BUILDKIT": "0"},
@@ -96,8 +95,7 @@ def main() -> None:
         podman = podman_cli(base)
         buildah = shutil.which("buildah")
         if podman and buildah:
-            subprocess.run([*podman, "import", str(tar), "bench-busybox"], check=True,
-                           capture_output=True)  # fmt: skip
+            import_image(podman, tar, "bench-busybox")
             engines["buildah bud"] = (
                 [buildah, "--root", str(base / "podman"), "--runroot", str(base / "podman-run"),
                  "bud", "-q", "--cgroup-manager", "cgroupfs", "--ulimit", "nofile=1024:1024",

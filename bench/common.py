@@ -30,6 +30,21 @@ def make_bundle(base: Path, args: list[str]) -> Path:
     return bundle
 
 
+def rootfs_tar(rootfs: Path, base: Path) -> Path:
+    """The root filesystem as base/rootfs.tar, for every engine's `import`."""
+    tar = base / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+    return tar
+
+
+def import_image(cli: list[str], tar: Path, name: str, env: dict | None = None) -> None:
+    """`CLI import TAR NAME` (corral, docker and podman take the same words);
+    RuntimeError with its stderr if it fails."""
+    p = subprocess.run([*cli, "import", str(tar), name], env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cli)} import {name}: {p.stderr[-1500:]}")
+
+
 def spawn_wait(argv: list[str]) -> float:
     """Wall time of one whole process, started with posix_spawn (vfork), in ms."""
     devnull = os.open("/dev/null", os.O_RDWR)

@@ -44,10 +44,12 @@ from bench.common import (
     DaemonProc,
     fmt,
     fresh_bytecode,
+    import_image,
     log,
     make_bundle,
     podman_cli,
     reexec_in_private_mountns,
+    rootfs_tar,
     start_dockerd,
     summary,
 )
@@ -236,20 +238,17 @@ def main() -> None:
     engines: list[Engine] = []
     try:
         bundle = make_bundle(base, ["/bin/true"])
-        tar = base / "rootfs.tar"
-        subprocess.run(["tar", "-C", str(bundle / "rootfs"), "-cf", str(tar), "."], check=True)
+        tar = rootfs_tar(bundle / "rootfs", base)
         daemon.start()
         cenv = {**os.environ, "CORRAL_SOCKET": daemon.socket}
-        subprocess.run([str(CORRAL), "import", str(tar), IMAGE], env=cenv, check=True)
+        import_image([str(CORRAL)], tar, IMAGE, env=cenv)
         engines.append(Engine("corral", [str(CORRAL), "compose"], [str(CORRAL)], cenv))
         dc = shutil.which("docker-compose")
         dockerd = start_dockerd(base) if dc else None
         if dc is None:
             log("docker-compose: not installed (apt-get install docker-compose): left out")
         if dockerd:
-            subprocess.run(
-                [*dockerd[1], "import", str(tar), IMAGE], check=True, capture_output=True
-            )
+            import_image(dockerd[1], tar, IMAGE)
             host = dockerd[1][2]
             engines.append(
                 Engine("docker-compose", [dc], dockerd[1], {**os.environ, "DOCKER_HOST": host})
@@ -257,7 +256,7 @@ def main() -> None:
         pc = shutil.which("podman-compose") or str(REPO / ".venv" / "bin" / "podman-compose")
         podman = podman_cli(base)
         if podman and os.path.exists(pc):
-            subprocess.run([*podman, "import", str(tar), IMAGE], check=True, capture_output=True)
+            import_image(podman, tar, IMAGE)
             # podman 4.3 runs health checks from systemd timers: none without systemd
             # (here), so podman-compose ignores service_healthy, and its clock stops
             # when every container runs. Its limits as daemon_run.py gives them.

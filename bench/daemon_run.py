@@ -30,10 +30,12 @@ from bench.common import (
     DaemonProc,
     fmt,
     fresh_bytecode,
+    import_image,
     log,
     make_bundle,
     podman_cli,
     reexec_in_private_mountns,
+    rootfs_tar,
     spawn_wait,
     start_dockerd,
     summary,
@@ -57,8 +59,7 @@ def main() -> None:
     try:
         bundle = make_bundle(base, ["/bin/true"])
         rootfs = bundle / "rootfs"
-        tar = base / "rootfs.tar"
-        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+        tar = rootfs_tar(rootfs, base)
         daemon.start()
         env = {**os.environ, "CORRAL_SOCKET": daemon.socket}
         os.environ["CORRAL_SOCKET"] = daemon.socket
@@ -76,9 +77,7 @@ def main() -> None:
         }
         dockerd = start_dockerd(base)
         if dockerd:
-            subprocess.run(
-                [*dockerd[1], "import", str(tar), "bench-busybox"], check=True, capture_output=True
-            )
+            import_image(dockerd[1], tar, "bench-busybox")
             runs["docker"] = [
                 *dockerd[1],
                 "run",
@@ -90,9 +89,7 @@ def main() -> None:
             ]
         podman = podman_cli(base)
         if podman:
-            subprocess.run(
-                [*podman, "import", str(tar), "bench-busybox"], check=True, capture_output=True
-            )
+            import_image(podman, tar, "bench-busybox")
             runs["podman"] = [
                 *podman,
                 "run",

@@ -31,9 +31,11 @@ from bench.common import (
     DaemonProc,
     fmt,
     fresh_bytecode,
+    import_image,
     log,
     make_bundle,
     reexec_in_private_mountns,
+    rootfs_tar,
     start_dockerd,
     summary,
     timed,
@@ -74,19 +76,16 @@ def main() -> None:
     engines: dict[str, list[str]] = {}
     try:
         bundle = make_bundle(base, ["/bin/true"])
-        tar = base / "rootfs.tar"
-        subprocess.run(["tar", "-C", str(bundle / "rootfs"), "-cf", str(tar), "."], check=True)
+        tar = rootfs_tar(bundle / "rootfs", base)
         daemon.start()
         env = {**os.environ, "CORRAL_SOCKET": daemon.socket}
-        subprocess.run([str(CORRAL), "import", str(tar), "busybox"], env=env, check=True,
-                       capture_output=True)  # fmt: skip
+        import_image([str(CORRAL)], tar, "busybox", env=env)
         engines["corral"] = [docker, "-H", f"unix://{base / 'corral' / 'run' / 'docker.sock'}"]
         dockerd = start_dockerd(base)
         if dockerd is None:
             sys.exit("dockerd could not be started: nothing to compare with")
         engines["dockerd"] = dockerd[1]
-        subprocess.run([*dockerd[1], "import", str(tar), "busybox"], check=True,
-                       capture_output=True)  # fmt: skip
+        import_image(dockerd[1], tar, "busybox")
         runs = {
             "run --rm (default network)": ["run", "--rm", "busybox", "true"],
             "run --rm --network none": ["run", "--rm", "--network", "none", "busybox", "true"],

@@ -25,11 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     DaemonProc,
     fresh_bytecode,
+    import_image,
     log,
     make_bundle,
     monitor_pids,
     podman_cli,
     reexec_in_private_mountns,
+    rootfs_tar,
 )
 from bench.daemon_run import start_dockerd
 from protocols.lite import api
@@ -37,7 +39,7 @@ from protocols.lite import api
 
 def run_n(cli: list[str], tar: Path, n: int, flags: list[str]) -> float:
     """Seconds for `n` detached `sleep` containers of the imported root, one after another."""
-    subprocess.run([*cli, "import", str(tar), "scale-busybox"], check=True, capture_output=True)
+    import_image(cli, tar, "scale-busybox")
     t = time.perf_counter()
     for _ in range(n):
         subprocess.run(
@@ -116,8 +118,7 @@ def main() -> None:
         c.close()
 
         rows = []
-        tar = base / "rootfs.tar"
-        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+        tar = rootfs_tar(rootfs, base)
         podman = podman_cli(base)
         if podman:
             limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]

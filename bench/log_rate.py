@@ -26,9 +26,11 @@ from bench.common import (
     CORRAL,
     DaemonProc,
     fresh_bytecode,
+    import_image,
     log,
     make_bundle,
     reexec_in_private_mountns,
+    rootfs_tar,
     start_dockerd,
     summary,
 )
@@ -87,8 +89,7 @@ def main() -> None:
     try:
         bundle = make_bundle(base, ["true"])
         rootfs = bundle / "rootfs"
-        tar = base / "rootfs.tar"
-        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+        tar = rootfs_tar(rootfs, base)
         daemon.start()
         corral = [str(CORRAL)]
         os.environ["CORRAL_SOCKET"] = daemon.socket
@@ -96,9 +97,7 @@ def main() -> None:
         if dockerd is None:
             log("docker: dockerd is not installed (apt-get install docker.io): Corral alone")
         else:
-            subprocess.run(
-                [*dockerd[1], "import", str(tar), "bench-busybox"], check=True, capture_output=True
-            )
+            import_image(dockerd[1], tar, "bench-busybox")
         print("| workload | engine | MB/s (median) | p10 - p90 | rounds |")
         print("| --- | --- | --- | --- | --- |")
         for name, script in WORKLOADS.items():

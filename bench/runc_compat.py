@@ -29,9 +29,11 @@ from bench.common import (
     DaemonProc,
     fmt,
     fresh_bytecode,
+    import_image,
     log,
     make_bundle,
     reexec_in_private_mountns,
+    rootfs_tar,
     start_dockerd,
     summary,
     timed,
@@ -63,12 +65,10 @@ def main() -> None:
     results: dict[str, list[float]] = {}
     try:
         bundle = make_bundle(base, ["/bin/true"])
-        tar = base / "rootfs.tar"
-        subprocess.run(["tar", "-C", str(bundle / "rootfs"), "-cf", str(tar), "."], check=True)
+        tar = rootfs_tar(bundle / "rootfs", base)
         daemon.start()
         env = {"CORRAL_SOCKET": daemon.socket, "PATH": "/usr/bin:/bin"}
-        subprocess.run([str(CORRAL), "import", str(tar), "busybox"], env=env, check=True,
-                       capture_output=True)  # fmt: skip
+        import_image([str(CORRAL)], tar, "busybox", env=env)
         subprocess.run([str(CORRAL), "save", "-o", str(base / "img.tar"), "busybox"], env=env,
                        check=True, capture_output=True)  # fmt: skip
         # containerd
@@ -95,7 +95,7 @@ def main() -> None:
             sys.exit("dockerd could not be started")
         procs.append(dockerd[0])
         docker = dockerd[1]
-        subprocess.run([*docker, "import", str(tar), "busybox"], check=True, capture_output=True)
+        import_image(docker, tar, "busybox")
         docker_names = {"corral-runc": "corral", "runc": "runc", "crun": "crun"}
         n = 0
         for r in range(args.rounds + 1):  # round 0 warms up
