@@ -73,6 +73,7 @@ def _fix_mac(ipr: IPRoute, idx: int, name: str) -> None:
     seconds (10 to 40 s, seen as a swap's failed lookups). An address set by
     hand stays (the kernel's NET_ADDR_SET), as Docker sets docker0's."""
     try:
+        # loop-safe: a sysfs attribute, a few bytes from memory, once per bridge start
         with open(f"/sys/class/net/{name}/addr_assign_type") as f:
             if f.read().strip() == "3":  # NET_ADDR_SET: fixed already
                 return

@@ -6,12 +6,14 @@ temporary root; after each test no cgroup of the run may remain.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import secrets
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -185,3 +187,33 @@ def daemon(tmp_path: Path):
         worth = [line for line in lines if '"level": "error"' in line or '"level": "warn' in line]
         if worth:
             print("daemon.log, errors and warnings:", *worth[-40:], sep="\n")
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+@pytest.fixture
+def subreaper():
+    """This test process reaps what corral-runc hands over, as the shim does."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    try:
+        yield
+    finally:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+        while True:  # the handed-over monitors, reparented to us as they exited
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+
+
+def _reap(pid: int, timeout: float = 20) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got, status = os.waitpid(pid, os.WNOHANG)
+        if got == pid:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    raise AssertionError(f"{pid} did not exit")

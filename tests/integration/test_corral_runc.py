@@ -6,7 +6,6 @@ itself (Debian's 1.6, started here with its own root, state and socket)."""
 from __future__ import annotations
 
 import array
-import ctypes
 import json
 import os
 import secrets
@@ -19,12 +18,10 @@ from pathlib import Path
 import pytest
 
 from tests.integration import engines
-from tests.integration.conftest import RUN, _cgroup_leftovers, _drop_cgroup_parent
+from tests.integration.conftest import RUN, _cgroup_leftovers, _drop_cgroup_parent, _reap
 from tests.probe import needs_busybox, needs_root
 
 pytestmark = [needs_root, needs_busybox]
-
-PR_SET_CHILD_SUBREAPER = 36
 
 
 def _runc() -> str:
@@ -64,33 +61,6 @@ def _bundle(bundle, runc, *args: str, terminal: bool = False, edit=None) -> Path
             edit(d)
 
     return bundle(*args, terminal=terminal, edit=fix)
-
-
-@pytest.fixture
-def subreaper():
-    """This test process reaps what corral-runc hands over, as the shim does."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    try:
-        yield
-    finally:
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-        while True:  # the handed-over monitors, reparented to us as they exited
-            try:
-                if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                    break
-            except ChildProcessError:
-                break
-
-
-def _reap(pid: int, timeout: float = 20) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got, status = os.waitpid(pid, os.WNOHANG)
-        if got == pid:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.02)
-    raise AssertionError(f"{pid} did not exit")
 
 
 @pytest.mark.cgroups

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.daemon import systemd
-from tests.integration.conftest import RUN
+from tests.integration.conftest import RUN, _reap
 from tests.probe import needs_busybox, needs_root
 
 pytestmark = [needs_root, needs_busybox, pytest.mark.systemd]
@@ -100,12 +100,17 @@ class Service:
 
 
 @pytest.fixture
-def service(tmp_path):
+def booted():
+    """systemd as PID 1 on cgroup v2: a skip elsewhere, a failure in the VM."""
     if not systemd.booted():
         why = "systemd is not PID 1 on a cgroup v2 host here (scripts/test_v2.sh runs this)"
         if os.environ.get("CORRAL_EXPECT_SYSTEMD"):
             pytest.fail(why)
         pytest.skip(why)
+
+
+@pytest.fixture
+def service(booted, tmp_path):
     s = Service(tmp_path / "svc")
     try:
         yield s
@@ -179,17 +184,14 @@ def test_a_restart_of_the_service_leaves_its_containers_running_and_adopted(serv
     assert shown == "success", systemctl("status", s.name).stdout
 
 
-def test_corral_runc_systemd_cgroup_gives_each_container_a_scope(bundle, tmp_path):
+def test_corral_runc_systemd_cgroup_gives_each_container_a_scope(
+    booted, bundle, tmp_path, subreaper
+):
     """--systemd-cgroup, as containerd's SystemdCgroup = true passes it:
     cgroupsPath SLICE:PREFIX:NAME is a delegated transient scope
     PREFIX-NAME.scope, the container in its `container` leaf with its limits;
-    the scope ends with the container."""
-    if not systemd.booted():
-        why = "systemd is not PID 1 on a cgroup v2 host here (scripts/test_v2.sh runs this)"
-        if os.environ.get("CORRAL_EXPECT_SYSTEMD"):
-            pytest.fail(why)
-        pytest.skip(why)
-    from tests.integration.test_corral_runc import _reap, _runc
+    the scope ends with the container (reaped here, as the shim would)."""
+    from tests.integration.test_corral_runc import _runc
 
     tag = secrets.token_hex(2)
     unit = f"{RUN}-{tag}.scope"
@@ -211,10 +213,6 @@ def test_corral_runc_systemd_cgroup_gives_each_container_a_scope(bundle, tmp_pat
         p.stderr = err.read_text()
         return p
 
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: we reap it, as the shim does
     try:
         p = runc("create", "--bundle", str(b), "--pid-file", str(tmp_path / "pid"), "s1")
         assert p.returncode == 0, p.stderr
@@ -238,14 +236,7 @@ def test_corral_runc_systemd_cgroup_gives_each_container_a_scope(bundle, tmp_pat
             assert time.monotonic() < deadline, "the scope outlived its container"
             time.sleep(0.1)
     finally:
-        libc.prctl(36, 0, 0, 0, 0)
         subprocess.run(
             [_runc(), "--root", str(root), "delete", "--force", "s1"], capture_output=True
         )
         systemctl("stop", unit)
-        while True:  # what was handed over to us
-            try:
-                if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                    break
-            except ChildProcessError:
-                break

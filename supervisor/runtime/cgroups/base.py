@@ -122,6 +122,12 @@ def detect() -> str:
 # the start of `corral runtime run`, which the benchmarks hold against crun's.
 
 
+def check_io_weight(weight: int) -> None:
+    """A block I/O weight as Docker and the OCI spec take it (v1's range)."""
+    if not 10 <= weight <= 1000:
+        raise CgroupError("blkio weight", errno.EINVAL, f"{weight} is not within 10-1000:")
+
+
 def read_text(path: str) -> str:
     with open(path) as f:
         return f.read()

@@ -23,6 +23,7 @@ from supervisor.runtime.cgroups.base import (
     Limits,
     Mount,
     Stats,
+    check_io_weight,
     make_dirs,
     mounts,
     own_cgroup,
@@ -120,8 +121,6 @@ class CgroupV1:
             write(os.path.join(pids, "pids.max"), str(limits.pids) if limits.pids > 0 else "max")
         blkio = self.dirs.get("blkio")
         if limits.io_weight is not None:
-            from supervisor.runtime.cgroups.v2 import check_io_weight
-
             check_io_weight(limits.io_weight)
             names = ("blkio.weight", "blkio.bfq.weight")  # CFQ's, or BFQ's
             found = [n for n in names if blkio and os.path.exists(os.path.join(blkio, n))]

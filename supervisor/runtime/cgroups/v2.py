@@ -24,6 +24,7 @@ from supervisor.errors import CgroupError
 from supervisor.runtime.cgroups.base import (
     Limits,
     Stats,
+    check_io_weight,
     make_dirs,
     mounts,
     own_cgroup,
@@ -93,11 +94,6 @@ def v2_files(limits: Limits) -> list[tuple[str, str, str]]:
     for name, value in limits.unified.items():
         out.append((name.split(".", 1)[0], name, value))
     return out
-
-
-def check_io_weight(weight: int) -> None:
-    if not 10 <= weight <= 1000:
-        raise CgroupError("blkio weight", errno.EINVAL, f"{weight} is not within 10-1000:")
 
 
 class CgroupV2:
